@@ -1,0 +1,1 @@
+"""connector: one sales funnel, true across Salesforce, vtiger CRM and marketing segments."""

@@ -1,0 +1,1 @@
+"""Mappers: pure functions from raw source records to the shared funnel schema."""

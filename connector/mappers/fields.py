@@ -1,0 +1,186 @@
+"""Generic field mapping shared by every mapper: rename, coerce to the schema type, translate picklists.
+
+The YAML says which source field feeds which schema field (`fields: {Status: lead_status}`), which raw
+picklist values mean what (`value_maps: {lead_status: {"Closed - Not Converted": qualified_out}}`) and which
+date formats a file uses. Mapping is pure: no I/O, no client, no clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+
+from ..errors import RecordError
+from ..model import StrictModel
+from ..schema import (
+    CONTRACT_FIELDS,
+    OPPORTUNITY_FIELDS,
+    PERSON_FIELDS,
+    FactKind,
+    FieldType,
+)
+
+DEFAULT_DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%d-%m-%Y", "%d/%m/%Y")
+TRUE_WORDS = {"1", "true", "yes", "y", "ja", "j", "on", "x"}
+FALSE_WORDS = {"0", "false", "no", "n", "nee", "off", ""}
+
+
+def fields_for_kind(kind: FactKind) -> dict[str, FieldType]:
+    if kind is FactKind.OPPORTUNITY:
+        return dict(OPPORTUNITY_FIELDS)
+    if kind is FactKind.CONTRACT:
+        return dict(CONTRACT_FIELDS)
+    return {name: f.type for name, f in PERSON_FIELDS.items()}
+
+
+class ObjectMapping(StrictModel):
+    """How one object (a CRM object, or the rows of a file) maps onto the shared schema."""
+
+    kind: FactKind = FactKind.PERSON
+    fields: dict[str, str] = Field(default_factory=dict)  # source field -> schema field or `extra.<name>`
+    value_maps: dict[str, dict[str, Any]] = Field(default_factory=dict)  # schema field -> raw -> meaning
+    constants: dict[str, Any] = Field(default_factory=dict)  # schema field -> fixed value for every record
+    date_formats: list[str] = Field(default_factory=lambda: list(DEFAULT_DATE_FORMATS))
+
+    @field_validator("fields")
+    @classmethod
+    def _targets_are_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for target in value.values():
+            if not target or not isinstance(target, str):
+                raise ValueError("every mapped field needs a schema field name")
+        return value
+
+    @model_validator(mode="after")
+    def _targets_exist(self) -> ObjectMapping:
+        known = fields_for_kind(self.kind)
+        for src, target in self.fields.items():
+            if not target.startswith("extra.") and target not in known:
+                raise ValueError(
+                    f"fields.{src}: '{target}' is not a {self.kind.value} schema field "
+                    f"(known: {', '.join(sorted(known))}; or use extra.<name>)"
+                )
+        for target in list(self.value_maps) + list(self.constants):
+            if not target.startswith("extra.") and target not in known:
+                raise ValueError(f"'{target}' is not a {self.kind.value} schema field")
+        return self
+
+    def schema_type(self, target: str) -> FieldType:
+        if target.startswith("extra."):
+            return FieldType.STR
+        return fields_for_kind(self.kind)[target]
+
+
+@dataclass
+class Mapped:
+    values: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    unknown: list[tuple[str, str]] = field(default_factory=list)  # (schema field, raw value) not in a value map
+
+
+def parse_date(raw: Any, formats: list[str] | tuple[str, ...]) -> dt.date | None:
+    """A date from a date, datetime or string in one of `formats`; raises ValueError when unreadable."""
+    if raw is None:
+        return None
+    if isinstance(raw, dt.datetime):
+        return raw.date() if raw.tzinfo is None else raw.astimezone(dt.UTC).date()
+    if isinstance(raw, dt.date):
+        return raw
+    text = str(raw).strip()
+    if not text:
+        return None
+    for fmt in formats:
+        try:
+            return dt.datetime.strptime(text, fmt).date()  # noqa: DTZ007 - a calendar date, no zone
+        except ValueError:
+            continue
+    # ISO datetimes with zone (Salesforce `2026-01-31T10:00:00.000+0000`) as a last resort
+    try:
+        parsed = dt.datetime.fromisoformat(text.replace("+0000", "+00:00"))
+    except ValueError:
+        raise ValueError(f"'{text}' is not a date in any of the formats {', '.join(formats)}") from None
+    return parsed.astimezone(dt.UTC).date() if parsed.tzinfo else parsed.date()
+
+
+def coerce(raw: Any, ftype: FieldType, formats: list[str] | tuple[str, ...]) -> Any:
+    """Convert a raw value to the schema type; None for empty; ValueError with a readable reason otherwise."""
+    if raw is None or (isinstance(raw, str) and not raw.strip() and ftype is not FieldType.BOOL):
+        return None
+    if ftype is FieldType.STR:
+        return str(raw).strip()
+    if ftype is FieldType.BOOL:
+        if isinstance(raw, bool):
+            return raw
+        word = str(raw).strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+        raise ValueError(f"'{raw}' is not a yes/no value")
+    if ftype in (FieldType.INT, FieldType.FLOAT):
+        if isinstance(raw, bool):
+            raise ValueError(f"'{raw}' is not a number")
+        if isinstance(raw, int | float):
+            return int(raw) if ftype is FieldType.INT else float(raw)
+        text = str(raw).strip().replace(" ", "")
+        if "," in text and "." not in text:
+            text = text.replace(",", ".")  # Dutch decimal comma
+        elif "," in text and "." in text:
+            text = text.replace(".", "").replace(",", ".") if text.rfind(",") > text.rfind(".") else text.replace(",", "")
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"'{raw}' is not a number") from None
+        return int(number) if ftype is FieldType.INT else number
+    return parse_date(raw, formats)
+
+
+def translate(target: str, raw: Any, value_map: Mapping[str, Any]) -> tuple[bool, Any]:
+    """Look a raw picklist value up case-insensitively; (found, meaning)."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return True, None
+    key = str(raw).strip()
+    if key in value_map:
+        return True, value_map[key]
+    folded = key.casefold()
+    for candidate, meaning in value_map.items():
+        if candidate.casefold() == folded:
+            return True, meaning
+    return False, None
+
+
+def map_fields(raw: Mapping[str, Any], mapping: ObjectMapping, *, getter: Any = None) -> Mapped:
+    """Apply `mapping` to one raw record. A value that cannot be coerced raises `RecordError` naming the field.
+
+    `getter(raw, source_field)` reads a (possibly dotted, e.g. `Account.Name`) field; default is `raw.get`.
+    """
+    out = Mapped()
+    get = getter or (lambda record, name: record.get(name))
+    for target, value in mapping.constants.items():
+        _put(out, target, value)
+    for src, target in mapping.fields.items():
+        raw_value = get(raw, src)
+        value_map = mapping.value_maps.get(target)
+        if value_map is not None:
+            found, meaning = translate(target, raw_value, value_map)
+            if not found:
+                out.unknown.append((target, str(raw_value)))
+                continue
+            raw_value = meaning
+        try:
+            value = coerce(raw_value, mapping.schema_type(target), mapping.date_formats)
+        except ValueError as exc:
+            raise RecordError(f"field {src} -> {target}: {exc}", code="BAD_VALUE") from None
+        if value is not None:
+            _put(out, target, value)
+    return out
+
+
+def _put(out: Mapped, target: str, value: Any) -> None:
+    if target.startswith("extra."):
+        out.extra[target[len("extra.") :]] = value
+    else:
+        out.values[target] = value

@@ -1,0 +1,1 @@
+"""Loopback sandboxes that speak real CRM wire protocols, for tests, the demo and benchmarks."""

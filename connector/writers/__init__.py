@@ -1,0 +1,1 @@
+"""Writers: push stage labels and segment memberships to a target, registered by YAML `type`."""
