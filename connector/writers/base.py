@@ -67,6 +67,8 @@ class Writer(Protocol):
     name: str
     # the configured source whose records this writer labels; None for writers that address people, not records
     source: str | None
+    # objects of that source that carry a stage label (e.g. {"Lead", "Contact"}); empty: the writer takes no labels
+    label_objects: frozenset[str]
 
     def write_labels(self, changes: list[LabelChange], ctx: RunContext) -> WriteResult: ...
 
