@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from ..context import RunContext
 from ..mappers.fields import ObjectMapping
@@ -23,6 +23,12 @@ class SourceConfigBase(StrictModel):
     name: str
     type: str
     enabled: bool = True
+    # whose word this source carries: a sales decision (CRM) beats a marketing signal (enrichment files)
+    role: Literal["sales", "marketing"] | None = None
+    default_role: ClassVar[str] = "sales"
+
+    def effective_role(self) -> str:
+        return self.role or self.default_role
 
 
 @dataclass

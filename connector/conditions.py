@@ -1,0 +1,269 @@
+"""The small condition vocabulary shared by stage rules and segments.
+
+A condition is a YAML mapping: a field test (`{field: lead_status, eq: qualified_out}`) or a combination
+(`{all: [...]}`, `{any: [...]}`, `{not: {...}}`). Operators: eq, ne, in, not_in, present, gt, gte, lt, lte,
+contains, and within_days (a date window around the run's as-of date). Comparison operands for date fields may
+be an ISO date or `today`, `today+30`, `today-365`, always resolved against the as-of date passed in, never the
+clock. There is no `eval` and no expression language: only these shapes validate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+
+from .model import StrictModel
+from .schema import FieldType, all_condition_fields
+
+RELATIVE_DAY = re.compile(r"^today\s*(?:([+-])\s*(\d{1,5}))?$")
+COMPARISONS = ("eq", "ne", "in_", "not_in", "present", "gt", "gte", "lt", "lte", "contains", "within_days")
+
+
+class DayWindow(StrictModel):
+    """Inclusive window in days relative to as-of: `{from: 0, to: 90}` means today .. today+90."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    start: int = Field(alias="from")
+    end: int = Field(alias="to")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DayWindow:
+        if self.start > self.end:
+            raise ValueError(f"window from {self.start} is after to {self.end}")
+        return self
+
+
+class FieldCondition(StrictModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    field: str
+    eq: Any = None
+    ne: Any = None
+    in_: list[Any] | None = Field(default=None, alias="in")
+    not_in: list[Any] | None = None
+    present: bool | None = None
+    gt: Any = None
+    gte: Any = None
+    lt: Any = None
+    lte: Any = None
+    contains: Any = None
+    within_days: DayWindow | None = None
+
+    @field_validator("field")
+    @classmethod
+    def _known_field(cls, name: str) -> str:
+        if name.startswith("extra.") and len(name) > len("extra."):
+            return name
+        known = all_condition_fields()
+        if name not in known:
+            raise ValueError(f"unknown field '{name}' (known: {', '.join(sorted(known))}, or extra.<name>)")
+        return name
+
+    @model_validator(mode="after")
+    def _one_operator(self) -> FieldCondition:
+        used = [op for op in COMPARISONS if op in self.model_fields_set]
+        if len(used) != 1:
+            names = ", ".join(op.rstrip("_") for op in COMPARISONS)
+            raise ValueError(f"give exactly one operator for field '{self.field}' (one of: {names})")
+        ftype = field_type(self.field)
+        op = used[0]
+        if op == "within_days" and ftype is not FieldType.DATE:
+            raise ValueError(f"within_days needs a date field; '{self.field}' is {ftype.value}")
+        if op in ("gt", "gte", "lt", "lte"):
+            operand = getattr(self, op)
+            if ftype is FieldType.DATE:
+                parse_date_operand(operand, dt.date(2000, 1, 1))  # raises ValueError with a readable reason
+            elif ftype in (FieldType.INT, FieldType.FLOAT) and not isinstance(operand, int | float):
+                raise ValueError(f"{op} on number field '{self.field}' needs a number, got {operand!r}")
+        return self
+
+    @property
+    def operator(self) -> str:
+        return next(op for op in COMPARISONS if op in self.model_fields_set)
+
+
+class AllCondition(StrictModel):
+    all: list[Condition] = Field(min_length=1)
+
+
+class AnyCondition(StrictModel):
+    any: list[Condition] = Field(min_length=1)
+
+
+class NotCondition(StrictModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    not_: Condition = Field(alias="not")
+
+
+def _condition_tag(value: Any) -> str | None:
+    if isinstance(value, Mapping):
+        for tag in ("all", "any", "not", "field"):
+            if tag in value:
+                return tag
+        return None
+    if isinstance(value, FieldCondition):
+        return "field"
+    if isinstance(value, AllCondition):
+        return "all"
+    if isinstance(value, AnyCondition):
+        return "any"
+    if isinstance(value, NotCondition):
+        return "not"
+    return None
+
+
+Condition = Annotated[
+    Annotated[FieldCondition, Tag("field")]
+    | Annotated[AllCondition, Tag("all")]
+    | Annotated[AnyCondition, Tag("any")]
+    | Annotated[NotCondition, Tag("not")],
+    Discriminator(
+        _condition_tag,
+        custom_error_type="condition",
+        custom_error_message="a condition needs one of the keys: field, all, any, not",
+    ),
+]
+AllCondition.model_rebuild()
+AnyCondition.model_rebuild()
+NotCondition.model_rebuild()
+
+
+def field_type(name: str) -> FieldType:
+    if name.startswith("extra."):
+        return FieldType.STR
+    return all_condition_fields()[name]
+
+
+def parse_date_operand(value: Any, as_of: dt.date) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    text = str(value).strip().lower()
+    match = RELATIVE_DAY.match(text)
+    if match:
+        sign, days = match.groups()
+        offset = int(days or 0) * (-1 if sign == "-" else 1)
+        return as_of + dt.timedelta(days=offset)
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"'{value}' is not a date (use YYYY-MM-DD, today, today+N or today-N)") from None
+
+
+# ---- evaluation -------------------------------------------------------------------------------------------
+
+
+Getter = Callable[[str], Any]
+
+
+def evaluate(cond: Any, get: Getter, as_of: dt.date, matched: list[str] | None = None) -> bool:
+    """True when `cond` holds for the values `get` returns; appends a description of each leaf that held."""
+    if isinstance(cond, AllCondition):
+        trail: list[str] = []
+        if all(evaluate(c, get, as_of, trail) for c in cond.all):
+            if matched is not None:
+                matched.extend(trail)
+            return True
+        return False
+    if isinstance(cond, AnyCondition):
+        for c in cond.any:
+            trail = []
+            if evaluate(c, get, as_of, trail):
+                if matched is not None:
+                    matched.extend(trail)
+                return True
+        return False
+    if isinstance(cond, NotCondition):
+        inner: list[str] = []
+        if evaluate(cond.not_, get, as_of, inner):
+            return False
+        if matched is not None:
+            matched.append(f"not({describe(cond.not_)})")
+        return True
+    assert isinstance(cond, FieldCondition)
+    value = get(cond.field)
+    held = _test(cond, value, as_of)
+    if held and matched is not None:
+        matched.append(f"{cond.field}={_show(value)} ({describe(cond)})")
+    return held
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, list | tuple | set | frozenset):
+        return "[" + ",".join(sorted(str(v) for v in value)) + "]"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _norm(value: Any) -> Any:
+    return value.casefold() if isinstance(value, str) else value
+
+
+def _test(cond: FieldCondition, value: Any, as_of: dt.date) -> bool:
+    op = cond.operator
+    if op == "present":
+        is_present = value is not None and value != "" and value != []
+        return is_present is cond.present
+    if op == "within_days":
+        if not isinstance(value, dt.date):
+            return False
+        window = cond.within_days
+        assert window is not None
+        delta = (value - as_of).days
+        return window.start <= delta <= window.end
+    if op == "contains":
+        if isinstance(value, list | tuple | set | frozenset):
+            return _norm(cond.contains) in {_norm(v) for v in value}
+        return isinstance(value, str) and _norm(str(cond.contains)) in _norm(value)
+    if value is None:
+        # a missing value satisfies only the negative operators
+        return op in ("ne", "not_in")
+    if op == "eq":
+        return bool(_norm(value) == _norm(cond.eq))
+    if op == "ne":
+        return bool(_norm(value) != _norm(cond.ne))
+    if op == "in_":
+        return _norm(value) in {_norm(v) for v in (cond.in_ or [])}
+    if op == "not_in":
+        return _norm(value) not in {_norm(v) for v in (cond.not_in or [])}
+    operand = getattr(cond, op)
+    if isinstance(value, dt.date):
+        operand = parse_date_operand(operand, as_of)
+    try:
+        compare: dict[str, Callable[[Any, Any], bool]] = {
+            "gt": lambda a, b: a > b,
+            "gte": lambda a, b: a >= b,
+            "lt": lambda a, b: a < b,
+            "lte": lambda a, b: a <= b,
+        }
+        return compare[op](value, operand)
+    except TypeError:
+        return False
+
+
+def describe(cond: Any) -> str:
+    """A compact, readable form of a condition, for reasons and `explain`."""
+    if isinstance(cond, AllCondition):
+        return "all(" + ", ".join(describe(c) for c in cond.all) + ")"
+    if isinstance(cond, AnyCondition):
+        return "any(" + ", ".join(describe(c) for c in cond.any) + ")"
+    if isinstance(cond, NotCondition):
+        return "not(" + describe(cond.not_) + ")"
+    op = cond.operator
+    if op == "within_days":
+        w = cond.within_days
+        return f"{cond.field} within today{w.start:+d}..today{w.end:+d}"
+    symbol = {"eq": "==", "ne": "!=", "in_": "in", "not_in": "not in", "gt": ">", "gte": ">=", "lt": "<",
+              "lte": "<=", "contains": "contains", "present": "present"}[op]
+    return f"{cond.field} {symbol} {getattr(cond, op)!r}" if op != "present" else (
+        f"{cond.field} {'present' if cond.present else 'absent'}"
+    )
+
+
+ConditionKind = Literal["field", "all", "any", "not"]

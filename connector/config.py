@@ -1,0 +1,301 @@
+"""Loading and validating the YAML config: every error at once, each with file, line and key path.
+
+The YAML is parsed with ruamel.yaml, which keeps the line of every key, so a pydantic error location such as
+`sources.1.objects.Lead.fields` maps back to `connector.yaml:42 sources[1].objects.Lead.fields`. Source and
+target entries are a discriminated union on `type`, built from the plugin registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Field, ValidationError, create_model, field_validator
+from pydantic import Tag as _Tag  # noqa: F401 - re-exported for plugin authors
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError
+
+from .conditions import Condition
+from .errors import ConfigError
+from .model import NAME_PATTERN, StrictModel
+from .registry import source_plugins, writer_plugins
+from .stage_model import StageModel, merge_preset
+
+SEGMENT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class StateConfig(StrictModel):
+    path: str = ".connector/state.sqlite"  # relative to the YAML file
+
+
+class IdentityConfig(StrictModel):
+    # identity keys that merge records into one person, besides each record's own id: `email` and `external_id`
+    merge_on: list[Literal["email", "external_id"]] = Field(default_factory=lambda: ["email", "external_id"])
+    # tie-break between sources for values of equal precedence and age (earlier wins)
+    source_priority: list[str] = Field(default_factory=list)
+
+
+class SegmentConfig(StrictModel):
+    name: str = Field(pattern=SEGMENT_NAME)
+    description: str = ""
+    when: Condition
+    targets: list[str] = Field(min_length=1)
+    # people in a suppressed stage (qualified out, lost) are left out unless the segment asks for them
+    include_suppressed: bool = False
+    # `opt_out`: leave out who opted out or refused consent; `explicit`: also who never gave consent
+    consent: Literal["opt_out", "explicit"] = "opt_out"
+
+
+class AppConfigBase(StrictModel):
+    version: Literal[1] = 1
+    base_dir: Path  # set by the loader: the directory of the YAML file
+    config_file: str  # set by the loader, for messages
+    state: StateConfig = Field(default_factory=StateConfig)
+    stage_model: StageModel
+    identity: IdentityConfig = Field(default_factory=IdentityConfig)
+    sources: list[Any] = Field(default_factory=list)
+    targets: list[Any] = Field(default_factory=list)
+    segments: list[SegmentConfig] = Field(default_factory=list)
+
+    @field_validator("stage_model", mode="before")
+    @classmethod
+    def _preset(cls, value: Any) -> Any:
+        return merge_preset(value)
+
+    def state_path(self) -> Path:
+        path = Path(self.state.path)
+        return path if path.is_absolute() else self.base_dir / path
+
+    def source(self, name: str) -> Any:
+        return next(s for s in self.sources if s.name == name)
+
+
+# The YAML sees AppConfigBase with `sources`/`targets` narrowed to the registered plugin configs.
+AppConfig = AppConfigBase
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    file: str
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where} {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class ConfigErrors(ConfigError):
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        self.issues = issues
+        super().__init__("\n".join(str(i) for i in issues))
+
+
+def _app_model() -> type[AppConfigBase]:
+    sources = tuple(p.config for p in source_plugins().values())
+    writers = tuple(p.config for p in writer_plugins().values())
+
+    def union(models: tuple[type, ...]) -> Any:
+        if len(models) == 1:
+            return models[0]
+        return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007 - built at run time
+
+    model: type[AppConfigBase] = create_model(
+        "AppConfig",
+        __base__=AppConfigBase,
+        sources=(list[union(sources)], Field(default_factory=list)),  # type: ignore[valid-type]
+        targets=(list[union(writers)], Field(default_factory=list)),  # type: ignore[valid-type]
+    )
+    return model
+
+
+def _line_of(root: Any, loc: tuple[Any, ...]) -> tuple[int | None, str]:
+    """Walk the YAML tree along a pydantic error location: (1-based line, readable key path)."""
+    node = root
+    line: int | None = None
+    parts: list[str] = []
+    for element in loc:
+        if isinstance(node, dict) and element in node:
+            try:
+                line = node.lc.key(element)[0] + 1
+            except (AttributeError, KeyError, TypeError):
+                pass
+            parts.append(str(element) if not parts else f".{element}")
+            node = node[element]
+        elif isinstance(node, list) and isinstance(element, int) and 0 <= element < len(node):
+            try:
+                line = node.lc.item(element)[0] + 1
+            except (AttributeError, KeyError, TypeError):
+                pass
+            parts.append(f"[{element}]")
+            node = node[element]
+        elif isinstance(element, str) and element not in ("field", "all", "any", "not", "function-after"):
+            # an unknown key (extra="forbid") or a missing one: name it, the line stays the parent's
+            if not element.startswith(("tagged-union", "function-")) and "[" not in element:
+                parts.append(str(element) if not parts else f".{element}")
+    return line, "".join(parts)
+
+
+def _fix_loc(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
+    """Drop discriminator tags pydantic inserts into locations (`sources.0.salesforce.objects`)."""
+    out: list[Any] = []
+    node = data
+    for element in loc:
+        if isinstance(node, dict):
+            if element in node:
+                out.append(element)
+                node = node[element]
+            elif isinstance(element, str) and (element in ("field", "all", "any", "not") or "[" in element):
+                continue
+            elif isinstance(element, str) and node.get("type") == element:
+                continue  # the discriminator tag of a plugin union
+            else:
+                out.append(element)
+                node = None
+        elif isinstance(node, list) and isinstance(element, int):
+            out.append(element)
+            node = node[element] if element < len(node) else None
+        else:
+            out.append(element)
+    return tuple(out)
+
+
+def _message(err: Any) -> str:
+    kind = err.get("type")
+    msg = str(err.get("msg", "invalid"))
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    return msg
+
+
+def parse_yaml(text: str, file: str) -> Any:
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    try:
+        return yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigErrors([ConfigIssue(file, line, "", f"YAML: {exc.problem or exc.context}")]) from None
+
+
+def load_config(path: str | Path) -> AppConfigBase:
+    """Read, validate and cross-check the config; raise `ConfigErrors` listing every problem."""
+    path = Path(path)
+    shown = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigErrors([ConfigIssue(shown, None, "", f"cannot read: {exc.strerror}")]) from None
+    return load_config_text(text, shown, base_dir=path.resolve().parent)
+
+
+def load_config_text(text: str, file: str, *, base_dir: Path) -> AppConfigBase:
+    root = parse_yaml(text, file)
+    if root is None:
+        root = {}
+    if not isinstance(root, dict):
+        raise ConfigErrors([ConfigIssue(file, 1, "", "the config must be a mapping at the top level")])
+    issues: list[ConfigIssue] = []
+    for reserved in ("base_dir", "config_file"):
+        if reserved in root:
+            line, _ = _line_of(root, (reserved,))
+            issues.append(ConfigIssue(file, line, reserved, "set by connector, not in YAML"))
+    data = _plain(root)
+    data["base_dir"] = base_dir
+    data["config_file"] = file
+    model = _app_model()
+    try:
+        config = model.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = _fix_loc(tuple(err["loc"]), data)
+            line, key_path = _line_of(root, loc)
+            issues.append(ConfigIssue(file, line, key_path, _message(err)))
+        raise ConfigErrors(_dedupe(issues)) from None
+    issues.extend(_cross_check(config, root, file))
+    if issues:
+        raise ConfigErrors(_dedupe(issues))
+    return config
+
+
+def _dedupe(issues: list[ConfigIssue]) -> list[ConfigIssue]:
+    return list(dict.fromkeys(issues))
+
+
+def _plain(node: Any) -> Any:
+    """ruamel's commented containers as plain dicts/lists (pydantic wants plain types)."""
+    if isinstance(node, dict):
+        return {str(k) if not isinstance(k, str) else k: _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
+
+
+def _cross_check(config: AppConfigBase, root: Any, file: str) -> list[ConfigIssue]:
+    """References between sections: names unique, targets and sources named where they are used."""
+    issues: list[ConfigIssue] = []
+
+    def issue(loc: tuple[Any, ...], message: str) -> None:
+        line, key_path = _line_of(root, loc)
+        issues.append(ConfigIssue(file, line, key_path, message))
+
+    source_names = [s.name for s in config.sources]
+    target_names = [t.name for t in config.targets]
+    for section, names in (("sources", source_names), ("targets", target_names)):
+        for i, name in enumerate(names):
+            if not NAME_PATTERN.match(name):
+                issue((section, i, "name"), f"'{name}' must match {NAME_PATTERN.pattern}")
+            if names.index(name) != i:
+                issue((section, i, "name"), f"name '{name}' is used twice")
+    clash = set(source_names) & set(target_names)
+    for i, name in enumerate(target_names):
+        if name in clash:
+            issue(("targets", i, "name"), f"'{name}' is also a source name; use distinct names")
+    for i, target in enumerate(config.targets):
+        ref = getattr(target, "source", None)
+        if isinstance(ref, str) and ref not in source_names:
+            issue(("targets", i, "source"), f"no source named '{ref}' (sources: {', '.join(source_names)})")
+    seg_names = [s.name for s in config.segments]
+    for i, seg in enumerate(config.segments):
+        if seg_names.index(seg.name) != i:
+            issue(("segments", i, "name"), f"segment name '{seg.name}' is used twice")
+        for j, target in enumerate(seg.targets):
+            if target not in target_names:
+                issue(("segments", i, "targets", j), f"no target named '{target}'")
+    stage_names = {s.name for s in config.stage_model.stages}
+    for i, stage in enumerate(config.stage_model.stages):
+        for target in stage.labels:
+            if target not in target_names:
+                issue(("stage_model", "stages", i, "labels", target), f"no target named '{target}'")
+    for i, seg in enumerate(config.segments):
+        for cond_stage in _stages_named(seg.when):
+            if cond_stage not in stage_names:
+                issue(("segments", i, "when"), f"unknown stage '{cond_stage}'")
+    for i, name in enumerate(config.identity.source_priority):
+        if name not in source_names:
+            issue(("identity", "source_priority", i), f"no source named '{name}'")
+    return issues
+
+
+def _stages_named(cond: Any) -> list[str]:
+    from .conditions import AllCondition, AnyCondition, FieldCondition, NotCondition
+
+    if isinstance(cond, AllCondition | AnyCondition):
+        return [s for c in (cond.all if isinstance(cond, AllCondition) else cond.any) for s in _stages_named(c)]
+    if isinstance(cond, NotCondition):
+        return _stages_named(cond.not_)
+    if isinstance(cond, FieldCondition) and cond.field in ("stage", "previous_stage"):
+        op = cond.operator
+        value = getattr(cond, op)
+        if op in ("eq", "ne"):
+            return [str(value)]
+        if op in ("in_", "not_in"):
+            return [str(v) for v in value or []]
+    return []

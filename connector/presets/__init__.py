@@ -1,0 +1,1 @@
+"""Shipped stage-model presets (YAML)."""
