@@ -259,10 +259,22 @@ def describe(cond: Any) -> str:
     if op == "within_days":
         w = cond.within_days
         return f"{cond.field} within today{w.start:+d}..today{w.end:+d}"
-    symbol = {"eq": "==", "ne": "!=", "in_": "in", "not_in": "not in", "gt": ">", "gte": ">=", "lt": "<",
-              "lte": "<=", "contains": "contains", "present": "present"}[op]
-    return f"{cond.field} {symbol} {getattr(cond, op)!r}" if op != "present" else (
-        f"{cond.field} {'present' if cond.present else 'absent'}"
+    symbol = {
+        "eq": "==",
+        "ne": "!=",
+        "in_": "in",
+        "not_in": "not in",
+        "gt": ">",
+        "gte": ">=",
+        "lt": "<",
+        "lte": "<=",
+        "contains": "contains",
+        "present": "present",
+    }[op]
+    return (
+        f"{cond.field} {symbol} {getattr(cond, op)!r}"
+        if op != "present"
+        else (f"{cond.field} {'present' if cond.present else 'absent'}")
     )
 
 

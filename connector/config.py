@@ -288,7 +288,9 @@ def _stages_named(cond: Any) -> list[str]:
     from .conditions import AllCondition, AnyCondition, FieldCondition, NotCondition
 
     if isinstance(cond, AllCondition | AnyCondition):
-        return [s for c in (cond.all if isinstance(cond, AllCondition) else cond.any) for s in _stages_named(c)]
+        return [
+            s for c in (cond.all if isinstance(cond, AllCondition) else cond.any) for s in _stages_named(c)
+        ]
     if isinstance(cond, NotCondition):
         return _stages_named(cond.not_)
     if isinstance(cond, FieldCondition) and cond.field in ("stage", "previous_stage"):
