@@ -1,0 +1,230 @@
+"""Readers for enrichment files: CSV, XLSX and JSON Lines, each yielding `(line_number, row)` lazily.
+
+Line numbers are 1-based physical lines (CSV, JSONL) or sheet rows (XLSX), so a rejected row can be found in
+an editor or a spreadsheet. A line that cannot be read as a row (malformed JSON, more cells than the header)
+is yielded as `{ROW_ERROR: reason}` instead of stopping the file: the mapper rejects it and the rest loads.
+Whole-file problems (no such sheet, undecodable bytes, not a workbook) are `ConfigError`s naming the file.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import hashlib
+import json
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import structlog
+
+from ..errors import ConfigError
+
+log = structlog.get_logger(__name__)
+
+FileFormat = Literal["csv", "xlsx", "jsonl"]
+ROW_ERROR = "__error__"  # key of a row that could not be read; its value is the reason
+DELIMITERS = ";,\t|"
+EXTENSIONS: dict[str, FileFormat] = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".xlsx": "xlsx",
+    ".xlsm": "xlsx",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+SNIFF_BYTES = 64 * 1024
+SCAN_BLOCK = 1024 * 1024
+Row = dict[str, Any]
+
+
+def detect_format(path: Path, configured: str = "auto") -> FileFormat:
+    if configured != "auto":
+        if configured not in ("csv", "xlsx", "jsonl"):
+            raise ConfigError(f"{path}: unknown format '{configured}' (csv, xlsx, jsonl)")
+        return configured  # type: ignore[return-value]
+    found = EXTENSIONS.get(path.suffix.lower())
+    if found is None:
+        raise ConfigError(f"{path}: unknown extension '{path.suffix}'; set format: csv | xlsx | jsonl")
+    return found
+
+
+@dataclass(frozen=True)
+class FileScan:
+    sha256: str
+    encoding: str | None  # None for binary formats (XLSX)
+
+
+def scan_file(path: Path, fmt: FileFormat, encoding: str = "auto") -> FileScan:
+    """Hash the file and settle its text encoding in one pass.
+
+    The whole file is checked, not a sample: a cp1252 'é' on line 90,000 must not surface as a decode error
+    after earlier chunks were already handed on. `auto` means UTF-8 (a BOM selects utf-8-sig), else cp1252.
+    """
+    digest = hashlib.sha256()
+    text = fmt != "xlsx"
+    candidates = ["utf-8", "cp1252"] if encoding == "auto" else [encoding]
+    decoders = {name: codecs.getincrementaldecoder(name)() for name in candidates} if text else {}
+    failures: dict[str, str] = {}
+    offset = 0
+    head = b""
+    try:
+        with path.open("rb") as fh:
+            while block := fh.read(SCAN_BLOCK):
+                digest.update(block)
+                if len(head) < 3:
+                    head += block[:3]
+                for name, decoder in list(decoders.items()):
+                    try:
+                        decoder.decode(block)
+                    except UnicodeDecodeError as exc:
+                        failures[name] = f"byte {offset + exc.start}: {exc.reason}"
+                        del decoders[name]
+                offset += len(block)
+        for name, decoder in list(decoders.items()):
+            try:
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError as exc:
+                failures[name] = f"byte {offset + exc.start}: {exc.reason}"
+                del decoders[name]
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if not text:
+        return FileScan(digest.hexdigest(), None)
+    if not decoders:
+        tried = "; ".join(f"{name} fails at {where}" for name, where in failures.items())
+        hint = "" if encoding != "auto" else " (set encoding: to the file's encoding)"
+        raise ConfigError(f"{path}: cannot decode: {tried}{hint}")
+    chosen = next(iter(decoders))
+    if chosen == "utf-8" and head.startswith(codecs.BOM_UTF8):
+        chosen = "utf-8-sig"
+    return FileScan(digest.hexdigest(), chosen)
+
+
+def sniff_delimiter(sample: str) -> str:
+    """The delimiter of a CSV sample: csv.Sniffer checked against the header line, else the header's count."""
+    lines = sample.splitlines()
+    header = next((line for line in lines if line.strip()), "")
+    if len(lines) > 1 and not sample.endswith(("\n", "\r")):
+        sample = sample[: max(sample.rfind("\n"), sample.rfind("\r"))]  # drop a line cut off mid-way
+    try:
+        found = csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        found = ""
+    if found and found in header:
+        return found
+    # The sniffer gives up on one-line files and on ragged rows; the header row alone still tells.
+    counts = {d: header.count(d) for d in DELIMITERS}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def read_rows(
+    path: Path, fmt: FileFormat, *, encoding: str | None, delimiter: str = "auto", sheet: str | None = None
+) -> Iterator[tuple[int, Row]]:
+    if fmt == "csv":
+        return read_csv(path, encoding=encoding or "utf-8", delimiter=delimiter)
+    if fmt == "xlsx":
+        return read_xlsx(path, sheet=sheet)
+    return read_jsonl(path, encoding=encoding or "utf-8")
+
+
+def read_csv(path: Path, *, encoding: str, delimiter: str = "auto") -> Iterator[tuple[int, Row]]:
+    """Rows of a CSV file keyed by its (first non-empty) header row; cell values stay strings."""
+    with path.open("r", encoding=encoding, newline="") as fh:
+        if delimiter == "auto":
+            delimiter = sniff_delimiter(fh.read(SNIFF_BYTES))
+            fh.seek(0)
+        log.debug("files.csv.open", file=str(path), encoding=encoding, delimiter=delimiter)
+        reader = csv.reader(fh, delimiter=delimiter)
+        header: list[str] | None = None
+        last_line = 0
+        for cells in reader:
+            line = (
+                last_line + 1
+            )  # line_num counts physical lines, so a quoted multi-line cell keeps its start
+            last_line = reader.line_num
+            if not any(cell.strip() for cell in cells):
+                continue
+            if header is None:
+                header = _header(path, cells)
+                continue
+            if len(cells) > len(header) and any(cell.strip() for cell in cells[len(header) :]):
+                yield line, {ROW_ERROR: f"{len(cells)} cells but the header has {len(header)}"}
+                continue
+            yield line, {name: value for name, value in zip(header, cells, strict=False) if name}
+
+
+def read_xlsx(path: Path, *, sheet: str | None = None) -> Iterator[tuple[int, Row]]:
+    """Rows of one sheet (the first unless named), streamed in read-only mode; dates come as datetimes."""
+    import openpyxl
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError) as exc:
+        raise ConfigError(f"{path}: not a readable XLSX workbook: {exc}") from None
+    try:
+        if sheet is None:
+            ws = book.worksheets[0]
+        elif sheet in book.sheetnames:
+            ws = book[sheet]
+        else:
+            raise ConfigError(f"{path}: no sheet '{sheet}' (sheets: {', '.join(book.sheetnames)})")
+        header: list[str] | None = None
+        for number, values in enumerate(ws.iter_rows(min_row=1, values_only=True), start=1):
+            if all(v is None or (isinstance(v, str) and not v.strip()) for v in values):
+                continue
+            if header is None:
+                header = _header(path, ["" if v is None else str(v) for v in values])
+                continue
+            row = {name: _cell(value) for name, value in zip(header, values, strict=False) if name}
+            yield number, row
+    finally:
+        book.close()
+
+
+def _cell(value: Any) -> Any:
+    # Excel stores every number as a float: an id typed as 12345 must not become "12345.0".
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dt.time):
+        return value.isoformat()
+    return value
+
+
+def read_jsonl(path: Path, *, encoding: str) -> Iterator[tuple[int, Row]]:
+    """One JSON object per line; a malformed line becomes an error row, blank lines are skipped."""
+    with path.open("r", encoding=encoding, newline=None) as fh:
+        for number, line in enumerate(fh, start=1):
+            text = line.strip()
+            if number == 1:
+                text = text.lstrip("\ufeff")
+            if not text:
+                continue
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                yield number, {ROW_ERROR: f"invalid JSON: {exc.msg} at column {exc.colno}"}
+                continue
+            if not isinstance(value, dict):
+                yield number, {ROW_ERROR: f"a JSON {type(value).__name__} where an object was expected"}
+                continue
+            yield number, value
+
+
+def _header(path: Path, cells: list[str]) -> list[str]:
+    names = [cell.strip().lstrip("\ufeff").strip() for cell in cells]
+    seen: set[str] = set()
+    for index, name in enumerate(names):
+        if name in seen:
+            # the first column of that name wins; a mapping cannot say which one it meant
+            log.warning("files.header.duplicate", file=str(path), column=name)
+            names[index] = ""
+        elif name:
+            seen.add(name)
+    return names
