@@ -1,0 +1,337 @@
+"""Transport to one Salesforce org: session, login, retries, error classification, paging, API budget.
+
+Everything that goes over the wire passes through `SalesforceClient.request`, which
+- sends with a timeout and the configured CA bundle (HTTPS only, as in production),
+- classifies the answer once (`raise_for_status`): 429 / 5xx / connection errors / `UNABLE_TO_LOCK_ROW` are
+  retriable, the daily `REQUEST_LIMIT_EXCEEDED` stops the run cleanly, 401/403 are config errors, any other
+  4xx is never retried,
+- logs in again once on `401 INVALID_SESSION_ID` and repeats the call with the same headers and body
+  (simple-salesforce drops extra headers on its own re-login, and its Bulk 2.0 handler does not re-login),
+- reads `Sforce-Limit-Info` from every response into the API budget and checks the budget before each call,
+- counts every call for the run report.
+simple-salesforce supplies the login flows and the URL layout of the org (`Salesforce.base_url`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+from urllib.parse import urlparse
+
+import requests
+import structlog
+from requests.adapters import HTTPAdapter
+from simple_salesforce import Salesforce
+
+from ...errors import BudgetExceededError, ConfigError, RetriableError
+from ...retry import RetryPolicy, parse_retry_after
+from .auth import SalesforceConnection, SalesforceSecrets, Session, login
+from .budget import ApiBudget
+
+log = structlog.get_logger(__name__)
+
+RETRIABLE_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "QUERY_TIMEOUT"})
+COMPOSITE_MAX = 200
+
+
+class SalesforceRequestError(ConfigError):
+    """A 4xx Salesforce refused for a reason retrying cannot fix (bad query, unknown field, no access)."""
+
+    def __init__(self, message: str, *, status: int, code: str | None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class _TimeoutAdapter(HTTPAdapter):
+    """Gives every request on the session a timeout, also the ones simple-salesforce sends for login."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        return super().send(request, **kwargs)
+
+
+def make_http_session(conn: SalesforceConnection) -> requests.Session:
+    http = requests.Session()
+    http.verify = conn.ca_bundle if conn.ca_bundle else True
+    http.mount("https://", _TimeoutAdapter(conn.timeout_seconds))
+    http.headers["User-Agent"] = "connector"
+    return http
+
+
+def error_list(resp: requests.Response) -> list[dict[str, Any]]:
+    """Salesforce's `[{"message", "errorCode"}]` error body (or the OAuth/bulk variants) as a list."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return [{"message": resp.text[:300], "errorCode": None}]
+    if isinstance(body, dict):
+        body = [body]
+    out = []
+    for item in body if isinstance(body, list) else []:
+        if isinstance(item, dict):
+            out.append(
+                {
+                    "message": item.get("message") or item.get("error_description") or "",
+                    "errorCode": item.get("errorCode") or item.get("error"),
+                }
+            )
+    return out or [{"message": "", "errorCode": None}]
+
+
+def raise_for_status(resp: requests.Response, what: str) -> None:
+    """Map an HTTP answer to connector's error types (the one place that does it)."""
+    status = resp.status_code
+    if status < 300:
+        return
+    first = error_list(resp)[0]
+    code = first.get("errorCode")
+    message = str(first.get("message") or "")[:500]
+    text = f"{what}: HTTP {status} {code or ''} {message}".strip()
+    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+    if code == "REQUEST_LIMIT_EXCEEDED":
+        # The daily allocation is spent: stop cleanly instead of retrying into a wall. The concurrent-request
+        # kind ("ConcurrentPerOrgLongTxn ...") clears within seconds and is retried.
+        if "concurren" not in message.lower():
+            raise BudgetExceededError(text)
+        raise RetriableError(text, retry_after=retry_after, code=code)
+    if status == 429 or status >= 500 or code in RETRIABLE_CODES:
+        raise RetriableError(text, retry_after=retry_after, code=code or str(status))
+    if status in (401, 403):
+        raise ConfigError(text)
+    raise SalesforceRequestError(text, status=status, code=code)
+
+
+def strip_attributes(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A query record without the `attributes` bookkeeping, also on parent records."""
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if key == "attributes":
+            continue
+        out[key] = strip_attributes(value) if isinstance(value, Mapping) and "attributes" in value else value
+    return out
+
+
+class SalesforceClient:
+    """One logged-in connection to an org, shared by the readers and writers of one source or target."""
+
+    def __init__(
+        self,
+        conn: SalesforceConnection,
+        secrets: SalesforceSecrets,
+        *,
+        policy: RetryPolicy,
+        budget: ApiBudget | None = None,
+        system: str = "salesforce",
+        http: requests.Session | None = None,
+    ) -> None:
+        self.conn = conn
+        self.secrets = secrets
+        self.policy = policy
+        self.budget = budget or ApiBudget()
+        self.system = system
+        self.http = http or make_http_session(conn)
+        self.on_call: Callable[[], None] | None = None
+        self.calls = 0
+        self.logins = 0
+        self._session: Session | None = None
+        self._sf: Salesforce | None = None
+        self._describe: dict[str, dict[str, Any]] = {}
+
+    # -- session -----------------------------------------------------------------------------------------
+    def _count(self) -> None:
+        self.calls += 1
+        if self.on_call is not None:
+            self.on_call()
+
+    def login(self) -> None:
+        def attempt() -> Session:
+            self._count()
+            return login(self.conn, self.secrets, self.http)
+
+        session = self.policy.call(attempt, what=f"{self.system} login")
+        self.logins += 1
+        self._session = session
+        self._sf = Salesforce(
+            session_id=session.session_id,
+            instance_url=session.instance_url,
+            version=self.conn.api_version,
+            session=self.http,
+        )
+        log.info("salesforce.login", system=self.system, auth=self.conn.auth, instance=session.instance_url)
+
+    @property
+    def sf(self) -> Salesforce:
+        if self._sf is None:
+            self.login()
+        assert self._sf is not None
+        return self._sf
+
+    @property
+    def instance_url(self) -> str:
+        return str(self.sf.base_url).split("/services/", 1)[0]
+
+    @property
+    def base_url(self) -> str:
+        """`https://<instance>/services/data/vNN.0/`"""
+        return str(self.sf.base_url)
+
+    def _url(self, path: str) -> str:
+        if path.startswith("https://"):
+            if urlparse(path).netloc != urlparse(self.instance_url).netloc:
+                raise ConfigError("refusing to send the session to a host other than the org's instance")
+            return path
+        if path.startswith("/"):
+            return self.instance_url + path
+        return self.base_url + path
+
+    # -- the one way to talk to the org --------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        data: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        what: str | None = None,
+    ) -> requests.Response:
+        """Send one call (with retries and one re-login); return the successful response."""
+        label = what or f"{method} {path.split('?', 1)[0]}"
+        body: bytes | None
+        extra = dict(headers or {})
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            extra.setdefault("Content-Type", "application/json")
+        elif isinstance(data, str):
+            body = data.encode()
+        else:
+            body = data
+        return self.policy.call(self._attempt, method, path, params, body, extra, label, what=label)
+
+    def _attempt(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        body: bytes | None,
+        extra: dict[str, str],
+        label: str,
+    ) -> requests.Response:
+        relogged = False
+        while True:
+            self.budget.check()
+            if self._session is None:
+                self.login()
+            assert self._session is not None
+            url = self._url(path)
+            headers = {"Authorization": f"Bearer {self._session.session_id}", "Accept": "application/json"}
+            headers.update(extra)
+            self._count()
+            try:
+                resp = self.http.request(method, url, params=params, data=body, headers=headers)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                raise RetriableError(f"{label}: {type(exc).__name__}", code=type(exc).__name__) from None
+            self.budget.update(resp.headers.get("Sforce-Limit-Info"))
+            if resp.status_code == 401 and not relogged and self.conn.auth != "session":
+                code = error_list(resp)[0].get("errorCode")
+                if code == "INVALID_SESSION_ID":
+                    log.info("salesforce.session.expired", system=self.system, call=label)
+                    relogged = True
+                    self.login()
+                    continue
+            raise_for_status(resp, label)
+            return resp
+
+    def get_json(self, path: str, **kwargs: Any) -> Any:
+        resp = self.request("GET", path, **kwargs)
+        return resp.json() if resp.content else None
+
+    # -- REST helpers ----------------------------------------------------------------------------------------
+    def describe(self, obj: str) -> dict[str, Any]:
+        """The describe of an sObject (cached); ConfigError when the org has no such object."""
+        if obj not in self._describe:
+            try:
+                self._describe[obj] = self.get_json(f"sobjects/{obj}/describe", what=f"describe {obj}")
+            except SalesforceRequestError as exc:
+                if exc.status == 404:
+                    raise ConfigError(f"Salesforce object '{obj}' does not exist in the org") from None
+                raise
+        return self._describe[obj]
+
+    def field_names(self, obj: str) -> dict[str, dict[str, Any]]:
+        """Field describes by API name."""
+        return {f["name"]: f for f in self.describe(obj).get("fields", [])}
+
+    def query_pages(
+        self, soql: str, *, include_deleted: bool = False, batch_size: int = 2000
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Yield the records of `soql` one page at a time, following `nextRecordsUrl`."""
+        endpoint = "queryAll/" if include_deleted else "query/"
+        options = {"Sforce-Query-Options": f"batchSize={batch_size}"}
+        page = self.get_json(endpoint, params={"q": soql}, headers=options, what="query")
+        number = 0
+        while True:
+            number += 1
+            records = [strip_attributes(r) for r in page.get("records", [])]
+            log.debug("salesforce.query.page", system=self.system, page=number, records=len(records))
+            yield records
+            next_url = page.get("nextRecordsUrl")
+            if page.get("done", True) or not next_url:
+                return
+            page = self.get_json(next_url, headers=options, what="query more")
+
+    def query_all(self, soql: str, *, include_deleted: bool = False) -> list[dict[str, Any]]:
+        """All records of a query known to be small (picklist values, one campaign's statuses)."""
+        out: list[dict[str, Any]] = []
+        for page in self.query_pages(soql, include_deleted=include_deleted):
+            out.extend(page)
+        return out
+
+    def count(self, soql: str, *, include_deleted: bool = False) -> int:
+        endpoint = "queryAll/" if include_deleted else "query/"
+        result = self.get_json(endpoint, params={"q": soql}, what="count")
+        return int(result.get("totalSize", 0))
+
+    def composite(
+        self,
+        method: str,
+        records: list[dict[str, Any]] | None = None,
+        *,
+        ids: list[str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        what: str = "composite",
+    ) -> list[dict[str, Any]]:
+        """One sObject Collections call (`allOrNone: false`); returns the per-record results in order."""
+        if method == "DELETE":
+            assert ids is not None and len(ids) <= COMPOSITE_MAX
+            resp = self.request(
+                "DELETE",
+                "composite/sobjects",
+                params={"ids": ",".join(ids), "allOrNone": "false"},
+                headers=headers,
+                what=what,
+            )
+        else:
+            assert records is not None and len(records) <= COMPOSITE_MAX
+            resp = self.request(
+                method,
+                "composite/sobjects",
+                json_body={"allOrNone": False, "records": records},
+                headers=headers,
+                what=what,
+            )
+        result = resp.json()
+        if not isinstance(result, list):
+            raise RetriableError(f"{what}: unexpected composite answer", code="BAD_RESPONSE")
+        return result
+
+    def close(self) -> None:
+        self.http.close()
