@@ -1,0 +1,199 @@
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import os
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from connector.context import RunContext
+from connector.errors import ConfigError
+from connector.registry import PluginEnv, writer_plugins
+from connector.schema import RecordRef
+from connector.writers.base import LabelChange, Member, SegmentChange
+from connector.writers.segment_files import SegmentFilesConfig, SegmentFilesWriter
+
+
+def ctx(dry_run: bool = False) -> RunContext:
+    return RunContext(
+        as_of=dt.date(2026, 1, 15), started_at=dt.datetime(2026, 1, 15, 6, tzinfo=dt.UTC), dry_run=dry_run
+    )
+
+
+def member(key: str, email: str | None, first: str = "Ann", stage: str = "prospect") -> Member:
+    return Member(
+        person_key=key,
+        refs=(RecordRef("sf", "Contact", key.upper()),),
+        email=email,
+        first_name=first,
+        last_name="Müller",
+        company="Acme BV",
+        stage=stage,
+        label=stage.title(),
+    )
+
+
+def writer(base: Path, app: Any = None, **overrides: Any) -> SegmentFilesWriter:
+    data = {"name": "marketing_files", "type": "segment_files", "directory": "out/segments", **overrides}
+    cfg = SegmentFilesConfig.model_validate(data)
+    return SegmentFilesWriter.from_config(cfg, PluginEnv(app=app or SimpleNamespace(base_dir=base)))
+
+
+def rows(path: Path, delimiter: str = ";") -> list[dict[str, str]]:
+    text = path.read_bytes().decode("utf-8-sig")
+    return list(csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter))
+
+
+ANN = member("p1", "ann@x.nl", "Ann")
+BOB = member("p2", "Bob@x.nl", "Bob")
+NOMAIL = member("p0", None, "Nomail")
+ANN2 = member("p3", "ann@x.nl", "Ann two")
+
+
+def test_writes_members_in_stable_order_with_bom_and_semicolons(tmp_path: Path) -> None:
+    w = writer(tmp_path)
+    change = SegmentChange(
+        "renewal", members=[NOMAIL, BOB, ANN2, ANN], adds=[NOMAIL, BOB, ANN2, ANN], removes=[]
+    )
+    result = w.sync_segment(change, ctx())
+    path = tmp_path / "out" / "segments" / "renewal.csv"
+    data = path.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbfemail;first_name;last_name;company;stage;label;person_key\r\n")
+    assert [r["person_key"] for r in rows(path)] == ["p1", "p3", "p2", "p0"]
+    assert rows(path)[0] == {
+        "email": "ann@x.nl",
+        "first_name": "Ann",
+        "last_name": "Müller",
+        "company": "Acme BV",
+        "stage": "prospect",
+        "label": "Prospect",
+        "person_key": "p1",
+    }
+    assert result.notes == ["renewal: +4 -0 → out/segments/renewal.csv"]
+    assert result.failed == {} and result.calls == 0
+    assert oct(path.stat().st_mode & 0o777) == oct(0o644)
+
+    # the same members in another order give the same bytes
+    shuffled = SegmentChange("renewal", members=[ANN, ANN2, NOMAIL, BOB], adds=[], removes=[])
+    before = path.stat().st_mtime_ns
+    os.utime(path, ns=(before - 10**9, before - 10**9))
+    again = w.sync_segment(shuffled, ctx())
+    assert path.read_bytes() == data
+    assert path.stat().st_mtime_ns == before - 10**9  # byte-identical: not rewritten
+    assert again.notes == ["renewal: +0 -0 → out/segments/renewal.csv (unchanged)"]
+
+
+def test_changes_file_lists_adds_and_removes_of_the_run(tmp_path: Path) -> None:
+    w = writer(tmp_path)
+    w.sync_segment(SegmentChange("winback", members=[ANN, BOB], adds=[ANN, BOB], removes=[]), ctx())
+    changes = tmp_path / "out" / "segments" / "winback.changes.csv"
+    assert [(r["change"], r["person_key"]) for r in rows(changes)] == [("added", "p1"), ("added", "p2")]
+
+    w.sync_segment(SegmentChange("winback", members=[BOB, NOMAIL], adds=[NOMAIL], removes=[ANN]), ctx())
+    assert [(r["change"], r["email"]) for r in rows(changes)] == [("added", ""), ("removed", "ann@x.nl")]
+    main = tmp_path / "out" / "segments" / "winback.csv"
+    assert [r["person_key"] for r in rows(main)] == ["p2", "p0"]
+
+    # a run without adds or removes leaves the last changes in place and touches nothing
+    stamp = (changes.stat().st_mtime_ns, main.stat().st_mtime_ns)
+    w.sync_segment(SegmentChange("winback", members=[NOMAIL, BOB], adds=[], removes=[]), ctx())
+    assert (changes.stat().st_mtime_ns, main.stat().st_mtime_ns) == stamp
+    assert [r["change"] for r in rows(changes)] == ["added", "removed"]
+
+
+def test_replace_is_atomic_and_leaves_no_temp_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    w = writer(tmp_path)
+    w.sync_segment(SegmentChange("renewal", members=[ANN], adds=[ANN], removes=[]), ctx())
+    path = tmp_path / "out" / "segments" / "renewal.csv"
+    old = path.read_bytes()
+
+    def broken_replace(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    result = w.sync_segment(SegmentChange("renewal", members=[ANN, BOB], adds=[BOB], removes=[ANN]), ctx())
+    assert path.read_bytes() == old  # readers still see the complete old file
+    assert set(result.failed) == {"p1", "p2"}
+    assert "No space left on device" in str(result.failed["p2"])
+    assert sorted(p.name for p in path.parent.iterdir()) == ["renewal.changes.csv", "renewal.csv"]
+
+    monkeypatch.undo()
+    w.sync_segment(SegmentChange("renewal", members=[ANN, BOB], adds=[BOB], removes=[]), ctx())
+    assert [r["person_key"] for r in rows(path)] == ["p1", "p2"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["renewal.changes.csv", "renewal.csv"]
+
+
+def test_dry_run_writes_nothing(tmp_path: Path) -> None:
+    w = writer(tmp_path)
+    result = w.sync_segment(
+        SegmentChange("renewal", members=[ANN], adds=[ANN], removes=[]), ctx(dry_run=True)
+    )
+    assert not (tmp_path / "out").exists()
+    assert result.notes == ["renewal: +1 -0 → out/segments/renewal.csv (dry run: not written)"]
+
+
+def test_formulas_are_defused_and_columns_configurable(tmp_path: Path) -> None:
+    evil = member("p9", "=HYPERLINK(1)@x.nl", "=cmd|' /C calc'!A0")
+    w = writer(tmp_path, delimiter=",", encoding="utf-8", columns=["first_name", "email", "refs"])
+    w.sync_segment(SegmentChange("s1", members=[evil], adds=[evil], removes=[]), ctx())
+    data = (tmp_path / "out" / "segments" / "s1.csv").read_bytes()
+    assert not data.startswith(b"\xef\xbb\xbf")
+    assert rows(tmp_path / "out" / "segments" / "s1.csv", ",") == [
+        {"first_name": "'=cmd|' /C calc'!A0", "email": "'=HYPERLINK(1)@x.nl", "refs": "sf:Contact:P9"}
+    ]
+
+
+def test_takes_no_labels(tmp_path: Path) -> None:
+    w = writer(tmp_path)
+    assert w.source is None and w.label_objects == frozenset()
+    change = LabelChange("p1", RecordRef("sf", "Lead", "1"), None, "Lead")
+    assert w.write_labels([change], ctx()).failed == {}
+    assert w.estimate_calls(10, 20, 30) == 0
+    assert not (tmp_path / "out").exists()
+    w.close()
+
+
+def test_unsafe_segment_names_are_rejected_at_config_time(tmp_path: Path) -> None:
+    app = SimpleNamespace(
+        base_dir=tmp_path, segments=[SimpleNamespace(name="renewal"), SimpleNamespace(name="../x")]
+    )
+    with pytest.raises(ConfigError, match=r"segment '\.\./x' cannot be a file name"):
+        writer(tmp_path, app=app)
+    for bad in ("a/b", ".hidden", "a.changes", "x" * 65, ""):
+        with pytest.raises(ConfigError):
+            writer(tmp_path).path_for(bad)
+    ok = SimpleNamespace(base_dir=tmp_path, segments={"renewal": {}, "win-back_2": {}})
+    assert writer(tmp_path, app=ok).path_for("win-back_2").name == "win-back_2.csv"
+
+
+def test_directory_that_is_a_file_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "out").write_text("not a directory")
+    with pytest.raises(ConfigError, match="exists and is not a directory"):
+        writer(tmp_path, directory="out")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"directory": " "}, "directory must name a directory"),
+        ({"delimiter": ";;"}, "delimiter must be one character"),
+        ({"encoding": "klingon"}, "unknown encoding"),
+        ({"columns": ["email", "phone"]}, "columns"),
+        ({"columns": ["email", "email"]}, "twice"),
+        ({"columns": []}, "at least one"),
+        ({"path": "x"}, "path"),
+    ],
+)
+def test_config_errors(overrides: dict[str, Any], message: str) -> None:
+    data = {"name": "t", "type": "segment_files", "directory": "out", **overrides}
+    with pytest.raises(ValidationError, match=message):
+        SegmentFilesConfig.model_validate(data)
+
+
+def test_registry_entry() -> None:
+    assert writer_plugins()["segment_files"].config is SegmentFilesConfig
