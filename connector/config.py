@@ -31,7 +31,7 @@ class StateConfig(StrictModel):
 
 class IdentityConfig(StrictModel):
     # identity keys that merge records into one person, besides each record's own id: `email` and `external_id`
-    merge_on: list[Literal["email", "external_id"]] = Field(default_factory=lambda: ["email", "external_id"])
+    merge_on: list[Literal["email", "external_id"]] = ["email", "external_id"]
     # tie-break between sources for values of equal precedence and age (earlier wins)
     source_priority: list[str] = Field(default_factory=list)
 
@@ -102,11 +102,13 @@ def _app_model() -> type[AppConfigBase]:
             return models[0]
         return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007 - built at run time
 
+    source_list: Any = list[union(sources)]  # type: ignore[misc]
+    target_list: Any = list[union(writers)]  # type: ignore[misc]
     model: type[AppConfigBase] = create_model(
         "AppConfig",
         __base__=AppConfigBase,
-        sources=(list[union(sources)], Field(default_factory=list)),  # type: ignore[valid-type]
-        targets=(list[union(writers)], Field(default_factory=list)),  # type: ignore[valid-type]
+        sources=(source_list, Field(default_factory=list)),
+        targets=(target_list, Field(default_factory=list)),
     )
     return model
 
@@ -119,14 +121,14 @@ def _line_of(root: Any, loc: tuple[Any, ...]) -> tuple[int | None, str]:
     for element in loc:
         if isinstance(node, dict) and element in node:
             try:
-                line = node.lc.key(element)[0] + 1
+                line = node.lc.key(element)[0] + 1  # type: ignore[attr-defined]
             except (AttributeError, KeyError, TypeError):
                 pass
             parts.append(str(element) if not parts else f".{element}")
             node = node[element]
         elif isinstance(node, list) and isinstance(element, int) and 0 <= element < len(node):
             try:
-                line = node.lc.item(element)[0] + 1
+                line = node.lc.item(element)[0] + 1  # type: ignore[attr-defined]
             except (AttributeError, KeyError, TypeError):
                 pass
             parts.append(f"[{element}]")

@@ -159,10 +159,10 @@ def resolve(
         if members:
             keys = sorted({k for f in members for k in (merge_keys(f, merge_on) or [str(f.ref)])})
         else:
-            seeds = {
+            found = {
                 k for f in attachments.get(root, []) for k in f.attach if k.startswith(("email:", "ext:"))
             }
-            keys = sorted(seeds | {root})
+            keys = sorted(found | {root})
         known = sorted({previous[k] for k in keys if k in previous})
         if known:
             person_key = known[0]

@@ -1,0 +1,385 @@
+"""The embedded state store: one SQLite file (WAL) holding everything a run must remember.
+
+Tables: per-source cursors; the last known facts of every source record; identity links (merge key -> person
+key); each person's stage with its reason; the stage transition history; the last label written per record per
+target; segment memberships per target; one row per run; and rejected records (read and write) with their reason
+so the next run retries them.
+
+The run loop decides transaction boundaries (`transaction()`): facts and the cursor that covers them commit
+together, so a cursor never moves past something not stored. A `plan` runs everything inside one outer
+transaction that is rolled back (`dry_run()`), so it sees its own reads without keeping them. Overlapping runs
+are kept apart by an exclusive lock file beside the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .errors import LockedError
+from .schema import Fact, RecordRef
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, mode TEXT NOT NULL, as_of TEXT NOT NULL,
+    started_at TEXT NOT NULL, finished_at TEXT, outcome TEXT, exit_code INTEGER, summary TEXT);
+CREATE TABLE IF NOT EXISTS cursors (
+    source TEXT NOT NULL, object TEXT NOT NULL, value TEXT NOT NULL, updated_at TEXT NOT NULL,
+    PRIMARY KEY (source, object));
+CREATE TABLE IF NOT EXISTS facts (
+    source TEXT NOT NULL, object TEXT NOT NULL, record_id TEXT NOT NULL, kind TEXT NOT NULL,
+    modified_at TEXT, payload TEXT NOT NULL, PRIMARY KEY (source, object, record_id));
+CREATE TABLE IF NOT EXISTS identity (merge_key TEXT PRIMARY KEY, person_key TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS identity_person ON identity (person_key);
+CREATE TABLE IF NOT EXISTS people (
+    person_key TEXT PRIMARY KEY, stage TEXT NOT NULL, path_stage TEXT, since TEXT NOT NULL,
+    decision TEXT NOT NULL, snapshot TEXT NOT NULL, updated_run INTEGER);
+CREATE TABLE IF NOT EXISTS transitions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, person_key TEXT NOT NULL, from_stage TEXT, to_stage TEXT NOT NULL,
+    at TEXT NOT NULL, run_id INTEGER, rule TEXT, reason TEXT);
+CREATE INDEX IF NOT EXISTS transitions_person ON transitions (person_key, id);
+CREATE TABLE IF NOT EXISTS labels (
+    target TEXT NOT NULL, ref TEXT NOT NULL, person_key TEXT NOT NULL, label TEXT NOT NULL,
+    written_at TEXT NOT NULL, run_id INTEGER, PRIMARY KEY (target, ref));
+CREATE TABLE IF NOT EXISTS memberships (
+    target TEXT NOT NULL, segment TEXT NOT NULL, person_key TEXT NOT NULL, since TEXT NOT NULL,
+    run_id INTEGER, PRIMARY KEY (target, segment, person_key));
+CREATE TABLE IF NOT EXISTS rejected (
+    phase TEXT NOT NULL, system TEXT NOT NULL, item TEXT NOT NULL, object TEXT, code TEXT, reason TEXT NOT NULL,
+    payload TEXT, first_run INTEGER, last_run INTEGER, attempts INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (phase, system, item));
+"""
+SCHEMA_VERSION = "1"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+class StateStore:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.executescript(SCHEMA)
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        self._depth = 0
+        self._lock_file: Any = None
+
+    def close(self) -> None:
+        self.unlock()
+        self.db.close()
+
+    # ---- locking and transactions ---------------------------------------------------------------------
+
+    def lock(self) -> None:
+        """Take the exclusive run lock, or raise `LockedError` when another run holds it."""
+        lock_path = Path(str(self.path) + ".lock")
+        handle = open(lock_path, "a+")  # noqa: SIM115 - held for the life of the run
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise LockedError(f"another run holds {lock_path}; not starting an overlapping run") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._lock_file = handle
+
+    def unlock(self) -> None:
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Atomic unit; nested inside another (or inside `dry_run`) it becomes a savepoint."""
+        if self._depth == 0:
+            self.db.execute("BEGIN IMMEDIATE")
+        else:
+            self.db.execute(f"SAVEPOINT sp{self._depth}")
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            self._depth -= 1
+            if self._depth == 0:
+                self.db.execute("ROLLBACK")
+            else:
+                self.db.execute(f"ROLLBACK TO sp{self._depth}")
+                self.db.execute(f"RELEASE sp{self._depth}")
+            raise
+        self._depth -= 1
+        if self._depth == 0:
+            self.db.execute("COMMIT")
+        else:
+            self.db.execute(f"RELEASE sp{self._depth}")
+
+    @contextlib.contextmanager
+    def dry_run(self) -> Iterator[None]:
+        """Everything inside is rolled back at the end: `plan` sees its own reads, keeps nothing."""
+        self.db.execute("BEGIN IMMEDIATE")
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            self.db.execute("ROLLBACK")
+
+    # ---- runs ---------------------------------------------------------------------------------------
+
+    def begin_run(self, mode: str, as_of: dt.date, started_at: dt.datetime) -> int:
+        with self.transaction():
+            cur = self.db.execute(
+                "INSERT INTO runs (mode, as_of, started_at) VALUES (?, ?, ?)",
+                (mode, as_of.isoformat(), started_at.isoformat()),
+            )
+        return int(cur.lastrowid or 0)
+
+    def finish_run(self, run_id: int, outcome: str, exit_code: int, summary: dict[str, Any]) -> None:
+        with self.transaction():
+            self.db.execute(
+                "UPDATE runs SET finished_at=?, outcome=?, exit_code=?, summary=? WHERE id=?",
+                (_now(), outcome, exit_code, json.dumps(summary, default=str), run_id),
+            )
+
+    def runs(self, limit: int = 20) -> list[sqlite3.Row]:
+        return list(self.db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,)))
+
+    # ---- cursors ------------------------------------------------------------------------------------
+
+    def cursors(self, source: str) -> dict[str, str]:
+        rows = self.db.execute("SELECT object, value FROM cursors WHERE source=?", (source,))
+        return {r["object"]: r["value"] for r in rows}
+
+    def set_cursor(self, source: str, obj: str, value: str) -> None:
+        self.db.execute(
+            "INSERT INTO cursors VALUES (?, ?, ?, ?) ON CONFLICT (source, object) DO UPDATE SET "
+            "value=excluded.value, updated_at=excluded.updated_at",
+            (source, obj, value, _now()),
+        )
+
+    # ---- facts --------------------------------------------------------------------------------------
+
+    def upsert_facts(self, facts: Iterable[Fact]) -> int:
+        rows = [
+            (
+                f.ref.source,
+                f.ref.object,
+                f.ref.id,
+                f.kind.value,
+                f.modified_at.isoformat() if f.modified_at else None,
+                json.dumps(f.to_json(), sort_keys=True),
+            )
+            for f in facts
+        ]
+        self.db.executemany(
+            "INSERT INTO facts VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, object, record_id) DO UPDATE SET "
+            "kind=excluded.kind, modified_at=excluded.modified_at, payload=excluded.payload",
+            rows,
+        )
+        return len(rows)
+
+    def delete_facts(self, source: str, obj: str, ids: Iterable[str]) -> int:
+        cur = self.db.executemany(
+            "DELETE FROM facts WHERE source=? AND object=? AND record_id=?", [(source, obj, i) for i in ids]
+        )
+        return max(cur.rowcount, 0)
+
+    def fact_ids(self, source: str, obj: str) -> set[str]:
+        rows = self.db.execute("SELECT record_id FROM facts WHERE source=? AND object=?", (source, obj))
+        return {r[0] for r in rows}
+
+    def all_facts(self) -> Iterator[Fact]:
+        for row in self.db.execute("SELECT payload FROM facts ORDER BY source, object, record_id"):
+            yield Fact.from_json(json.loads(row[0]))
+
+    def fact_sources(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT DISTINCT source FROM facts")}
+
+    def count_facts(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT source, COUNT(*) FROM facts GROUP BY source")
+        return {r[0]: r[1] for r in rows}
+
+    # ---- identity -----------------------------------------------------------------------------------
+
+    def identity(self) -> dict[str, str]:
+        return {r[0]: r[1] for r in self.db.execute("SELECT merge_key, person_key FROM identity")}
+
+    def replace_identity(self, mapping: dict[str, str]) -> None:
+        current = self.identity()
+        stale = [k for k in current if k not in mapping]
+        changed = [(k, v) for k, v in mapping.items() if current.get(k) != v]
+        self.db.executemany("DELETE FROM identity WHERE merge_key=?", [(k,) for k in stale])
+        self.db.executemany(
+            "INSERT INTO identity VALUES (?, ?) ON CONFLICT (merge_key) DO UPDATE SET person_key=excluded.person_key",
+            changed,
+        )
+
+    # ---- people and transitions ---------------------------------------------------------------------
+
+    def people(self) -> dict[str, sqlite3.Row]:
+        return {r["person_key"]: r for r in self.db.execute("SELECT * FROM people")}
+
+    def person(self, key: str) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self.db.execute(
+            "SELECT * FROM people WHERE person_key=?", (key,)
+        ).fetchone()
+        return row
+
+    def save_person(
+        self,
+        key: str,
+        stage: str,
+        path_stage: str | None,
+        since: dt.date,
+        decision: dict[str, Any],
+        snapshot: dict[str, Any],
+        run_id: int,
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO people VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (person_key) DO UPDATE SET "
+            "stage=excluded.stage, path_stage=excluded.path_stage, since=excluded.since, "
+            "decision=excluded.decision, snapshot=excluded.snapshot, updated_run=excluded.updated_run",
+            (
+                key,
+                stage,
+                path_stage,
+                since.isoformat(),
+                json.dumps(decision, sort_keys=True, default=str),
+                json.dumps(snapshot, sort_keys=True, default=str),
+                run_id,
+            ),
+        )
+
+    def remove_people(self, keys: Iterable[str]) -> None:
+        self.db.executemany("DELETE FROM people WHERE person_key=?", [(k,) for k in keys])
+
+    def rename_person(self, old: str, new: str) -> None:
+        """A merge retired `old`: keep its history and memberships under `new`."""
+        self.db.execute("UPDATE transitions SET person_key=? WHERE person_key=?", (new, old))
+        self.db.execute("UPDATE OR IGNORE labels SET person_key=? WHERE person_key=?", (new, old))
+        self.db.execute("UPDATE OR IGNORE memberships SET person_key=? WHERE person_key=?", (new, old))
+        self.db.execute("DELETE FROM memberships WHERE person_key=?", (old,))
+        self.db.execute("DELETE FROM people WHERE person_key=?", (old,))
+
+    def add_transition(
+        self,
+        key: str,
+        from_stage: str | None,
+        to_stage: str,
+        at: dt.date,
+        run_id: int,
+        rule: str | None,
+        reason: str,
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO transitions (person_key, from_stage, to_stage, at, run_id, rule, reason) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (key, from_stage, to_stage, at.isoformat(), run_id, rule, reason),
+        )
+
+    def transitions(self, key: str | None = None) -> list[sqlite3.Row]:
+        if key is None:
+            return list(self.db.execute("SELECT * FROM transitions ORDER BY id"))
+        return list(self.db.execute("SELECT * FROM transitions WHERE person_key=? ORDER BY id", (key,)))
+
+    # ---- labels and memberships ---------------------------------------------------------------------
+
+    def labels(self, target: str) -> dict[str, str]:
+        rows = self.db.execute("SELECT ref, label FROM labels WHERE target=?", (target,))
+        return {r[0]: r[1] for r in rows}
+
+    def set_labels(self, target: str, items: Iterable[tuple[RecordRef, str, str]], run_id: int) -> None:
+        now = _now()
+        self.db.executemany(
+            "INSERT INTO labels VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (target, ref) DO UPDATE SET "
+            "person_key=excluded.person_key, label=excluded.label, written_at=excluded.written_at, "
+            "run_id=excluded.run_id",
+            [(target, str(ref), key, label, now, run_id) for ref, key, label in items],
+        )
+
+    def forget_labels(self, target: str, refs: Iterable[str]) -> None:
+        self.db.executemany("DELETE FROM labels WHERE target=? AND ref=?", [(target, r) for r in refs])
+
+    def members(self, target: str) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for row in self.db.execute("SELECT segment, person_key FROM memberships WHERE target=?", (target,)):
+            out.setdefault(row[0], set()).add(row[1])
+        return out
+
+    def add_members(
+        self, target: str, segment: str, keys: Iterable[str], as_of: dt.date, run_id: int
+    ) -> None:
+        self.db.executemany(
+            "INSERT OR IGNORE INTO memberships VALUES (?, ?, ?, ?, ?)",
+            [(target, segment, k, as_of.isoformat(), run_id) for k in keys],
+        )
+
+    def remove_members(self, target: str, segment: str, keys: Iterable[str]) -> None:
+        self.db.executemany(
+            "DELETE FROM memberships WHERE target=? AND segment=? AND person_key=?",
+            [(target, segment, k) for k in keys],
+        )
+
+    # ---- rejected records ---------------------------------------------------------------------------
+
+    def reject(
+        self,
+        phase: str,
+        system: str,
+        item: str,
+        reason: str,
+        run_id: int,
+        *,
+        obj: str | None = None,
+        code: str | None = None,
+        payload: Any = None,
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO rejected VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (phase, system, item) DO UPDATE "
+            "SET reason=excluded.reason, code=excluded.code, payload=COALESCE(excluded.payload, rejected.payload), "
+            "last_run=excluded.last_run, attempts=rejected.attempts + 1",
+            (
+                phase,
+                system,
+                item,
+                obj,
+                code,
+                reason,
+                json.dumps(payload, default=str) if payload is not None else None,
+                run_id,
+                run_id,
+            ),
+        )
+
+    def rejected(self, phase: str | None = None, system: str | None = None) -> list[sqlite3.Row]:
+        sql = "SELECT * FROM rejected WHERE 1=1"
+        args: list[Any] = []
+        if phase:
+            sql += " AND phase=?"
+            args.append(phase)
+        if system:
+            sql += " AND system=?"
+            args.append(system)
+        return list(self.db.execute(sql + " ORDER BY phase, system, item", args))
+
+    def clear_rejected(self, phase: str, system: str, items: Iterable[str]) -> None:
+        self.db.executemany(
+            "DELETE FROM rejected WHERE phase=? AND system=? AND item=?", [(phase, system, i) for i in items]
+        )
