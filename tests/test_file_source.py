@@ -323,9 +323,12 @@ def test_relative_paths_resolve_against_the_yaml_directory(
     ("overrides", "message"),
     [
         ({"fields": {"Provider": "competitor"}}, "join: email needs a column mapped to email"),
+        ({"kind": "contract", "value_maps": {"lead_status": {}}}, "'lead_status': not a contract field"),
+        ({"fields": {**CONTRACT_FIELDS, "Mail2": "email"}}, "more than one column maps to email"),
+        ({"format": "csv", "sheet": "Blad1"}, "sheet only applies to xlsx"),
         (
             {"fields": {**CONTRACT_FIELDS, "Fase": "lead_status"}},
-            "'lead_status' is not a contract schema field",
+            "'lead_status' is not a contract field",
         ),
         ({"encoding": "klingon"}, "unknown encoding"),
         ({"delimiter": ";;"}, "delimiter must be auto or one character"),

@@ -164,11 +164,18 @@ def test_unsafe_segment_names_are_rejected_at_config_time(tmp_path: Path) -> Non
     )
     with pytest.raises(ConfigError, match=r"segment '\.\./x' cannot be a file name"):
         writer(tmp_path, app=app)
-    for bad in ("a/b", ".hidden", "a.changes", "x" * 65, ""):
+    for bad in ("a/b", ".hidden", "a.changes", "A.Changes", "trailing.", "x" * 65, "", "a b", "a\\b"):
         with pytest.raises(ConfigError):
             writer(tmp_path).path_for(bad)
     ok = SimpleNamespace(base_dir=tmp_path, segments={"renewal": {}, "win-back_2": {}})
     assert writer(tmp_path, app=ok).path_for("win-back_2").name == "win-back_2.csv"
+    assert writer(tmp_path).path_for("q1.renewal").name == "q1.renewal.csv"
+    assert writer(tmp_path).path_for("x").name == "x.csv"
+    # a bad name bound for another target is that target's business
+    elsewhere = SimpleNamespace(
+        base_dir=tmp_path, segments=[SimpleNamespace(name="a.changes", targets=["sf_campaigns"])]
+    )
+    writer(tmp_path, app=elsewhere)
 
 
 def test_directory_that_is_a_file_is_a_config_error(tmp_path: Path) -> None:

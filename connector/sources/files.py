@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import structlog
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ..context import RunContext
 from ..errors import ConfigError
-from ..mappers.fields import DEFAULT_DATE_FORMATS, ObjectMapping
+from ..mappers.fields import DEFAULT_DATE_FORMATS, ObjectMapping, fields_for_kind
 from ..mappers.files import (
     FILE_KEY,
     ID_KEY,
@@ -93,21 +93,47 @@ class FileSourceConfig(SourceConfigBase):
             raise ValueError("date_formats needs strptime formats such as '%d-%m-%Y'")
         return value
 
+    @field_validator("fields")
+    @classmethod
+    def _fields_fit_kind(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        # `kind` and `join` are declared before `fields`, so they are validated already (absent if invalid).
+        kind, join = info.data.get("kind"), info.data.get("join")
+        known = set(fields_for_kind(kind)) | set(IDENTITY_FIELDS) if kind else None
+        problems = []
+        for src, target in value.items():
+            if not target or not target.strip():
+                problems.append(f"{src}: needs a schema field name")
+            elif known is not None and not target.startswith("extra.") and target not in known:
+                problems.append(
+                    f"{src}: '{target}' is not a {kind} field (known: {', '.join(sorted(known))})"
+                )
+        targets = list(value.values())
+        problems += [
+            f"more than one column maps to {name}" for name in IDENTITY_FIELDS if targets.count(name) > 1
+        ]
+        if join and join not in targets:
+            problems.append(f"join: {join} needs a column mapped to {join}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    @field_validator("value_maps", "constants")
+    @classmethod
+    def _targets_fit_kind(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        kind = info.data.get("kind")
+        if kind is None:
+            return value
+        known = fields_for_kind(kind)
+        unknown = [t for t in value if not t.startswith("extra.") and t not in known]
+        if unknown:
+            raise ValueError(f"{', '.join(repr(t) for t in unknown)}: not a {kind} field")
+        return value
+
     @model_validator(mode="after")
-    def _mapping_is_valid(self) -> FileSourceConfig:
-        targets = list(self.fields.values())
-        for name in IDENTITY_FIELDS:
-            if targets.count(name) > 1:
-                raise ValueError(f"fields: more than one column maps to {name}")
-        if self.join not in targets:
-            raise ValueError(f"join: {self.join} needs a column mapped to {self.join} in fields")
+    def _consistent(self) -> FileSourceConfig:
         if self.sheet is not None and self.format not in ("auto", "xlsx"):
             raise ValueError("sheet only applies to xlsx files")
-        try:
-            self.object_mapping()
-        except ValidationError as exc:
-            reasons = "; ".join(str(err["msg"]).removeprefix("Value error, ") for err in exc.errors())
-            raise ValueError(reasons) from None
+        self.object_mapping()  # the generic mapping's own checks, in case they grow beyond the ones above
         return self
 
     def object_mapping(self) -> ObjectMapping:

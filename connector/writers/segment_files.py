@@ -40,8 +40,9 @@ DEFAULT_COLUMNS: list[Column] = [
     "label",
     "person_key",
 ]
-# A segment name becomes a file name: no separators, no leading dot, nothing a shell or Windows trips on.
-SEGMENT_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+# A segment name becomes a file name: no separators, no leading or trailing dot (Windows drops the latter),
+# and no name that would be another segment's changes file.
+SEGMENT_FILE_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_-])?$")
 CHANGES_SUFFIX = ".changes.csv"
 # Cells starting with these are run as formulas by spreadsheets (CSV injection); CRM data is not trusted.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -90,22 +91,23 @@ class SegmentFilesConfig(WriterConfigBase):
 
 
 def check_segment_name(name: str) -> None:
-    if not SEGMENT_FILE_NAME.match(name):
+    if not SEGMENT_FILE_NAME.match(name) or name.lower().endswith(".changes"):
         raise ConfigError(
-            f"segment '{name}' cannot be a file name for segment_files: use letters, digits, '_' and '-' "
-            "(at most 64, starting with a letter or digit)"
+            f"segment '{name}' cannot be a file name for segment_files: use letters, digits, '_', '-' and '.' "
+            "(at most 64, starting with a letter or digit, not ending in '.' or '.changes')"
         )
 
 
-def _segment_names(app: Any) -> list[str]:
-    """Names of the configured segments, whatever shape the app config keeps them in."""
+def _segment_names(app: Any, target: str) -> list[str]:
+    """Names of the configured segments that go to `target` (all of them when a segment names no targets)."""
     segments = getattr(app, "segments", None) or []
     if isinstance(segments, Mapping):
         return [str(name) for name in segments]
     names = []
     for seg in segments:
         name = seg if isinstance(seg, str) else getattr(seg, "name", None)
-        if name is not None:
+        targets = getattr(seg, "targets", None)
+        if name is not None and (not targets or target in targets):
             names.append(str(name))
     return names
 
@@ -127,7 +129,7 @@ class SegmentFilesWriter:
     def from_config(cls, cfg: SegmentFilesConfig, env: Any) -> SegmentFilesWriter:
         app = getattr(env, "app", None)
         base = getattr(app, "base_dir", None)
-        for name in _segment_names(app):
+        for name in _segment_names(app, cfg.name):
             check_segment_name(name)
         return cls(cfg, Path(base) if base else Path.cwd())
 
