@@ -1,0 +1,7 @@
+"""Salesforce as a source: `client` (transport), `bulk`, `auth`, `budget`, `soql`, `cursor`, and `source`."""
+
+from __future__ import annotations
+
+from .source import SalesforceSource, SalesforceSourceConfig
+
+__all__ = ["SalesforceSource", "SalesforceSourceConfig"]

@@ -1,0 +1,346 @@
+"""The Salesforce source: which objects and fields to read, incremental cursors, deletions, picklist meaning.
+
+Reading one object is: COUNT() of what changed (queryAll, so deleted rows count), then either REST `queryAll`
+paged by `nextRecordsUrl` (ordered by SystemModstamp, Id, a cursor after every page) or, above
+`bulk_threshold`, a Bulk API 2.0 `queryAll` job streamed by locator (Bulk cannot ORDER BY, so its cursor comes
+with the last page). Deleted rows (`IsDeleted = true`) go to `Batch.deleted`.
+
+Opportunities carry the contacts of their OpportunityContactRoles (looked up per page). A role added or removed
+later does not touch the opportunity's SystemModstamp, so roles have their own cursor: the opportunities of
+changed roles are read again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Literal
+
+import structlog
+from pydantic import Field, field_validator, model_validator
+
+from ...context import RunContext
+from ...errors import ConfigError, RecordError
+from ...mappers.fields import ObjectMapping
+from ...mappers.salesforce import (
+    CONTACT_ROLES_KEY,
+    OrgMeanings,
+    StageMeaning,
+    get_field,
+    map_record,
+    parse_sf_datetime,
+    truthy,
+)
+from ...registry import PluginEnv
+from ...schema import Fact, FactKind
+from ..base import Batch, SourceConfigBase
+from . import bulk, soql
+from .auth import SalesforceConnection, SalesforceSecrets, check_secrets
+from .client import SalesforceClient
+from .cursor import Cursor
+
+log = structlog.get_logger(__name__)
+
+CONTACT_ROLE = "OpportunityContactRole"
+SYSTEM_FIELDS = ("Id", "SystemModstamp", "IsDeleted")
+# Fields each object needs beyond the mapped ones, for identity and meaning (only those the org has).
+LINK_FIELDS: dict[str, tuple[str, ...]] = {
+    "Lead": ("Status", "IsConverted", "ConvertedContactId"),
+    "Contact": ("AccountId",),
+    "Opportunity": ("StageName", "AccountId"),
+    "Contract": ("AccountId",),
+}
+ID_CHUNK = 400  # ids per IN list: keeps a GET query URL well under Salesforce's URI limit
+
+
+class SalesforceObjectMapping(ObjectMapping):
+    """An object's mapping plus an optional SOQL condition ANDed to every read (admin-written, not escaped)."""
+
+    where: str | None = None
+
+
+class SalesforceSourceConfig(SourceConfigBase, SalesforceConnection):
+    type: Literal["salesforce"]
+    page_size: int = Field(default=2000, ge=200, le=2000)  # Sforce-Query-Options batchSize
+    bulk_threshold: int = Field(default=10000, ge=1)
+    overlap_seconds: int = Field(default=60, ge=0)
+    objects: dict[str, SalesforceObjectMapping] = Field(min_length=1)
+
+    @field_validator("objects")
+    @classmethod
+    def _names(cls, value: dict[str, SalesforceObjectMapping]) -> dict[str, SalesforceObjectMapping]:
+        for obj, mapping in value.items():
+            try:
+                soql.identifier(obj)
+                for name in mapping.fields:
+                    soql.identifier(name)
+            except ConfigError as exc:
+                raise ValueError(f"objects.{obj}: {exc}") from None
+            if "." in obj:
+                raise ValueError(f"objects.{obj}: an object name has no dots")
+        return value
+
+    @model_validator(mode="after")
+    def _kinds(self) -> SalesforceSourceConfig:
+        opp = self.objects.get("Opportunity")
+        if opp is not None and opp.kind is not FactKind.OPPORTUNITY:
+            raise ValueError("objects.Opportunity: kind must be opportunity")
+        for obj in ("Lead", "Contact"):
+            mapping = self.objects.get(obj)
+            if mapping is not None and mapping.kind is FactKind.OPPORTUNITY:
+                raise ValueError(f"objects.{obj}: kind opportunity makes no sense for {obj}")
+        return self
+
+
+class SalesforceSource:
+    """Reads the configured objects of one org incrementally; `map` turns a raw record into a Fact."""
+
+    def __init__(self, cfg: SalesforceSourceConfig, client: SalesforceClient) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self.client = client
+        self.meanings = OrgMeanings()
+        self.unknown_values: Counter[tuple[str, str]] = Counter()
+        self._overlap = dt.timedelta(seconds=cfg.overlap_seconds)
+        self._select: dict[str, list[str]] = {}
+
+    @classmethod
+    def from_config(cls, cfg: SalesforceSourceConfig, env: PluginEnv) -> SalesforceSource:
+        secrets = SalesforceSecrets.load(cfg.env_prefix, env.environ)
+        check_secrets(cfg, secrets)
+        client = SalesforceClient(cfg, secrets, policy=env.policy, system=cfg.name)
+        return cls(cfg, client)
+
+    # -- Source protocol ----------------------------------------------------------------------------------
+    def mapping_for(self, obj: str) -> ObjectMapping | None:
+        return self.cfg.objects.get(obj)
+
+    def map(self, obj: str, raw: dict[str, Any]) -> Fact:
+        mapping = self.cfg.objects.get(obj)
+        if mapping is None:
+            raise RecordError(f"{self.name}: no mapping for object {obj}", code="NO_MAPPING")
+        result = map_record(self.name, obj, raw, mapping, self.meanings)
+        for field_name, value in result.unknown:
+            key = (field_name, value)
+            if key not in self.unknown_values:
+                log.warning(
+                    "salesforce.unknown_value", source=self.name, object=obj, field=field_name, value=value
+                )
+            self.unknown_values[key] += 1
+        return result.fact
+
+    def read(self, cursors: Mapping[str, str], ctx: RunContext) -> Iterator[Batch]:
+        self.client.on_call = lambda: ctx.count_call(self.name)
+        self.prepare()
+        full_opportunity_read = False
+        opportunity_ids: set[str] = set()
+        for obj in self.cfg.objects:
+            cursor = Cursor.parse(cursors.get(obj))
+            if obj == "Opportunity":
+                full_opportunity_read = cursor.newest is None
+            for batch in self._read_object(obj, cursor, ctx):
+                if obj == "Opportunity":
+                    opportunity_ids.update(str(r["Id"]) for r in batch.records)
+                yield batch
+        if "Opportunity" in self.cfg.objects:
+            if full_opportunity_read:
+                # every opportunity was just read with its current roles: no role change can be pending
+                yield Batch(
+                    object=CONTACT_ROLE,
+                    cursor=Cursor(newest=_floor_second(ctx.started_at)).dump(self._overlap),
+                )
+            else:
+                yield from self._read_role_changes(
+                    Cursor.parse(cursors.get(CONTACT_ROLE)), opportunity_ids, ctx
+                )
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- preparation: identifiers against describe, picklist meanings from the org ---------------------------
+    def prepare(self) -> None:
+        """Check every object and field against describe and load picklist meanings (once per source)."""
+        if not self._select:
+            problems: list[str] = []
+            for obj, mapping in self.cfg.objects.items():
+                problems.extend(self._check_object(obj, mapping))
+            if "Opportunity" in self.cfg.objects:
+                problems.extend(self._check_object(CONTACT_ROLE, ObjectMapping(fields={})))
+            if problems:
+                raise ConfigError(f"source {self.name}: " + "; ".join(problems))
+        self.meanings = self._load_meanings()
+
+    def _check_object(self, obj: str, mapping: ObjectMapping) -> list[str]:
+        try:
+            fields = self.client.field_names(obj)
+        except ConfigError as exc:
+            return [str(exc)]
+        relationships = {f.get("relationshipName") for f in fields.values() if f.get("relationshipName")}
+        problems = [
+            f"objects.{obj}.fields.{name}: no such field on {obj}"
+            for name in mapping.fields
+            if not (name in fields or ("." in name and name.split(".", 1)[0] in relationships))
+        ]
+        select = [f for f in SYSTEM_FIELDS if f in fields]
+        missing = [f for f in ("Id", "SystemModstamp") if f not in fields]
+        if missing:
+            problems.append(f"{obj} lacks {', '.join(missing)}: it cannot be read incrementally")
+        extra = ("OpportunityId", "ContactId") if obj == CONTACT_ROLE else LINK_FIELDS.get(obj, ())
+        select += [f for f in extra if f in fields]
+        select += list(mapping.fields)
+        self._select[obj] = list(dict.fromkeys(select))
+        return problems
+
+    def _load_meanings(self) -> OrgMeanings:
+        meanings = OrgMeanings()
+        if "Lead" in self.cfg.objects:
+            for row in self._picklist_rows("LeadStatus", ("IsConverted",)):
+                for key in _labels(row):
+                    meanings.lead_converted[key] = truthy(row.get("IsConverted"))
+        if "Opportunity" in self.cfg.objects:
+            for row in self._picklist_rows("OpportunityStage", ("IsClosed", "IsWon")):
+                meaning = StageMeaning(closed=truthy(row.get("IsClosed")), won=truthy(row.get("IsWon")))
+                for key in _labels(row):
+                    meanings.opportunity[key] = meaning
+        return meanings
+
+    def _picklist_rows(self, obj: str, flags: tuple[str, ...]) -> list[dict[str, Any]]:
+        try:
+            fields = self.client.field_names(obj)
+        except ConfigError:
+            log.warning("salesforce.picklist.unavailable", source=self.name, object=obj)
+            return []
+        names = [f for f in ("ApiName", "MasterLabel", *flags) if f in fields]
+        return self.client.query_all(f"SELECT {', '.join(names)} FROM {obj}")
+
+    # -- reading --------------------------------------------------------------------------------------------
+    def _where(self, obj: str, cursor: Cursor, ctx: RunContext, extra: str | None = None) -> str:
+        upper = _floor_second(ctx.started_at)
+        parts = [f"SystemModstamp <= {soql.datetime_literal(upper)}"]
+        lower = cursor.lower_bound(self._overlap)
+        if lower is not None:
+            parts.insert(0, f"SystemModstamp >= {soql.datetime_literal(_floor_second(lower))}")
+        mapping = self.cfg.objects.get(obj)
+        where = getattr(mapping, "where", None)
+        if where:
+            parts.append(f"({where})")
+        if extra:
+            parts.append(extra)
+        return " AND ".join(parts)
+
+    def _read_object(self, obj: str, cursor: Cursor, ctx: RunContext) -> Iterator[Batch]:
+        fields = ", ".join(self._select[obj])
+        where = self._where(obj, cursor, ctx)
+        changed = self.client.count(f"SELECT COUNT() FROM {obj} WHERE {where}", include_deleted=True)
+        use_bulk = changed > self.cfg.bulk_threshold
+        log.info("salesforce.read.start", source=self.name, object=obj, changed=changed, bulk=use_bulk)
+        if changed == 0:
+            return
+        pages: Iterable[list[dict[str, Any]]]
+        if use_bulk:
+            pages = bulk.query_pages(
+                self.client,
+                f"SELECT {fields} FROM {obj} WHERE {where}",
+                include_deleted=True,
+                page_size=self.cfg.page_size,
+            )
+        else:
+            pages = self.client.query_pages(
+                f"SELECT {fields} FROM {obj} WHERE {where} ORDER BY SystemModstamp, Id",
+                include_deleted=True,
+                batch_size=self.cfg.page_size,
+            )
+        total = 0
+        previous: Batch | None = None
+        for page in pages:
+            batch = self._batch(obj, page, cursor, ctx)
+            if obj == "Opportunity":
+                self._attach_roles(batch.records)
+            total += len(batch.records) + len(batch.deleted)
+            if not use_bulk:
+                batch.cursor = cursor.dump(self._overlap)
+                yield batch
+                continue
+            # Bulk pages are unordered: hold one page back so the cursor rides on the last one
+            if previous is not None:
+                yield previous
+            previous = batch
+        if previous is not None:
+            previous.cursor = cursor.dump(self._overlap)
+            yield previous
+        log.info("salesforce.read.done", source=self.name, object=obj, records=total)
+
+    def _batch(self, obj: str, page: list[dict[str, Any]], cursor: Cursor, ctx: RunContext) -> Batch:
+        batch = Batch(object=obj)
+        for raw in page:
+            rid = raw.get("Id")
+            if not rid:
+                continue
+            try:
+                stamp = parse_sf_datetime(raw.get("SystemModstamp"))
+            except ValueError:
+                batch.records.append(raw)  # map() reports it as a RecordError
+                continue
+            if cursor.already_read(str(rid), stamp):
+                continue
+            cursor.note(str(rid), stamp, ctx.started_at)
+            if truthy(raw.get("IsDeleted")):
+                batch.deleted.append(str(rid))
+            else:
+                batch.records.append(raw)
+        return batch
+
+    def _attach_roles(self, records: list[dict[str, Any]]) -> None:
+        """Put each opportunity's contact ids (from OpportunityContactRole) on the raw record."""
+        by_id = {str(r["Id"]): r for r in records}
+        for r in records:
+            r[CONTACT_ROLES_KEY] = []
+        ids = list(by_id)
+        for start in range(0, len(ids), ID_CHUNK):
+            chunk = ids[start : start + ID_CHUNK]
+            rows = self.client.query_all(
+                f"SELECT OpportunityId, ContactId FROM {CONTACT_ROLE} WHERE OpportunityId IN {soql.in_list(chunk)}"
+            )
+            for row in rows:
+                opp = by_id.get(str(row.get("OpportunityId")))
+                if opp is not None and row.get("ContactId"):
+                    opp[CONTACT_ROLES_KEY].append(str(row["ContactId"]))
+
+    def _read_role_changes(self, cursor: Cursor, already: set[str], ctx: RunContext) -> Iterator[Batch]:
+        fields = ", ".join(self._select[CONTACT_ROLE])
+        where = self._where(CONTACT_ROLE, cursor, ctx)
+        pages = self.client.query_pages(
+            f"SELECT {fields} FROM {CONTACT_ROLE} WHERE {where} ORDER BY SystemModstamp, Id",
+            include_deleted=True,
+            batch_size=self.cfg.page_size,
+        )
+        for page in pages:
+            changed = self._batch(CONTACT_ROLE, page, cursor, ctx)
+            gone = set(changed.deleted)
+            rows = changed.records + [r for r in page if str(r.get("Id")) in gone]
+            opp_ids = sorted({str(r["OpportunityId"]) for r in rows if r.get("OpportunityId")} - already)
+            for start in range(0, len(opp_ids), ID_CHUNK):
+                chunk = opp_ids[start : start + ID_CHUNK]
+                condition = f"Id IN {soql.in_list(chunk)}"
+                where_opp = self.cfg.objects["Opportunity"].where
+                if where_opp:
+                    condition += f" AND ({where_opp})"
+                opps = self.client.query_all(
+                    f"SELECT {', '.join(self._select['Opportunity'])} FROM Opportunity WHERE {condition}"
+                )
+                self._attach_roles(opps)
+                already.update(chunk)
+                if opps:
+                    yield Batch(object="Opportunity", records=opps)
+            yield Batch(object=CONTACT_ROLE, cursor=cursor.dump(self._overlap))
+
+
+def _labels(row: Mapping[str, Any]) -> set[str]:
+    return {
+        str(v).strip().casefold() for v in (get_field(row, "ApiName"), get_field(row, "MasterLabel")) if v
+    }
+
+
+def _floor_second(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.UTC).replace(microsecond=0)

@@ -1,0 +1,388 @@
+"""The Salesforce target: stage labels on Lead/Contact records and segment membership as CampaignMembers.
+
+Labels go out through sObject Collections (200 records a call, `allOrNone: false`, `Sforce-Auto-Assign:
+FALSE` so a label write never re-runs assignment rules), or one Bulk API 2.0 update job above
+`bulk_threshold`. Records Salesforce rejects come back in `WriteResult.failed` with their error code; records
+that lost a row lock are sent again (only those, through the retry policy) before they count as failed.
+
+Campaign sync adds the members a segment gained (a `DUPLICATE_VALUE` means already a member: done) and deletes
+the CampaignMember rows of those it lost. Members someone added by hand stay unless the campaign is `strict`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import structlog
+from pydantic import Field
+
+from ..context import RunContext
+from ..errors import ConfigError, RecordError, RetriableError, UnreachableError
+from ..model import StrictModel
+from ..registry import PluginEnv
+from ..sources.salesforce import bulk, soql
+from ..sources.salesforce.auth import SalesforceConnection, SalesforceSecrets, check_secrets
+from ..sources.salesforce.budget import ApiBudget
+from ..sources.salesforce.client import COMPOSITE_MAX, RETRIABLE_CODES, SalesforceClient
+from .base import LabelChange, Member, SegmentChange, WriterConfigBase, WriteResult
+
+log = structlog.get_logger(__name__)
+
+AUTO_ASSIGN_OFF = {"Sforce-Auto-Assign": "FALSE"}
+BULK_JOB_CALLS = 6  # create, upload, close, >=1 status poll, failed results (+ unprocessed when it failed)
+ALREADY_DONE = {"DUPLICATE_VALUE", "ENTITY_IS_DELETED"}
+PERSON_OBJECTS = ("Contact", "Lead")  # preference order for a campaign member
+
+
+class CampaignTarget(StrictModel):
+    campaign: str  # Campaign Name or Id
+    member_status: str = "Sent"
+    strict: bool = False  # also remove members that are not in the segment (e.g. added by hand)
+    create: bool = False  # create the campaign when no campaign has this name
+
+
+class SalesforceWriterConfig(WriterConfigBase):
+    type: Literal["salesforce"]
+    source: str  # the salesforce source whose connection and records this target uses
+    label_field: dict[str, str] = Field(default_factory=dict)  # object -> field that holds the stage label
+    bulk_threshold: int = Field(default=2000, ge=1)
+    api_budget_share: float | None = Field(default=0.8, gt=0, le=1)
+    campaigns: dict[str, CampaignTarget] = Field(default_factory=dict)  # segment name -> campaign
+
+
+class _Locked(RetriableError):
+    """Some records of a collection call lost a row lock; only those are sent again."""
+
+
+@dataclass
+class _Campaign:
+    id: str
+    status: str
+
+
+Outcome = tuple[str | None, str] | None  # None: done; else (errorCode, message)
+
+
+class SalesforceWriter:
+    def __init__(self, cfg: SalesforceWriterConfig, client: SalesforceClient) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self.source: str | None = cfg.source
+        self.label_objects = frozenset(cfg.label_field)
+        self.client = client
+        self._campaigns: dict[str, _Campaign] = {}
+        self._checked_labels: set[str] = set()
+
+    @classmethod
+    def from_config(cls, cfg: SalesforceWriterConfig, env: PluginEnv) -> SalesforceWriter:
+        source_cfg = next((s for s in getattr(env.app, "sources", []) if s.name == cfg.source), None)
+        if source_cfg is None or not isinstance(source_cfg, SalesforceConnection):
+            raise ConfigError(
+                f"target {cfg.name}: source '{cfg.source}' is not a configured salesforce source"
+            )
+        for obj, fld in cfg.label_field.items():
+            try:
+                soql.identifier(obj)
+                soql.identifier(fld)
+            except ConfigError as exc:
+                raise ConfigError(f"target {cfg.name}: label_field.{obj}: {exc}") from None
+        secrets = SalesforceSecrets.load(source_cfg.env_prefix, env.environ)
+        check_secrets(source_cfg, secrets)
+        client = SalesforceClient(
+            source_cfg,
+            secrets,
+            policy=env.policy,
+            budget=ApiBudget(share=cfg.api_budget_share),
+            system=cfg.name,
+        )
+        return cls(cfg, client)
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- planning -------------------------------------------------------------------------------------------
+    def estimate_calls(self, labels: int, adds: int, removes: int) -> int:
+        calls = BULK_JOB_CALLS if labels > self.cfg.bulk_threshold else math.ceil(labels / COMPOSITE_MAX)
+        if adds or removes:
+            calls += 2 * len(self.cfg.campaigns)  # campaign lookup + its member statuses
+        calls += math.ceil(adds / COMPOSITE_MAX) + 2 * math.ceil(removes / COMPOSITE_MAX)
+        return calls
+
+    # -- labels ---------------------------------------------------------------------------------------------
+    def write_labels(self, changes: list[LabelChange], ctx: RunContext) -> WriteResult:
+        self._bind(ctx)
+        start = self.client.calls
+        result = WriteResult()
+        by_object: dict[str, list[LabelChange]] = defaultdict(list)
+        for change in changes:
+            if change.ref.source != self.source or change.ref.object not in self.cfg.label_field:
+                result.failed[str(change.ref)] = RecordError(
+                    f"target {self.name} does not label {change.ref.source}:{change.ref.object}",
+                    code="NOT_LABELLED",
+                )
+                continue
+            by_object[change.ref.object].append(change)
+        for obj, items in by_object.items():
+            fld = self.cfg.label_field[obj]
+            self._check_label_field(obj, fld)
+            if len(items) > self.cfg.bulk_threshold:
+                failed = self._labels_bulk(obj, fld, items)
+            else:
+                failed = {}
+                for start_at in range(0, len(items), COMPOSITE_MAX):
+                    failed.update(
+                        self._labels_composite(obj, fld, items[start_at : start_at + COMPOSITE_MAX])
+                    )
+            result.failed.update(failed)
+            log.info(
+                "salesforce.labels.written",
+                target=self.name,
+                object=obj,
+                changed=len(items),
+                failed=len(failed),
+            )
+        result.calls = self.client.calls - start
+        return result
+
+    def _check_label_field(self, obj: str, fld: str) -> None:
+        if obj in self._checked_labels:
+            return
+        described = self.client.field_names(obj).get(fld)
+        if described is None:
+            raise ConfigError(f"target {self.name}: label_field.{obj}: {obj} has no field {fld}")
+        if not described.get("updateable", True):
+            raise ConfigError(f"target {self.name}: label_field.{obj}: {obj}.{fld} is not updateable")
+        self._checked_labels.add(obj)
+
+    def _labels_composite(self, obj: str, fld: str, items: list[LabelChange]) -> dict[str, RecordError]:
+        by_id = {c.ref.id: c for c in items}
+
+        def send(ids: list[str]) -> list[dict[str, Any]]:
+            records = [{"attributes": {"type": obj}, "id": i, fld: by_id[i].new} for i in ids]
+            return self.client.composite("PATCH", records, headers=AUTO_ASSIGN_OFF, what=f"label {obj}")
+
+        outcomes = self._collection(list(by_id), send, f"label {obj}")
+        return {str(by_id[i].ref): RecordError(o[1], code=o[0]) for i, o in outcomes.items() if o is not None}
+
+    def _labels_bulk(self, obj: str, fld: str, items: list[LabelChange]) -> dict[str, RecordError]:
+        by_id = {c.ref.id: c for c in items}
+        rows = [{"Id": c.ref.id, fld: c.new} for c in items]
+        job = bulk.ingest_update(self.client, obj, rows, ["Id", fld], headers=AUTO_ASSIGN_OFF)
+        failed: dict[str, RecordError] = {}
+        again = list(job.unprocessed)
+        for rid, (code, message) in job.failed.items():
+            if rid not in by_id:
+                continue
+            if code in RETRIABLE_CODES:
+                again.append(rid)
+            else:
+                failed[str(by_id[rid].ref)] = RecordError(message, code=code)
+        # locked and unprocessed rows go through the collection path, which retries locks by itself
+        retry = [by_id[r] for r in dict.fromkeys(again) if r in by_id]
+        for start_at in range(0, len(retry), COMPOSITE_MAX):
+            failed.update(self._labels_composite(obj, fld, retry[start_at : start_at + COMPOSITE_MAX]))
+        return failed
+
+    # -- campaigns ------------------------------------------------------------------------------------------
+    def sync_segment(self, change: SegmentChange, ctx: RunContext) -> WriteResult:
+        self._bind(ctx)
+        target = self.cfg.campaigns.get(change.segment)
+        if target is None:
+            raise ConfigError(
+                f"target {self.name}: segment '{change.segment}' has no campaign under campaigns:"
+            )
+        start = self.client.calls
+        result = WriteResult()
+        if not (change.adds or change.removes or target.strict):
+            return result
+        campaign = self._campaign(change.segment, target)
+        self._add_members(campaign, change.adds, result)
+        self._remove_members(campaign, change.removes, result)
+        if target.strict:
+            removed = self._remove_strangers(campaign, change.members, result)
+            if removed:
+                result.notes.append(f"strict: removed {removed} member(s) not in segment {change.segment}")
+        result.calls = self.client.calls - start
+        log.info(
+            "salesforce.campaign.synced",
+            target=self.name,
+            segment=change.segment,
+            campaign=campaign.id,
+            adds=len(change.adds),
+            removes=len(change.removes),
+            failed=len(result.failed),
+        )
+        return result
+
+    def _campaign(self, segment: str, target: CampaignTarget) -> _Campaign:
+        if segment in self._campaigns:
+            return self._campaigns[segment]
+        if soql.looks_like_id(target.campaign, "701"):
+            condition = f"Id = {soql.literal(target.campaign)}"
+        else:
+            condition = f"Name = {soql.literal(target.campaign)}"
+        rows = self.client.query_all(f"SELECT Id, Name FROM Campaign WHERE {condition}")
+        if len(rows) > 1:
+            raise ConfigError(f"target {self.name}: {len(rows)} campaigns are named '{target.campaign}'")
+        if rows:
+            campaign_id = str(rows[0]["Id"])
+        elif target.create:
+            created = self.client.request(
+                "POST",
+                "sobjects/Campaign",
+                json_body={"Name": target.campaign, "IsActive": True},
+                what="create campaign",
+            ).json()
+            campaign_id = str(created["id"])
+            log.info("salesforce.campaign.created", target=self.name, campaign=campaign_id, segment=segment)
+        else:
+            raise ConfigError(
+                f"target {self.name}: campaign '{target.campaign}' for segment {segment} does not exist "
+                "(set create: true to create it)"
+            )
+        labels = [
+            str(r.get("Label"))
+            for r in self.client.query_all(
+                f"SELECT Label FROM CampaignMemberStatus WHERE CampaignId = {soql.literal(campaign_id)}"
+            )
+        ]
+        status = next((s for s in labels if s == target.member_status), None) or next(
+            (s for s in labels if s.casefold() == target.member_status.casefold()), None
+        )
+        if status is None:
+            raise ConfigError(
+                f"target {self.name}: member_status '{target.member_status}' is not a status of campaign "
+                f"'{target.campaign}' (it has: {', '.join(labels) or 'none'})"
+            )
+        self._campaigns[segment] = _Campaign(campaign_id, status)
+        return self._campaigns[segment]
+
+    def _person_record(self, member: Member) -> tuple[str, str] | None:
+        """(ContactId|LeadId, record id) for a member: the Contact when the person has one."""
+        for obj in PERSON_OBJECTS:
+            ids = sorted(r.id for r in member.refs if r.source == self.source and r.object == obj)
+            if ids:
+                return f"{obj}Id", ids[0]
+        return None
+
+    def _add_members(self, campaign: _Campaign, adds: list[Member], result: WriteResult) -> None:
+        rows: dict[str, dict[str, Any]] = {}
+        for member in adds:
+            target = self._person_record(member)
+            if target is None:
+                result.failed[member.person_key] = RecordError(
+                    f"no Lead or Contact in {self.source} for this person", code="NO_SALESFORCE_RECORD"
+                )
+                continue
+            rows[member.person_key] = {
+                "attributes": {"type": "CampaignMember"},
+                "CampaignId": campaign.id,
+                target[0]: target[1],
+                "Status": campaign.status,
+            }
+        keys = list(rows)
+        for start_at in range(0, len(keys), COMPOSITE_MAX):
+            chunk = keys[start_at : start_at + COMPOSITE_MAX]
+
+            def send(ks: list[str]) -> list[dict[str, Any]]:
+                return self.client.composite("POST", [rows[k] for k in ks], what="add campaign members")
+
+            for key, outcome in self._collection(chunk, send, "add campaign members").items():
+                if outcome is not None and outcome[0] not in ALREADY_DONE:
+                    result.failed[key] = RecordError(outcome[1], code=outcome[0])
+
+    def _member_rows(self, campaign: _Campaign, record_ids: list[str]) -> Iterator[dict[str, Any]]:
+        for start_at in range(0, len(record_ids), COMPOSITE_MAX):
+            chunk = soql.in_list(record_ids[start_at : start_at + COMPOSITE_MAX])
+            yield from self.client.query_all(
+                f"SELECT Id, ContactId, LeadId FROM CampaignMember WHERE CampaignId = {soql.literal(campaign.id)} "
+                f"AND (ContactId IN {chunk} OR LeadId IN {chunk})"
+            )
+
+    def _remove_members(self, campaign: _Campaign, removes: list[Member], result: WriteResult) -> None:
+        owner: dict[str, str] = {}  # Contact/Lead id -> person key
+        for member in removes:
+            for ref in member.refs:
+                if ref.source == self.source and ref.object in PERSON_OBJECTS:
+                    owner[ref.id] = member.person_key
+        if not owner:
+            return
+        row_owner: dict[str, str] = {}
+        for row in self._member_rows(campaign, sorted(owner)):
+            person = owner.get(str(row.get("ContactId"))) or owner.get(str(row.get("LeadId")))
+            if person is not None:
+                row_owner[str(row["Id"])] = person
+        for row_id, outcome in self._delete_rows(list(row_owner)).items():
+            if outcome is not None:
+                result.failed[row_owner[row_id]] = RecordError(outcome[1], code=outcome[0])
+
+    def _remove_strangers(self, campaign: _Campaign, members: list[Member], result: WriteResult) -> int:
+        keep = {r.id for m in members for r in m.refs if r.source == self.source}
+        strangers = [
+            str(row["Id"])
+            for row in self.client.query_all(
+                f"SELECT Id, ContactId, LeadId FROM CampaignMember WHERE CampaignId = {soql.literal(campaign.id)}"
+            )
+            if str(row.get("ContactId")) not in keep and str(row.get("LeadId")) not in keep
+        ]
+        outcomes = self._delete_rows(strangers)
+        failed = [rid for rid, o in outcomes.items() if o is not None]
+        if failed:
+            result.notes.append(f"strict: {len(failed)} campaign member(s) could not be removed")
+        return len(strangers) - len(failed)
+
+    def _delete_rows(self, row_ids: list[str]) -> dict[str, Outcome]:
+        outcomes: dict[str, Outcome] = {}
+        for start_at in range(0, len(row_ids), COMPOSITE_MAX):
+            chunk = row_ids[start_at : start_at + COMPOSITE_MAX]
+
+            def send(ids: list[str]) -> list[dict[str, Any]]:
+                return self.client.composite("DELETE", ids=ids, what="remove campaign members")
+
+            for rid, outcome in self._collection(chunk, send, "remove campaign members").items():
+                outcomes[rid] = None if outcome is None or outcome[0] in ALREADY_DONE else outcome
+        return outcomes
+
+    # -- one sObject Collections call, with row-lock retries of only the locked records ----------------------
+    def _collection(
+        self, keys: list[str], send: Callable[[list[str]], list[dict[str, Any]]], what: str
+    ) -> dict[str, Outcome]:
+        outcomes: dict[str, Outcome] = {}
+        pending = list(keys)
+
+        def attempt() -> None:
+            nonlocal pending
+            answers = send(pending)
+            if len(answers) != len(pending):
+                raise RetriableError(
+                    f"{what}: {len(answers)} results for {len(pending)} records", code="BAD_RESPONSE"
+                )
+            locked: list[str] = []
+            for key, answer in zip(pending, answers, strict=True):
+                if answer.get("success"):
+                    outcomes[key] = None
+                    continue
+                errors = answer.get("errors") or [{}]
+                code = errors[0].get("statusCode") or errors[0].get("errorCode")
+                message = str(errors[0].get("message") or code or "rejected")
+                outcomes[key] = (code, message)
+                if code in RETRIABLE_CODES:
+                    locked.append(key)
+            pending = locked
+            if locked:
+                raise _Locked(f"{what}: {len(locked)} record(s) locked", code="UNABLE_TO_LOCK_ROW")
+
+        try:
+            self.client.policy.call(attempt, what=what)
+        except UnreachableError as exc:
+            if not isinstance(exc.__cause__, _Locked):
+                raise
+            log.warning("salesforce.write.locked", target=self.name, what=what, records=len(pending))
+        return outcomes
+
+    def _bind(self, ctx: RunContext) -> None:
+        self.client.on_call = lambda: ctx.count_call(self.name)
