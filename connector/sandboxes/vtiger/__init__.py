@@ -1,0 +1,26 @@
+"""A loopback vtiger CRM 8.2.0 webservice that answers like the recorded real server, quirks included."""
+
+from __future__ import annotations
+
+import threading
+
+from connector.sandboxes.vtiger.clock import SandboxClock
+from connector.sandboxes.vtiger.faults import Faults
+from connector.sandboxes.vtiger.sandbox import VtigerSandbox
+from connector.sandboxes.vtiger.store import VtigerStore
+
+__all__ = ["Faults", "SandboxClock", "VtigerSandbox", "VtigerStore", "serve"]
+
+
+def serve(host: str = "127.0.0.1", port: int = 0, seed_people: int = 0) -> None:
+    """Run a sandbox in the foreground, print how to reach it, and block until Ctrl-C."""
+    sandbox = VtigerSandbox(host=host, port=port, seed_people=seed_people).start()
+    print(f"vtiger sandbox listening on {sandbox.endpoint}", flush=True)
+    for key, value in sandbox.env().items():
+        print(f"{key}={value}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()

@@ -1,0 +1,59 @@
+"""Knobs that make the sandbox misbehave the way real vtiger installs do. All mutable at any time."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Faults:
+    #: seconds slept before answering every call
+    latency: float = 0.0
+    #: probability (0..1) that a call is answered HTTP 500 with an empty body, drawn from `seed`
+    error_500_rate: float = 0.0
+    #: restrict `error_500_rate` to these operations (empty: every operation)
+    error_500_ops: set[str] = field(default_factory=set)
+    #: the next N calls (of `error_500_ops`, if set) fail with an empty HTTP 500, then calls succeed again
+    fail_next: int = 0
+    #: stock 8.2 on PHP 8: `sync`, `logout` and `convertlead` answer HTTP 500 with an empty body. The
+    #: recording comes from an instance with those lines patched, so the defaults are the patched behaviour.
+    sync_broken: bool = False
+    logout_broken: bool = False
+    convertlead_broken: bool = False
+    #: `sync` with modifiedTime=0 fails with an empty 500 even on the patched instance (recorded)
+    sync_zero_fails: bool = True
+    #: a session stops working after this many calls (INVALID_SESSIONID); a new login works
+    expire_sessions_after: int | None = None
+    seed: int = 0
+    #: empty-500 answers given so far, by operation
+    injected: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rng = random.Random(self.seed)
+        self._seeded = self.seed
+
+    def stock_php8(self) -> Faults:
+        """Behave like an unpatched 8.2.0 on PHP 8."""
+        self.sync_broken = self.logout_broken = self.convertlead_broken = True
+        return self
+
+    def should_fail(self, operation: str) -> bool:
+        with self._lock:
+            if self.error_500_ops and operation not in self.error_500_ops:
+                return False
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                self.injected[operation] += 1
+                return True
+            if self.error_500_rate <= 0:
+                return False
+            if self._seeded != self.seed:
+                self._rng, self._seeded = random.Random(self.seed), self.seed
+            if self._rng.random() < self.error_500_rate:
+                self.injected[operation] += 1
+                return True
+            return False

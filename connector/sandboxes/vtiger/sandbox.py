@@ -1,0 +1,101 @@
+"""`VtigerSandbox`: a loopback vtiger CRM 8.2.0 webservice for tests, the demo and benchmarks."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from collections import Counter
+from types import TracebackType
+
+from connector.sandboxes.vtiger.clock import SandboxClock
+from connector.sandboxes.vtiger.faults import Faults
+from connector.sandboxes.vtiger.operations import Operations
+from connector.sandboxes.vtiger.seed import seed_people as _seed_people
+from connector.sandboxes.vtiger.server import ENDPOINT, HttpServer
+from connector.sandboxes.vtiger.sessions import Sessions
+from connector.sandboxes.vtiger.store import VtigerStore
+
+
+def new_access_key() -> str:
+    # vtiger access keys are 16 alphanumerics
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(16))
+
+
+class VtigerSandbox:
+    """A vtiger webservice on 127.0.0.1 that answers like the recorded real server.
+
+    `store`, `faults` and `clock` are live: change them while the server runs.
+    """
+
+    def __init__(
+        self,
+        username: str = "admin",
+        access_key: str | None = None,
+        *,
+        custom_fields: bool = True,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        seed_people: int = 0,
+        faults: Faults | None = None,
+    ) -> None:
+        self.username = username
+        self.access_key = access_key or new_access_key()
+        self.clock = SandboxClock()
+        self.store = VtigerStore(self.clock, custom_fields=custom_fields)
+        self.faults = faults or Faults()
+        self.sessions = Sessions(self.clock, {username: self.access_key})
+        self.operations = Operations(self.store, self.sessions, self.faults)
+        self._host, self._port = host, port
+        self._http: HttpServer | None = None
+        if seed_people:
+            _seed_people(self.store, seed_people)
+
+    # ---- lifecycle ------------------------------------------------------------------------------------
+    def start(self) -> VtigerSandbox:
+        if self._http is None:
+            self._http = HttpServer(self.operations, self._host, self._port)
+            self._http.start()
+        return self
+
+    def stop(self) -> None:
+        if self._http is not None:
+            self._http.stop()
+            self._http = None
+
+    def __enter__(self) -> VtigerSandbox:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # ---- addresses and counters -----------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        if self._http is None:
+            raise RuntimeError("the sandbox is not started")
+        host, port = self._http.address
+        return f"http://{host}:{port}"
+
+    @property
+    def endpoint(self) -> str:
+        return self.url + ENDPOINT
+
+    @property
+    def calls(self) -> Counter[str]:
+        """Operations answered so far, by name (injected empty 500s are in `faults.injected`)."""
+        return self.operations.calls
+
+    def reset_calls(self) -> None:
+        self.operations.calls.clear()
+        self.faults.injected.clear()
+
+    def env(self) -> dict[str, str]:
+        """What a connector run needs in its environment to reach this sandbox."""
+        return {
+            "VTIGER_URL": self.url,
+            "VTIGER_USERNAME": self.username,
+            "VTIGER_ACCESS_KEY": self.access_key,
+        }

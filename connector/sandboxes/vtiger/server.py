@@ -1,0 +1,92 @@
+"""The HTTP shell: `/webservice.php` on a loopback `ThreadingHTTPServer`."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from connector.sandboxes.vtiger.operations import Operations
+
+ENDPOINT = "/webservice.php"
+MAX_BODY = 10 * 1024 * 1024
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def _serve(self, method: str) -> None:
+        url = urlsplit(self.path)
+        if url.path != ENDPOINT:
+            self._send(404, b"", "text/plain")
+            return
+        params = dict(parse_qsl(url.query, keep_blank_values=True))
+        if method == "POST":
+            length = min(int(self.headers.get("Content-Length") or 0), MAX_BODY)
+            body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
+            # PHP's $_REQUEST: the form body wins over the query string
+            params.update(parse_qsl(body, keep_blank_values=True))
+        status, payload = self.server.operations.handle(method, params)
+        if payload is None:
+            self._send(status, b"", "text/html; charset=UTF-8")
+        else:
+            self._send(status, _encode(payload), "application/json; charset=UTF-8")
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if body:
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # request lines would drown test output; the sandbox's counters say what was served
+        return
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], operations: Operations) -> None:
+        super().__init__(address, _Handler)
+        self.operations = operations
+
+
+def _encode(payload: dict[str, Any]) -> bytes:
+    # PHP's json_encode escapes non-ASCII and "/"; clients must not depend on either, so match it
+    return json.dumps(payload, separators=(",", ":")).replace("/", "\\/").encode("ascii")
+
+
+class HttpServer:
+    def __init__(self, operations: Operations, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._server = _Server((host, port), operations)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="vtiger-sandbox", daemon=True)
+        self._thread.start()
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
