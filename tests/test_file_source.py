@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -12,7 +13,7 @@ from pydantic import ValidationError
 from connector.context import RunContext
 from connector.errors import ConfigError, RecordError
 from connector.registry import PluginEnv, source_plugins
-from connector.schema import Fact, FactKind, RecordRef
+from connector.schema import Fact, FactKind, RecordRef, encode_value
 from connector.sources.base import Batch
 from connector.sources.files import GONE, FileSource, FileSourceConfig
 
@@ -356,3 +357,14 @@ def test_mapping_for_and_close(tmp_path: Path) -> None:
     assert mapping is not None and mapping.kind is FactKind.CONTRACT
     assert "E-mail" not in mapping.fields  # the join column joins; it is not a contract value
     src.close()
+
+
+def test_a_rejected_xlsx_row_maps_the_same_after_a_trip_through_json(tmp_path: Path) -> None:
+    book = openpyxl.Workbook()
+    book.active.append(["E-mail", "Provider", "Einddatum"])
+    book.active.append(["ann@x.nl", "Eneco", dt.datetime(2026, 12, 31)])
+    book.save(tmp_path / "c.xlsx")
+    src = source(tmp_path, path="c.xlsx")
+    raw = read_all(src)[-1].records[0]
+    stored = json.loads(json.dumps({k: encode_value(v) for k, v in raw.items()}))
+    assert src.map("c.xlsx", stored) == src.map("c.xlsx", raw)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..errors import RecordError
-from ..schema import Fact, FactKind, RecordRef, normalise_email
+from ..schema import Fact, FactKind, RecordRef, decode_value, normalise_email
 from .fields import ObjectMapping, map_fields
 
 FILE_KEY = "__file__"
@@ -83,6 +83,8 @@ def where(raw: Mapping[str, Any]) -> str:
 
 def map_file_row(obj: str, raw: Mapping[str, Any], spec: FileRowSpec) -> Fact:
     """Map one raw row; raise `RecordError('<file>:<line>: <reason>')` for a row that cannot be used."""
+    # A rejected row comes back from state as JSON: XLSX datetimes arrive encoded ({"$dt": ...}).
+    raw = {key: decode_value(value) for key, value in raw.items()}
     at = where(raw)
     if ERROR_KEY in raw:
         raise RecordError(f"{at}: {raw[ERROR_KEY]}", code="UNREADABLE_ROW")
