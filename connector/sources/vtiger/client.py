@@ -1,0 +1,291 @@
+"""Transport for the vtiger webservice (`/webservice.php`): login, sessions, methods, envelopes, errors.
+
+Built to what a real vtiger 8.2.0 does (see docs in the vtiger package), not to what its manual implies:
+- every operation has exactly one HTTP method; the wrong one is refused with ACCESS_DENIED;
+- `element` travels as a JSON *string* in a form body;
+- stock 8.2 on PHP 8 answers some operations (`sync`, `logout`) with HTTP 500 and an *empty* body: that is an
+  error (retriable), never an empty result;
+- a challenge token is per user and a new `getchallenge` replaces the previous one, so logins are serialised.
+
+This module knows nothing about modules, fields or the funnel; `vtql.py`, `describe.py` and `source.py` do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import requests
+import structlog
+from requests.adapters import HTTPAdapter
+
+from ...errors import ConfigError, RecordError, RetriableError
+from ...retry import RetryPolicy, parse_retry_after
+
+log = structlog.get_logger(__name__)
+
+GET_OPERATIONS = frozenset(
+    {
+        "getchallenge",
+        "query",
+        "retrieve",
+        "describe",
+        "listtypes",
+        "sync",
+        "relatedtypes",
+        "retrieve_related",
+        "query_related",
+    }
+)
+POST_OPERATIONS = frozenset(
+    {"login", "create", "update", "revise", "delete", "logout", "add_related", "convertlead"}
+)
+SESSION_ERRORS = frozenset({"INVALID_SESSIONID", "AUTHENTICATION_REQUIRED"})
+LOGIN_ERRORS = frozenset({"INVALID_USER_CREDENTIALS", "INVALID_AUTH_TOKEN"})
+RETRIABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+CONFIG_STATUS = frozenset({401, 403, 404, 405})
+
+
+class VtigerApiError(RecordError):
+    """vtiger answered `success: false` for one operation (the code is vtiger's, e.g. ACCESS_DENIED)."""
+
+
+class _SessionRejected(Exception):
+    """Internal: the server no longer accepts our session; re-login once and repeat."""
+
+
+class VtigerClient:
+    """One authenticated webservice session over one `requests.Session` (connection reuse, thread-safe calls).
+
+    `call()` runs an operation through the shared retry policy; `call(..., retry=False)` makes one attempt
+    (used to probe `sync`, and inside callers that wrap a whole read-check-write step in the policy).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        username: str,
+        access_key: str,
+        *,
+        policy: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        verify: bool | str = True,
+        session: requests.Session | None = None,
+        pool_size: int = 8,
+    ) -> None:
+        base = url.rstrip("/")
+        self.endpoint = base if base.endswith("/webservice.php") else base + "/webservice.php"
+        self.username = username
+        self._access_key = access_key
+        self.policy = policy or RetryPolicy()
+        self.timeout = timeout
+        self.http = session or requests.Session()
+        self.http.verify = verify
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(pool_size, 1))
+        self.http.mount("http://", adapter)
+        self.http.mount("https://", adapter)
+        self.calls: Counter[str] = Counter()  # HTTP requests made, per operation
+        self.logins = 0
+        self.on_call: Callable[[str], None] | None = None  # per-run hook, e.g. ctx.count_call
+        self._session_name: str | None = None
+        self.user_id: str | None = None
+        self._login_lock = threading.Lock()
+        self._count_lock = threading.Lock()
+
+    # -- public -------------------------------------------------------------------------------------------
+    def call(self, operation: str, params: Mapping[str, Any] | None = None, *, retry: bool = True) -> Any:
+        """Run `operation` with `params` (dict/list values are JSON-encoded) and return its `result`."""
+        encoded = _encode_params(params or {})
+        if retry:
+            return self.policy.call(self._call_with_session, operation, encoded, what=f"vtiger {operation}")
+        return self._call_with_session(operation, encoded)
+
+    def query(self, vtql: str, *, retry: bool = True) -> list[dict[str, Any]]:
+        result = self.call("query", {"query": vtql}, retry=retry)
+        return _rows(result, "query")
+
+    def query_related(self, record_id: str, related_label: str, vtql: str) -> list[dict[str, Any]]:
+        result = self.call("query_related", {"id": record_id, "relatedLabel": related_label, "query": vtql})
+        return _rows(result, "query_related")
+
+    def describe(self, module: str) -> dict[str, Any]:
+        result = self.call("describe", {"elementType": module})
+        if not isinstance(result, dict):
+            raise RetriableError(f"vtiger describe {module}: unexpected result", code="BAD_RESPONSE")
+        return result
+
+    def revise(self, element: Mapping[str, Any], *, retry: bool = True) -> dict[str, Any]:
+        return dict(self.call("revise", {"element": dict(element)}, retry=retry))
+
+    def create(self, module: str, element: Mapping[str, Any], *, retry: bool = True) -> dict[str, Any]:
+        return dict(self.call("create", {"elementType": module, "element": dict(element)}, retry=retry))
+
+    def retrieve(self, record_id: str) -> dict[str, Any]:
+        return dict(self.call("retrieve", {"id": record_id}))
+
+    def add_related(self, source_id: str, related_id: str, label: str | None = None) -> Any:
+        params = {"sourceRecordId": source_id, "relatedRecordId": related_id}
+        if label:
+            params["relationIdLabel"] = label
+        return self.call("add_related", params)
+
+    def sync(self, module: str, modified_time: int, *, retry: bool = True) -> dict[str, Any]:
+        result = self.call("sync", {"modifiedTime": str(modified_time), "elementType": module}, retry=retry)
+        if not isinstance(result, dict) or "updated" not in result:
+            raise RetriableError(f"vtiger sync {module}: unexpected result", code="BAD_RESPONSE")
+        return result
+
+    def close(self) -> None:
+        # `logout` is HTTP 500 on stock 8.2 under PHP 8; sessions expire by themselves, so just drop ours.
+        self._session_name = None
+        self.http.close()
+
+    # -- session ------------------------------------------------------------------------------------------
+    def _current_session(self) -> str:
+        with self._login_lock:
+            if self._session_name is None:
+                self._login_locked()
+            assert self._session_name is not None
+            return self._session_name
+
+    def _relogin(self, stale: str) -> str:
+        with self._login_lock:
+            # another thread may already have replaced the stale session while we waited for the lock
+            if self._session_name in (None, stale):
+                self._login_locked()
+            assert self._session_name is not None
+            return self._session_name
+
+    def _login_locked(self) -> None:
+        for attempt in (1, 2):
+            challenge = self._request("getchallenge", {"username": self.username})
+            token = challenge.get("token") if isinstance(challenge, dict) else None
+            if not token:
+                raise RetriableError("vtiger getchallenge: no token in the answer", code="BAD_RESPONSE")
+            digest = hashlib.md5((str(token) + self._access_key).encode("utf-8")).hexdigest()
+            try:
+                result = self._request("login", {"username": self.username, "accessKey": digest})
+            except VtigerApiError as exc:
+                # a concurrent login elsewhere (same user) replaces our token; one fresh challenge settles it
+                if exc.code in LOGIN_ERRORS and attempt == 1:
+                    log.warning("vtiger.login.retry", code=exc.code)
+                    continue
+                if exc.code in LOGIN_ERRORS:
+                    raise ConfigError(
+                        f"vtiger login refused for user '{self.username}' ({exc.code}): check the user name "
+                        "and access key (My Preferences > Access Key) in the environment"
+                    ) from None
+                raise
+            if not isinstance(result, dict) or not result.get("sessionName"):
+                raise RetriableError("vtiger login: no sessionName in the answer", code="BAD_RESPONSE")
+            self._session_name = str(result["sessionName"])
+            self.user_id = str(result.get("userId") or "") or None
+            self.logins += 1
+            log.info("vtiger.login", user=self.username, vtiger_version=result.get("vtigerVersion"))
+            return
+
+    def _call_with_session(self, operation: str, params: dict[str, str]) -> Any:
+        session = self._current_session()
+        try:
+            return self._request(operation, {**params, "sessionName": session})
+        except _SessionRejected as first:
+            log.info("vtiger.session.expired", operation=operation, code=str(first))
+        session = self._relogin(session)
+        try:
+            return self._request(operation, {**params, "sessionName": session})
+        except _SessionRejected as again:
+            raise ConfigError(
+                f"vtiger refused a fresh session for {operation} ({again}): the user may lack webservice access"
+            ) from None
+
+    # -- wire ---------------------------------------------------------------------------------------------
+    def _count(self, operation: str) -> None:
+        with self._count_lock:
+            self.calls[operation] += 1
+        hook = self.on_call
+        if hook is not None:
+            hook(operation)
+
+    def _request(self, operation: str, params: dict[str, str]) -> Any:
+        data = {"operation": operation, **params}
+        self._count(operation)
+        try:
+            if operation in GET_OPERATIONS:
+                response = self.http.get(self.endpoint, params=data, timeout=self.timeout)
+            elif operation in POST_OPERATIONS:
+                response = self.http.post(self.endpoint, data=data, timeout=self.timeout)
+            else:
+                raise ValueError(f"unknown vtiger operation '{operation}'")
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise RetriableError(
+                f"vtiger {operation}: {type(exc).__name__} talking to {self.endpoint}", code="CONNECTION"
+            ) from None
+        return self._parse(operation, response)
+
+    def _parse(self, operation: str, response: requests.Response) -> Any:
+        status = response.status_code
+        if status in RETRIABLE_STATUS or status >= 500:
+            raise RetriableError(
+                f"vtiger {operation}: HTTP {status}"
+                + (" with an empty body" if not response.content else ""),
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                code=f"HTTP_{status}",
+            )
+        if status in CONFIG_STATUS:
+            raise ConfigError(f"vtiger {operation}: HTTP {status} from {self.endpoint}: check the url")
+        if status >= 400:
+            raise RecordError(f"vtiger {operation}: HTTP {status}", code=f"HTTP_{status}")
+        body = _decode(response.text)
+        if body is None:
+            raise ConfigError(
+                f"vtiger {operation}: the answer from {self.endpoint} is not a webservice envelope (check the url)"
+            )
+        if body.get("success") is True:
+            return body.get("result")
+        error: dict[str, Any] = body["error"] if isinstance(body.get("error"), dict) else {}
+        code = str(error.get("code", "UNKNOWN"))
+        message = str(error.get("message", ""))
+        if code in SESSION_ERRORS:
+            raise _SessionRejected(code)
+        if body.get("success") is not False:
+            raise ConfigError(f"vtiger {operation}: the answer has no success flag (check the url)")
+        raise VtigerApiError(f"vtiger {operation}: {code} {message}".strip(), code=code)
+
+
+def _encode_params(params: Mapping[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in params.items():
+        if isinstance(value, dict | list):
+            # vtiger wants `element` (and `fieldTypeList`) as a JSON string, not as form sub-keys
+            out[key] = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        elif value is None:
+            continue
+        else:
+            out[key] = str(value)
+    return out
+
+
+def _decode(text: str) -> dict[str, Any] | None:
+    try:
+        body = json.loads(text)
+    except ValueError:
+        # PHP installs with display_errors on prepend notices to the JSON; the envelope is still there
+        start = text.find('{"success"')
+        if start < 0:
+            return None
+        try:
+            body = json.loads(text[start:])
+        except ValueError:
+            return None
+        log.warning("vtiger.response.noise", prefix_chars=start)
+    return body if isinstance(body, dict) else None
+
+
+def _rows(result: Any, operation: str) -> list[dict[str, Any]]:
+    if not isinstance(result, list):
+        raise RetriableError(f"vtiger {operation}: expected a list of rows", code="BAD_RESPONSE")
+    return [row for row in result if isinstance(row, dict)]

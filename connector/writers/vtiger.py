@@ -1,0 +1,405 @@
+"""The vtiger writer: stage labels and segment memberships on the records of a configured vtiger source.
+
+Labels: one `revise` per changed record, `{"id": …, "<label field>": "<label>"}` (a partial update; `update`
+would need every mandatory field). The label field is a custom field named by its label in the YAML.
+
+Segments (for admins): stock vtiger's webservice can *add* a relation (`add_related`) but has no operation
+that removes one. So the exact membership of each segment lives in a multi-select custom field on Leads and
+Contacts (e.g. "Segments"): a person entering a segment gets the segment's value added to that field, a person
+leaving gets it removed, and the field of a person in two segments holds both. Filter lists and reports in
+vtiger on that field. People entering are also related to the segment's Campaign (found by `campaignname`,
+created with its mandatory fields when the YAML says `create: true`) so the campaign's related lists work;
+leaving does not remove that relation, it stays as history.
+
+Multi-select values are written as one string joined by " |##| ". A JSON list is accepted by the server but
+only its first value is stored, silently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal, TypeVar
+
+import structlog
+from pydantic import Field, model_validator
+
+from ..context import RunContext
+from ..errors import ConfigError, RecordError, RetriableError
+from ..model import StrictModel
+from ..schema import RecordRef
+from ..sources.vtiger import vtql
+from ..sources.vtiger.client import VtigerApiError, VtigerClient
+from ..sources.vtiger.describe import ModuleInfo
+from ..sources.vtiger.source import VtigerSourceConfig, build_client
+from .base import LabelChange, Member, SegmentChange, WriterConfigBase, WriteResult
+
+log = structlog.get_logger(__name__)
+MULTI_SEPARATOR = " |##| "
+T = TypeVar("T")
+
+
+class CampaignConfig(StrictModel):
+    """The vtiger Campaign people entering a segment are related to."""
+
+    campaign: str  # campaignname
+    create: bool = False
+    closingdate: dt.date | None = None  # mandatory when vtiger has to create the campaign
+    fields: dict[str, str] = Field(
+        default_factory=dict
+    )  # more fields on create (campaigntype, campaignstatus…)
+    value: str | None = None  # what goes into the segments field; default: the campaign name
+
+    @model_validator(mode="after")
+    def _creatable(self) -> CampaignConfig:
+        if not self.campaign.strip():
+            raise ValueError("campaign: name the campaign (campaignname)")
+        if self.create and self.closingdate is None:
+            raise ValueError("create: true needs closingdate (mandatory on vtiger Campaigns)")
+        return self
+
+
+class VtigerWriterConfig(WriterConfigBase):
+    type: Literal["vtiger"]
+    source: str  # the vtiger source whose records are labelled, and whose connection settings are used
+    label_field: dict[str, str] = Field(default_factory=dict)  # module -> field ("label:Funnel stage")
+    segments_field: dict[str, str] = Field(default_factory=dict)  # module -> multi-select field
+    concurrency: int = Field(4, ge=1, le=32)
+    campaigns: dict[str, CampaignConfig] = Field(default_factory=dict)  # segment name -> campaign
+
+    @model_validator(mode="after")
+    def _modules(self) -> VtigerWriterConfig:
+        for module in [*self.label_field, *self.segments_field]:
+            if not vtql.IDENT.match(module):
+                raise ValueError(f"'{module}' is not a vtiger module name")
+        return self
+
+
+def split_multi(raw: Any) -> list[str]:
+    if raw is None:
+        return []
+    if isinstance(raw, list):
+        return [str(v).strip() for v in raw if str(v).strip()]
+    return [part.strip() for part in str(raw).split("|##|") if part.strip()]
+
+
+def join_multi(values: Iterable[str]) -> str:
+    return MULTI_SEPARATOR.join(values)
+
+
+class VtigerWriter:
+    def __init__(self, cfg: VtigerWriterConfig, source_cfg: VtigerSourceConfig, client: VtigerClient) -> None:
+        self.name = cfg.name
+        self.source: str | None = cfg.source
+        self.cfg = cfg
+        self.source_cfg = source_cfg
+        self.client = client
+        self.label_objects = frozenset(cfg.label_field)
+        self._infos: dict[str, ModuleInfo] = {}
+        self._label_fields: dict[str, str] = {}
+        self._segment_fields: dict[str, str] = {}
+        self._campaign_ids: dict[str, str] = {}
+        self._values: dict[RecordRef, list[str]] = {}  # segment field values read or written this run
+        self._lock = threading.Lock()
+        self._run: dt.datetime | None = None
+        self._check_own_fields_not_signals()
+
+    @classmethod
+    def from_config(cls, cfg: VtigerWriterConfig, env: Any) -> VtigerWriter:
+        sources = getattr(getattr(env, "app", None), "sources", None) or []
+        found = [s for s in sources if getattr(s, "name", None) == cfg.source]
+        if not found:
+            raise ConfigError(f"targets.{cfg.name}.source: no source named '{cfg.source}'")
+        source_cfg = found[0]
+        if not isinstance(source_cfg, VtigerSourceConfig):
+            raise ConfigError(f"targets.{cfg.name}.source: '{cfg.source}' is not a vtiger source")
+        return cls(cfg, source_cfg, build_client(source_cfg, env, pool_size=cfg.concurrency + 2))
+
+    def _check_own_fields_not_signals(self) -> None:
+        # the writer's own fields move modifiedtime on every write; read back as signals they would feed
+        # the engine its own output
+        for module, spec in [*self.cfg.label_field.items(), *self.cfg.segments_field.items()]:
+            mapped = self.source_cfg.modules.get(module)
+            if mapped is not None and spec in mapped.fields:
+                raise ConfigError(
+                    f"targets.{self.name}: {module} field '{spec}' is written by this target and must not be "
+                    f"mapped as a signal in sources.{self.source_cfg.name}.modules.{module}.fields"
+                )
+
+    # -- per run ------------------------------------------------------------------------------------------
+    def _begin(self, ctx: RunContext) -> None:
+        self.client.on_call = lambda _op: ctx.count_call(self.source_cfg.name)
+        if self._run != ctx.started_at:
+            self._run = ctx.started_at
+            self._values.clear()
+            self._campaign_ids.clear()
+
+    def _info(self, module: str) -> ModuleInfo:
+        if module not in self._infos:
+            try:
+                self._infos[module] = ModuleInfo.from_describe(self.client.describe(module))
+            except VtigerApiError as exc:
+                raise ConfigError(f"targets.{self.name}: vtiger module {module}: {exc}") from None
+        return self._infos[module]
+
+    def label_field(self, module: str) -> str:
+        if module not in self._label_fields:
+            spec = self.cfg.label_field[module]
+            try:
+                self._label_fields[module] = self._info(module).resolve(spec)
+            except ConfigError as exc:
+                raise ConfigError(f"targets.{self.name}.label_field.{module}: {exc}") from None
+        return self._label_fields[module]
+
+    def segment_field(self, module: str) -> str:
+        if module not in self._segment_fields:
+            spec = self.cfg.segments_field[module]
+            try:
+                name = self._info(module).resolve(spec)
+            except ConfigError as exc:
+                raise ConfigError(f"targets.{self.name}.segments_field.{module}: {exc}") from None
+            if self._info(module).fields[name].type != "multipicklist":
+                log.warning(
+                    "vtiger.segments_field.type",
+                    module=module,
+                    field=name,
+                    type=self._info(module).fields[name].type,
+                )
+            self._segment_fields[module] = name
+        return self._segment_fields[module]
+
+    def segment_value(self, segment: str) -> str:
+        campaign = self.cfg.campaigns.get(segment)
+        if campaign is None:
+            return segment
+        return campaign.value or campaign.campaign
+
+    # -- labels -------------------------------------------------------------------------------------------
+    def write_labels(self, changes: list[LabelChange], ctx: RunContext) -> WriteResult:
+        self._begin(ctx)
+        result = WriteResult()
+        todo: list[tuple[LabelChange, str]] = []
+        for change in changes:
+            if change.ref.source != self.source or change.ref.object not in self.cfg.label_field:
+                result.failed[str(change.ref)] = RecordError(
+                    f"{change.ref}: {self.name} has no label field for this record", code="NOT_LABELLED"
+                )
+                continue
+            todo.append((change, self.label_field(change.ref.object)))
+        if ctx.dry_run or not todo:
+            return result
+        before = self.client.calls.total()
+
+        def one(item: tuple[LabelChange, str]) -> RecordError | None:
+            change, field = item
+            try:
+                self.client.revise({"id": change.ref.id, field: change.new})
+            except RecordError as exc:
+                return RecordError(f"{change.ref}: {exc}", code=exc.code)
+            return None
+
+        for (change, _), error in zip(todo, self._parallel(one, todo), strict=True):
+            if error is not None:
+                result.failed[str(change.ref)] = error
+        result.calls = self.client.calls.total() - before
+        log.info(
+            "vtiger.labels.written",
+            target=self.name,
+            records=len(todo),
+            failed=len(result.failed),
+            calls=result.calls,
+        )
+        return result
+
+    # -- segments -----------------------------------------------------------------------------------------
+    def sync_segment(self, change: SegmentChange, ctx: RunContext) -> WriteResult:
+        self._begin(ctx)
+        result = WriteResult()
+        value = self.segment_value(change.segment)
+        wanted: dict[RecordRef, tuple[bool, Member]] = {}
+        for member in change.removes:
+            for ref in self._own_refs(member):
+                wanted[ref] = (False, member)
+        for member in change.adds:  # an add wins over a remove of the same record
+            for ref in self._own_refs(member):
+                wanted[ref] = (True, member)
+        if ctx.dry_run or not wanted:
+            return result
+        before = self.client.calls.total()
+        campaign_id = self._campaign(change.segment) if any(add for add, _ in wanted.values()) else None
+
+        missing = self._load_values([ref for ref in wanted if ref not in self._values])
+        items = list(wanted.items())
+
+        def one(item: tuple[RecordRef, tuple[bool, Member]]) -> RecordError | None:
+            ref, (add, _member) = item
+            if ref in missing:
+                return RecordError(f"{ref}: the record no longer exists in vtiger", code="GONE")
+            try:
+                with self._lock:
+                    current = list(self._values.get(ref, []))
+                updated = [v for v in current if v != value] + ([value] if add else [])
+                if add and value in current:
+                    updated = current
+                if updated != current:
+                    field = self.segment_field(ref.object)
+                    self.client.revise({"id": ref.id, field: join_multi(updated)})
+                    with self._lock:
+                        self._values[ref] = updated
+                if add and campaign_id:
+                    self.client.add_related(campaign_id, ref.id, ref.object)
+            except RecordError as exc:
+                return RecordError(f"{ref}: {exc}", code=exc.code)
+            return None
+
+        for (ref, (_, member)), error in zip(items, self._parallel(one, items), strict=True):
+            if error is not None:
+                result.failed.setdefault(member.person_key, error)
+                log.warning(
+                    "vtiger.segment.failed",
+                    target=self.name,
+                    segment=change.segment,
+                    ref=str(ref),
+                    code=error.code,
+                )
+        result.calls = self.client.calls.total() - before
+        log.info(
+            "vtiger.segment.synced",
+            target=self.name,
+            segment=change.segment,
+            records=len(items),
+            failed=len(result.failed),
+            calls=result.calls,
+        )
+        return result
+
+    def _own_refs(self, member: Member) -> list[RecordRef]:
+        return [r for r in member.refs if r.source == self.source and r.object in self.cfg.segments_field]
+
+    def _load_values(self, refs: list[RecordRef]) -> set[RecordRef]:
+        """Read the segments field of `refs` (100 ids a query) into the run cache; return the refs not found."""
+        missing: set[RecordRef] = set()
+        by_module: dict[str, list[RecordRef]] = {}
+        for ref in refs:
+            by_module.setdefault(ref.object, []).append(ref)
+        for module, mrefs in by_module.items():
+            field = self.segment_field(module)
+            for start in range(0, len(mrefs), vtql.PAGE_SIZE):
+                chunk = mrefs[start : start + vtql.PAGE_SIZE]
+                query = vtql.select(
+                    module, ["id", field], where=[vtql.Cond("id", "in", [r.id for r in chunk])]
+                )
+                rows = {str(r.get("id")): r for r in self.client.query(query)}
+                with self._lock:
+                    for ref in chunk:
+                        if ref.id in rows:
+                            self._values[ref] = split_multi(rows[ref.id].get(field))
+                        else:
+                            missing.add(ref)
+        return missing
+
+    def _campaign(self, segment: str) -> str | None:
+        campaign = self.cfg.campaigns.get(segment)
+        if campaign is None:
+            return None
+        if segment in self._campaign_ids:
+            return self._campaign_ids[segment]
+        # one step under the policy, so a retried create first looks again instead of creating twice
+        found = self.client.policy.call(self._find_or_create, campaign, what="vtiger campaign")
+        self._campaign_ids[segment] = found
+        return found
+
+    def _find_or_create(self, campaign: CampaignConfig) -> str:
+        query = vtql.select(
+            "Campaigns",
+            ["id", "campaignname"],
+            where=[vtql.Cond("campaignname", "=", campaign.campaign)],
+            order_by="id",
+        )
+        rows = [
+            r for r in self.client.query(query, retry=False) if r.get("campaignname") == campaign.campaign
+        ]
+        if rows:
+            if len(rows) > 1:
+                log.warning(
+                    "vtiger.campaign.duplicate", campaign=campaign.campaign, ids=[r["id"] for r in rows]
+                )
+            return str(rows[0]["id"])
+        if not campaign.create:
+            raise ConfigError(
+                f"targets.{self.name}.campaigns: vtiger has no campaign named '{campaign.campaign}' "
+                "(create it, or set create: true and closingdate)"
+            )
+        assert campaign.closingdate is not None
+        element: dict[str, Any] = {
+            **campaign.fields,
+            "campaignname": campaign.campaign,
+            "closingdate": campaign.closingdate.isoformat(),
+            "assigned_user_id": self._user_id(),
+        }
+        try:
+            created = self.client.create("Campaigns", element, retry=False)
+        except VtigerApiError as exc:
+            raise ConfigError(
+                f"targets.{self.name}.campaigns: cannot create '{campaign.campaign}': {exc}"
+            ) from None
+        log.info("vtiger.campaign.created", campaign=campaign.campaign, id=created.get("id"))
+        return str(created["id"])
+
+    def _user_id(self) -> str:
+        if self.client.user_id is None:
+            self.client.call("listtypes", retry=False)  # any call logs in and learns our user id
+        if not self.client.user_id:
+            raise RetriableError("vtiger login gave no userId", code="BAD_RESPONSE")
+        return self.client.user_id
+
+    # -- reading back (verification) ----------------------------------------------------------------------
+    def field_members(self, segment: str, module: str) -> set[str]:
+        """Ids of `module` records whose segments field holds this segment's value."""
+        field = self.segment_field(module)
+        value = self.segment_value(segment)
+        ids: set[str] = set()
+        last: str | None = None
+        while True:
+            where = [vtql.Cond(field, "like", f"%{value}%")]
+            if last:
+                where.append(vtql.Cond("id", ">", last))
+            rows = self.client.query(vtql.select(module, ["id", field], where=where, order_by="id"))
+            ids.update(str(r["id"]) for r in rows if value in split_multi(r.get(field)))
+            if len(rows) < vtql.PAGE_SIZE:
+                return ids
+            last = max((str(r["id"]) for r in rows), key=lambda i: int(i.partition("x")[2] or 0))
+
+    def campaign_members(self, segment: str, module: str) -> set[str]:
+        """Ids of `module` records related to the segment's campaign (`query_related`, paged past 100)."""
+        campaign_id = self._campaign(segment)
+        if campaign_id is None:
+            return set()
+        ids: set[str] = set()
+        offset = 0
+        while True:
+            rows = self.client.query_related(
+                campaign_id, module, vtql.select_related(module, ["id"], offset=offset)
+            )
+            ids.update(str(r["id"]) for r in rows if r.get("id"))
+            if len(rows) < vtql.PAGE_SIZE:
+                return ids
+            offset += vtql.PAGE_SIZE
+
+    # -- plumbing -----------------------------------------------------------------------------------------
+    def _parallel(self, fn: Callable[[Any], T], items: list[Any]) -> list[T]:
+        if self.cfg.concurrency <= 1 or len(items) <= 1:
+            return [fn(item) for item in items]
+        with ThreadPoolExecutor(max_workers=self.cfg.concurrency, thread_name_prefix="vtiger-write") as pool:
+            return list(pool.map(fn, items))
+
+    def estimate_calls(self, labels: int, adds: int, removes: int) -> int:
+        changes = adds + removes
+        reads = -(-changes // vtql.PAGE_SIZE) * max(len(self.cfg.segments_field), 1) if changes else 0
+        campaign = 1 if adds and self.cfg.campaigns else 0
+        return labels + reads + changes + adds + campaign
+
+    def close(self) -> None:
+        self.client.close()
