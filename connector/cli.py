@@ -1,0 +1,302 @@
+"""The `connector` command line: validate, plan, run, explain, report, demo and the loopback sandboxes.
+
+Exit codes: 0 ok, 1 unexpected crash, 2 config error, 3 partial failure (records rejected; they are kept and
+retried next run), 4 a system was unreachable, 5 another run holds the lock, 6 stopped at the API budget.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import logs
+from .config import AppConfigBase, ConfigErrors, load_config
+from .errors import ConfigError
+from .pipeline import EXIT_CONFIG, Runner, Summary
+from .report import funnel_report, funnel_svg, funnel_text
+from .schema import decode_value, normalise_email
+from .state import StateStore
+
+
+def _as_of(value: str | None) -> dt.date:
+    if not value:
+        # the command line is the one place that reads the clock for "today"; everything below takes it as input
+        return dt.datetime.now(dt.UTC).date()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"'{value}' is not a date (YYYY-MM-DD)") from None
+
+
+def _load(path: str) -> AppConfigBase:
+    try:
+        return load_config(path)
+    except ConfigErrors as exc:
+        for issue in exc.issues:
+            click.echo(f"error: {issue}", err=True)
+        click.echo(f"{len(exc.issues)} config error(s)", err=True)
+        sys.exit(EXIT_CONFIG)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"])
+)
+@click.option(
+    "--log-json/--log-text", default=None, help="Log format (default: text on a terminal, JSON otherwise)."
+)
+def cli(log_level: str, log_json: bool | None) -> None:
+    """Keep one sales funnel true across Salesforce, vtiger CRM and marketing segments."""
+    logs.configure(log_level, log_json)
+
+
+CONFIG = click.option(
+    "-c",
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The YAML config file.",
+)
+AS_OF = click.option(
+    "--as-of", "as_of", default=None, help="The run's 'today' (YYYY-MM-DD); default: today in UTC."
+)
+JSON = click.option("--json", "as_json", is_flag=True, help="Print one JSON object summarising the run.")
+
+
+@cli.command()
+@CONFIG
+def validate(config_path: str) -> None:
+    """Check the config: every error at once, each with file, line and key path (exit 2)."""
+    config = _load(config_path)
+    runner = Runner(config)
+    problems = []
+    for build in (runner.build_sources, runner.build_writers):
+        try:
+            for plugin in build():
+                plugin.close()
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        for p in problems:
+            click.echo(f"error: {config_path}: {p}", err=True)
+        sys.exit(EXIT_CONFIG)
+    click.echo(
+        f"{config_path}: ok ({len(config.sources)} sources, {len(config.targets)} targets, "
+        f"{len(config.segments)} segments, {len(config.stage_model.rules)} stage rules)"
+    )
+
+
+def _print_summary(summary: Summary, as_json: bool, full: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(summary.to_json(detail=summary.mode == "plan" or full), indent=2, default=str))
+        return
+    head = "plan (dry run: nothing written)" if summary.mode == "plan" else f"run #{summary.run_id}"
+    click.echo(f"{head} as of {summary.as_of}: {summary.outcome} (exit {summary.exit_code})")
+    click.echo(f"people: {summary.people}")
+    for src, stats in summary.read.items():
+        click.echo(f"  read {src}: {stats}")
+    click.echo("stages: " + ", ".join(f"{k}={v}" for k, v in summary.stages.items()))
+    if summary.transitions:
+        click.echo("transitions: " + ", ".join(f"{k}: {v}" for k, v in summary.transitions.items()))
+    for target, stats in summary.labels.items():
+        click.echo(f"labels {target}: {stats}")
+        by_move = Counter((c["from"], c["to"]) for c in summary.label_changes if c["target"] == target)
+        for (old, new), n in sorted(by_move.items(), key=lambda kv: -kv[1]):
+            click.echo(f"    {old or '(none)'} -> {new}: {n}")
+            if full:
+                for c in summary.label_changes:
+                    if c["target"] == target and (c["from"], c["to"]) == (old, new):
+                        click.echo(f"      {c['ref']} ({c['person']})")
+    for target, segs in summary.segments.items():
+        for seg, stats in segs.items():
+            click.echo(f"segment {target}/{seg}: {stats}")
+            if full:
+                for c in summary.segment_changes:
+                    if c["target"] == target and c["segment"] == seg:
+                        click.echo(f"      {c['change']} {c['email'] or ''} ({c['person']})")
+    if summary.rejected["count"] or summary.rejected["pending"]:
+        click.echo(f"rejected: {summary.rejected}")
+    if summary.unknown_values:
+        click.echo(f"unknown picklist values (not guessed; add them to value_maps): {summary.unknown_values}")
+    click.echo(f"api calls: {summary.api_calls}  estimated write calls: {summary.estimated_write_calls}")
+    for note in summary.notes:
+        click.echo(f"  {note}")
+    for error in summary.errors:
+        click.echo(f"error: {error}", err=True)
+
+
+@cli.command()
+@CONFIG
+@AS_OF
+@JSON
+@click.option("--full", is_flag=True, help="List every label change and segment add/remove.")
+def plan(config_path: str, as_of: str | None, as_json: bool, full: bool) -> None:
+    """Dry run: read sources and show every label change and segment add/remove; write nothing."""
+    config = _load(config_path)
+    summary = Runner(config).execute("plan", _as_of(as_of))
+    _print_summary(summary, as_json, full)
+    sys.exit(summary.exit_code)
+
+
+@cli.command()
+@CONFIG
+@AS_OF
+@JSON
+@click.option("--full", is_flag=True, help="List every label change and segment add/remove.")
+def run(config_path: str, as_of: str | None, as_json: bool, full: bool) -> None:
+    """Pull what changed, decide stages, push labels and segment memberships that changed."""
+    config = _load(config_path)
+    summary = Runner(config).execute("run", _as_of(as_of))
+    _print_summary(summary, as_json, full)
+    sys.exit(summary.exit_code)
+
+
+def find_person(store: StateStore, key: str) -> str | None:
+    if store.person(key):
+        return key
+    identity = store.identity()
+    for candidate in (key, f"email:{normalise_email(key)}", f"ext:{key}"):
+        if candidate in identity:
+            return identity[candidate]
+    return None
+
+
+@cli.command()
+@CONFIG
+@click.argument("key")
+@click.option("--json", "as_json", is_flag=True)
+def explain(config_path: str, key: str, as_json: bool) -> None:
+    """Why a person (person key, e-mail, external id or source:Object:Id) has their stage."""
+    config = _load(config_path)
+    store = StateStore(config.state_path())
+    person_key = find_person(store, key)
+    if person_key is None:
+        click.echo(f"no person known as '{key}'", err=True)
+        sys.exit(1)
+    row = store.person(person_key)
+    assert row is not None
+    decision = json.loads(row["decision"])
+    snapshot = json.loads(row["snapshot"])
+    history = [dict(r) for r in store.transitions(person_key)]
+    labels = {t.name: store.labels(t.name) for t in config.targets}
+    out: dict[str, Any] = {
+        "person": person_key,
+        "stage": row["stage"],
+        "since": row["since"],
+        "decision": decision,
+        "records": snapshot["refs"],
+        "values": snapshot["values"],
+        "provenance": snapshot["provenance"],
+        "history": [{k: h[k] for k in ("at", "from_stage", "to_stage", "rule", "reason")} for h in history],
+        "labels": {t: {r: lbl for r, lbl in m.items() if r in snapshot["refs"]} for t, m in labels.items()},
+        "segments": {
+            t.name: sorted(s for s, keys in store.members(t.name).items() if person_key in keys)
+            for t in config.targets
+        },
+    }
+    store.close()
+    if as_json:
+        click.echo(json.dumps(out, indent=2, default=str))
+        return
+    click.echo(f"{person_key}: {row['stage']} since {row['since']}")
+    rule = decision.get("rule")
+    click.echo(f"  rule: {rule or '(none held: default stage)'} proposed {decision['proposed']}")
+    for m in decision.get("matched", []):
+        click.echo(f"    matched {m}")
+    if decision.get("held"):
+        click.echo(f"  held at {row['stage']} by the forward-only policy")
+    if decision.get("reentry"):
+        click.echo("  moved back along the path by a re-entry rule")
+    click.echo("  records: " + ", ".join(snapshot["refs"]))
+    for name, raw_value in snapshot["values"].items():
+        value = decode_value(raw_value)
+        src = snapshot["provenance"].get(name)
+        click.echo(f"    {name} = {value}" + (f"   (from {src})" if src else ""))
+    click.echo("  history:")
+    for h in out["history"]:
+        click.echo(
+            f"    {h['at']}: {h['from_stage'] or '(new)'} -> {h['to_stage']} ({h['rule'] or 'default'})"
+        )
+    click.echo(f"  labels: {out['labels']}")
+    click.echo(f"  segments: {out['segments']}")
+
+
+@cli.command()
+@CONFIG
+@click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--svg", "svg_path", type=click.Path(dir_okay=False), help="Also draw the funnel into this SVG file."
+)
+def report(config_path: str, as_json: bool, svg_path: str | None) -> None:
+    """Counts per stage, conversion between stages, time in stage and transitions, from the state."""
+    config = _load(config_path)
+    store = StateStore(config.state_path())
+    data = funnel_report(store, config.stage_model)
+    store.close()
+    if svg_path:
+        Path(svg_path).write_text(funnel_svg(data, config.stage_model), encoding="utf-8")
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"{data['people']} people")
+    click.echo(funnel_text(data, config.stage_model))
+    click.echo(
+        "conversion: "
+        + ", ".join(f"{k} {v:.0%}" if v is not None else f"{k} -" for k, v in data["conversion"].items())
+    )
+    if data["avg_days_in_stage"]:
+        click.echo(
+            "average days in stage: " + ", ".join(f"{k} {v}" for k, v in data["avg_days_in_stage"].items())
+        )
+    if svg_path:
+        click.echo(f"funnel picture: {svg_path}")
+
+
+@cli.command()
+@click.option("--dir", "workdir", default=".demo", show_default=True, type=click.Path(file_okay=False))
+@click.option("--people", default=3000, show_default=True, help="Synthetic people to generate.")
+@click.option("--as-of", "as_of", default="2026-11-23", show_default=True, help="The demo's 'today'.")
+@click.option("--seed", default=7, show_default=True, help="Random seed of the synthetic data set.")
+def demo(workdir: str, people: int, as_of: str, seed: int) -> None:
+    """Run the main job end to end on synthetic data and the loopback sandboxes, with no setup."""
+    from .demo import run_demo
+
+    sys.exit(run_demo(Path(workdir), people=people, as_of=_as_of(as_of), seed=seed))
+
+
+@cli.group()
+def sandbox() -> None:
+    """Loopback CRM sandboxes that speak the real wire protocols (for trying connector out)."""
+
+
+@sandbox.command("salesforce")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8443, show_default=True)
+@click.option("--seed-people", default=0, show_default=True)
+def sandbox_salesforce(host: str, port: int, seed_people: int) -> None:
+    """Serve a Salesforce REST/Bulk 2.0 sandbox over HTTPS until Ctrl-C."""
+    from .sandboxes.salesforce import serve
+
+    serve(host, port, seed_people=seed_people)
+
+
+@sandbox.command("vtiger")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8088, show_default=True)
+@click.option("--seed-people", default=0, show_default=True)
+def sandbox_vtiger(host: str, port: int, seed_people: int) -> None:
+    """Serve a vtiger 8.2 webservice sandbox until Ctrl-C."""
+    from .sandboxes.vtiger import serve
+
+    serve(host, port, seed_people=seed_people)
+
+
+def main() -> None:
+    cli()
