@@ -265,7 +265,15 @@ def _cross_check(config: AppConfigBase, root: Any, file: str) -> list[ConfigIssu
         if isinstance(ref, str) and ref not in source_names:
             issue(("targets", i, "source"), f"no source named '{ref}' (sources: {', '.join(source_names)})")
     seg_names = [s.name for s in config.segments]
+    file_targets = {t.name for t in config.targets if t.type == "segment_files"}
     for i, seg in enumerate(config.segments):
+        if file_targets & set(seg.targets):
+            from .writers.segment_files import check_segment_name
+
+            try:
+                check_segment_name(seg.name)
+            except ConfigError as exc:
+                issue(("segments", i, "name"), str(exc))
         if seg_names.index(seg.name) != i:
             issue(("segments", i, "name"), f"segment name '{seg.name}' is used twice")
         for j, target in enumerate(seg.targets):

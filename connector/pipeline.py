@@ -34,7 +34,7 @@ from .errors import (
 from .identity import Resolution, resolve
 from .registry import PluginEnv, source_plugins, writer_plugins
 from .retry import RetryPolicy
-from .schema import Fact, Person, RecordRef, encode_value
+from .schema import Fact, Person, RecordRef, decode_value, encode_value
 from .segments import in_segment
 from .sources.base import Source
 from .state import StateStore
@@ -266,7 +266,9 @@ class Runner:
         if retry_rows:
             with store.transaction():
                 for row in retry_rows:
-                    raw = json.loads(row["payload"]) if row["payload"] else None
+                    raw = (
+                        {k: decode_value(v) for k, v in json.loads(row["payload"]).items()} if row["payload"] else None
+                    )
                     if raw is None or row["object"] is None:
                         continue
                     try:
@@ -606,7 +608,9 @@ class Runner:
                 calls=result.calls,
             )
         for change in plan.segments.get(writer.name, []):
-            if not change.adds and not change.removes:
+            # writers that publish the whole segment (files) also want unchanged segments: names and stages
+            # of members may have changed, and an empty segment still gets its (empty) file
+            if not change.adds and not change.removes and not getattr(writer, "publishes_snapshots", False):
                 continue
             result = writer.sync_segment(change, ctx)
             added = [m.person_key for m in change.adds if m.person_key not in result.failed]
@@ -643,7 +647,7 @@ class Runner:
 
 
 def _raw_id(raw: dict[str, Any]) -> str:
-    for key in ("Id", "id", "__id__"):
+    for key in ("__id__", "Id", "id"):
         if raw.get(key):
             return str(raw[key])
     if raw.get("__file__") is not None:

@@ -15,7 +15,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import ClassVar, Any, Literal
 
 import structlog
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -46,6 +46,7 @@ DELIMITER_ALIASES = {"tab": "\t", "\\t": "\t", "semicolon": ";", "comma": ",", "
 
 class FileSourceConfig(SourceConfigBase):
     type: Literal["file"]
+    default_role: ClassVar[str] = "marketing"  # enrichment files are marketing signals unless `role: sales`
     path: str  # relative to the YAML file; glob characters read every match
     format: Literal["auto", "csv", "xlsx", "jsonl"] = "auto"
     encoding: str = "auto"

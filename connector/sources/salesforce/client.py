@@ -44,23 +44,28 @@ class SalesforceRequestError(ConfigError):
         self.code = code
 
 
-class _TimeoutAdapter(HTTPAdapter):
-    """Gives every request on the session a timeout, also the ones simple-salesforce sends for login."""
+class _OrgAdapter(HTTPAdapter):
+    """Gives every request on the session a timeout and the configured CA bundle, also the login requests
+    simple-salesforce sends. Set here because requests lets `REQUESTS_CA_BUNDLE` in the environment override
+    `Session.verify`."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, ca_bundle: str | None) -> None:
         super().__init__()
         self.timeout = timeout
+        self.ca_bundle = ca_bundle
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
+        if self.ca_bundle:
+            kwargs["verify"] = self.ca_bundle
         return super().send(request, **kwargs)
 
 
 def make_http_session(conn: SalesforceConnection) -> requests.Session:
     http = requests.Session()
     http.verify = conn.ca_bundle if conn.ca_bundle else True
-    http.mount("https://", _TimeoutAdapter(conn.timeout_seconds))
+    http.mount("https://", _OrgAdapter(conn.timeout_seconds, conn.ca_bundle))
     http.headers["User-Agent"] = "connector"
     return http
 
