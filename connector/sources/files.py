@@ -15,7 +15,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import ClassVar, Any, Literal
+from typing import Any, ClassVar, Literal
 
 import structlog
 from pydantic import Field, ValidationInfo, field_validator, model_validator
