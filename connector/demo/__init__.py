@@ -1,0 +1,145 @@
+"""`connector demo`: the main job end to end with no setup and no network beyond loopback.
+
+It generates a synthetic funnel, starts the Salesforce and vtiger loopback sandboxes, seeds them and writes
+the marketing files, writes a config, then runs `plan`, `run`, and `run` again (which must write nothing), and
+prints the funnel, where the segments went, and what changed inside each CRM.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..config import load_config
+from ..pipeline import EXIT_CONFIG, EXIT_CRASH, EXIT_UNREACHABLE, Runner, Summary
+from ..report import funnel_report, funnel_svg, funnel_text
+from ..retry import RetryPolicy
+from ..state import StateStore
+from .config_template import DEMO_CONFIG
+from .dataset import generate
+from .seed import seed_salesforce, seed_vtiger, write_files
+
+
+def _line(summary: Summary) -> str:
+    labels = {t: s.get("written", s.get("changes", 0)) for t, s in summary.labels.items()}
+    seg = {
+        f"{t}/{name}": f"+{s.get('added', s['adds'])} -{s.get('removed', s['removes'])}"
+        for t, segs in summary.segments.items()
+        for name, s in segs.items()
+        if s["adds"] or s["removes"]
+    }
+    return (
+        f"{summary.mode}: outcome={summary.outcome} exit={summary.exit_code} people={summary.people.get('total')} "
+        f"labels={labels} segments={seg or 'no changes'} rejected={summary.rejected['count']} "
+        f"api_calls={summary.api_calls}"
+    )
+
+
+def run_demo(workdir: Path, *, people: int, as_of: dt.date, seed: int) -> int:
+    from ..sandboxes.salesforce import SalesforceSandbox
+    from ..sandboxes.vtiger import VtigerSandbox
+
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    click.echo(f"demo: {people} synthetic people, as of {as_of}, in {workdir}/")
+    population = generate(people, as_of, seed)
+    homes = Counter(p.home for p in population)
+    click.echo(f"  homes: {dict(homes)}  (both = same e-mail in Salesforce and vtiger)")
+
+    with SalesforceSandbox().start() as sf, VtigerSandbox().start() as vt:
+        sf_counts = seed_salesforce(sf.store, population, as_of)
+        vt_counts = seed_vtiger(vt.store, population, as_of)
+        file_counts = write_files(workdir / "files", population, seed)
+        click.echo(f"  salesforce sandbox {sf.instance_url}: {sf_counts}")
+        click.echo(f"  vtiger sandbox {vt.url}: {vt_counts}")
+        click.echo(f"  files: {file_counts}")
+
+        config_path = workdir / "connector.yaml"
+        config_path.write_text(
+            DEMO_CONFIG.format(sf_login_url=sf.login_url, sf_ca_bundle=sf.ca_bundle, vt_url=vt.url),
+            encoding="utf-8",
+        )
+        environ = {
+            "SF_USERNAME": sf.username,
+            "SF_PASSWORD": sf.password,
+            "SF_SECURITY_TOKEN": sf.security_token,
+            "SF_CLIENT_ID": sf.client_id,
+            "SF_CLIENT_SECRET": sf.client_secret,
+            **vt.env(),
+        }
+        config = load_config(config_path)
+        runner = Runner(config, environ=environ, policy=RetryPolicy(initial_wait=0.05, max_wait=0.5))
+
+        click.echo("\n1. plan (dry run)")
+        planned = runner.execute("plan", as_of)
+        click.echo("  " + _line(planned))
+        if planned.exit_code in (EXIT_CONFIG, EXIT_CRASH, EXIT_UNREACHABLE):
+            for error in planned.errors:
+                click.echo(f"  error: {error}", err=True)
+            return planned.exit_code
+        click.echo(f"  estimated write calls: {planned.estimated_write_calls}")
+
+        sf.reset_calls()
+        vt.reset_calls()
+        click.echo("\n2. run")
+        first = runner.execute("run", as_of)
+        click.echo("  " + _line(first))
+        for reason, n in first.rejected["reasons"].items():
+            click.echo(f"    rejected {n}: {reason} (kept in state, retried next run)")
+        if first.unknown_values:
+            click.echo(f"    unknown picklist values, not guessed: {first.unknown_values}")
+        click.echo(f"  salesforce calls served: {_calls(sf.calls)}")
+        click.echo(f"  vtiger calls served: {_calls(vt.calls)}")
+
+        sf.reset_calls()
+        vt.reset_calls()
+        click.echo("\n3. run again with nothing new (must write nothing)")
+        second = runner.execute("run", as_of)
+        click.echo("  " + _line(second))
+        click.echo(f"  salesforce calls served: {_calls(sf.calls)}")
+        click.echo(f"  vtiger calls served: {_calls(vt.calls)}")
+
+        click.echo("\nwhat the CRMs hold now")
+        sf_labels = Counter(
+            r.get("Funnel_Stage__c") for obj in ("Lead", "Contact") for r in sf.store.all(obj)
+        )
+        click.echo(f"  salesforce Funnel_Stage__c: {dict(sf_labels.most_common())}")
+        click.echo(f"  salesforce campaign members: {_sf_campaigns(sf.store)}")
+        stage_field = {m: vt.store.field_by_label(m, "Funnel stage") for m in ("Leads", "Contacts")}
+        vt_labels = Counter(
+            r.values.get(stage_field[r.module]) or None
+            for m in ("Leads", "Contacts")
+            for r in vt.store.all(m)
+        )
+        click.echo(f"  vtiger 'Funnel stage': {dict(vt_labels.most_common())}")
+
+    store = StateStore(config.state_path())
+    report = funnel_report(store, config.stage_model)
+    store.close()
+    svg = workdir / "funnel.svg"
+    svg.write_text(funnel_svg(report, config.stage_model, title=f"Funnel as of {as_of}"), encoding="utf-8")
+    click.echo(f"\nfunnel ({report['people']} people)")
+    click.echo(funnel_text(report, config.stage_model))
+    click.echo(
+        f"\nsegments for marketers: {workdir / 'segments'}/ ({', '.join(sorted(p.name for p in (workdir / 'segments').glob('*.csv') if not p.name.endswith('.changes.csv')))})"
+    )
+    click.echo(f"funnel picture: {svg}")
+    click.echo(f"config used: {config_path}  state: {config.state_path()}")
+    click.echo(f"try: connector explain -c {config_path} {population[0].email}")
+    ok = second.exit_code in (0, 3) and not any(s.get("written") for s in second.labels.values())
+    return 0 if ok and first.exit_code in (0, 3) else max(first.exit_code, second.exit_code, 1)
+
+
+def _calls(counter: Any) -> dict[str, int]:
+    return dict(sorted(Counter(counter).items()))
+
+
+def _sf_campaigns(store: Any) -> dict[str, int]:
+    names = {c["Id"]: c["Name"] for c in store.all("Campaign")}
+    return dict(Counter(names.get(m["CampaignId"], "?") for m in store.all("CampaignMember")))
