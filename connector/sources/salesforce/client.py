@@ -157,7 +157,8 @@ class SalesforceClient:
 
     def login(self) -> None:
         def attempt() -> Session:
-            self._count()
+            if self.conn.auth != "session":  # a given session id needs no call
+                self._count()
             return login(self.conn, self.secrets, self.http)
 
         session = self.policy.call(attempt, what=f"{self.system} login")
