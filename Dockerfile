@@ -1,0 +1,21 @@
+# connector as a cron container: one run per start, exit code tells the outcome.
+#   docker build -t connector .
+#   docker run --rm -v $PWD/config:/config -v connector-state:/state \
+#     -e SF_USERNAME -e SF_PASSWORD -e SF_SECURITY_TOKEN -e VTIGER_USERNAME -e VTIGER_ACCESS_KEY \
+#     connector run -c /config/connector.yaml
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY connector ./connector
+RUN pip install --no-cache-dir --upgrade pip && pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.11-slim
+RUN useradd --create-home --uid 10001 connector && mkdir -p /state /config && chown connector /state
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/* && rm -rf /wheels
+USER connector
+WORKDIR /state
+# JSON logs on stdout/stderr for the log shipper; state lives in the /state volume (see state.path in the YAML)
+ENV PYTHONUNBUFFERED=1
+ENTRYPOINT ["connector", "--log-json"]
+CMD ["--help"]
