@@ -1,0 +1,319 @@
+from __future__ import annotations
+
+import json
+import urllib.parse
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import responses
+from sf_fakes import BASE, SESSION_ENV, Sleeps, ctx, describe, env, page, source_config
+
+from connector.errors import BudgetExceededError, ConfigError
+from connector.schema import RecordRef
+from connector.writers.base import LabelChange, Member, SegmentChange
+from connector.writers.salesforce import SalesforceWriter, SalesforceWriterConfig
+
+COMPOSITE = f"{BASE}composite/sobjects"
+
+
+def writer(sleeps: Sleeps | None = None, **overrides: Any) -> SalesforceWriter:
+    data: dict[str, Any] = {
+        "name": "sf_out",
+        "type": "salesforce",
+        "source": "sf_prod",
+        "label_field": {"Lead": "Funnel_Stage__c", "Contact": "Funnel_Stage__c"},
+        "campaigns": {"renewal": {"campaign": "Renewal 2027", "member_status": "Sent"}},
+    }
+    data.update(overrides)
+    cfg = SalesforceWriterConfig.model_validate(data)
+    return SalesforceWriter.from_config(cfg, env(source_config(), sleeps=sleeps))
+
+
+def changes(n: int, obj: str = "Lead") -> list[LabelChange]:
+    prefix = "00Q" if obj == "Lead" else "003"
+    return [
+        LabelChange(f"p{i}", RecordRef("sf_prod", obj, f"{prefix}{i:015d}"), "Lead", "Prospect")
+        for i in range(n)
+    ]
+
+
+def describes() -> None:
+    for obj in ("Lead", "Contact"):
+        responses.get(f"{BASE}sobjects/{obj}/describe", json=describe(obj, ["Id", "Funnel_Stage__c"]))
+
+
+class Collections:
+    """Answers sObject Collections calls; `errors[id] = [codes...]` fails a record once per listed code."""
+
+    def __init__(self) -> None:
+        self.errors: dict[str, list[str]] = {}
+        self.bodies: list[dict[str, Any]] = []
+        self.deleted: list[list[str]] = []
+        for method in (responses.PATCH, responses.POST):
+            responses.add_callback(method, COMPOSITE, callback=self._write)
+        responses.add_callback(responses.DELETE, COMPOSITE, callback=self._delete)
+
+    def _result(self, key: str) -> dict[str, Any]:
+        queue = self.errors.get(key)
+        if queue:
+            code = queue.pop(0)
+            return {
+                "success": False,
+                "errors": [{"statusCode": code, "message": f"{code} message", "fields": []}],
+            }
+        return {"id": key, "success": True, "errors": []}
+
+    def _write(self, request) -> tuple[int, dict[str, str], str]:
+        body = json.loads(request.body)
+        self.bodies.append(body)
+        keys = [r.get("id") or r.get("ContactId") or r.get("LeadId") for r in body["records"]]
+        return (200, {"Sforce-Limit-Info": "api-usage=5/1000"}, json.dumps([self._result(k) for k in keys]))
+
+    def _delete(self, request) -> tuple[int, dict[str, str], str]:
+        params = urllib.parse.parse_qs(urllib.parse.urlparse(request.url).query)
+        assert params["allOrNone"] == ["false"]
+        ids = params["ids"][0].split(",")
+        self.deleted.append(ids)
+        return (200, {}, json.dumps([self._result(i) for i in ids]))
+
+
+@responses.activate
+def test_labels_go_in_collections_of_200_with_auto_assign_off() -> None:
+    describes()
+    coll = Collections()
+    coll.errors["00Q000000000000007"] = ["INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"]
+    run = ctx()
+    result = writer().write_labels(changes(450), run)
+    assert [len(b["records"]) for b in coll.bodies] == [200, 200, 50]
+    assert all(b["allOrNone"] is False for b in coll.bodies)
+    assert coll.bodies[0]["records"][0] == {
+        "attributes": {"type": "Lead"},
+        "id": "00Q000000000000000",
+        "Funnel_Stage__c": "Prospect",
+    }
+    patches = [c for c in responses.calls if c.request.method == "PATCH"]
+    assert all(c.request.headers["Sforce-Auto-Assign"] == "FALSE" for c in patches)
+    assert list(result.failed) == ["sf_prod:Lead:00Q000000000000007"]
+    assert result.failed["sf_prod:Lead:00Q000000000000007"].code == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+    assert result.calls == 4 == run.api_calls["sf_out"]  # one describe + ceil(450/200)
+
+
+@responses.activate
+def test_only_locked_records_are_sent_again() -> None:
+    describes()
+    coll = Collections()
+    coll.errors["00Q000000000000001"] = ["UNABLE_TO_LOCK_ROW", "UNABLE_TO_LOCK_ROW"]
+    result = writer().write_labels(changes(3), ctx())
+    assert [[r["id"] for r in b["records"]] for b in coll.bodies] == [
+        ["00Q000000000000000", "00Q000000000000001", "00Q000000000000002"],
+        ["00Q000000000000001"],
+        ["00Q000000000000001"],
+    ]
+    assert result.failed == {}
+
+
+@responses.activate
+def test_lock_that_never_clears_is_reported_failed() -> None:
+    describes()
+    coll = Collections()
+    coll.errors["00Q000000000000001"] = ["UNABLE_TO_LOCK_ROW"] * 10
+    result = writer().write_labels(changes(2), ctx())
+    assert list(result.failed) == ["sf_prod:Lead:00Q000000000000001"]
+    assert result.failed["sf_prod:Lead:00Q000000000000001"].code == "UNABLE_TO_LOCK_ROW"
+    assert len(coll.bodies) == 4  # the policy's attempts
+
+
+@responses.activate
+def test_nothing_changed_makes_no_call() -> None:
+    result = writer().write_labels([], ctx())
+    assert result.calls == 0 and len(responses.calls) == 0
+
+
+@responses.activate
+def test_missing_label_field_is_config_error() -> None:
+    responses.get(f"{BASE}sobjects/Lead/describe", json=describe("Lead", ["Id"]))
+    with pytest.raises(ConfigError, match="Funnel_Stage__c"):
+        writer().write_labels(changes(1), ctx())
+
+
+@responses.activate
+def test_bulk_ingest_above_threshold_and_locked_rows_retried_by_collection() -> None:
+    describes()
+    coll = Collections()
+    created = responses.post(f"{BASE}jobs/ingest", json={"id": "750I", "state": "Open"})
+    upload = responses.put(f"{BASE}jobs/ingest/750I/batches", status=201)
+    close = responses.patch(f"{BASE}jobs/ingest/750I", json={"id": "750I", "state": "UploadComplete"})
+    responses.get(f"{BASE}jobs/ingest/750I", json={"id": "750I", "state": "JobComplete"})
+    responses.get(
+        f"{BASE}jobs/ingest/750I/failedResults/",
+        body='"sf__Id","sf__Error",Id,Funnel_Stage__c\n'
+        '"00Q000000000000002","CANNOT_UPDATE_CONVERTED_LEAD:cannot reference converted lead:--",'
+        "00Q000000000000002,Prospect\n"
+        '"00Q000000000000003","UNABLE_TO_LOCK_ROW:unable to obtain exclusive access to this record:--",'
+        "00Q000000000000003,Prospect\n",
+        content_type="text/csv",
+    )
+    result = writer(bulk_threshold=4).write_labels(changes(5), ctx())
+    assert json.loads(created.calls[0].request.body)["operation"] == "update"
+    assert upload.calls[0].request.headers["Content-Type"] == "text/csv"
+    assert upload.calls[0].request.body.decode().splitlines()[:2] == [
+        "Id,Funnel_Stage__c",
+        "00Q000000000000000,Prospect",
+    ]
+    assert json.loads(close.calls[0].request.body) == {"state": "UploadComplete"}
+    assert [[r["id"] for r in b["records"]] for b in coll.bodies] == [["00Q000000000000003"]]
+    assert {k: e.code for k, e in result.failed.items()} == {
+        "sf_prod:Lead:00Q000000000000002": "CANNOT_UPDATE_CONVERTED_LEAD"
+    }
+
+
+@responses.activate
+def test_budget_share_stops_the_writer() -> None:
+    responses.get(
+        f"{BASE}sobjects/Lead/describe",
+        json=describe("Lead", ["Id", "Funnel_Stage__c"]),
+        headers={"Sforce-Limit-Info": "api-usage=800/1000"},
+    )
+    with pytest.raises(BudgetExceededError):
+        writer().write_labels(changes(1), ctx())
+    assert len(responses.calls) == 1
+
+
+def member(key: str, *refs: tuple[str, str]) -> Member:
+    return Member(
+        key,
+        tuple(RecordRef("sf_prod", o, i) for o, i in refs),
+        None,
+        None,
+        None,
+        None,
+        "customer",
+        "Customer",
+    )
+
+
+def campaign_queries(statuses: list[str], rows: list[dict[str, Any]] | None = None) -> list[str]:
+    seen: list[str] = []
+
+    def answer(request):
+        q = urllib.parse.parse_qs(urllib.parse.urlparse(request.url).query)["q"][0]
+        seen.append(q)
+        if "FROM Campaign " in q:
+            return (
+                200,
+                {},
+                json.dumps(page([{"Id": "701C", "Name": "Renewal 2027"}] if "'Renewal 2027'" in q else [])),
+            )
+        if "FROM CampaignMemberStatus" in q:
+            return (200, {}, json.dumps(page([{"Label": s} for s in statuses])))
+        return (200, {}, json.dumps(page(rows or [])))
+
+    responses.add_callback(responses.GET, f"{BASE}query/", callback=answer)
+    return seen
+
+
+@responses.activate
+def test_campaign_adds_prefer_contact_and_duplicate_counts_as_present() -> None:
+    seen = campaign_queries(["Sent", "Responded"])
+    coll = Collections()
+    coll.errors["003B"] = ["DUPLICATE_VALUE"]
+    coll.errors["00QC"] = ["INVALID_CROSS_REFERENCE_KEY"]
+    adds = [
+        member("pa", ("Lead", "00QA"), ("Contact", "003A")),
+        member("pb", ("Contact", "003B")),
+        member("pc", ("Lead", "00QC")),
+        member("pd"),
+    ]
+    result = writer().sync_segment(SegmentChange("renewal", adds, adds, []), ctx())
+    assert coll.bodies[0]["records"] == [
+        {
+            "attributes": {"type": "CampaignMember"},
+            "CampaignId": "701C",
+            "ContactId": "003A",
+            "Status": "Sent",
+        },
+        {
+            "attributes": {"type": "CampaignMember"},
+            "CampaignId": "701C",
+            "ContactId": "003B",
+            "Status": "Sent",
+        },
+        {"attributes": {"type": "CampaignMember"}, "CampaignId": "701C", "LeadId": "00QC", "Status": "Sent"},
+    ]
+    assert {k: e.code for k, e in result.failed.items()} == {
+        "pc": "INVALID_CROSS_REFERENCE_KEY",
+        "pd": "NO_SALESFORCE_RECORD",
+    }
+    assert seen[0] == "SELECT Id, Name FROM Campaign WHERE Name = 'Renewal 2027'"
+    assert seen[1] == "SELECT Label FROM CampaignMemberStatus WHERE CampaignId = '701C'"
+
+
+@responses.activate
+def test_campaign_removes_query_member_rows_then_delete_in_chunks() -> None:
+    rows = [
+        {"Id": "00vA", "ContactId": "003A", "LeadId": None},
+        {"Id": "00vB", "ContactId": None, "LeadId": "00QB"},
+    ]
+    seen = campaign_queries(["Sent"], rows)
+    coll = Collections()
+    removes = [member("pa", ("Contact", "003A")), member("pb", ("Lead", "00QB"))]
+    result = writer().sync_segment(SegmentChange("renewal", [], [], removes), ctx())
+    assert coll.deleted == [["00vA", "00vB"]]
+    assert result.failed == {}
+    assert seen[2] == (
+        "SELECT Id, ContactId, LeadId FROM CampaignMember WHERE CampaignId = '701C' "
+        "AND (ContactId IN ('003A','00QB') OR LeadId IN ('003A','00QB'))"
+    )
+
+
+@responses.activate
+def test_strict_campaign_removes_hand_added_members() -> None:
+    rows = [
+        {"Id": "00vA", "ContactId": "003A", "LeadId": None},
+        {"Id": "00vX", "ContactId": "003X", "LeadId": None},
+    ]
+    campaign_queries(["Sent"], rows)
+    coll = Collections()
+    keep = [member("pa", ("Contact", "003A"))]
+    w = writer(campaigns={"renewal": {"campaign": "Renewal 2027", "strict": True}})
+    result = w.sync_segment(SegmentChange("renewal", keep, [], []), ctx())
+    assert coll.deleted == [["00vX"]]
+    assert result.notes == ["strict: removed 1 member(s) not in segment renewal"]
+
+
+@responses.activate
+def test_unknown_member_status_and_missing_campaign_are_config_errors() -> None:
+    campaign_queries(["Responded"])
+    with pytest.raises(ConfigError, match="member_status 'Sent'"):
+        writer().sync_segment(SegmentChange("renewal", [], [member("pa", ("Contact", "003A"))], []), ctx())
+    w = writer(campaigns={"renewal": {"campaign": "Gone 2030"}})
+    with pytest.raises(ConfigError, match="does not exist"):
+        w.sync_segment(SegmentChange("renewal", [], [member("pa", ("Contact", "003A"))], []), ctx())
+
+
+@responses.activate
+def test_campaign_created_when_asked() -> None:
+    campaign_queries(["Sent"])
+    created = responses.post(f"{BASE}sobjects/Campaign", json={"id": "701N", "success": True, "errors": []})
+    Collections()
+    w = writer(campaigns={"renewal": {"campaign": "O'Neil \\ Renewal", "create": True}})
+    w.sync_segment(SegmentChange("renewal", [], [member("pa", ("Contact", "003A"))], []), ctx())
+    assert json.loads(created.calls[0].request.body) == {"Name": "O'Neil \\ Renewal", "IsActive": True}
+    first_q = urllib.parse.parse_qs(urllib.parse.urlparse(responses.calls[0].request.url).query)["q"][0]
+    assert first_q == "SELECT Id, Name FROM Campaign WHERE Name = 'O\\'Neil \\\\ Renewal'"
+
+
+def test_estimate_calls() -> None:
+    w = writer()
+    assert w.estimate_calls(0, 0, 0) == 0
+    assert w.estimate_calls(401, 0, 0) == 3
+    assert w.estimate_calls(5000, 0, 0) == 6  # one bulk job
+    assert w.estimate_calls(0, 250, 201) == 2 + 2 + 4
+
+
+def test_target_needs_a_salesforce_source() -> None:
+    cfg = SalesforceWriterConfig.model_validate({"name": "o", "type": "salesforce", "source": "missing"})
+    fake_env = SimpleNamespace(app=SimpleNamespace(sources=[]), policy=None, environ=SESSION_ENV)
+    with pytest.raises(ConfigError, match="missing"):
+        SalesforceWriter.from_config(cfg, fake_env)
