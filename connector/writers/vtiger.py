@@ -180,6 +180,7 @@ class VtigerWriter:
     def write_labels(self, changes: list[LabelChange], ctx: RunContext) -> WriteResult:
         self._begin(ctx)
         result = WriteResult()
+        before = self.client.calls.total()
         todo: list[tuple[LabelChange, str]] = []
         for change in changes:
             if change.ref.source != self.source or change.ref.object not in self.cfg.label_field:
@@ -189,8 +190,8 @@ class VtigerWriter:
                 continue
             todo.append((change, self.label_field(change.ref.object)))
         if ctx.dry_run or not todo:
+            result.calls = self.client.calls.total() - before
             return result
-        before = self.client.calls.total()
 
         def one(item: tuple[LabelChange, str]) -> RecordError | None:
             change, field = item
@@ -217,6 +218,7 @@ class VtigerWriter:
     def sync_segment(self, change: SegmentChange, ctx: RunContext) -> WriteResult:
         self._begin(ctx)
         result = WriteResult()
+        before = self.client.calls.total()
         value = self.segment_value(change.segment)
         wanted: dict[RecordRef, tuple[bool, Member]] = {}
         for member in change.removes:
@@ -227,7 +229,6 @@ class VtigerWriter:
                 wanted[ref] = (True, member)
         if ctx.dry_run or not wanted:
             return result
-        before = self.client.calls.total()
         campaign_id = self._campaign(change.segment) if any(add for add, _ in wanted.values()) else None
 
         missing = self._load_values([ref for ref in wanted if ref not in self._values])

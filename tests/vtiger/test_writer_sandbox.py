@@ -1,0 +1,208 @@
+"""The vtiger writer end to end over real HTTP against the loopback sandbox."""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from connector.context import RunContext
+from connector.errors import ConfigError
+from connector.retry import RetryPolicy
+from connector.sandboxes.vtiger import VtigerSandbox
+from connector.schema import RecordRef
+from connector.sources.vtiger.source import VtigerSourceConfig
+from connector.writers.base import LabelChange, Member, SegmentChange
+from connector.writers.vtiger import VtigerWriter, VtigerWriterConfig, join_multi, split_multi
+
+pytestmark = pytest.mark.e2e
+T0 = dt.datetime(2026, 11, 23, 12, 0, 0, tzinfo=dt.UTC)
+
+
+def writer(sandbox: VtigerSandbox, concurrency: int = 4, **overrides: Any) -> VtigerWriter:
+    source_cfg = VtigerSourceConfig.model_validate(
+        {
+            "name": "vt",
+            "type": "vtiger",
+            "url": sandbox.url,
+            "modules": {"Leads": {"fields": {"email": "email"}}, "Contacts": {"fields": {"email": "email"}}},
+        }
+    )
+    data: dict[str, Any] = {
+        "name": "vt_out",
+        "type": "vtiger",
+        "source": "vt",
+        "label_field": {"Leads": "label:Funnel stage", "Contacts": "label:Funnel stage"},
+        "segments_field": {"Leads": "label:Segments", "Contacts": "label:Segments"},
+        "concurrency": concurrency,
+        "campaigns": {
+            "renewal": {"campaign": "Renewal 2027", "create": True, "closingdate": "2027-12-31"},
+            "nurture": {"campaign": "Nurture newsletter", "create": True, "closingdate": "2027-06-30"},
+        },
+    }
+    data.update(overrides)
+    env = SimpleNamespace(
+        app=SimpleNamespace(sources=[source_cfg]),
+        environ=sandbox.env(),
+        policy=RetryPolicy(attempts=6, sleep=lambda s: None),
+    )
+    return VtigerWriter.from_config(VtigerWriterConfig.model_validate(data), env)
+
+
+def ctx(minutes: int = 0) -> RunContext:
+    return RunContext(as_of=T0.date(), started_at=T0 + dt.timedelta(minutes=minutes))
+
+
+def person(sandbox: VtigerSandbox, module: str, n: int) -> Member:
+    record = sandbox.store.create(module, {"lastname": f"P{n}", "email": f"p{n}@example.com"})
+    ref = RecordRef("vt", module, record["id"])
+    return Member(f"person-{module}-{n}", (ref,), f"p{n}@example.com", None, f"P{n}", None, "lead", "Lead")
+
+
+def field(sandbox: VtigerSandbox, ref: RecordRef, label: str) -> str:
+    name = sandbox.store.field_by_label(ref.object, label)
+    record = sandbox.store.get(ref.id)
+    assert record is not None
+    return record[name]
+
+
+def test_labels_are_revised_only_for_the_given_changes(vt_sandbox: VtigerSandbox) -> None:
+    people = [person(vt_sandbox, "Leads", n) for n in range(6)] + [person(vt_sandbox, "Contacts", 9)]
+    out = writer(vt_sandbox)
+    vt_sandbox.reset_calls()
+    changes = [LabelChange(p.person_key, p.refs[0], None, "Prospect") for p in people]
+    result = out.write_labels(changes, ctx())
+    assert result.failed == {}
+    assert vt_sandbox.calls["revise"] == 7
+    assert all(field(vt_sandbox, p.refs[0], "Funnel stage") == "Prospect" for p in people)
+    assert result.calls == sum(vt_sandbox.calls.values())
+    vt_sandbox.reset_calls()
+    again = out.write_labels([], ctx(1))
+    assert sum(vt_sandbox.calls.values()) == 0 and again.calls == 0
+
+
+def test_a_rejected_label_is_reported_and_the_rest_written(vt_sandbox: VtigerSandbox) -> None:
+    good, gone = person(vt_sandbox, "Leads", 1), person(vt_sandbox, "Leads", 2)
+    vt_sandbox.store.delete(gone.refs[0].id)
+    result = writer(vt_sandbox, concurrency=1).write_labels(
+        [LabelChange(p.person_key, p.refs[0], None, "Customer") for p in (good, gone)], ctx()
+    )
+    assert list(result.failed) == [str(gone.refs[0])]
+    assert result.failed[str(gone.refs[0])].code == "ACCESS_DENIED"
+    assert field(vt_sandbox, good.refs[0], "Funnel stage") == "Customer"
+
+
+def test_segments_kept_exact_in_the_field_with_campaign_relations(vt_sandbox: VtigerSandbox) -> None:
+    a, b, c = (person(vt_sandbox, m, n) for m, n in (("Leads", 1), ("Leads", 2), ("Contacts", 3)))
+    out = writer(vt_sandbox)
+    run = ctx()
+    out.sync_segment(SegmentChange("renewal", [a, b, c], adds=[a, b, c], removes=[]), run)
+    out.sync_segment(SegmentChange("nurture", [a], adds=[a], removes=[]), run)
+    assert split_multi(field(vt_sandbox, a.refs[0], "Segments")) == ["Renewal 2027", "Nurture newsletter"]
+    assert field(vt_sandbox, c.refs[0], "Segments") == "Renewal 2027"
+    renewal = out._campaign_ids["renewal"]
+    assert set(vt_sandbox.store.related(renewal, "Leads")) == {a.refs[0].id, b.refs[0].id}
+    assert set(vt_sandbox.store.related(renewal, "Contacts")) == {c.refs[0].id}
+
+    # next run: a leaves renewal (keeps nurture), b leaves too; the relations stay as history
+    out2 = writer(vt_sandbox)
+    vt_sandbox.reset_calls()
+    result = out2.sync_segment(SegmentChange("renewal", [c], adds=[], removes=[a, b]), ctx(10))
+    assert result.failed == {}
+    assert field(vt_sandbox, a.refs[0], "Segments") == "Nurture newsletter"
+    assert field(vt_sandbox, b.refs[0], "Segments") == ""
+    assert vt_sandbox.calls["query"] == 1  # both current values read in one query
+    assert vt_sandbox.calls["revise"] == 2 and vt_sandbox.calls["add_related"] == 0
+    assert set(vt_sandbox.store.related(renewal, "Leads")) == {a.refs[0].id, b.refs[0].id}
+    assert out2.field_members("renewal", "Leads") == set()
+    assert out2.field_members("renewal", "Contacts") == {c.refs[0].id}
+    assert out2.field_members("nurture", "Leads") == {a.refs[0].id}
+
+    # a run with nothing to change makes no call at all
+    vt_sandbox.reset_calls()
+    quiet = writer(vt_sandbox).sync_segment(SegmentChange("renewal", [c], adds=[], removes=[]), ctx(20))
+    assert quiet.calls == 0 and sum(vt_sandbox.calls.values()) == 0
+
+
+def test_campaign_is_found_not_duplicated(vt_sandbox: VtigerSandbox) -> None:
+    existing = vt_sandbox.store.create(
+        "Campaigns", {"campaignname": "Renewal 2027", "closingdate": "2027-12-31"}
+    )
+    a = person(vt_sandbox, "Leads", 1)
+    out = writer(vt_sandbox)
+    out.sync_segment(SegmentChange("renewal", [a], adds=[a], removes=[]), ctx())
+    assert out._campaign_ids["renewal"] == existing["id"]
+    assert vt_sandbox.calls["create"] == 0
+
+
+def test_missing_campaign_without_create_is_a_config_error(vt_sandbox: VtigerSandbox) -> None:
+    a = person(vt_sandbox, "Leads", 1)
+    out = writer(vt_sandbox, campaigns={"renewal": {"campaign": "Nope"}})
+    with pytest.raises(ConfigError, match="no campaign named 'Nope'"):
+        out.sync_segment(SegmentChange("renewal", [a], adds=[a], removes=[]), ctx())
+
+
+def test_membership_read_back_pages_past_100(vt_sandbox: VtigerSandbox) -> None:
+    people = [person(vt_sandbox, "Leads", n) for n in range(130)]
+    out = writer(vt_sandbox, concurrency=8)
+    result = out.sync_segment(SegmentChange("renewal", people, adds=people, removes=[]), ctx())
+    assert result.failed == {}
+    ids = {p.refs[0].id for p in people}
+    assert out.campaign_members("renewal", "Leads") == ids
+    assert out.field_members("renewal", "Leads") == ids
+    assert vt_sandbox.calls["query_related"] == 2
+
+
+def test_segment_writes_survive_500s_and_session_expiry(vt_sandbox: VtigerSandbox) -> None:
+    people = [person(vt_sandbox, "Leads", n) for n in range(40)]
+    vt_sandbox.faults.error_500_rate = 0.2
+    vt_sandbox.faults.seed = 5
+    vt_sandbox.faults.expire_sessions_after = 15
+    out = writer(vt_sandbox)
+    result = out.sync_segment(SegmentChange("renewal", people, adds=people, removes=[]), ctx())
+    labels = out.write_labels([LabelChange(p.person_key, p.refs[0], None, "Lead") for p in people], ctx())
+    assert result.failed == {} and labels.failed == {}
+    assert sum(vt_sandbox.faults.injected.values()) > 3
+    assert out.client.logins > 1
+    vt_sandbox.faults.error_500_rate = 0.0
+    assert all(field(vt_sandbox, p.refs[0], "Segments") == "Renewal 2027" for p in people)
+    assert all(field(vt_sandbox, p.refs[0], "Funnel stage") == "Lead" for p in people)
+    assert out.campaign_members("renewal", "Leads") == {p.refs[0].id for p in people}
+    campaigns = vt_sandbox.store.all("Campaigns")
+    assert [c["campaignname"] for c in campaigns].count("Renewal 2027") == 1
+
+
+def test_a_gone_record_fails_its_person_only(vt_sandbox: VtigerSandbox) -> None:
+    a, b = person(vt_sandbox, "Leads", 1), person(vt_sandbox, "Leads", 2)
+    vt_sandbox.store.delete(b.refs[0].id)
+    result = writer(vt_sandbox).sync_segment(SegmentChange("renewal", [a, b], adds=[a, b], removes=[]), ctx())
+    assert list(result.failed) == [b.person_key]
+    assert result.failed[b.person_key].code == "GONE"
+    assert field(vt_sandbox, a.refs[0], "Segments") == "Renewal 2027"
+
+
+def test_own_fields_must_not_be_mapped_as_signals(vt_sandbox: VtigerSandbox) -> None:
+    source_cfg = VtigerSourceConfig.model_validate(
+        {
+            "name": "vt",
+            "type": "vtiger",
+            "url": vt_sandbox.url,
+            "modules": {"Leads": {"fields": {"label:Funnel stage": "extra.stage"}}},
+        }
+    )
+    cfg = VtigerWriterConfig.model_validate(
+        {"name": "o", "type": "vtiger", "source": "vt", "label_field": {"Leads": "label:Funnel stage"}}
+    )
+    env = SimpleNamespace(
+        app=SimpleNamespace(sources=[source_cfg]), environ=vt_sandbox.env(), policy=RetryPolicy()
+    )
+    with pytest.raises(ConfigError, match="must not be mapped as a signal"):
+        VtigerWriter.from_config(cfg, env)
+
+
+def test_multi_select_join_and_split() -> None:
+    assert join_multi(["A", "B"]) == "A |##| B"
+    assert split_multi("A |##| B") == ["A", "B"]
+    assert split_multi("") == []
