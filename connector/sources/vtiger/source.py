@@ -387,7 +387,11 @@ class VtigerSource:
                 records += len(rows)
                 yield Batch(object=module, records=rows, cursor=(cap(top) if top else state).encode())
                 break
-            top = max(t for t in times if t is not None)
+            top = max((t for t in times if t is not None), default=None)
+            if top is None:  # no row carries a readable modifiedtime: hand them over, keep the cursor
+                records += len(rows)
+                yield Batch(object=module, records=rows)
+                break
             if lower is None or top > lower:
                 head = [r for r, t in zip(rows, times, strict=True) if t is not None and t < top]
                 lower = top
