@@ -19,8 +19,12 @@ def serve(host: str = "127.0.0.1", port: int = 0, seed_people: int = 0) -> None:
     for key, value in sandbox.env().items():
         print(f"{key}={value}", flush=True)
     try:
-        threading.Event().wait()
+        _wait_for_interrupt()
     except KeyboardInterrupt:
         pass
     finally:
         sandbox.stop()
+
+
+def _wait_for_interrupt() -> None:
+    threading.Event().wait()
