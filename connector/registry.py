@@ -39,15 +39,21 @@ class WriterPlugin:
 
 def source_plugins() -> dict[str, SourcePlugin]:
     from .sources import files
+    from .sources.vtiger import source as vtiger_source
 
     return {
         "file": SourcePlugin(files.FileSourceConfig, files.FileSource.from_config),
+        "vtiger": SourcePlugin(vtiger_source.VtigerSourceConfig, vtiger_source.VtigerSource.from_config),
     }
 
 
 def writer_plugins() -> dict[str, WriterPlugin]:
     from .writers import segment_files
+    from .writers import vtiger as vtiger_writer
 
     return {
-        "segment_files": WriterPlugin(segment_files.SegmentFilesConfig, segment_files.SegmentFilesWriter.from_config),
+        "vtiger": WriterPlugin(vtiger_writer.VtigerWriterConfig, vtiger_writer.VtigerWriter.from_config),
+        "segment_files": WriterPlugin(
+            segment_files.SegmentFilesConfig, segment_files.SegmentFilesWriter.from_config
+        ),
     }

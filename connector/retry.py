@@ -36,7 +36,9 @@ class RetryPolicy:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, RetriableError) and exc.retry_after is not None:
             return min(max(exc.retry_after, 0.0), self.max_retry_after)
-        backoff = wait_exponential_jitter(initial=self.initial_wait, max=self.max_wait)
+        backoff = wait_exponential_jitter(
+            multiplier=self.initial_wait, max=self.max_wait, jitter=self.initial_wait
+        )
         return float(backoff(state))
 
     def _before_sleep(self, state: RetryCallState) -> None:
