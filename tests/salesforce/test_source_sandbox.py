@@ -1,0 +1,193 @@
+"""The Salesforce source over real HTTPS against the loopback sandbox."""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from connector.context import RunContext
+from connector.retry import RetryPolicy
+from connector.sources.base import Batch
+from connector.sources.salesforce.source import SalesforceSource, SalesforceSourceConfig
+
+pytestmark = pytest.mark.e2e
+PAST = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+OBJECTS = {
+    "Lead": {
+        "fields": {"Email": "email", "LastName": "last_name", "Status": "lead_status"},
+        "value_maps": {
+            "lead_status": {
+                "Open - Not Contacted": "new",
+                "Working - Contacted": "working",
+                "Closed - Not Converted": "qualified_out",
+            }
+        },
+    },
+    "Contact": {"fields": {"Email": "email", "LastName": "last_name", "Contract_End__c": "contract_end"}},
+    "Opportunity": {
+        "kind": "opportunity",
+        "fields": {"StageName": "opportunity_stage_raw", "Amount": "opportunity_amount"},
+    },
+}
+
+
+def sandbox_env(sb: Any) -> dict[str, str]:
+    return {"SF_USERNAME": sb.username, "SF_PASSWORD": sb.password, "SF_SECURITY_TOKEN": sb.security_token}
+
+
+def make_source(sb: Any, **overrides: Any) -> SalesforceSource:
+    data: dict[str, Any] = {
+        "name": "sf_prod",
+        "type": "salesforce",
+        "auth": "password",
+        "login_url": sb.login_url,
+        "ca_bundle": sb.ca_bundle,
+        "objects": {"Lead": OBJECTS["Lead"]},
+    }
+    data.update(overrides)
+    cfg = SalesforceSourceConfig.model_validate(data)
+    env = SimpleNamespace(
+        app=SimpleNamespace(sources=[cfg]), policy=RetryPolicy(sleep=lambda s: None), environ=sandbox_env(sb)
+    )
+    return SalesforceSource.from_config(cfg, env)
+
+
+def run_ctx(sb: Any) -> RunContext:
+    # The run starts a moment after the test's own writes. The sandbox stamps writes strictly increasing by at
+    # least 1 ms, so after a fast bulk seed its clock runs ahead of the wall clock: start after both.
+    started = max(dt.datetime.now(dt.UTC), sb.store.now()) + dt.timedelta(seconds=1)
+    return RunContext(as_of=started.date(), started_at=started)
+
+
+def seed_leads(sb: Any, n: int, status: str = "Open - Not Contacted") -> list[str]:
+    ids = []
+    for i in range(n):
+        rid = sb.store.insert(
+            "Lead", {"LastName": f"L{i}", "Company": "Acme", "Email": f"l{i}@x.nl", "Status": status}
+        )
+        sb.store.touch("Lead", rid, PAST + dt.timedelta(seconds=i))  # an org's history, not all "just now"
+        ids.append(rid)
+    return ids
+
+
+def drain(batches: list[Batch]) -> tuple[list[dict[str, Any]], list[str], dict[str, str]]:
+    records = [r for b in batches for r in b.records]
+    deleted = [d for b in batches for d in b.deleted]
+    cursors = {b.object: b.cursor for b in batches if b.cursor}
+    return records, deleted, cursors
+
+
+def test_2500_leads_across_pages_then_only_changes_and_deletions(sf_sandbox) -> None:
+    ids = seed_leads(sf_sandbox, 2600)
+    src = make_source(sf_sandbox)
+    sf_sandbox.reset_calls()
+    first = list(src.read({}, run_ctx(sf_sandbox)))
+    records, deleted, cursors = drain(first)
+    assert len({r["Id"] for r in records}) == len(records) == 2600 and deleted == []
+    assert len([b for b in first if b.object == "Lead"]) == 2  # 2000 + 600, one batch per page
+    counts = sf_sandbox.call_counts()
+    assert counts["queryMore"] == 1 and counts["bulk2.query"] == 0
+    facts = [src.map("Lead", r) for r in records[:3]]
+    assert all(f.values["lead_status"] == "new" for f in facts)
+
+    sf_sandbox.store.update("Lead", ids[5], {"Status": "Working - Contacted"})
+    sf_sandbox.store.update("Lead", ids[2599], {"LastName": "Changed"})
+    sf_sandbox.store.delete("Lead", ids[7])
+    second = list(src.read(cursors, run_ctx(sf_sandbox)))
+    records2, deleted2, cursors2 = drain(second)
+    assert sorted(r["Id"] for r in records2) == sorted([ids[5], ids[2599]])
+    assert deleted2 == [ids[7]]
+    assert src.map("Lead", next(r for r in records2 if r["Id"] == ids[5])).values["lead_status"] == "working"
+
+    third = list(src.read(cursors2, run_ctx(sf_sandbox)))
+    assert drain(third)[:2] == ([], [])  # nothing changed: nothing read again
+
+
+def test_bulk_query_above_threshold_is_streamed_by_locator(sf_sandbox) -> None:
+    ids = seed_leads(sf_sandbox, 450)
+    sf_sandbox.store.delete("Lead", ids[0])
+    src = make_source(sf_sandbox, bulk_threshold=100, page_size=200)
+    sf_sandbox.reset_calls()
+    batches = list(src.read({}, run_ctx(sf_sandbox)))
+    records, deleted, _ = drain(batches)
+    assert len(records) == 449 and deleted == [ids[0]]
+    assert [len(b.records) + len(b.deleted) for b in batches] == [200, 200, 50]
+    assert [b.cursor is None for b in batches] == [True, True, False]
+    assert sf_sandbox.call_counts()["bulk2.query"] >= 4  # create, status, 3 result pages
+    assert all(src.map("Lead", r).values["lead_status"] == "new" for r in records)
+
+
+def test_unknown_status_reported_and_converted_lead_merges_with_contact(sf_sandbox) -> None:
+    store = sf_sandbox.store
+    lead = store.insert(
+        "Lead", {"LastName": "Conv", "Company": "Acme", "Email": "c@x.nl", "Status": "Open - Not Contacted"}
+    )
+    converted = store.convert_lead(lead, opportunity_name="Acme deal")
+    store.insert(
+        "OpportunityContactRole",
+        {"OpportunityId": converted["opportunityId"], "ContactId": converted["contactId"]},
+    )
+    other = store.insert(
+        "Opportunity",
+        {
+            "Name": "No roles",
+            "AccountId": converted["accountId"],
+            "StageName": "Closed Won",
+            "CloseDate": "2026-12-01",
+        },
+    )
+    objects = dict(OBJECTS)
+    objects["Lead"] = {
+        "fields": {"Email": "email", "Status": "lead_status"}
+    }  # no value map: "Open" is unknown
+    src = make_source(sf_sandbox, objects=objects)
+    open_lead = store.insert("Lead", {"LastName": "Open", "Company": "B", "Status": "Open - Not Contacted"})
+    batches = list(src.read({}, run_ctx(sf_sandbox)))
+    facts = {str(f.ref): f for f in (src.map(b.object, r) for b in batches for r in b.records)}
+    lead_fact = facts[f"sf_prod:Lead:{lead}"]
+    assert f"sf_prod:Contact:{converted['contactId']}" in lead_fact.keys
+    assert lead_fact.values["converted"] is True and lead_fact.values["lead_status"] == "converted"
+    contact = facts[f"sf_prod:Contact:{converted['contactId']}"]
+    assert "email:c@x.nl" in contact.keys and contact.member_of == [
+        f"sf_prod:Account:{converted['accountId']}"
+    ]
+    assert facts[f"sf_prod:Opportunity:{converted['opportunityId']}"].attach == [
+        f"sf_prod:Contact:{converted['contactId']}"
+    ]
+    won = facts[f"sf_prod:Opportunity:{other}"]
+    assert won.attach == [f"sf_prod:Account:{converted['accountId']}"]
+    assert (
+        won.values["opportunity_stage"],
+        won.values["opportunity_won"],
+        won.values["opportunity_closed"],
+    ) == ("won", True, True)
+    assert "lead_status" not in facts[f"sf_prod:Lead:{open_lead}"].values
+    assert src.unknown_values[("lead_status", "Open - Not Contacted")] == 1
+
+
+def test_faults_during_read_lose_nothing(sf_sandbox) -> None:
+    ids = seed_leads(sf_sandbox, 700)
+    src = make_source(sf_sandbox, page_size=200)
+    faults = sf_sandbox.faults
+    faults.error_503_rate = 0.2
+    faults.rate_limit_every = 4
+    faults.retry_after = 0
+    faults.expire_session_after = 3
+    records, deleted, _ = drain(list(src.read({}, run_ctx(sf_sandbox))))
+    assert sorted(r["Id"] for r in records) == sorted(ids) and deleted == []
+    assert src.client.logins >= 2  # the session expired mid-run and was renewed
+
+
+def test_daily_limit_stops_the_read_cleanly(sf_sandbox) -> None:
+    from connector.errors import BudgetExceededError
+
+    seed_leads(sf_sandbox, 5)
+    src = make_source(sf_sandbox)
+    sf_sandbox.faults.request_limit_exceeded = True
+    sf_sandbox.reset_calls()
+    with pytest.raises(BudgetExceededError):
+        list(src.read({}, run_ctx(sf_sandbox)))
+    assert sum(v for k, v in sf_sandbox.call_counts().items() if k != "login") == 1  # no retry storm
