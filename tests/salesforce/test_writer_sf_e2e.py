@@ -1,0 +1,195 @@
+"""The Salesforce writer over real HTTPS against the loopback sandbox: labels, campaign sync, faults, budget."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from connector.context import RunContext
+from connector.errors import BudgetExceededError
+from connector.retry import RetryPolicy
+from connector.schema import RecordRef
+from connector.sources.salesforce.source import SalesforceSourceConfig
+from connector.writers.base import LabelChange, Member, SegmentChange
+from connector.writers.salesforce import SalesforceWriter, SalesforceWriterConfig
+
+pytestmark = pytest.mark.e2e
+
+
+def make_writer(sb: Any, **overrides: Any) -> SalesforceWriter:
+    source = SalesforceSourceConfig.model_validate(
+        {
+            "name": "sf_prod",
+            "type": "salesforce",
+            "auth": "password",
+            "login_url": sb.login_url,
+            "ca_bundle": sb.ca_bundle,
+            "objects": {"Lead": {"fields": {"Email": "email"}}},
+        }
+    )
+    data: dict[str, Any] = {
+        "name": "sf_out",
+        "type": "salesforce",
+        "source": "sf_prod",
+        "label_field": {"Lead": "Funnel_Stage__c", "Contact": "Funnel_Stage__c"},
+        "campaigns": {"renewal": {"campaign": "Renewal 2027", "member_status": "Sent"}},
+    }
+    data.update(overrides)
+    env = SimpleNamespace(
+        app=SimpleNamespace(sources=[source]),
+        policy=RetryPolicy(attempts=8, sleep=lambda s: None),
+        environ={
+            "SF_USERNAME": sb.username,
+            "SF_PASSWORD": sb.password,
+            "SF_SECURITY_TOKEN": sb.security_token,
+            "SF_CLIENT_ID": sb.client_id,
+            "SF_CLIENT_SECRET": sb.client_secret,
+        },
+    )
+    return SalesforceWriter.from_config(SalesforceWriterConfig.model_validate(data), env)
+
+
+def ctx() -> RunContext:
+    now = dt.datetime.now(dt.UTC)
+    return RunContext(as_of=now.date(), started_at=now)
+
+
+def leads(sb: Any, n: int) -> list[str]:
+    return [
+        sb.store.insert("Lead", {"LastName": f"L{i}", "Company": "Acme", "Email": f"l{i}@x.nl"})
+        for i in range(n)
+    ]
+
+
+def contacts(sb: Any, n: int) -> list[str]:
+    return [sb.store.insert("Contact", {"LastName": f"C{i}", "Email": f"c{i}@x.nl"}) for i in range(n)]
+
+
+def label_changes(obj: str, ids: list[str], new: str = "Prospect") -> list[LabelChange]:
+    return [LabelChange(f"p-{i}", RecordRef("sf_prod", obj, i), None, new) for i in ids]
+
+
+def member(key: str, obj: str, rid: str) -> Member:
+    return Member(key, (RecordRef("sf_prod", obj, rid),), None, None, None, None, "customer", "Customer")
+
+
+def members_of(sb: Any, campaign: str) -> list[str]:
+    rows = [r for r in sb.store.all("CampaignMember") if r["CampaignId"] == campaign]
+    return sorted(r["ContactId"] or r["LeadId"] for r in rows)
+
+
+def write_calls(sb: Any) -> int:
+    counts = sb.call_counts()
+    return counts["composite/sobjects"] + counts["bulk2.ingest"] + counts["sobject.patch"]
+
+
+def test_labels_in_ceil_n_over_200_calls_with_per_record_errors(sf_sandbox) -> None:
+    ids = leads(sf_sandbox, 430)
+    converted = sf_sandbox.store.convert_lead(ids[10])
+    w = make_writer(sf_sandbox)
+    changes = label_changes("Lead", ids)
+    changes[20] = LabelChange("p-bad", changes[20].ref, None, "Not A Stage")
+    sf_sandbox.reset_calls()
+    run = ctx()
+    result = w.write_labels(changes, run)
+    assert sf_sandbox.call_counts()["composite/sobjects"] == math.ceil(430 / 200)
+    assert {k: e.code for k, e in result.failed.items()} == {
+        f"sf_prod:Lead:{ids[10]}": "CANNOT_UPDATE_CONVERTED_LEAD",
+        f"sf_prod:Lead:{ids[20]}": "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+    }
+    stored = {r["Id"]: r["Funnel_Stage__c"] for r in sf_sandbox.store.all("Lead")}
+    assert sum(1 for v in stored.values() if v == "Prospect") == 428
+    assert stored[ids[20]] is None and converted["contactId"]
+    assert result.calls == run.api_calls["sf_out"]
+
+    sf_sandbox.reset_calls()
+    assert w.write_labels([], ctx()).calls == 0
+    assert write_calls(sf_sandbox) == 0  # nothing changed: no write call
+
+
+def test_bulk_ingest_above_threshold(sf_sandbox) -> None:
+    ids = contacts(sf_sandbox, 260)
+    w = make_writer(sf_sandbox, bulk_threshold=100)
+    changes = label_changes("Contact", ids, "Customer")
+    changes[3] = LabelChange("p-bad", changes[3].ref, None, "Bogus")
+    sf_sandbox.reset_calls()
+    result = w.write_labels(changes, ctx())
+    counts = sf_sandbox.call_counts()
+    assert counts["bulk2.ingest"] >= 5 and counts["composite/sobjects"] == 0
+    assert {e.code for e in result.failed.values()} == {"INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"}
+    assert list(result.failed) == [f"sf_prod:Contact:{ids[3]}"]
+    stored = [r["Funnel_Stage__c"] for r in sf_sandbox.store.all("Contact")]
+    assert stored.count("Customer") == 259
+
+
+def test_campaign_adds_removes_and_duplicates(sf_sandbox) -> None:
+    store = sf_sandbox.store
+    campaign = store.insert("Campaign", {"Name": "Renewal 2027", "IsActive": True})
+    cids = contacts(sf_sandbox, 250)
+    lead_only = leads(sf_sandbox, 1)[0]
+    by_hand = contacts(sf_sandbox, 1)[0]
+    store.insert(
+        "CampaignMember", {"CampaignId": campaign, "ContactId": cids[0], "Status": "Sent"}
+    )  # already in
+    store.insert(
+        "CampaignMember", {"CampaignId": campaign, "ContactId": by_hand, "Status": "Sent"}
+    )  # by hand
+    w = make_writer(sf_sandbox)
+    segment = [member(f"p{i}", "Contact", c) for i, c in enumerate(cids)] + [member("pl", "Lead", lead_only)]
+    result = w.sync_segment(SegmentChange("renewal", segment, segment, []), ctx())
+    assert result.failed == {}
+    assert members_of(sf_sandbox, campaign) == sorted([*cids, lead_only, by_hand])
+    assert all(r["Status"] == "Sent" for r in store.all("CampaignMember"))
+
+    # replaying the same adds changes nothing (DUPLICATE_VALUE counts as present)
+    again = w.sync_segment(SegmentChange("renewal", segment, segment, []), ctx())
+    assert again.failed == {} and members_of(sf_sandbox, campaign) == sorted([*cids, lead_only, by_hand])
+
+    removes = segment[:3]
+    result = w.sync_segment(SegmentChange("renewal", segment[3:], [], removes), ctx())
+    assert result.failed == {}
+    assert members_of(sf_sandbox, campaign) == sorted([*cids[3:], lead_only, by_hand])  # hand-added one stays
+
+    strict = make_writer(sf_sandbox, campaigns={"renewal": {"campaign": campaign, "strict": True}})
+    result = strict.sync_segment(SegmentChange("renewal", segment[3:], [], []), ctx())
+    assert members_of(sf_sandbox, campaign) == sorted([*cids[3:], lead_only])
+    assert result.notes == ["strict: removed 1 member(s) not in segment renewal"]
+
+
+def test_faults_survived_nothing_lost_no_duplicate_membership(sf_sandbox) -> None:
+    store = sf_sandbox.store
+    campaign = store.insert("Campaign", {"Name": "Renewal 2027", "IsActive": True})
+    ids = leads(sf_sandbox, 500)
+    faults = sf_sandbox.faults
+    faults.error_503_rate = 0.15
+    faults.rate_limit_every = 5
+    faults.retry_after = 0
+    faults.lock_row_rate = 0.1
+    faults.expire_session_after = 4
+    w = make_writer(sf_sandbox)
+    result = w.write_labels(label_changes("Lead", ids), ctx())
+    assert result.failed == {}
+    assert [r["Funnel_Stage__c"] for r in store.all("Lead")] == ["Prospect"] * 500
+    segment = [member(f"p{i}", "Lead", rid) for i, rid in enumerate(ids)]
+    result = w.sync_segment(SegmentChange("renewal", segment, segment, []), ctx())
+    assert result.failed == {}
+    assert members_of(sf_sandbox, campaign) == sorted(ids)  # each exactly once
+    result = w.sync_segment(SegmentChange("renewal", segment[100:], [], segment[:100]), ctx())
+    assert result.failed == {} and members_of(sf_sandbox, campaign) == sorted(ids[100:])
+    assert w.client.logins >= 2
+
+
+def test_budget_share_stops_before_crossing(sf_sandbox) -> None:
+    ids = leads(sf_sandbox, 5)
+    w = make_writer(sf_sandbox, api_budget_share=0.5)
+    sf_sandbox.api_usage = sf_sandbox.daily_limit // 2 - 1  # the next call reaches the ceiling
+    sf_sandbox.reset_calls()
+    sf_sandbox.api_usage = sf_sandbox.daily_limit // 2 - 1
+    with pytest.raises(BudgetExceededError):
+        w.write_labels(label_changes("Lead", ids), ctx())
+    assert sf_sandbox.call_counts()["composite/sobjects"] == 0  # stopped before the write call
+    assert all(r["Funnel_Stage__c"] is None for r in sf_sandbox.store.all("Lead"))
