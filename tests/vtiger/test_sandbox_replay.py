@@ -277,3 +277,23 @@ def test_replay_recorded_webservice_pairs() -> None:
     assert not unexpected, "\n".join(unexpected)
     stale = set(ALLOWED_MISMATCHES) - {p.split(":", 1)[0] for p in replayer.problems}
     assert not stale, f"allow-list entries that now match (remove them): {sorted(stale)}"
+
+
+def test_describe_matches_recorded_summary() -> None:
+    summary = json.loads((FIXTURES / "recorded-summary.json").read_text(encoding="utf-8"))
+    with VtigerSandbox(custom_fields=False) as sandbox:
+        for module, prefix in summary["idPrefix"].items():
+            described = sandbox.store.describe(module)
+            assert described["idPrefix"] == prefix
+            fields = [[f["name"], f["type"]["name"]] for f in described["fields"]]
+            assert fields == summary["fields"][module], module
+            mandatory = {f["name"] for f in described["fields"] if f["mandatory"]}
+            assert mandatory == set(summary["mandatory"][module]), module
+        picklists = {
+            f["name"]: [p["value"] for p in f["type"]["picklistValues"]]
+            for module in summary["idPrefix"]
+            for f in sandbox.store.describe(module)["fields"]
+            if "picklistValues" in f["type"]
+        }
+        for name in ("leadstatus", "sales_stage", "campaignstatus", "campaigntype", "contract_status"):
+            assert picklists[name] == summary[name], name
