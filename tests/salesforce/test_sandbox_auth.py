@@ -46,7 +46,9 @@ def test_password_grant_returns_salesforce_token_shape(sf_sandbox: SalesforceSan
         ({"grant_type": "authorization_code"}, "unsupported_grant_type"),
     ],
 )
-def test_bad_password_grant_is_refused(sf_sandbox: SalesforceSandbox, change: dict[str, str], error: str) -> None:
+def test_bad_password_grant_is_refused(
+    sf_sandbox: SalesforceSandbox, change: dict[str, str], error: str
+) -> None:
     form = {
         "grant_type": "password",
         "client_id": sf_sandbox.client_id,
@@ -90,13 +92,20 @@ def test_client_credentials_in_form_or_basic_header(sf_sandbox: SalesforceSandbo
         timeout=10,
     )
     assert via_header.status_code == 200
-    bad = token(sf_sandbox, grant_type="client_credentials", client_id=sf_sandbox.client_id, client_secret="x")
+    bad = token(
+        sf_sandbox, grant_type="client_credentials", client_id=sf_sandbox.client_id, client_secret="x"
+    )
     assert bad.status_code == 400
 
 
 def test_jwt_bearer_checks_issuer_and_subject(sf_sandbox: SalesforceSandbox) -> None:
     def assertion(iss: str, sub: str) -> str:
-        claims = {"iss": iss, "sub": sub, "aud": "https://login.salesforce.com", "exp": int(time.time()) + 180}
+        claims = {
+            "iss": iss,
+            "sub": sub,
+            "aud": "https://login.salesforce.com",
+            "exp": int(time.time()) + 180,
+        }
         return jwt.encode(claims, "any-key-the-sandbox-does-not-verify", algorithm="HS256")
 
     grant = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -149,7 +158,10 @@ def test_rest_calls_need_a_valid_bearer_token(sf_sandbox: SalesforceSandbox, sf_
 
 def test_simple_salesforce_sees_expired_session(sf_sandbox: SalesforceSandbox) -> None:
     sf = Salesforce(
-        instance_url=sf_sandbox.instance_url, session_id="expired", version="59.0", session=sf_sandbox.http_session()
+        instance_url=sf_sandbox.instance_url,
+        session_id="expired",
+        version="59.0",
+        session=sf_sandbox.http_session(),
     )
     with pytest.raises(SalesforceExpiredSession):
         sf.query("SELECT Id FROM Lead")
@@ -164,7 +176,9 @@ def test_versions_and_limits(sf_sandbox: SalesforceSandbox, sf_http: requests.Se
     assert limits.json()["DailyApiRequests"] == {"Max": 15000, "Remaining": 14999}
 
 
-def test_limit_info_header_counts_every_api_call(sf_client: Salesforce, sf_sandbox: SalesforceSandbox) -> None:
+def test_limit_info_header_counts_every_api_call(
+    sf_client: Salesforce, sf_sandbox: SalesforceSandbox
+) -> None:
     sf_sandbox.reset_calls()
     for _ in range(3):
         sf_client.query("SELECT Id FROM Lead")
@@ -174,11 +188,15 @@ def test_limit_info_header_counts_every_api_call(sf_client: Salesforce, sf_sandb
     assert sf_sandbox.call_counts()["query"] == 3
 
 
-def test_daily_limit_exhaustion_answers_403(sf_sandbox: SalesforceSandbox, sf_http: requests.Session, sf_api: str) -> None:
+def test_daily_limit_exhaustion_answers_403(
+    sf_sandbox: SalesforceSandbox, sf_http: requests.Session, sf_api: str
+) -> None:
     sf_sandbox.daily_limit = 2
     sf_sandbox.reset_calls()
     statuses = [sf_http.get(f"{sf_api}/limits", timeout=10).status_code for _ in range(3)]
     assert statuses == [200, 200, 403]
     over = sf_http.get(f"{sf_api}/limits", timeout=10)
-    assert over.json() == [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+    assert over.json() == [
+        {"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}
+    ]
     assert over.headers["Sforce-Limit-Info"] == "api-usage=2/2"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -43,24 +44,47 @@ def test_describe_reports_restricted_picklist(sf_client: Salesforce) -> None:
     fields = {f["name"]: f for f in lead["fields"]}
     stage = fields["Funnel_Stage__c"]
     assert stage["type"] == "picklist" and stage["restrictedPicklist"] is True and stage["custom"] is True
-    assert {"active": True, "defaultValue": False, "label": "Qualified Out", "validFor": None,
-            "value": "Qualified Out"} in stage["picklistValues"]
+    assert {
+        "active": True,
+        "defaultValue": False,
+        "label": "Qualified Out",
+        "validFor": None,
+        "value": "Qualified Out",
+    } in stage["picklistValues"]
     assert [v["value"] for v in fields["Status"]["picklistValues"]] == [
-        "Open - Not Contacted", "Working - Contacted", "Closed - Converted", "Closed - Not Converted"]
+        "Open - Not Contacted",
+        "Working - Contacted",
+        "Closed - Converted",
+        "Closed - Not Converted",
+    ]
     assert fields["IsConverted"]["updateable"] is False
     assert fields["ConvertedContactId"]["relationshipName"] == "ConvertedContact"
     assert fields["ConvertedContactId"]["referenceTo"] == ["Contact"]
     assert fields["LastName"]["nillable"] is False
     names = {o["name"]: o for o in sf_client.describe()["sobjects"]}
-    assert {"Lead", "Contact", "Account", "Opportunity", "OpportunityContactRole", "Contract", "Campaign",
-            "CampaignMember", "CampaignMemberStatus", "LeadStatus", "OpportunityStage"} <= set(names)
+    assert {
+        "Lead",
+        "Contact",
+        "Account",
+        "Opportunity",
+        "OpportunityContactRole",
+        "Contract",
+        "Campaign",
+        "CampaignMember",
+        "CampaignMemberStatus",
+        "LeadStatus",
+        "OpportunityStage",
+    } <= set(names)
     assert names["CampaignMember"]["keyPrefix"] == "00v"
 
 
 @pytest.mark.parametrize(
     ("fields", "code"),
     [
-        ({"LastName": "X", "Company": "Y", "Funnel_Stage__c": "Hot"}, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"),
+        (
+            {"LastName": "X", "Company": "Y", "Funnel_Stage__c": "Hot"},
+            "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+        ),
         ({"LastName": "X"}, "REQUIRED_FIELD_MISSING"),
         ({"LastName": "X", "Company": "Y", "Nope__c": 1}, "INVALID_FIELD"),
         ({"LastName": "X", "Company": "Y", "IsConverted": True}, "INVALID_FIELD_FOR_INSERT_UPDATE"),
@@ -82,19 +106,28 @@ def test_converted_lead_refuses_updates(sf_client: Salesforce, sf_sandbox: Sales
     assert refused.value.content[0]["errorCode"] == "CANNOT_UPDATE_CONVERTED_LEAD"
 
 
-def test_composite_create_and_update_report_per_record(sf_http: requests.Session, sf_api: str,
-                                                       sf_sandbox: SalesforceSandbox) -> None:
+def test_composite_create_and_update_report_per_record(
+    sf_http: requests.Session, sf_api: str, sf_sandbox: SalesforceSandbox
+) -> None:
     records = [
         {"attributes": {"type": "Lead"}, "LastName": "Ok", "Company": "A"},
         {"attributes": {"type": "Lead"}, "LastName": "Bad", "Company": "B", "Funnel_Stage__c": "Nope"},
         {"attributes": {"type": "Contact"}, "FirstName": "No last name"},
     ]
-    created = sf_http.post(f"{sf_api}/composite/sobjects", json={"allOrNone": False, "records": records},
-                           timeout=10).json()
+    created = sf_http.post(
+        f"{sf_api}/composite/sobjects", json={"allOrNone": False, "records": records}, timeout=10
+    ).json()
     assert created[0]["success"] is True and created[0]["id"].startswith("00Q")
-    assert created[1] == {"success": False, "errors": [{
-        "statusCode": "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
-        "message": "Funnel Stage: bad value for restricted picklist field: Nope", "fields": ["Funnel_Stage__c"]}]}
+    assert created[1] == {
+        "success": False,
+        "errors": [
+            {
+                "statusCode": "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                "message": "Funnel Stage: bad value for restricted picklist field: Nope",
+                "fields": ["Funnel_Stage__c"],
+            }
+        ],
+    }
     assert created[2]["errors"][0]["statusCode"] == "REQUIRED_FIELD_MISSING"
     assert created[2]["errors"][0]["fields"] == ["LastName"]
     ok_id = created[0]["id"]
@@ -102,29 +135,37 @@ def test_composite_create_and_update_report_per_record(sf_http: requests.Session
         {"attributes": {"type": "Lead"}, "id": ok_id, "Funnel_Stage__c": "Nurture"},
         {"attributes": {"type": "Lead"}, "id": "00Q000000000000AAA", "Funnel_Stage__c": "Lead"},
     ]
-    updated = sf_http.patch(f"{sf_api}/composite/sobjects", json={"allOrNone": False, "records": updates},
-                            timeout=10).json()
+    updated = sf_http.patch(
+        f"{sf_api}/composite/sobjects", json={"allOrNone": False, "records": updates}, timeout=10
+    ).json()
     assert updated[0] == {"id": ok_id, "success": True, "errors": []}
     assert updated[1]["id"] == "00Q000000000000AAA" and updated[1]["success"] is False
     assert sf_sandbox.store.get("Lead", ok_id)["Funnel_Stage__c"] == "Nurture"
 
 
-def test_composite_all_or_none_rolls_back(sf_http: requests.Session, sf_api: str,
-                                          sf_sandbox: SalesforceSandbox) -> None:
+def test_composite_all_or_none_rolls_back(
+    sf_http: requests.Session, sf_api: str, sf_sandbox: SalesforceSandbox
+) -> None:
     lead = sf_sandbox.store.insert("Lead", {"LastName": "Keep", "Company": "A", "Funnel_Stage__c": "Lead"})
     records = [
         {"attributes": {"type": "Lead"}, "id": lead, "Funnel_Stage__c": "Customer"},
         {"attributes": {"type": "Lead"}, "id": lead, "Funnel_Stage__c": "Bogus"},
     ]
-    result = sf_http.patch(f"{sf_api}/composite/sobjects", json={"allOrNone": True, "records": records},
-                           timeout=10).json()
+    result = sf_http.patch(
+        f"{sf_api}/composite/sobjects", json={"allOrNone": True, "records": records}, timeout=10
+    ).json()
     assert [r["success"] for r in result] == [False, False]
     assert result[0]["errors"][0]["statusCode"] == "ALL_OR_NONE_OPERATION_ROLLED_BACK"
     assert sf_sandbox.store.get("Lead", lead)["Funnel_Stage__c"] == "Lead"
     created = sf_http.post(
         f"{sf_api}/composite/sobjects",
-        json={"allOrNone": True, "records": [{"attributes": {"type": "Lead"}, "LastName": "N", "Company": "C"},
-                                             {"attributes": {"type": "Lead"}, "LastName": "N"}]},
+        json={
+            "allOrNone": True,
+            "records": [
+                {"attributes": {"type": "Lead"}, "LastName": "N", "Company": "C"},
+                {"attributes": {"type": "Lead"}, "LastName": "N"},
+            ],
+        },
         timeout=10,
     ).json()
     assert [r["success"] for r in created] == [False, False]
@@ -143,8 +184,9 @@ def test_composite_limits_and_unknown_fields(sf_http: requests.Session, sf_api: 
 def test_composite_delete(sf_http: requests.Session, sf_api: str, sf_sandbox: SalesforceSandbox) -> None:
     a = sf_sandbox.store.insert("Account", {"Name": "A"})
     b = sf_sandbox.store.insert("Account", {"Name": "B"})
-    resp = sf_http.delete(f"{sf_api}/composite/sobjects", params={"ids": f"{a},{b},bogus", "allOrNone": "false"},
-                          timeout=10).json()
+    resp = sf_http.delete(
+        f"{sf_api}/composite/sobjects", params={"ids": f"{a},{b},bogus", "allOrNone": "false"}, timeout=10
+    ).json()
     assert [r["success"] for r in resp] == [True, True, False]
     assert resp[2]["errors"][0]["statusCode"] == "MALFORMED_ID"
     assert sf_sandbox.store.all("Account") == []
@@ -157,7 +199,9 @@ def test_campaign_member_rules(sf_http: requests.Session, sf_api: str, sf_sandbo
     campaign = store.insert("Campaign", {"Name": "Winback"})
     statuses = store.all("CampaignMemberStatus")
     assert {(s["Label"], s["IsDefault"], s["HasResponded"]) for s in statuses} == {
-        ("Sent", True, False), ("Responded", False, True)}
+        ("Sent", True, False),
+        ("Responded", False, True),
+    }
     lead = store.insert("Lead", {"LastName": "L", "Company": "C"})
 
     def add(**fields: str) -> dict:
@@ -169,8 +213,11 @@ def test_campaign_member_rules(sf_http: requests.Session, sf_api: str, sf_sandbo
     member = store.get("CampaignMember", first["id"])
     assert member["Status"] == "Sent" and member["HasResponded"] is False
     duplicate = add(LeadId=lead, Status="Responded")
-    assert duplicate["errors"][0] == {"statusCode": "DUPLICATE_VALUE", "message": "Already a campaign member.",
-                                      "fields": []}
+    assert duplicate["errors"][0] == {
+        "statusCode": "DUPLICATE_VALUE",
+        "message": "Already a campaign member.",
+        "fields": [],
+    }
     contact = store.insert("Contact", {"LastName": "P"})
     bad_status = add(ContactId=contact, Status="Clicked")
     assert bad_status["errors"][0]["statusCode"] == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
@@ -187,7 +234,7 @@ def test_system_modstamp_strictly_increases(sf_sandbox: SalesforceSandbox) -> No
     for record_id in ids:
         store.update("Account", record_id, {"Website": "https://x.test"})
     stamps = [r["SystemModstamp"] for r in store.all("Account")]
-    assert all(a < b for a, b in zip(stamps, stamps[1:], strict=False))
+    assert all(a < b for a, b in itertools.pairwise(stamps))
     assert all(s.tzinfo is not None and s.microsecond % 1000 == 0 for s in stamps)
 
 
@@ -217,12 +264,17 @@ def test_batch_size_header(sf_client: Salesforce, sf_sandbox: SalesforceSandbox)
     assert pages == [200, 200, 50]
 
 
-def test_cursor_is_a_snapshot_and_bad_locator_is_refused(sf_http: requests.Session, sf_api: str,
-                                                          sf_sandbox: SalesforceSandbox) -> None:
+def test_cursor_is_a_snapshot_and_bad_locator_is_refused(
+    sf_http: requests.Session, sf_api: str, sf_sandbox: SalesforceSandbox
+) -> None:
     for n in range(300):
         sf_sandbox.store.insert("Account", {"Name": f"A{n}"})
-    first = sf_http.get(f"{sf_api}/query", params={"q": "SELECT Name FROM Account"},
-                        headers={"Sforce-Query-Options": "batchSize=200"}, timeout=10).json()
+    first = sf_http.get(
+        f"{sf_api}/query",
+        params={"q": "SELECT Name FROM Account"},
+        headers={"Sforce-Query-Options": "batchSize=200"},
+        timeout=10,
+    ).json()
     sf_sandbox.store.insert("Account", {"Name": "late"})
     rest = sf_http.get(f"{sf_sandbox.instance_url}{first['nextRecordsUrl']}", timeout=10).json()
     assert rest["done"] is True and len(rest["records"]) == 100
@@ -230,16 +282,19 @@ def test_cursor_is_a_snapshot_and_bad_locator_is_refused(sf_http: requests.Sessi
     assert bad.status_code == 400 and bad.json()[0]["errorCode"] == "INVALID_QUERY_LOCATOR"
 
 
-def test_five_thousand_records_page_quickly(sf_http: requests.Session, sf_api: str,
-                                            sf_sandbox: SalesforceSandbox) -> None:
+def test_five_thousand_records_page_quickly(
+    sf_http: requests.Session, sf_api: str, sf_sandbox: SalesforceSandbox
+) -> None:
     for n in range(5000):
         sf_sandbox.store.insert(
             "Contact", {"LastName": f"C{n}", "Email": f"c{n}@x.test", "Funnel_Stage__c": "Lead"}
         )
     started = time.perf_counter()
     url = f"{sf_api}/query"
-    params: dict | None = {"q": "SELECT Id, Email, Funnel_Stage__c, SystemModstamp FROM Contact "
-                                "WHERE SystemModstamp >= 2020-01-01T00:00:00Z ORDER BY SystemModstamp"}
+    params: dict | None = {
+        "q": "SELECT Id, Email, Funnel_Stage__c, SystemModstamp FROM Contact "
+        "WHERE SystemModstamp >= 2020-01-01T00:00:00Z ORDER BY SystemModstamp"
+    }
     seen = 0
     while url:
         page = sf_http.get(url, params=params, timeout=10).json()

@@ -21,21 +21,40 @@ def org(sf_sandbox: SalesforceSandbox) -> dict[str, str]:
     ids = {"acme": acme, "globex": globex}
     ids["ann"] = store.insert(
         "Contact",
-        {"AccountId": acme, "FirstName": "Ann", "LastName": "Smith", "Email": "ann@acme.test",
-         "Funnel_Stage__c": "Customer", "Contract_End__c": "2027-01-15"},
+        {
+            "AccountId": acme,
+            "FirstName": "Ann",
+            "LastName": "Smith",
+            "Email": "ann@acme.test",
+            "Funnel_Stage__c": "Customer",
+            "Contract_End__c": "2027-01-15",
+        },
     )
     ids["bob"] = store.insert(
         "Contact",
-        {"AccountId": globex, "FirstName": "Bob", "LastName": "O'Neil", "Email": "bob@globex.test",
-         "HasOptedOutOfEmail": True},
+        {
+            "AccountId": globex,
+            "FirstName": "Bob",
+            "LastName": "O'Neil",
+            "Email": "bob@globex.test",
+            "HasOptedOutOfEmail": True,
+        },
     )
     ids["cat"] = store.insert("Contact", {"LastName": "Back\\slash", "Email": None})
     ids["lead1"] = store.insert(
-        "Lead", {"FirstName": "Lea", "LastName": "One", "Company": "Initech", "Email": "LEA@Initech.test",
-                 "LeadSource": "Web", "Funnel_Stage__c": "Lead"},
+        "Lead",
+        {
+            "FirstName": "Lea",
+            "LastName": "One",
+            "Company": "Initech",
+            "Email": "LEA@Initech.test",
+            "LeadSource": "Web",
+            "Funnel_Stage__c": "Lead",
+        },
     )
     ids["lead2"] = store.insert(
-        "Lead", {"LastName": "Two", "Company": "Hooli", "Email": "two@hooli.test", "Status": "Working - Contacted"},
+        "Lead",
+        {"LastName": "Two", "Company": "Hooli", "Email": "two@hooli.test", "Status": "Working - Contacted"},
     )
     ids["lead3"] = store.insert("Lead", {"LastName": "Three", "Company": "Acme", "LeadSource": "Other"})
     store.convert_lead(ids["lead3"], account_id=acme, contact_id=ids["ann"])
@@ -50,7 +69,10 @@ def test_fields_and_attributes(sf_client: Salesforce, org: dict[str, str]) -> No
     result = sf_client.query(f"SELECT Id, Name, Email, CreatedDate FROM Contact WHERE Id = '{org['ann']}'")
     assert result["totalSize"] == 1 and result["done"] is True
     record = result["records"][0]
-    assert record["attributes"] == {"type": "Contact", "url": f"/services/data/v59.0/sobjects/Contact/{org['ann']}"}
+    assert record["attributes"] == {
+        "type": "Contact",
+        "url": f"/services/data/v59.0/sobjects/Contact/{org['ann']}",
+    }
     assert list(record) == ["attributes", "Id", "Name", "Email", "CreatedDate"]
     assert record["Name"] == "Ann Smith"
     created = dt.datetime.strptime(record["CreatedDate"], "%Y-%m-%dT%H:%M:%S.%f%z")
@@ -59,7 +81,9 @@ def test_fields_and_attributes(sf_client: Salesforce, org: dict[str, str]) -> No
 
 
 def test_parent_relationship_fields_nest_with_attributes(sf_client: Salesforce, org: dict[str, str]) -> None:
-    rows = sf_client.query("SELECT Name, Account.Name, Account.Contract_End_Date__c FROM Contact ORDER BY Name")
+    rows = sf_client.query(
+        "SELECT Name, Account.Name, Account.Contract_End_Date__c FROM Contact ORDER BY Name"
+    )
     by_name = {r["Name"]: r for r in rows["records"]}
     assert by_name["Ann Smith"]["Account"] == {
         "attributes": {"type": "Account", "url": f"/services/data/v59.0/sobjects/Account/{org['acme']}"},
@@ -92,8 +116,10 @@ def test_parent_relationship_fields_nest_with_attributes(sf_client: Salesforce, 
         ("Contract_End__c < 2027-02-01", ["Ann Smith"]),
         ("Contract_End__c >= 2027-01-15", ["Ann Smith"]),
         ("Contract_End__c > 2027-01-15", []),
-        ("Funnel_Stage__c = 'Customer' OR (HasOptedOutOfEmail = true AND Email LIKE '%globex%')",
-         ["Ann Smith", "Bob O'Neil"]),
+        (
+            "Funnel_Stage__c = 'Customer' OR (HasOptedOutOfEmail = true AND Email LIKE '%globex%')",
+            ["Ann Smith", "Bob O'Neil"],
+        ),
         ("NOT (Email = null OR LastName = 'Smith')", ["Bob O'Neil"]),
         ("Account.Name = 'globex'", ["Bob O'Neil"]),
         ("Name <= 'b'", ["Ann Smith"]),
@@ -103,11 +129,16 @@ def test_where_operators(sf_client: Salesforce, org: dict[str, str], where: str,
     assert names(sf_client.query(f"SELECT Name FROM Contact WHERE {where} ORDER BY Name")) == expected
 
 
-def test_datetime_literals_in_every_form(sf_client: Salesforce, sf_sandbox: SalesforceSandbox,
-                                         org: dict[str, str]) -> None:
+def test_datetime_literals_in_every_form(
+    sf_client: Salesforce, sf_sandbox: SalesforceSandbox, org: dict[str, str]
+) -> None:
     sf_sandbox.store.touch("Lead", org["lead1"], dt.datetime(2026, 1, 31, 10, 0, tzinfo=dt.UTC))
-    for literal in ("2026-01-31T10:00:00Z", "2026-01-31T10:00:00+00:00", "2026-01-31T10:00:00.000+0000",
-                    "2026-01-31T12:00:00+02:00"):
+    for literal in (
+        "2026-01-31T10:00:00Z",
+        "2026-01-31T10:00:00+00:00",
+        "2026-01-31T10:00:00.000+0000",
+        "2026-01-31T12:00:00+02:00",
+    ):
         rows = sf_client.query(f"SELECT Id FROM Lead WHERE SystemModstamp = {literal}")["records"]
         assert [r["Id"] for r in rows] == [org["lead1"]], literal
     later = sf_client.query("SELECT Id FROM Lead WHERE SystemModstamp > 2026-01-31T10:00:00Z")["records"]
@@ -134,8 +165,9 @@ def test_count_queries(sf_client: Salesforce, org: dict[str, str]) -> None:
     assert aggregate["records"][0]["expr0"] == 2
 
 
-def test_query_hides_deleted_and_query_all_shows_them(sf_client: Salesforce, sf_sandbox: SalesforceSandbox,
-                                                      org: dict[str, str]) -> None:
+def test_query_hides_deleted_and_query_all_shows_them(
+    sf_client: Salesforce, sf_sandbox: SalesforceSandbox, org: dict[str, str]
+) -> None:
     sf_client.Contact.delete(org["bob"])
     assert "Bob O'Neil" not in names(sf_client.query("SELECT Name FROM Contact"))
     every = sf_client.query_all("SELECT Name, IsDeleted FROM Contact", include_deleted=True)["records"]
@@ -162,8 +194,9 @@ def test_query_hides_deleted_and_query_all_shows_them(sf_client: Salesforce, sf_
         ("SELECT Id FROM Widget__c", "INVALID_TYPE"),
     ],
 )
-def test_bad_soql_is_refused_with_salesforce_codes(sf_http: requests.Session, sf_api: str, soql: str,
-                                                   code: str) -> None:
+def test_bad_soql_is_refused_with_salesforce_codes(
+    sf_http: requests.Session, sf_api: str, soql: str, code: str
+) -> None:
     resp = sf_http.get(f"{sf_api}/query", params={"q": soql}, timeout=10)
     assert resp.status_code == 400
     body = resp.json()
@@ -176,13 +209,23 @@ def test_simple_salesforce_raises_on_malformed_query(sf_client: Salesforce, org:
         sf_client.query("SELECT Id FROM Lead WHERE (Email = 'x'")
 
 
-def test_values_are_typed_as_salesforce_sends_them(sf_client: Salesforce, sf_sandbox: SalesforceSandbox) -> None:
+def test_values_are_typed_as_salesforce_sends_them(
+    sf_client: Salesforce, sf_sandbox: SalesforceSandbox
+) -> None:
     acct = sf_sandbox.store.insert("Account", {"Name": "Deal Co"})
     sf_sandbox.store.insert(
-        "Opportunity", {"Name": "Big", "AccountId": acct, "StageName": "Closed Won", "Amount": 1500,
-                        "CloseDate": "2026-11-23"},
+        "Opportunity",
+        {
+            "Name": "Big",
+            "AccountId": acct,
+            "StageName": "Closed Won",
+            "Amount": 1500,
+            "CloseDate": "2026-11-23",
+        },
     )
-    opp = sf_client.query("SELECT Amount, CloseDate, IsWon, IsClosed, Account.Name FROM Opportunity")["records"][0]
+    opp = sf_client.query("SELECT Amount, CloseDate, IsWon, IsClosed, Account.Name FROM Opportunity")[
+        "records"
+    ][0]
     assert opp["Amount"] == 1500.0 and opp["CloseDate"] == "2026-11-23"
     assert opp["IsWon"] is True and opp["IsClosed"] is True
     lost = sf_client.query("SELECT COUNT() FROM Opportunity WHERE IsWon = false")

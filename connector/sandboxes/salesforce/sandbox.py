@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import threading
 import time
 from collections import Counter
@@ -107,7 +108,7 @@ class SalesforceSandbox:
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": 0.5},
             name="salesforce-sandbox",
             daemon=True,
         )
@@ -118,7 +119,15 @@ class SalesforceSandbox:
         server, self._server = self._server, None
         if server is None:
             return
-        server.shutdown()
+        # shutdown() waits for serve_forever to notice; a throwaway connection wakes its select() at once.
+        stopper = threading.Thread(target=server.shutdown, daemon=True)
+        stopper.start()
+        while stopper.is_alive():
+            try:
+                socket.create_connection((self.host, self.port), timeout=1).close()
+            except OSError:
+                pass
+            stopper.join(timeout=0.01)
         server.close_connections()
         server.server_close()
         if self._thread is not None:
