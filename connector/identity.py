@@ -153,6 +153,7 @@ def resolve(
     identity: dict[str, str] = {}
     aliases: dict[str, str] = {}
     taken = set(previous.values())
+    claimed: set[str] = set()
     people: list[Person] = []
     for root in sorted(components):
         members = components[root]
@@ -163,7 +164,8 @@ def resolve(
                 k for f in attachments.get(root, []) for k in f.attach if k.startswith(("email:", "ext:"))
             }
             keys = sorted(found | {root})
-        known = sorted({previous[k] for k in keys if k in previous})
+        # a key another component of this run already keeps (a split) or retired (a merge) is not reused
+        known = sorted({previous[k] for k in keys if k in previous} - claimed)
         if known:
             person_key = known[0]
             for retired in known[1:]:
@@ -171,6 +173,7 @@ def resolve(
         else:
             person_key = mint_key(keys[0], taken)
             taken.add(person_key)
+        claimed.update(known or [person_key])
         for key in keys:
             identity[key] = person_key
         person = _fold(person_key, members, attachments.get(root, []), as_of, roles, priority)
@@ -216,7 +219,9 @@ def _fold(
         for fname in ("email", "first_name", "last_name", "company"):
             if fname in fact.values and fact.values[fname] is not None:
                 candidates[fname].append((fact.values[fname], fact))
-        if not members:
+    if not members:
+        # a person founded by enrichment or contract rows: the e-mail they joined on is theirs
+        for fact in attached:
             for k in fact.attach:
                 if k.startswith("email:"):
                     candidates["email"].append((k[len("email:") :], fact))
