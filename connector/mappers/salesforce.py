@@ -221,12 +221,7 @@ def _person_keys(source: str, obj: str, raw: Mapping[str, Any], fact: Fact) -> N
 
 
 def _contract_attach(source: str, obj: str, raw: Mapping[str, Any], ref: RecordRef) -> list[str]:
-    if obj == "Account":
-        return [str(ref)]
-    if obj == "Contact":
-        return [str(ref)]
-    if obj == "Lead":
-        return [str(ref)]
-    if raw.get("AccountId"):
+    # A date field on an Account, Contact or Lead belongs to that record; a Contract to its account.
+    if obj not in ("Account", "Contact", "Lead") and raw.get("AccountId"):
         return [f"{source}:Account:{raw['AccountId']}"]
     return [str(ref)]

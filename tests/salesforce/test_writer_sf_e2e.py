@@ -117,7 +117,9 @@ def test_bulk_ingest_above_threshold(sf_sandbox) -> None:
     changes = label_changes("Contact", ids, "Customer")
     changes[3] = LabelChange("p-bad", changes[3].ref, None, "Bogus")
     sf_sandbox.reset_calls()
+    sf_sandbox.faults.expire_session_after = 3  # the session dies in the middle of the ingest job
     result = w.write_labels(changes, ctx())
+    assert w.client.logins >= 2
     counts = sf_sandbox.call_counts()
     assert counts["bulk2.ingest"] >= 5 and counts["composite/sobjects"] == 0
     assert {e.code for e in result.failed.values()} == {"INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"}
@@ -186,9 +188,8 @@ def test_faults_survived_nothing_lost_no_duplicate_membership(sf_sandbox) -> Non
 def test_budget_share_stops_before_crossing(sf_sandbox) -> None:
     ids = leads(sf_sandbox, 5)
     w = make_writer(sf_sandbox, api_budget_share=0.5)
-    sf_sandbox.api_usage = sf_sandbox.daily_limit // 2 - 1  # the next call reaches the ceiling
     sf_sandbox.reset_calls()
-    sf_sandbox.api_usage = sf_sandbox.daily_limit // 2 - 1
+    sf_sandbox.api_usage = sf_sandbox.daily_limit // 2 - 1  # the first call (describe) reaches the ceiling
     with pytest.raises(BudgetExceededError):
         w.write_labels(label_changes("Lead", ids), ctx())
     assert sf_sandbox.call_counts()["composite/sobjects"] == 0  # stopped before the write call
