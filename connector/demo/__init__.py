@@ -94,7 +94,7 @@ def run_demo(workdir: Path, *, people: int, as_of: dt.date, seed: int) -> int:
             click.echo(f"    rejected {n}: {reason} (kept in state, retried next run)")
         if first.unknown_values:
             click.echo(f"    unknown picklist values, not guessed: {first.unknown_values}")
-        click.echo(f"  salesforce calls served: {_calls(sf.calls)}")
+        click.echo(f"  salesforce calls served: {_calls(sf.call_counts())}")
         click.echo(f"  vtiger calls served: {_calls(vt.calls)}")
 
         sf.reset_calls()
@@ -102,7 +102,7 @@ def run_demo(workdir: Path, *, people: int, as_of: dt.date, seed: int) -> int:
         click.echo("\n3. run again with nothing new (must write nothing)")
         second = runner.execute("run", as_of)
         click.echo("  " + _line(second))
-        click.echo(f"  salesforce calls served: {_calls(sf.calls)}")
+        click.echo(f"  salesforce calls served: {_calls(sf.call_counts())}")
         click.echo(f"  vtiger calls served: {_calls(vt.calls)}")
 
         click.echo("\nwhat the CRMs hold now")
