@@ -304,3 +304,34 @@ def test_five_thousand_records_page_quickly(
     elapsed = time.perf_counter() - started
     assert seen == 5000
     assert elapsed < 1.0, f"5000 records took {elapsed:.2f}s"
+
+
+def test_key_prefixes_and_derived_fields(sf_client: Salesforce, sf_sandbox: SalesforceSandbox) -> None:
+    store = sf_sandbox.store
+    account = sf_client.Account.create({"Name": "Acme"})["id"]
+    contact = sf_client.Contact.create({"LastName": "C", "AccountId": account})["id"]
+    opp = sf_client.Opportunity.create(
+        {"Name": "Deal", "AccountId": account, "StageName": "Prospecting", "CloseDate": "2026-12-31"}
+    )["id"]
+    role = sf_client.OpportunityContactRole.create({"OpportunityId": opp, "ContactId": contact})["id"]
+    contract = sf_client.Contract.create(
+        {"AccountId": account, "StartDate": "2026-02-01", "ContractTerm": 12}
+    )["id"]
+    campaign = sf_client.Campaign.create({"Name": "Spring"})["id"]
+    member = sf_client.CampaignMember.create({"CampaignId": campaign, "ContactId": contact})["id"]
+    prefixes = [i[:3] for i in (account, contact, opp, role, contract, campaign, member)]
+    assert prefixes == ["001", "003", "006", "00K", "800", "701", "00v"]
+    assert store.get("Contract", contract)["EndDate"].isoformat() == "2027-01-31"
+    assert store.get("Opportunity", opp)["IsClosed"] is False
+    sf_client.Opportunity.update(opp, {"StageName": "Closed Won"})
+    assert (store.get("Opportunity", opp)["IsClosed"], store.get("Opportunity", opp)["IsWon"]) == (True, True)
+    stages = sf_client.query(
+        "SELECT ApiName, IsWon FROM OpportunityStage WHERE IsClosed = true ORDER BY ApiName"
+    )
+    assert [(r["ApiName"], r["IsWon"]) for r in stages["records"]] == [
+        ("Closed Lost", False),
+        ("Closed Won", True),
+    ]
+    with pytest.raises(SalesforceMalformedRequest) as refused:
+        sf_client.Opportunity.update(opp, {"StageName": "Won-ish"})
+    assert refused.value.content[0]["errorCode"] == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
