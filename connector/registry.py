@@ -38,20 +38,27 @@ class WriterPlugin:
 
 
 def source_plugins() -> dict[str, SourcePlugin]:
-    from .sources import files
+    from .sources import files, salesforce
     from .sources.vtiger import source as vtiger_source
 
     return {
         "file": SourcePlugin(files.FileSourceConfig, files.FileSource.from_config),
+        "salesforce": SourcePlugin(
+            salesforce.SalesforceSourceConfig, salesforce.SalesforceSource.from_config
+        ),
         "vtiger": SourcePlugin(vtiger_source.VtigerSourceConfig, vtiger_source.VtigerSource.from_config),
     }
 
 
 def writer_plugins() -> dict[str, WriterPlugin]:
+    from .writers import salesforce as salesforce_writer
     from .writers import segment_files
     from .writers import vtiger as vtiger_writer
 
     return {
+        "salesforce": WriterPlugin(
+            salesforce_writer.SalesforceWriterConfig, salesforce_writer.SalesforceWriter.from_config
+        ),
         "vtiger": WriterPlugin(vtiger_writer.VtigerWriterConfig, vtiger_writer.VtigerWriter.from_config),
         "segment_files": WriterPlugin(
             segment_files.SegmentFilesConfig, segment_files.SegmentFilesWriter.from_config
