@@ -144,11 +144,18 @@ def _fix_loc(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
     """Drop discriminator tags pydantic inserts into locations (`sources.0.salesforce.objects`)."""
     out: list[Any] = []
     node = data
+    tag_seen = False
     for element in loc:
         if isinstance(node, dict):
+            if not tag_seen and _at_condition(out) and element == _condition_key(node):
+                # the condition union's tag, which is also one of the node's keys (`field`, `all`, `not`):
+                # the first occurrence is the tag, the next one the key
+                tag_seen = True
+                continue
             if element in node:
                 out.append(element)
                 node = node[element]
+                tag_seen = False
             elif isinstance(element, str) and (element in ("field", "all", "any", "not") or "[" in element):
                 continue
             elif isinstance(element, str) and node.get("type") == element:
@@ -162,6 +169,19 @@ def _fix_loc(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
         else:
             out.append(element)
     return tuple(out)
+
+
+def _at_condition(out: list[Any]) -> bool:
+    """The location so far ends at a condition: `when`, `not`, or an item of an `all` / `any` list."""
+    if not out:
+        return False
+    if out[-1] in ("when", "not"):
+        return True
+    return isinstance(out[-1], int) and len(out) > 1 and out[-2] in ("all", "any")
+
+
+def _condition_key(node: dict[str, Any]) -> str | None:
+    return next((tag for tag in ("all", "any", "not", "field") if tag in node), None)
 
 
 def _message(err: Any) -> str:
