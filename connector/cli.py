@@ -264,9 +264,13 @@ def report(config_path: str, as_json: bool, svg_path: str | None) -> None:
 @click.option("--people", default=3000, show_default=True, help="Synthetic people to generate.")
 @click.option("--as-of", "as_of", default="2026-11-23", show_default=True, help="The demo's 'today'.")
 @click.option("--seed", default=7, show_default=True, help="Random seed of the synthetic data set.")
-def demo(workdir: str, people: int, as_of: str, seed: int) -> None:
+@click.option("--verbose", is_flag=True, help="Show the runs' info logs too (default: warnings only).")
+def demo(workdir: str, people: int, as_of: str, seed: int, verbose: bool) -> None:
     """Run the main job end to end on synthetic data and the loopback sandboxes, with no setup."""
     from .demo import run_demo
+
+    if not verbose:
+        logs.configure("warning")
 
     sys.exit(run_demo(Path(workdir), people=people, as_of=_as_of(as_of), seed=seed))
 
