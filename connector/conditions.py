@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import ConfigDict, Discriminator, Field, PrivateAttr, Tag, field_validator, model_validator
 
 from .model import StrictModel
 from .schema import FieldType, all_condition_fields
@@ -52,6 +52,9 @@ class FieldCondition(StrictModel):
     lte: Any = None
     contains: Any = None
     within_days: DayWindow | None = None
+    # derived once at validation: conditions are evaluated for every person on every run
+    _operator: str = PrivateAttr(default="")
+    _members: frozenset[Any] = PrivateAttr(default=frozenset())
 
     @field_validator("field")
     @classmethod
@@ -71,6 +74,9 @@ class FieldCondition(StrictModel):
             raise ValueError(f"give exactly one operator for field '{self.field}' (one of: {names})")
         ftype = field_type(self.field)
         op = used[0]
+        self._operator = op
+        if op in ("in_", "not_in"):
+            self._members = frozenset(_norm(v) for v in (getattr(self, op) or []))
         if op == "within_days" and ftype is not FieldType.DATE:
             raise ValueError(f"within_days needs a date field; '{self.field}' is {ftype.value}")
         if op in ("gt", "gte", "lt", "lte"):
@@ -83,7 +89,7 @@ class FieldCondition(StrictModel):
 
     @property
     def operator(self) -> str:
-        return next(op for op in COMPARISONS if op in self.model_fields_set)
+        return self._operator
 
 
 class AllCondition(StrictModel):
@@ -229,9 +235,9 @@ def _test(cond: FieldCondition, value: Any, as_of: dt.date) -> bool:
     if op == "ne":
         return bool(_norm(value) != _norm(cond.ne))
     if op == "in_":
-        return _norm(value) in {_norm(v) for v in (cond.in_ or [])}
+        return _norm(value) in cond._members
     if op == "not_in":
-        return _norm(value) not in {_norm(v) for v in (cond.not_in or [])}
+        return _norm(value) not in cond._members
     operand = getattr(cond, op)
     if isinstance(value, dt.date):
         operand = parse_date_operand(operand, as_of)
