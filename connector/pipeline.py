@@ -267,7 +267,9 @@ class Runner:
             with store.transaction():
                 for row in retry_rows:
                     raw = (
-                        {k: decode_value(v) for k, v in json.loads(row["payload"]).items()} if row["payload"] else None
+                        {k: decode_value(v) for k, v in json.loads(row["payload"]).items()}
+                        if row["payload"]
+                        else None
                     )
                     if raw is None or row["object"] is None:
                         continue

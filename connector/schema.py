@@ -58,11 +58,11 @@ PERSON_FIELDS: dict[str, SchemaField] = {
         SchemaField("company", FieldType.STR, "company or account name"),
         SchemaField("domain", FieldType.STR, "company web domain, derived from e-mail when not given"),
         SchemaField("country", FieldType.STR, "country"),
-        SchemaField(
-            "lead_status", FieldType.STR, "normalised lead status meaning", sales_decision=True
-        ),
+        SchemaField("lead_status", FieldType.STR, "normalised lead status meaning", sales_decision=True),
         SchemaField("lead_status_raw", FieldType.STR, "lead status as written in the source"),
-        SchemaField("converted", FieldType.BOOL, "the lead was converted", combine="any", sales_decision=True),
+        SchemaField(
+            "converted", FieldType.BOOL, "the lead was converted", combine="any", sales_decision=True
+        ),
         SchemaField("is_contact", FieldType.BOOL, "a CRM contact record exists", combine="any"),
         SchemaField("opportunity_count", FieldType.INT, "opportunities linked", combine="sum"),
         SchemaField("opportunity_open", FieldType.BOOL, "an open opportunity exists", combine="any"),
@@ -74,7 +74,9 @@ PERSON_FIELDS: dict[str, SchemaField] = {
         SchemaField(
             "opportunity_lost", FieldType.BOOL, "the latest closed opportunity was lost", sales_decision=True
         ),
-        SchemaField("opportunity_amount", FieldType.FLOAT, "amount of open and won opportunities", combine="sum"),
+        SchemaField(
+            "opportunity_amount", FieldType.FLOAT, "amount of open and won opportunities", combine="sum"
+        ),
         SchemaField("opportunity_close_date", FieldType.DATE, "latest opportunity close date", combine="max"),
         SchemaField("won_date", FieldType.DATE, "latest won opportunity close date", combine="max"),
         SchemaField("contract_start", FieldType.DATE, "start of our own contract", combine="max"),
@@ -88,7 +90,9 @@ PERSON_FIELDS: dict[str, SchemaField] = {
         SchemaField("newsletter", FieldType.BOOL, "signed up for the newsletter", combine="any"),
         SchemaField("review_score", FieldType.FLOAT, "review or satisfaction score (0-10)", combine="max"),
         SchemaField("birth_date", FieldType.DATE, "birth date (life-event signal)"),
-        SchemaField("nurture_until", FieldType.DATE, "revisit date set by sales for nurture", sales_decision=True),
+        SchemaField(
+            "nurture_until", FieldType.DATE, "revisit date set by sales for nurture", sales_decision=True
+        ),
         SchemaField("opted_out", FieldType.BOOL, "e-mail opt-out anywhere", combine="any"),
         SchemaField("consent", FieldType.BOOL, "explicit marketing consent"),
         SchemaField("external_id", FieldType.STR, "an external id shared between systems"),

@@ -78,7 +78,9 @@ class ObjectMapping(StrictModel):
 class Mapped:
     values: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
-    unknown: list[tuple[str, str]] = field(default_factory=list)  # (schema field, raw value) not in a value map
+    unknown: list[tuple[str, str]] = field(
+        default_factory=list
+    )  # (schema field, raw value) not in a value map
 
 
 def parse_date(raw: Any, formats: list[str] | tuple[str, ...]) -> dt.date | None:
@@ -129,7 +131,11 @@ def coerce(raw: Any, ftype: FieldType, formats: list[str] | tuple[str, ...]) -> 
         if "," in text and "." not in text:
             text = text.replace(",", ".")  # Dutch decimal comma
         elif "," in text and "." in text:
-            text = text.replace(".", "").replace(",", ".") if text.rfind(",") > text.rfind(".") else text.replace(",", "")
+            text = (
+                text.replace(".", "").replace(",", ".")
+                if text.rfind(",") > text.rfind(".")
+                else text.replace(",", "")
+            )
         try:
             number = float(text)
         except ValueError:

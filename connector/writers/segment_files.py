@@ -115,7 +115,8 @@ def _segment_names(app: Any, target: str) -> list[str]:
 class SegmentFilesWriter:
     source: str | None = None
     label_objects: frozenset[str] = frozenset()
-    publishes_snapshots = True  # every segment every run: member details may change without a membership change
+    # every segment every run: member details may change without a membership change
+    publishes_snapshots = True
 
     def __init__(self, cfg: SegmentFilesConfig, base_dir: Path) -> None:
         self.name = cfg.name
