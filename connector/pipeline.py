@@ -263,6 +263,9 @@ class Runner:
 
         # Retry what earlier runs rejected first, so a fresher copy read below wins over the stored one.
         retry_rows = store.rejected("read", name)
+        # a retry that fails is counted only if the fresh read below neither fixed nor rejected it again
+        retry_failed: dict[str, str] = {}
+        read_rejected: set[str] = set()
         if retry_rows:
             with store.transaction():
                 for row in retry_rows:
@@ -285,7 +288,7 @@ class Runner:
                             obj=row["object"],
                             code=exc.code,
                         )
-                        rejected_now[f"{name}: {exc.code or 'rejected'}"] += 1
+                        retry_failed[row["item"]] = f"{name}: {exc.code or 'rejected'}"
                         continue
                     store.upsert_facts([fact])
                     store.clear_rejected("read", name, [row["item"]])
@@ -301,6 +304,7 @@ class Runner:
                         fact = source.map(batch.object, raw)
                     except RecordError as exc:
                         item = f"{batch.object}:{_raw_id(raw)}"
+                        read_rejected.add(item)
                         store.reject(
                             "read",
                             name,
@@ -346,6 +350,11 @@ class Runner:
                 stats["records"] += len(facts)
                 if batch.cursor is not None:
                     store.set_cursor(name, batch.object, batch.cursor)
+        if retry_failed:
+            pending = {r["item"] for r in store.rejected("read", name)}
+            for item, reason_key in retry_failed.items():
+                if item in pending and item not in read_rejected:
+                    rejected_now[reason_key] += 1
         log.info("source.read.done", source=name, **stats)
 
     # ---- resolve and decide -------------------------------------------------------------------------
