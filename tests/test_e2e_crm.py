@@ -1,0 +1,206 @@
+"""The whole job over real HTTP: Salesforce (HTTPS) and vtiger loopback sandboxes, files, the state store.
+
+These tests drive `Runner` exactly as `connector run` does and count what each sandbox served, so they check
+the promises ops teams rely on: one stage per person in both CRMs, label writes in ceil(changed/200) calls, a
+run with nothing new makes no write call, and injected faults lose nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector.config import load_config
+from connector.demo.config_template import DEMO_CONFIG
+from connector.demo.dataset import generate
+from connector.demo.seed import seed_salesforce, seed_vtiger, write_files
+from connector.pipeline import Runner
+from connector.retry import RetryPolicy
+from connector.sandboxes.salesforce import SalesforceSandbox
+from connector.sandboxes.vtiger import VtigerSandbox
+from connector.state import StateStore
+
+AS_OF = dt.date(2026, 11, 23)
+SF_WRITE_KINDS = {"composite/sobjects", "sobject.post", "sobject.patch", "sobject.delete", "bulk2.ingest"}
+VT_WRITE_OPS = {"create", "update", "revise", "delete", "add_related"}
+
+
+@dataclass
+class World:
+    sf: SalesforceSandbox
+    vt: VtigerSandbox
+    runner: Runner
+    state_path: Path
+    people: list[Any]
+
+    def run(self, mode: str = "run") -> Any:
+        self.sf.reset_calls()
+        self.vt.reset_calls()
+        return self.runner.execute(mode, AS_OF)
+
+    def sf_writes(self) -> int:
+        return sum(n for kind, n in self.sf.call_counts().items() if kind in SF_WRITE_KINDS)
+
+    def vt_writes(self) -> int:
+        return sum(n for op, n in self.vt.calls.items() if op in VT_WRITE_OPS)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    def org_clock() -> dt.datetime:
+        return dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+
+    people = generate(240, AS_OF, seed=3)
+    with SalesforceSandbox(clock=org_clock).start() as sf, VtigerSandbox().start() as vt:
+        seed_salesforce(sf.store, people, AS_OF)
+        seed_vtiger(vt.store, people, AS_OF)
+        write_files(tmp_path / "files", people, seed=3)
+        config_path = tmp_path / "connector.yaml"
+        config_path.write_text(
+            DEMO_CONFIG.format(sf_login_url=sf.login_url, sf_ca_bundle=sf.ca_bundle, vt_url=vt.url),
+            encoding="utf-8",
+        )
+        environ = {
+            "SF_USERNAME": sf.username,
+            "SF_PASSWORD": sf.password,
+            "SF_SECURITY_TOKEN": sf.security_token,
+            "SF_CLIENT_ID": sf.client_id,
+            "SF_CLIENT_SECRET": sf.client_secret,
+            **vt.env(),
+        }
+        config = load_config(config_path)
+        runner = Runner(config, environ=environ, policy=RetryPolicy(attempts=8, sleep=lambda s: None))
+        yield World(sf, vt, runner, config.state_path(), people)
+
+
+def _sf_labels(sf: SalesforceSandbox) -> dict[str, str | None]:
+    return {
+        (r["Email"] or "").lower(): r["Funnel_Stage__c"]
+        for obj in ("Lead", "Contact")
+        for r in sf.store.all(obj)
+        if not r.get("IsConverted")
+    }
+
+
+def _vt_labels(vt: VtigerSandbox) -> dict[str, str | None]:
+    out = {}
+    for module in ("Leads", "Contacts"):
+        field = vt.store.field_by_label(module, "Funnel stage")
+        for r in vt.store.all(module):
+            out[r["email"].lower()] = r.get(field) or None
+    return out
+
+
+def test_first_run_labels_everyone_in_few_calls_and_second_run_writes_nothing(world: World) -> None:
+    first = world.run()
+    assert first.exit_code == 3, first.errors  # the demo files carry malformed rows: partial, with reasons
+    assert first.rejected["count"] == 6
+    changed = first.labels["sf_out"]["written"]
+    assert changed == len(_sf_labels(world.sf)) > 0
+    composite = world.sf.call_counts()["composite/sobjects"]
+    campaign_adds = sum(s["adds"] for s in first.segments["sf_out"].values())
+    # labels: ceil(n/200) per object; campaign members: ceil(adds/200) per campaign
+    label_calls = math.ceil(changed / 200) + 1  # Lead and Contact batches may each end in a partial batch
+    assert composite <= label_calls + sum(
+        math.ceil(s["adds"] / 200) for s in first.segments["sf_out"].values()
+    )
+    assert campaign_adds > 0
+    assert all(v is not None for v in _sf_labels(world.sf).values())
+    assert all(v is not None for v in _vt_labels(world.vt).values())
+
+    second = world.run()
+    assert world.sf_writes() == 0
+    assert world.vt_writes() == 0
+    assert all(s["changes"] == 0 for s in second.labels.values())
+    assert all(s["adds"] == 0 and s["removes"] == 0 for t in second.segments.values() for s in t.values())
+    assert second.transitions == {}
+
+
+def test_people_in_both_crms_carry_one_stage(world: World) -> None:
+    world.run()
+    sf, vt = _sf_labels(world.sf), _vt_labels(world.vt)
+    both = set(sf) & set(vt)
+    assert len(both) > 10
+    assert {e: sf[e] for e in both} == {e: vt[e] for e in both}
+
+
+def test_a_change_in_salesforce_moves_exactly_that_person(world: World) -> None:
+    world.run()
+    lead = next(r for r in world.sf.store.all("Lead") if r["Status"] == "Working - Contacted")
+    world.sf.store.update("Lead", lead["Id"], {"Status": "Closed - Not Converted"})
+    summary = world.run()
+    assert summary.labels["sf_out"]["changes"] == 1
+    assert world.sf.store.get("Lead", lead["Id"])["Funnel_Stage__c"] == "Qualified Out"
+    assert world.sf.call_counts()["composite/sobjects"] == 1
+    assert summary.transitions == {"lead->qualified_out": 1}
+
+
+def test_deleted_contact_leaves_its_campaign_segment(world: World) -> None:
+    world.run()
+    store = StateStore(world.state_path)
+    members = store.members("sf_out")["win-back"]
+    store.close()
+    assert members
+    campaign = next(c for c in world.sf.store.all("Campaign") if c["Name"] == "Win-back")
+    member = next(m for m in world.sf.store.all("CampaignMember") if m["CampaignId"] == campaign["Id"])
+    record = member["LeadId"] or member["ContactId"]
+    world.sf.store.delete("Lead" if record.startswith("00Q") else "Contact", record)
+    summary = world.run()
+    assert summary.segments["sf_out"]["win-back"]["removes"] >= 1
+    store = StateStore(world.state_path)
+    assert (
+        len(store.members("sf_out").get("win-back", set()))
+        == len(members) - summary.segments["sf_out"]["win-back"]["removes"]
+    )
+    store.close()
+
+
+def test_faults_in_both_crms_lose_nothing(world: World) -> None:
+    world.sf.faults.seed = 11
+    world.sf.faults.error_503_rate = 0.15
+    world.sf.faults.rate_limit_every = 9
+    world.sf.faults.retry_after = 0
+    world.sf.faults.expire_session_after = 12
+    world.sf.faults.lock_row_rate = 0.05
+    world.vt.faults.seed = 11
+    world.vt.faults.error_500_rate = 0.1
+    world.vt.faults.expire_sessions_after = 40
+    first = world.run()
+    assert first.exit_code in (0, 3), first.errors
+    # everything that could be written was: each CRM record carries the label the state says it has
+    store = StateStore(world.state_path)
+    written_sf = store.labels("sf_out")
+    store.close()
+    for ref, label in written_sf.items():
+        _, obj, rid = ref.split(":", 2)
+        assert world.sf.store.get(obj, rid)["Funnel_Stage__c"] == label
+
+    world.sf.faults.reset()
+    world.vt.faults.error_500_rate = 0
+    world.vt.faults.expire_sessions_after = None
+    world.run()  # picks up whatever the faults left for the next run (rejected writes are retried)
+    third = world.run()
+    assert world.sf_writes() == 0 and world.vt_writes() == 0
+    assert third.rejected["pending"] == 6  # only the malformed file rows remain
+    pairs: dict[tuple[str, str], int] = {}
+    for m in world.sf.store.all("CampaignMember"):
+        key = (m["CampaignId"], m["LeadId"] or m["ContactId"])
+        pairs[key] = pairs.get(key, 0) + 1
+    assert pairs and max(pairs.values()) == 1  # no duplicate membership
+
+
+def test_plan_writes_nothing_anywhere(world: World) -> None:
+    summary = world.run("plan")
+    assert summary.labels["sf_out"]["changes"] > 0
+    assert world.sf_writes() == 0 and world.vt_writes() == 0
+    assert all(r["Funnel_Stage__c"] is None for r in world.sf.store.all("Contact"))
+    assert summary.estimated_write_calls["sf_out"] >= math.ceil(summary.labels["sf_out"]["changes"] / 200)
+    store = StateStore(world.state_path)
+    assert store.labels("sf_out") == {} and store.people() == {}
+    store.close()
