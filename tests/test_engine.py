@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -61,7 +62,7 @@ def engine() -> StageEngine:
     ],
 )
 def test_default_preset_assigns_stage_rule_and_signals(
-    engine: StageEngine, values: dict[str, object], stage: str, rule: str | None, signal: str | None
+    engine: StageEngine, values: dict[str, Any], stage: str, rule: str | None, signal: str | None
 ) -> None:
     decision = engine.decide(make_person(**values), None, AS_OF)
     assert (decision.stage, decision.rule) == (stage, rule)
@@ -101,7 +102,7 @@ def test_any_reports_only_the_branch_that_held(engine: StageEngine) -> None:
         ({"opportunity_lost": True}, "lost", "lost-deal"),
     ],
 )
-def test_journey_004_vocabulary(values: dict[str, object], stage: str, rule: str | None) -> None:
+def test_journey_004_vocabulary(values: dict[str, Any], stage: str, rule: str | None) -> None:
     engine = preset_engine("journey_004")
     decision = engine.decide(make_person(**values), None, AS_OF)
     assert (decision.stage, decision.rule) == (stage, rule)
@@ -130,7 +131,7 @@ def test_journey_004_orders_prospect_before_lead() -> None:
         ({"opportunity_won": True, "contract_end": days(90)}, "evaluation", "renewal"),
     ],
 )
-def test_journey_002_vocabulary(values: dict[str, object], stage: str, rule: str | None) -> None:
+def test_journey_002_vocabulary(values: dict[str, Any], stage: str, rule: str | None) -> None:
     engine = preset_engine("journey_002")
     decision = engine.decide(make_person(**values), None, AS_OF)
     assert (decision.stage, decision.rule) == (stage, rule)
@@ -359,7 +360,7 @@ SIGNALS = st.fixed_dictionaries(
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(SIGNALS, min_size=1, max_size=12))
-def test_path_rank_never_decreases_without_reentry_rules(sequence: list[dict[str, object]]) -> None:
+def test_path_rank_never_decreases_without_reentry_rules(sequence: list[dict[str, Any]]) -> None:
     model = preset_model("default")
     model = model.model_copy(update={"rules": [r for r in model.rules if not r.reentry]})
     engine = StageEngine(model)
