@@ -204,3 +204,15 @@ def test_plan_writes_nothing_anywhere(world: World) -> None:
     store = StateStore(world.state_path)
     assert store.labels("sf_out") == {} and store.people() == {}
     store.close()
+
+
+def test_api_budget_stops_the_run_cleanly_before_the_ceiling(world: World) -> None:
+    world.sf.reset_calls()
+    world.sf.api_usage = int(world.sf.daily_limit * 0.8)  # other integrations already used 80% today
+    summary = world.runner.execute("run", AS_OF)
+    assert summary.exit_code == 6, summary.errors
+    assert summary.outcome == "budget_stop"
+    assert "budget" in " ".join(summary.errors).lower()
+    assert world.sf_writes() == 0
+    # only the call that revealed the usage went out; no retry storm
+    assert sum(n for kind, n in world.sf.call_counts().items() if kind != "login") <= 2

@@ -37,6 +37,7 @@ from ...schema import Fact, FactKind
 from ..base import Batch, SourceConfigBase
 from . import bulk, soql
 from .auth import SalesforceConnection, SalesforceSecrets, check_secrets
+from .budget import ApiBudget
 from .client import SalesforceClient
 from .cursor import Cursor
 
@@ -65,6 +66,8 @@ class SalesforceSourceConfig(SourceConfigBase, SalesforceConnection):
     page_size: int = Field(default=2000, ge=200, le=2000)  # Sforce-Query-Options batchSize
     bulk_threshold: int = Field(default=10000, ge=1)
     overlap_seconds: int = Field(default=60, ge=0)
+    # reads stop cleanly (exit 6) before this share of the org's daily API allocation is used
+    api_budget_share: float | None = Field(default=0.8, gt=0, le=1)
     objects: dict[str, SalesforceObjectMapping] = Field(min_length=1)
 
     @field_validator("objects")
@@ -109,7 +112,9 @@ class SalesforceSource:
     def from_config(cls, cfg: SalesforceSourceConfig, env: PluginEnv) -> SalesforceSource:
         secrets = SalesforceSecrets.load(cfg.env_prefix, env.environ)
         check_secrets(cfg, secrets)
-        client = SalesforceClient(cfg, secrets, policy=env.policy, system=cfg.name)
+        client = SalesforceClient(
+            cfg, secrets, policy=env.policy, system=cfg.name, budget=ApiBudget(share=cfg.api_budget_share)
+        )
         return cls(cfg, client)
 
     # -- Source protocol ----------------------------------------------------------------------------------
