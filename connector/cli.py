@@ -270,7 +270,7 @@ def demo(workdir: str, people: int, as_of: str, seed: int, verbose: bool) -> Non
     from .demo import run_demo
 
     if not verbose:
-        logs.configure("warning")
+        logs.configure("error")  # the demo prints its own account of rejected rows
 
     sys.exit(run_demo(Path(workdir), people=people, as_of=_as_of(as_of), seed=seed))
 

@@ -259,7 +259,9 @@ class Runner:
         rejected_now: Counter[str],
     ) -> None:
         name = source.name
-        stats = summary.read.setdefault(name, {"records": 0, "deleted": 0, "rejected": 0, "retried_ok": 0})
+        stats = summary.read.setdefault(
+            name, {"records": 0, "unchanged": 0, "deleted": 0, "rejected": 0, "retried_ok": 0}
+        )
 
         # Retry what earlier runs rejected first, so a fresher copy read below wins over the stored one.
         retry_rows = store.rejected("read", name)
@@ -331,7 +333,10 @@ class Runner:
                 for fact in facts:
                     if fact.deleted:
                         by_object[fact.ref.object].append(fact.ref.id)
-                store.upsert_facts([f for f in facts if not f.deleted])
+                live = [f for f in facts if not f.deleted]
+                fresh = _drop_echoes(store, name, live)
+                stats["unchanged"] += len(live) - len(fresh)
+                store.upsert_facts(fresh)
                 for obj, ids in by_object.items():
                     stats["deleted"] += store.delete_facts(name, obj, ids)
                 if batch.deleted:
@@ -655,6 +660,34 @@ class Runner:
                 failed=len(result.failed),
                 calls=result.calls,
             )
+
+
+def _drop_echoes(store: StateStore, source: str, facts: list[Fact]) -> list[Fact]:
+    """Leave out records whose mapped content did not change, only their modified time.
+
+    A run's own writes (stage labels, segment fields) come back through the next incremental read with a new
+    modified time. The label is not a signal, so the mapped fact is identical except for that time. Keeping
+    the stored fact keeps its time too, so the run's own writes never make a record look newer in the
+    precedence between sources (which would flip a person's stage back and forth between runs).
+    """
+    by_object: dict[str, list[Fact]] = defaultdict(list)
+    for fact in facts:
+        by_object[fact.ref.object].append(fact)
+    fresh: list[Fact] = []
+    for obj, group in by_object.items():
+        stored = store.fact_payloads(source, obj, [f.ref.id for f in group])
+        for fact in group:
+            old = stored.get(fact.ref.id)
+            if old is not None and _same_content(old, fact.to_json()):
+                continue
+            fresh.append(fact)
+    return fresh
+
+
+def _same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return {k: v for k, v in a.items() if k != "modified_at"} == {
+        k: v for k, v in b.items() if k != "modified_at"
+    }
 
 
 def _raw_id(raw: dict[str, Any]) -> str:

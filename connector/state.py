@@ -201,6 +201,19 @@ class StateStore:
         )
         return max(cur.rowcount, 0)
 
+    def fact_payloads(self, source: str, obj: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Stored facts of these records (id -> the JSON form), to compare a fresh read against."""
+        out: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(
+                f"SELECT record_id, payload FROM facts WHERE source=? AND object=? AND record_id IN ({marks})",
+                (source, obj, *chunk),
+            )
+            out.update({r[0]: json.loads(r[1]) for r in rows})
+        return out
+
     def fact_ids(self, source: str, obj: str) -> set[str]:
         rows = self.db.execute("SELECT record_id FROM facts WHERE source=? AND object=?", (source, obj))
         return {r[0] for r in rows}
