@@ -124,7 +124,8 @@ def test_a_bad_row_is_rejected_with_file_line_and_reason_and_picked_up_once_fixe
 
     assert (summary.outcome, summary.exit_code) == ("partial", EXIT_PARTIAL)
     assert summary.rejected["count"] == 1
-    assert summary.read["contracts"] == {"records": 2, "deleted": 0, "rejected": 1, "retried_ok": 0}
+    stats = summary.read["contracts"]
+    assert (stats["records"], stats["deleted"], stats["rejected"], stats["retried_ok"]) == (2, 0, 1, 0)
     ((item, reason),) = project.query("SELECT item, reason FROM rejected")
     assert item == "data/contracts.csv:gert@bad.example"
     assert reason.startswith("data/contracts.csv:4: ")
