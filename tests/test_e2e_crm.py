@@ -75,7 +75,7 @@ def world(tmp_path: Path) -> Iterator[World]:
             **vt.env(),
         }
         config = load_config(config_path)
-        runner = Runner(config, environ=environ, policy=RetryPolicy(attempts=8, sleep=lambda s: None))
+        runner = Runner(config, environ=environ, policy=RetryPolicy(attempts=12, sleep=lambda s: None))
         yield World(sf, vt, runner, config.state_path(), people)
 
 

@@ -50,7 +50,9 @@ def make_source(sb: Any, **overrides: Any) -> SalesforceSource:
     data.update(overrides)
     cfg = SalesforceSourceConfig.model_validate(data)
     env = SimpleNamespace(
-        app=SimpleNamespace(sources=[cfg]), policy=RetryPolicy(sleep=lambda s: None), environ=sandbox_env(sb)
+        app=SimpleNamespace(sources=[cfg]),
+        policy=RetryPolicy(attempts=12, sleep=lambda s: None),
+        environ=sandbox_env(sb),
     )
     return SalesforceSource.from_config(cfg, env)
 

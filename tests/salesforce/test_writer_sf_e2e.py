@@ -41,7 +41,7 @@ def make_writer(sb: Any, **overrides: Any) -> SalesforceWriter:
     data.update(overrides)
     env = SimpleNamespace(
         app=SimpleNamespace(sources=[source]),
-        policy=RetryPolicy(attempts=8, sleep=lambda s: None),
+        policy=RetryPolicy(attempts=12, sleep=lambda s: None),
         environ={
             "SF_USERNAME": sb.username,
             "SF_PASSWORD": sb.password,

@@ -56,7 +56,7 @@ def config(sandbox: VtigerSandbox, **overrides: Any) -> VtigerSourceConfig:
 
 
 def source(sandbox: VtigerSandbox, **overrides: Any) -> VtigerSource:
-    env = SimpleNamespace(environ=sandbox.env(), policy=RetryPolicy(attempts=6, sleep=lambda s: None))
+    env = SimpleNamespace(environ=sandbox.env(), policy=RetryPolicy(attempts=12, sleep=lambda s: None))
     return VtigerSource.from_config(config(sandbox, **overrides), env)
 
 

@@ -46,7 +46,7 @@ def writer(sandbox: VtigerSandbox, concurrency: int = 4, **overrides: Any) -> Vt
     env = SimpleNamespace(
         app=SimpleNamespace(sources=[source_cfg]),
         environ=sandbox.env(),
-        policy=RetryPolicy(attempts=6, sleep=lambda s: None),
+        policy=RetryPolicy(attempts=12, sleep=lambda s: None),
     )
     return VtigerWriter.from_config(VtigerWriterConfig.model_validate(data), env)
 
