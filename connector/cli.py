@@ -79,10 +79,20 @@ def validate(config_path: str) -> None:
     problems = []
     for build in (runner.build_sources, runner.build_writers):
         try:
-            for plugin in build():
-                plugin.close()
+            plugins = build()
         except ConfigError as exc:
             problems.append(str(exc))
+            continue
+        for plugin in plugins:
+            # an optional, network-free self-check (a file source: its file exists)
+            check = getattr(plugin, "check", None)
+            try:
+                if check is not None:
+                    check()
+            except ConfigError as exc:
+                problems.append(str(exc))
+            finally:
+                plugin.close()
     if problems:
         for p in problems:
             click.echo(f"error: {config_path}: {p}", err=True)
@@ -158,6 +168,14 @@ def run(config_path: str, as_of: str | None, as_json: bool, full: bool) -> None:
     sys.exit(summary.exit_code)
 
 
+def _open_state(config: AppConfigBase) -> StateStore:
+    path = config.state_path()
+    if not path.exists():
+        click.echo(f"no state at {path} yet: nothing has run with this config", err=True)
+        sys.exit(1)
+    return StateStore(path)
+
+
 def find_person(store: StateStore, key: str) -> str | None:
     if store.person(key):
         return key
@@ -175,7 +193,7 @@ def find_person(store: StateStore, key: str) -> str | None:
 def explain(config_path: str, key: str, as_json: bool) -> None:
     """Why a person (person key, e-mail, external id or source:Object:Id) has their stage."""
     config = _load(config_path)
-    store = StateStore(config.state_path())
+    store = _open_state(config)
     person_key = find_person(store, key)
     if person_key is None:
         click.echo(f"no person known as '{key}'", err=True)
@@ -237,7 +255,7 @@ def explain(config_path: str, key: str, as_json: bool) -> None:
 def report(config_path: str, as_json: bool, svg_path: str | None) -> None:
     """Counts per stage, conversion between stages, time in stage and transitions, from the state."""
     config = _load(config_path)
-    store = StateStore(config.state_path())
+    store = _open_state(config)
     data = funnel_report(store, config.stage_model)
     store.close()
     if svg_path:

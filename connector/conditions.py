@@ -79,6 +79,10 @@ class FieldCondition(StrictModel):
             self._members = frozenset(_norm(v) for v in (getattr(self, op) or []))
         if op == "within_days" and ftype is not FieldType.DATE:
             raise ValueError(f"within_days needs a date field; '{self.field}' is {ftype.value}")
+        if ftype is FieldType.DATE and op in ("eq", "ne", "in_", "not_in"):
+            operand = getattr(self, op)
+            for item in operand if isinstance(operand, list) else [operand]:
+                parse_date_operand(item, dt.date(2000, 1, 1))
         if op in ("gt", "gte", "lt", "lte"):
             operand = getattr(self, op)
             if ftype is FieldType.DATE:
@@ -193,6 +197,8 @@ def evaluate(cond: Any, get: Getter, as_of: dt.date, matched: list[str] | None =
         return True
     assert isinstance(cond, FieldCondition)
     value = get(cond.field)
+    if isinstance(value, dt.datetime):
+        value = value.astimezone(dt.UTC).date() if value.tzinfo else value.date()
     held = _test(cond, value, as_of)
     if held and matched is not None:
         matched.append(f"{cond.field}={_show(value)} ({describe(cond)})")
@@ -230,6 +236,11 @@ def _test(cond: FieldCondition, value: Any, as_of: dt.date) -> bool:
     if value is None:
         # a missing value satisfies only the negative operators
         return op in ("ne", "not_in")
+    if isinstance(value, dt.date) and op in ("eq", "ne", "in_", "not_in"):
+        # date operands may be relative (`today+30`): resolve them against this run's as-of date
+        operands = [cond.eq] if op == "eq" else [cond.ne] if op == "ne" else list(getattr(cond, op) or [])
+        dates = {parse_date_operand(v, as_of) for v in operands}
+        return (value in dates) is (op in ("eq", "in_"))
     if op == "eq":
         return bool(_norm(value) == _norm(cond.eq))
     if op == "ne":

@@ -20,7 +20,7 @@ from .conditions import Condition
 from .errors import ConfigError
 from .model import NAME_PATTERN, StrictModel
 from .registry import source_plugins, writer_plugins
-from .stage_model import StageModel, merge_preset
+from .stage_model import StageModel, merge_preset, stage_model_problems
 
 SEGMENT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -234,7 +234,7 @@ def load_config_text(text: str, file: str, *, base_dir: Path) -> AppConfigBase:
     data["config_file"] = file
     model = _app_model()
     try:
-        config = model.model_validate(data)
+        config = model.model_validate(data, context={"defer_stage_checks": True})
     except ValidationError as exc:
         for err in exc.errors():
             loc = _fix_loc(tuple(err["loc"]), data)
@@ -268,6 +268,8 @@ def _cross_check(config: AppConfigBase, root: Any, file: str) -> list[ConfigIssu
         line, key_path = _line_of(root, loc)
         issues.append(ConfigIssue(file, line, key_path, message))
 
+    for loc, message in stage_model_problems(config.stage_model):
+        issue(("stage_model", *loc), message)
     source_names = [s.name for s in config.sources]
     target_names = [t.name for t in config.targets]
     for section, names in (("sources", source_names), ("targets", target_names)):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from .conditions import Condition
 from .model import NAME_PATTERN, StrictModel
@@ -57,33 +57,15 @@ class StageModel(StrictModel):
     rules: list[Rule] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _consistent(self) -> StageModel:
-        names = [s.name for s in self.stages]
-        problems: list[str] = []
-        dupes = {n for n in names if names.count(n) > 1}
-        if dupes:
-            problems.append(f"stages defined twice: {', '.join(sorted(dupes))}")
-        known = set(names)
-        for where, refs in (("path", self.path), ("detours", self.detours), ("suppress", self.suppress)):
-            for ref in refs:
-                if ref not in known:
-                    problems.append(f"{where}: unknown stage '{ref}'")
-        both = set(self.path) & set(self.detours)
-        if both:
-            problems.append(f"stages both on the path and a detour: {', '.join(sorted(both))}")
-        loose = known - set(self.path) - set(self.detours)
-        if loose:
-            problems.append(f"stages neither on the path nor a detour: {', '.join(sorted(loose))}")
-        if self.default not in known:
-            problems.append(f"default: unknown stage '{self.default}'")
-        rule_names = [r.name for r in self.rules]
-        for i, rule in enumerate(self.rules):
-            if rule.stage not in known:
-                problems.append(f"rules[{i}] ({rule.name}): unknown stage '{rule.stage}'")
-            if rule_names.count(rule.name) > 1:
-                problems.append(f"rules[{i}]: rule name '{rule.name}' used twice")
+    def _consistent(self, info: ValidationInfo) -> StageModel:
+        # Inside a whole config, the loader reports these with their exact YAML lines instead (see config.py).
+        if info.context and info.context.get("defer_stage_checks"):
+            return self
+        problems = stage_model_problems(self)
         if problems:
-            raise ValueError("; ".join(dict.fromkeys(problems)))
+            raise ValueError(
+                "; ".join(f"{'.'.join(map(str, loc))}: {msg}" if loc else msg for loc, msg in problems)
+            )
         return self
 
     def stage(self, name: str) -> StageDef:
@@ -95,6 +77,33 @@ class StageModel(StrictModel):
 
     def ordered(self) -> list[str]:
         return list(self.path) + list(self.detours)
+
+
+def stage_model_problems(model: StageModel) -> list[tuple[tuple[Any, ...], str]]:
+    """Every inconsistency between stages, path, detours, default and rules, each with its location."""
+    names = [s.name for s in model.stages]
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    for i, name in enumerate(names):
+        if names.index(name) != i:
+            problems.append((("stages", i, "name"), f"stage '{name}' is defined twice"))
+    known = set(names)
+    for where in ("path", "detours", "suppress"):
+        for i, ref in enumerate(getattr(model, where)):
+            if ref not in known:
+                problems.append(((where, i), f"unknown stage '{ref}' (stages: {', '.join(names)})"))
+    for name in sorted(set(model.path) & set(model.detours)):
+        problems.append((("detours",), f"stage '{name}' is both on the path and a detour"))
+    for name in sorted(known - set(model.path) - set(model.detours)):
+        problems.append((("stages",), f"stage '{name}' is neither on the path nor a detour"))
+    if model.default not in known:
+        problems.append((("default",), f"unknown stage '{model.default}'"))
+    rule_names = [r.name for r in model.rules]
+    for i, rule in enumerate(model.rules):
+        if rule.stage not in known:
+            problems.append((("rules", i, "stage"), f"unknown stage '{rule.stage}' in rule '{rule.name}'"))
+        if rule_names.index(rule.name) != i:
+            problems.append((("rules", i, "name"), f"rule name '{rule.name}' is used twice"))
+    return problems
 
 
 def load_preset(name: str) -> dict[str, Any]:

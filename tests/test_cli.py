@@ -230,3 +230,19 @@ def test_connector_run_end_to_end(project: Project) -> None:
     again = json.loads(second.stdout)
     assert again["transitions"] == {}
     assert sum(s["adds"] + s["removes"] for s in again["segments"]["files"].values()) == 0
+
+
+def test_validate_notices_a_missing_input_file(project: Project) -> None:
+    (project.root / "data" / "people.csv").unlink()
+    result = invoke("validate", *cfg(project))
+    assert result.exit_code == 2
+    assert "people.csv" in result.output and "not found" in result.output
+
+
+@pytest.mark.parametrize("command", ["explain", "report"])
+def test_explain_and_report_before_any_run_say_so_and_create_nothing(project: Project, command: str) -> None:
+    args = [command, *cfg(project)] + (["someone@example.test"] if command == "explain" else [])
+    result = invoke(*args)
+    assert result.exit_code == 1
+    assert "no state" in result.output
+    assert not project.state_path.exists()

@@ -254,3 +254,24 @@ def test_empty_combination() -> None:
 def test_no_expression_language() -> None:
     # a string is never evaluated as code
     assert errors("lead_status == 'qualified'")
+
+
+# ---- dates against relative operands and datetime values ----------------------------------------------------
+
+
+def test_eq_and_in_resolve_relative_date_operands() -> None:
+    assert holds({"field": "contract_end", "eq": "today+3"}, {"contract_end": days(3)})
+    assert not holds({"field": "contract_end", "eq": "today+3"}, {"contract_end": days(4)})
+    assert holds({"field": "contract_end", "in": ["today", "today+7"]}, {"contract_end": days(7)})
+    assert holds({"field": "contract_end", "ne": "today"}, {"contract_end": days(1)})
+    assert not holds({"field": "contract_end", "not_in": ["today"]}, {"contract_end": AS_OF})
+
+
+def test_eq_on_a_date_field_needs_a_date_operand() -> None:
+    assert any("is not a date" in m for m in errors({"field": "contract_end", "eq": "soon"}))
+
+
+def test_a_datetime_value_is_compared_as_its_utc_date() -> None:
+    moment = dt.datetime.combine(days(10), dt.time(23, 30), tzinfo=dt.UTC)
+    assert holds({"field": "contract_end", "within_days": {"from": 0, "to": 10}}, {"contract_end": moment})
+    assert not holds({"field": "contract_end", "within_days": {"from": 0, "to": 9}}, {"contract_end": moment})

@@ -94,19 +94,19 @@ def test_a_valid_small_model() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"path": ["a", "c"]}, "path: unknown stage 'c'"),
-        ({"detours": ["out", "gone"]}, "detours: unknown stage 'gone'"),
-        ({"suppress": ["nobody"]}, "suppress: unknown stage 'nobody'"),
+        ({"path": ["a", "c"]}, "path.1: unknown stage 'c'"),
+        ({"detours": ["out", "gone"]}, "detours.1: unknown stage 'gone'"),
+        ({"suppress": ["nobody"]}, "suppress.0: unknown stage 'nobody'"),
         ({"default": "z"}, "default: unknown stage 'z'"),
-        ({"detours": ["out", "b"]}, "stages both on the path and a detour: b"),
-        ({"detours": []}, "stages neither on the path nor a detour: out"),
+        ({"detours": ["out", "b"]}, "detours: stage 'b' is both on the path and a detour"),
+        ({"detours": []}, "stages: stage 'out' is neither on the path nor a detour"),
         (
             {"stages": [{"name": "a"}, {"name": "a"}, {"name": "b"}, {"name": "out"}]},
-            "stages defined twice: a",
+            "stages.1.name: stage 'a' is defined twice",
         ),
         (
             {"rules": [{"name": "r1", "stage": "c", "when": {"field": "web_visits", "gte": 1}}]},
-            "rules[0] (r1): unknown stage 'c'",
+            "rules.0.stage: unknown stage 'c' in rule 'r1'",
         ),
         (
             {
@@ -115,7 +115,7 @@ def test_a_valid_small_model() -> None:
                     {"name": "r1", "stage": "b", "when": {"field": "web_visits", "gte": 2}},
                 ]
             },
-            "rule name 'r1' used twice",
+            "rules.1.name: rule name 'r1' is used twice",
         ),
         ({"stages": [{"name": "a b"}, {"name": "b"}, {"name": "out"}]}, "stage name 'a b' must match"),
     ],
@@ -126,7 +126,7 @@ def test_model_consistency_errors(overrides: dict[str, Any], message: str) -> No
 
 def test_several_consistency_problems_are_reported_together() -> None:
     text = _problem(path=["a", "x"], default="y")
-    assert "path: unknown stage 'x'" in text
+    assert "path.1: unknown stage 'x'" in text
     assert "default: unknown stage 'y'" in text
 
 

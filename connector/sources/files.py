@@ -202,6 +202,10 @@ class FileSource:
             raise ConfigError(f"sources.{self.name}.path: {self.cfg.path} ({full}) {what}")
         return [full]
 
+    def check(self) -> None:
+        """For `connector validate`: the configured file must exist (no rows are read)."""
+        self.files()
+
     def object_name(self, path: Path) -> str:
         try:
             return path.resolve().relative_to(self.base_dir.resolve()).as_posix()
