@@ -34,6 +34,8 @@ sources:
       Opportunity:
         kind: opportunity
         fields: {{StageName: opportunity_stage_raw, Amount: opportunity_amount, CloseDate: opportunity_close_date}}
+        value_maps:   # the org says which stages are closed / won; which open ones mean "a quote went out" is ours
+          opportunity_stage: {{"Proposal/Price Quote": proposal, "Negotiation/Review": proposal}}
       Contract:
         kind: contract
         fields: {{StartDate: contract_start, EndDate: contract_end}}
