@@ -19,43 +19,24 @@ from connector import logs
 from connector.config import load_config
 from connector.demo.config_template import DEMO_CONFIG
 from connector.demo.dataset import generate
-from connector.demo.seed import seed_salesforce, seed_vtiger, write_files
+from connector.demo.world import seeded_world
 from connector.pipeline import Runner
 from connector.retry import RetryPolicy
-from connector.sandboxes.salesforce import SalesforceSandbox
-from connector.sandboxes.vtiger import VtigerSandbox
 
 AS_OF = dt.date(2026, 11, 23)
 
 
 def one(people: int, latency: float, concurrency: int) -> list[str]:
-    def org_clock() -> dt.datetime:
-        return dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
-
     population = generate(people, AS_OF, seed=5)
     rows = []
+    config = re.sub(r"concurrency: \d+", f"concurrency: {concurrency}", DEMO_CONFIG)
     with (
         tempfile.TemporaryDirectory() as tmp,
-        SalesforceSandbox(clock=org_clock).start() as sf,
-        VtigerSandbox().start() as vt,
+        seeded_world(Path(tmp), population, AS_OF, seed=5, config_text=config) as world,
     ):
-        root = Path(tmp)
-        seed_salesforce(sf.store, population, AS_OF)
-        seed_vtiger(vt.store, population, AS_OF)
-        write_files(root / "files", population, seed=5)
-        text = DEMO_CONFIG.format(sf_login_url=sf.login_url, sf_ca_bundle=sf.ca_bundle, vt_url=vt.url)
-        text = re.sub(r"concurrency: \d+", f"concurrency: {concurrency}", text)
-        (root / "connector.yaml").write_text(text)
-        environ = {
-            "SF_USERNAME": sf.username,
-            "SF_PASSWORD": sf.password,
-            "SF_SECURITY_TOKEN": sf.security_token,
-            "SF_CLIENT_ID": sf.client_id,
-            "SF_CLIENT_SECRET": sf.client_secret,
-            **vt.env(),
-        }
+        sf, vt = world.sf, world.vt
         runner = Runner(
-            load_config(root / "connector.yaml"), environ=environ, policy=RetryPolicy(sleep=lambda s: None)
+            load_config(world.config_path), environ=world.environ, policy=RetryPolicy(sleep=lambda s: None)
         )
         sf.faults.latency = latency
         vt.faults.latency = latency

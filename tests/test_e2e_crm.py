@@ -17,9 +17,8 @@ from typing import Any
 import pytest
 
 from connector.config import load_config
-from connector.demo.config_template import DEMO_CONFIG
 from connector.demo.dataset import generate
-from connector.demo.seed import seed_salesforce, seed_vtiger, write_files
+from connector.demo.world import seeded_world
 from connector.pipeline import Runner
 from connector.retry import RetryPolicy
 from connector.sandboxes.salesforce import SalesforceSandbox
@@ -53,30 +52,11 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    def org_clock() -> dt.datetime:
-        return dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
-
     people = generate(240, AS_OF, seed=3)
-    with SalesforceSandbox(clock=org_clock).start() as sf, VtigerSandbox().start() as vt:
-        seed_salesforce(sf.store, people, AS_OF)
-        seed_vtiger(vt.store, people, AS_OF)
-        write_files(tmp_path / "files", people, seed=3)
-        config_path = tmp_path / "connector.yaml"
-        config_path.write_text(
-            DEMO_CONFIG.format(sf_login_url=sf.login_url, sf_ca_bundle=sf.ca_bundle, vt_url=vt.url),
-            encoding="utf-8",
-        )
-        environ = {
-            "SF_USERNAME": sf.username,
-            "SF_PASSWORD": sf.password,
-            "SF_SECURITY_TOKEN": sf.security_token,
-            "SF_CLIENT_ID": sf.client_id,
-            "SF_CLIENT_SECRET": sf.client_secret,
-            **vt.env(),
-        }
-        config = load_config(config_path)
-        runner = Runner(config, environ=environ, policy=RetryPolicy(attempts=12, sleep=lambda s: None))
-        yield World(sf, vt, runner, config.state_path(), people)
+    with seeded_world(tmp_path, people, AS_OF, seed=3) as seeded:
+        config = load_config(seeded.config_path)
+        runner = Runner(config, environ=seeded.environ, policy=RetryPolicy(attempts=12, sleep=lambda s: None))
+        yield World(seeded.sf, seeded.vt, runner, config.state_path(), people)
 
 
 def _sf_labels(sf: SalesforceSandbox) -> dict[str, str | None]:

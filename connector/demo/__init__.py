@@ -20,9 +20,8 @@ from ..pipeline import EXIT_CONFIG, EXIT_CRASH, EXIT_UNREACHABLE, Runner, Summar
 from ..report import funnel_report, funnel_svg, funnel_text
 from ..retry import RetryPolicy
 from ..state import StateStore
-from .config_template import DEMO_CONFIG
 from .dataset import generate
-from .seed import seed_salesforce, seed_vtiger, write_files
+from .world import seeded_world
 
 
 def _line(summary: Summary) -> str:
@@ -41,9 +40,6 @@ def _line(summary: Summary) -> str:
 
 
 def run_demo(workdir: Path, *, people: int, as_of: dt.date, seed: int) -> int:
-    from ..sandboxes.salesforce import SalesforceSandbox
-    from ..sandboxes.vtiger import VtigerSandbox
-
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
@@ -52,35 +48,13 @@ def run_demo(workdir: Path, *, people: int, as_of: dt.date, seed: int) -> int:
     homes = Counter(p.home for p in population)
     click.echo(f"  homes: {dict(homes)}  (both = same e-mail in Salesforce and vtiger)")
 
-    # The org's history lies in the past: the sandbox stamps every write 1 ms after the previous one, so seeding
-    # thousands of records on a wall clock would put SystemModstamps seconds into the future, past the run's
-    # start, where a cursor capped at the start time rightly does not read them yet.
-    def org_clock() -> dt.datetime:
-        return dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
-
-    with SalesforceSandbox(clock=org_clock).start() as sf, VtigerSandbox().start() as vt:
-        sf_counts = seed_salesforce(sf.store, population, as_of)
-        vt_counts = seed_vtiger(vt.store, population, as_of)
-        file_counts = write_files(workdir / "files", population, seed)
-        click.echo(f"  salesforce sandbox {sf.instance_url}: {sf_counts}")
-        click.echo(f"  vtiger sandbox {vt.url}: {vt_counts}")
-        click.echo(f"  files: {file_counts}")
-
-        config_path = workdir / "connector.yaml"
-        config_path.write_text(
-            DEMO_CONFIG.format(sf_login_url=sf.login_url, sf_ca_bundle=sf.ca_bundle, vt_url=vt.url),
-            encoding="utf-8",
-        )
-        environ = {
-            "SF_USERNAME": sf.username,
-            "SF_PASSWORD": sf.password,
-            "SF_SECURITY_TOKEN": sf.security_token,
-            "SF_CLIENT_ID": sf.client_id,
-            "SF_CLIENT_SECRET": sf.client_secret,
-            **vt.env(),
-        }
+    with seeded_world(workdir, population, as_of, seed=seed) as world:
+        sf, vt, config_path = world.sf, world.vt, world.config_path
+        click.echo(f"  salesforce sandbox {sf.instance_url}: {world.counts['salesforce']}")
+        click.echo(f"  vtiger sandbox {vt.url}: {world.counts['vtiger']}")
+        click.echo(f"  files: {world.counts['files']}")
         config = load_config(config_path)
-        runner = Runner(config, environ=environ, policy=RetryPolicy(initial_wait=0.05, max_wait=0.5))
+        runner = Runner(config, environ=world.environ, policy=RetryPolicy(initial_wait=0.05, max_wait=0.5))
 
         click.echo("\n1. plan (dry run)")
         planned = runner.execute("plan", as_of)

@@ -1,0 +1,62 @@
+"""A seeded world: both CRM sandboxes and the export files holding one synthetic population, plus the config
+and environment a run needs to reach them. Shared by `connector demo`, the end-to-end tests and benchmarks."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..sandboxes.salesforce import SalesforceSandbox
+from ..sandboxes.vtiger import VtigerSandbox
+from .config_template import DEMO_CONFIG
+from .dataset import DemoPerson
+from .seed import seed_salesforce, seed_vtiger, write_files
+
+
+@dataclass
+class World:
+    sf: SalesforceSandbox
+    vt: VtigerSandbox
+    config_path: Path
+    environ: dict[str, str]
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def org_clock() -> dt.datetime:
+    """The sandbox org's clock, an hour behind.
+
+    The sandbox stamps every write 1 ms after the previous one, so seeding thousands of records on the wall
+    clock would put SystemModstamps seconds into the future, past the run's start, where a cursor capped at the
+    start time rightly does not read them yet. A real org's history lies in the past.
+    """
+    return dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+
+
+@contextlib.contextmanager
+def seeded_world(
+    root: Path, population: list[DemoPerson], as_of: dt.date, *, seed: int, config_text: str = DEMO_CONFIG
+) -> Iterator[World]:
+    """Start both sandboxes, seed them and the files under `root`, write `root/connector.yaml`; stop on exit."""
+    with SalesforceSandbox(clock=org_clock).start() as sf, VtigerSandbox().start() as vt:
+        counts = {
+            "salesforce": seed_salesforce(sf.store, population, as_of),
+            "vtiger": seed_vtiger(vt.store, population, as_of),
+            "files": write_files(root / "files", population, seed),
+        }
+        config_path = root / "connector.yaml"
+        config_path.write_text(
+            config_text.format(sf_login_url=sf.login_url, sf_ca_bundle=sf.ca_bundle, vt_url=vt.url),
+            encoding="utf-8",
+        )
+        environ = {
+            "SF_USERNAME": sf.username,
+            "SF_PASSWORD": sf.password,
+            "SF_SECURITY_TOKEN": sf.security_token,
+            "SF_CLIENT_ID": sf.client_id,
+            "SF_CLIENT_SECRET": sf.client_secret,
+            **vt.env(),
+        }
+        yield World(sf, vt, config_path, environ, counts)
