@@ -196,3 +196,22 @@ def test_api_budget_stops_the_run_cleanly_before_the_ceiling(world: World) -> No
     assert world.sf_writes() == 0
     # only the call that revealed the usage went out; no retry storm
     assert sum(n for kind, n in world.sf.call_counts().items() if kind != "login") <= 2
+
+
+def test_no_secret_reaches_the_logs(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    from connector import logs
+
+    logs.configure("debug", json_logs=True)
+    try:
+        world.sf.faults.expire_session_after = 5  # re-logins, so fresh session tokens pass through too
+        world.run()
+        world.run()
+    finally:
+        logs.configure("warning")
+    output = capsys.readouterr()
+    text = output.out + output.err
+    assert "salesforce.login" in text  # the logs were captured
+    for secret in (world.sf.password, world.sf.security_token, world.sf.client_secret, world.vt.access_key):
+        assert secret not in text
+    for token in world.sf.issued_tokens():
+        assert token not in text

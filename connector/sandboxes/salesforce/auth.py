@@ -45,12 +45,14 @@ class Sessions:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._live: dict[str, Session] = {}
+        self.issued: list[str] = []  # every token ever handed out (tests check none leaks into logs)
 
     def issue(self) -> Session:
         token = f"{ORG_ID[:15]}!{secrets.token_urlsafe(48)}"
         session = Session(token=token)
         with self._lock:
             self._live[token] = session
+            self.issued.append(token)
         return session
 
     def get(self, token: str | None) -> Session | None:

@@ -166,6 +166,10 @@ class SalesforceSandbox:
             session.headers["Authorization"] = f"Bearer {token}"
         return session
 
+    def issued_tokens(self) -> list[str]:
+        """Every access token this org handed out, revoked ones included."""
+        return list(self.sessions.issued)
+
     def login(self) -> str:
         """An access token without going over HTTP (for tests that only need a session)."""
         return self.sessions.issue().token

@@ -25,6 +25,7 @@ from simple_salesforce.exceptions import SalesforceAuthenticationFailed
 from simple_salesforce.login import soap_login, token_login
 
 from ...errors import ConfigError, RetriableError
+from ...logs import register_secret
 from ...model import StrictModel
 
 AuthFlow = Literal["password", "client_credentials", "jwt", "session"]
@@ -115,12 +116,19 @@ class SalesforceSecrets(BaseSettings):
     def load(cls, prefix: str, environ: Mapping[str, str] | None = None) -> SalesforceSecrets:
         """Read `<prefix>USERNAME` etc. from `environ` (tests) or the process environment."""
         if environ is None:
-            return cls(_env_prefix=prefix)
+            return cls(_env_prefix=prefix)._masked()
         upper = {k.upper(): v for k, v in environ.items()}
         values = {n: upper[f"{prefix}{n}".upper()] for n in SECRET_NAMES if f"{prefix}{n}".upper() in upper}
         # init values only: a dict given by the caller replaces the process environment entirely
         wrapped: dict[str, Any] = {n: _wrap(n, values.get(n)) for n in SECRET_NAMES}
-        return cls.model_construct(**wrapped)
+        return cls.model_construct(**wrapped)._masked()
+
+    def _masked(self) -> SalesforceSecrets:
+        """Tell the log masker every secret value, so no log line can carry one."""
+        for value in (self.password, self.security_token, self.client_secret, self.session_id):
+            if value is not None:
+                register_secret(value.get_secret_value())
+        return self
 
 
 def _wrap(name: str, value: str | None) -> str | SecretStr | None:
@@ -184,6 +192,7 @@ def login(conn: SalesforceConnection, secrets: SalesforceSecrets, http: requests
         raise RetriableError(f"Salesforce login ({conn.auth}): {type(exc).__name__}") from None
     if not token or not instance:
         raise ConfigError(f"Salesforce login ({conn.auth}) returned no session")
+    register_secret(str(token))
     return Session(str(token), f"https://{instance}")
 
 

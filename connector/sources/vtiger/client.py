@@ -24,6 +24,7 @@ import structlog
 from requests.adapters import HTTPAdapter
 
 from ...errors import ConfigError, RecordError, RetriableError
+from ...logs import register_secret
 from ...retry import RetryPolicy, parse_retry_after
 
 log = structlog.get_logger(__name__)
@@ -183,6 +184,7 @@ class VtigerClient:
             if not isinstance(result, dict) or not result.get("sessionName"):
                 raise RetriableError("vtiger login: no sessionName in the answer", code="BAD_RESPONSE")
             self._session_name = str(result["sessionName"])
+            register_secret(self._session_name)
             self.user_id = str(result.get("userId") or "") or None
             self.logins += 1
             log.info("vtiger.login", user=self.username, vtiger_version=result.get("vtigerVersion"))

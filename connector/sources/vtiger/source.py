@@ -28,6 +28,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ...context import RunContext
 from ...errors import ConfigError, RetriableError, UnreachableError
+from ...logs import register_secret
 from ...mappers.fields import ObjectMapping
 from ...mappers.vtiger import (
     DEFAULT_ID_PREFIXES,
@@ -118,6 +119,7 @@ def build_client(cfg: VtigerSourceConfig, env: Any, *, pool_size: int = 8) -> Vt
     creds = load_credentials(cfg.env_prefix, getattr(env, "environ", None))
     if not creds.username or not creds.access_key.get_secret_value():
         raise ConfigError(f"set {cfg.env_prefix}USERNAME and {cfg.env_prefix}ACCESS_KEY in the environment")
+    register_secret(creds.access_key.get_secret_value())
     return VtigerClient(
         cfg.url,
         creds.username,
