@@ -42,6 +42,10 @@ def mask_secrets(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> M
     return event
 
 
+def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
+    return structlog.PrintLogger(file=sys.stderr)
+
+
 def configure(level: str = "info", json_logs: bool | None = None) -> None:
     if json_logs is None:
         json_logs = not sys.stderr.isatty()
@@ -58,6 +62,7 @@ def configure(level: str = "info", json_logs: bool | None = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # resolve sys.stderr at each logger creation, not once: it may be replaced (capture, daemonising)
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )

@@ -36,7 +36,7 @@ from .registry import PluginEnv, source_plugins, writer_plugins
 from .retry import RetryPolicy
 from .schema import Fact, Person, RecordRef, decode_value, encode_value
 from .segments import in_segment
-from .sources.base import Source
+from .sources.base import Batch, Source
 from .state import StateStore
 from .writers.base import LabelChange, Member, SegmentChange, Writer
 
@@ -155,8 +155,10 @@ class Runner:
                 summary.run_id = run_id
                 try:
                     self._execute(store, sources, writers, ctx, summary, run_id)
-                except Exception as exc:
-                    summary.outcome, summary.exit_code = "crashed", EXIT_CRASH
+                except BaseException as exc:  # also SIGTERM / Ctrl-C: the run row must not say "ok"
+                    interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
+                    summary.outcome = "interrupted" if interrupted else "crashed"
+                    summary.exit_code = EXIT_CRASH
                     summary.errors.append(f"{type(exc).__name__}: {exc}")
                     raise
                 finally:
@@ -299,68 +301,75 @@ class Runner:
         cursors = store.cursors(name)
         for batch in source.read(cursors, ctx):
             with store.transaction():
-                facts: list[Fact] = []
-                ok_items: list[str] = []
-                for raw in batch.records:
-                    try:
-                        fact = source.map(batch.object, raw)
-                    except RecordError as exc:
-                        item = f"{batch.object}:{_raw_id(raw)}"
-                        read_rejected.add(item)
-                        store.reject(
-                            "read",
-                            name,
-                            item,
-                            _reject_reason(exc),
-                            run_id,
-                            obj=batch.object,
-                            code=exc.code,
-                            payload=_jsonable(raw),
-                        )
-                        rejected_now[f"{name}: {exc.code or 'rejected'}"] += 1
-                        stats["rejected"] += 1
-                        log.warning(
-                            "source.record.rejected",
-                            source=name,
-                            object=batch.object,
-                            item=item,
-                            reason=_reject_reason(exc),
-                        )
-                        continue
-                    facts.append(fact)
-                    ok_items.append(f"{batch.object}:{fact.ref.id}")
-                by_object: dict[str, list[str]] = defaultdict(list)
-                for fact in facts:
-                    if fact.deleted:
-                        by_object[fact.ref.object].append(fact.ref.id)
-                live = [f for f in facts if not f.deleted]
-                fresh = _drop_echoes(store, name, live)
-                stats["unchanged"] += len(live) - len(fresh)
-                store.upsert_facts(fresh)
-                for obj, ids in by_object.items():
-                    stats["deleted"] += store.delete_facts(name, obj, ids)
-                if batch.deleted:
-                    stats["deleted"] += store.delete_facts(name, batch.object, batch.deleted)
-                    store.clear_rejected("read", name, [f"{batch.object}:{i}" for i in batch.deleted])
-                if batch.live_ids is not None:
-                    gone = store.fact_ids(name, batch.object) - batch.live_ids
-                    stats["deleted"] += store.delete_facts(name, batch.object, gone)
-                    stale = [
-                        r["item"]
-                        for r in store.rejected("read", name)
-                        if r["object"] == batch.object and r["item"].split(":", 1)[1] not in batch.live_ids
-                    ]
-                    store.clear_rejected("read", name, stale)
-                store.clear_rejected("read", name, ok_items)
-                stats["records"] += len(facts)
-                if batch.cursor is not None:
-                    store.set_cursor(name, batch.object, batch.cursor)
+                self._store_batch(store, source, batch, stats, run_id, rejected_now, read_rejected)
         if retry_failed:
             pending = {r["item"] for r in store.rejected("read", name)}
             for item, reason_key in retry_failed.items():
                 if item in pending and item not in read_rejected:
                     rejected_now[reason_key] += 1
         log.info("source.read.done", source=name, **stats)
+
+    def _store_batch(
+        self,
+        store: StateStore,
+        source: Source,
+        batch: Batch,
+        stats: dict[str, int],
+        run_id: int,
+        rejected_now: Counter[str],
+        read_rejected: set[str],
+    ) -> None:
+        """Map, store and delete what one batch carries, and move its cursor: all in the caller's transaction."""
+        name = source.name
+        facts: list[Fact] = []
+        for raw in batch.records:
+            try:
+                facts.append(source.map(batch.object, raw))
+            except RecordError as exc:
+                item = f"{batch.object}:{_raw_id(raw)}"
+                read_rejected.add(item)
+                reason = _reject_reason(exc)
+                store.reject(
+                    "read",
+                    name,
+                    item,
+                    reason,
+                    run_id,
+                    obj=batch.object,
+                    code=exc.code,
+                    payload=_jsonable(raw),
+                )
+                rejected_now[f"{name}: {exc.code or 'rejected'}"] += 1
+                stats["rejected"] += 1
+                log.warning(
+                    "source.record.rejected", source=name, object=batch.object, item=item, reason=reason
+                )
+        deleted: dict[str, list[str]] = defaultdict(list)
+        for fact in facts:
+            if fact.deleted:
+                deleted[fact.ref.object].append(fact.ref.id)
+        deleted[batch.object].extend(batch.deleted)
+        live = [f for f in facts if not f.deleted]
+        fresh = _drop_echoes(store, name, live)
+        stats["unchanged"] += len(live) - len(fresh)
+        store.upsert_facts(fresh)
+        for obj, ids in deleted.items():
+            if ids:
+                stats["deleted"] += store.delete_facts(name, obj, ids)
+                store.clear_rejected("read", name, [f"{obj}:{i}" for i in ids])
+        if batch.live_ids is not None:
+            gone = store.fact_ids(name, batch.object) - batch.live_ids
+            stats["deleted"] += store.delete_facts(name, batch.object, gone)
+            stale = [
+                r["item"]
+                for r in store.rejected("read", name)
+                if r["object"] == batch.object and r["item"].split(":", 1)[1] not in batch.live_ids
+            ]
+            store.clear_rejected("read", name, stale)
+        store.clear_rejected("read", name, [f"{f.ref.object}:{f.ref.id}" for f in facts])
+        stats["records"] += len(facts)
+        if batch.cursor is not None:
+            store.set_cursor(name, batch.object, batch.cursor)
 
     # ---- resolve and decide -------------------------------------------------------------------------
 
