@@ -1,13 +1,15 @@
 """The `connector` command line: validate, plan, run, explain, report, demo and the loopback sandboxes.
 
 Exit codes: 0 ok, 1 unexpected crash, 2 config error, 3 partial failure (records rejected; they are kept and
-retried next run), 4 a system was unreachable, 5 another run holds the lock, 6 stopped at the API budget.
+retried next run), 4 a system was unreachable, 5 another run holds the lock, 6 stopped at the API budget,
+130 interrupted (SIGTERM or Ctrl-C).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import signal
 import sys
 from collections import Counter
 from pathlib import Path
@@ -18,7 +20,7 @@ import click
 from . import logs
 from .config import AppConfigBase, ConfigErrors, load_config
 from .errors import ConfigError
-from .pipeline import EXIT_CONFIG, Runner, Summary
+from .pipeline import EXIT_CONFIG, EXIT_INTERRUPTED, Runner, Summary
 from .report import funnel_report, funnel_svg, funnel_text
 from .schema import decode_value, normalise_email
 from .state import StateStore
@@ -155,6 +157,16 @@ def plan(config_path: str, as_of: str | None, as_json: bool, full: bool) -> None
     sys.exit(summary.exit_code)
 
 
+def _stop_on_sigterm() -> None:
+    """A container stop (SIGTERM) ends the run like Ctrl-C: the current transaction rolls back, the run row
+    says "interrupted", the lock is released, and the next run carries on from the last committed cursor."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 @cli.command()
 @CONFIG
 @AS_OF
@@ -163,7 +175,12 @@ def plan(config_path: str, as_of: str | None, as_json: bool, full: bool) -> None
 def run(config_path: str, as_of: str | None, as_json: bool, full: bool) -> None:
     """Pull what changed, decide stages, push labels and segment memberships that changed."""
     config = _load(config_path)
-    summary = Runner(config).execute("run", _as_of(as_of))
+    _stop_on_sigterm()
+    try:
+        summary = Runner(config).execute("run", _as_of(as_of))
+    except KeyboardInterrupt:
+        click.echo("interrupted: committed work is kept; the next run carries on", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     _print_summary(summary, as_json, full)
     sys.exit(summary.exit_code)
 

@@ -49,6 +49,7 @@ EXIT_PARTIAL = 3
 EXIT_UNREACHABLE = 4
 EXIT_LOCKED = 5
 EXIT_BUDGET = 6
+EXIT_INTERRUPTED = 130
 
 
 @dataclass
@@ -239,6 +240,8 @@ class Runner:
                     summary.errors.append(f"{writer.name}: unreachable: {exc}")
                     log.error("writer.unreachable", target=writer.name, error=str(exc))
 
+        if not ctx.dry_run:
+            self._forget_gone_records(store, writers, people)
         summary.rejected["count"] = sum(rejected_now.values())
         summary.rejected["reasons"] = dict(rejected_now.most_common(20))
         summary.rejected["pending"] = len(store.rejected())
@@ -248,6 +251,17 @@ class Runner:
             summary.outcome, summary.exit_code = "unreachable", EXIT_UNREACHABLE
         elif summary.rejected["count"]:
             summary.outcome, summary.exit_code = "partial", EXIT_PARTIAL
+
+    def _forget_gone_records(
+        self, store: StateStore, writers: list[Writer], people: dict[str, Person]
+    ) -> None:
+        """Drop remembered labels of records that no longer exist (deleted, merged away)."""
+        live = {str(ref) for person in people.values() for ref in person.refs}
+        with store.transaction():
+            for writer in writers:
+                stale = [ref for ref in store.labels(writer.name) if ref not in live]
+                store.forget_labels(writer.name, stale)
+                store.clear_rejected("write", writer.name, stale)
 
     # ---- read ---------------------------------------------------------------------------------------
 

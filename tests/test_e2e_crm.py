@@ -37,6 +37,7 @@ class World:
     runner: Runner
     state_path: Path
     people: list[Any]
+    environ: dict[str, str]
 
     def run(self, mode: str = "run") -> Any:
         self.sf.reset_calls()
@@ -56,7 +57,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     with seeded_world(tmp_path, people, AS_OF, seed=3) as seeded:
         config = load_config(seeded.config_path)
         runner = Runner(config, environ=seeded.environ, policy=RetryPolicy(attempts=12, sleep=lambda s: None))
-        yield World(seeded.sf, seeded.vt, runner, config.state_path(), people)
+        yield World(seeded.sf, seeded.vt, runner, config.state_path(), people, seeded.environ)
 
 
 def _sf_labels(sf: SalesforceSandbox) -> dict[str, str | None]:
@@ -138,6 +139,8 @@ def test_deleted_contact_leaves_its_campaign_segment(world: World) -> None:
         len(store.members("sf_out").get("win-back", set()))
         == len(members) - summary.segments["sf_out"]["win-back"]["removes"]
     )
+    # the deleted record's remembered label is dropped too
+    assert not [ref for ref in store.labels("sf_out") if ref.endswith(record)]
     store.close()
 
 
@@ -215,3 +218,35 @@ def test_no_secret_reaches_the_logs(world: World, capsys: pytest.CaptureFixture[
         assert secret not in text
     for token in world.sf.issued_tokens():
         assert token not in text
+
+
+def test_sigterm_mid_run_is_recorded_and_the_next_run_carries_on(world: World, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    world.sf.faults.latency = 0.3  # slow enough to be stopped half way
+    exe = Path(sys.executable).with_name("connector")
+    config = str(world.runner.config.config_file)
+    env = {**os.environ, **world.environ}
+    proc = subprocess.Popen(
+        [str(exe), "--log-json", "run", "-c", config, "--as-of", AS_OF.isoformat()],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()[-2000:]
+    store = StateStore(world.state_path)
+    (row,) = store.runs()
+    assert row["outcome"] == "interrupted"
+    store.close()
+
+    world.sf.faults.latency = 0
+    summary = world.run()  # the lock was released, and what was committed stays
+    assert summary.exit_code == 3  # only the demo files' malformed rows
+    assert all(v is not None for v in _sf_labels(world.sf).values())
