@@ -233,6 +233,7 @@ def load_config_text(text: str, file: str, *, base_dir: Path) -> AppConfigBase:
     data["base_dir"] = base_dir
     data["config_file"] = file
     model = _app_model()
+    config: AppConfigBase | None = None
     try:
         config = model.model_validate(data, context={"defer_stage_checks": True})
     except ValidationError as exc:
@@ -240,15 +241,19 @@ def load_config_text(text: str, file: str, *, base_dir: Path) -> AppConfigBase:
             loc = _fix_loc(tuple(err["loc"]), data)
             line, key_path = _line_of(root, loc)
             issues.append(ConfigIssue(file, line, key_path, _message(err)))
-        raise ConfigErrors(_dedupe(issues)) from None
-    issues.extend(_cross_check(config, root, file))
-    if issues:
-        raise ConfigErrors(_dedupe(issues))
+    issues.extend(_cross_check(data, root, file))
+    if issues or config is None:
+        raise ConfigErrors(_sorted(_dedupe(issues)))
     return config
 
 
 def _dedupe(issues: list[ConfigIssue]) -> list[ConfigIssue]:
     return list(dict.fromkeys(issues))
+
+
+def _sorted(issues: list[ConfigIssue]) -> list[ConfigIssue]:
+    """In file order, as an admin reads the file."""
+    return sorted(issues, key=lambda i: i.line or 0)
 
 
 def _plain(node: Any) -> Any:
@@ -260,76 +265,106 @@ def _plain(node: Any) -> Any:
     return node
 
 
-def _cross_check(config: AppConfigBase, root: Any, file: str) -> list[ConfigIssue]:
-    """References between sections: names unique, targets and sources named where they are used."""
+def _cross_check(data: dict[str, Any], root: Any, file: str) -> list[ConfigIssue]:
+    """References between sections: names unique, targets and sources named where they are used.
+
+    Works on the plain YAML data, not the validated models, so these problems are reported together with
+    the schema errors of the same file (an admin fixes everything in one round).
+    """
     issues: list[ConfigIssue] = []
 
     def issue(loc: tuple[Any, ...], message: str) -> None:
         line, key_path = _line_of(root, loc)
         issues.append(ConfigIssue(file, line, key_path, message))
 
-    for loc, message in stage_model_problems(config.stage_model):
-        issue(("stage_model", *loc), message)
-    source_names = [s.name for s in config.sources]
-    target_names = [t.name for t in config.targets]
+    def entries(section: str) -> list[dict[str, Any]]:
+        items = data.get(section)
+        return [i if isinstance(i, dict) else {} for i in items] if isinstance(items, list) else []
+
+    sources, targets, segments = entries("sources"), entries("targets"), entries("segments")
+    source_names = [s.get("name") for s in sources]
+    target_names = [t.get("name") for t in targets]
     for section, names in (("sources", source_names), ("targets", target_names)):
         for i, name in enumerate(names):
+            if not isinstance(name, str):
+                continue  # a schema error already names it
             if not NAME_PATTERN.match(name):
                 issue((section, i, "name"), f"'{name}' must match {NAME_PATTERN.pattern}")
             if names.index(name) != i:
                 issue((section, i, "name"), f"name '{name}' is used twice")
-    clash = set(source_names) & set(target_names)
+    clash = set(source_names) & set(target_names) - {None}
     for i, name in enumerate(target_names):
         if name in clash:
             issue(("targets", i, "name"), f"'{name}' is also a source name; use distinct names")
-    for i, target in enumerate(config.targets):
-        ref = getattr(target, "source", None)
+    known_sources = ", ".join(str(n) for n in source_names if isinstance(n, str))
+    for i, target in enumerate(targets):
+        ref = target.get("source")
         if isinstance(ref, str) and ref not in source_names:
-            issue(("targets", i, "source"), f"no source named '{ref}' (sources: {', '.join(source_names)})")
-    seg_names = [s.name for s in config.segments]
-    file_targets = {t.name for t in config.targets if t.type == "segment_files"}
-    for i, seg in enumerate(config.segments):
-        if file_targets & set(seg.targets):
+            issue(("targets", i, "source"), f"no source named '{ref}' (sources: {known_sources})")
+    seg_names = [s.get("name") for s in segments]
+    file_targets = {t.get("name") for t in targets if t.get("type") == "segment_files"}
+    for i, seg in enumerate(segments):
+        name, seg_targets = seg.get("name"), seg.get("targets")
+        seg_targets = seg_targets if isinstance(seg_targets, list) else []
+        if isinstance(name, str) and file_targets & set(map(str, seg_targets)):
             from .writers.segment_files import check_segment_name
 
             try:
-                check_segment_name(seg.name)
+                check_segment_name(name)
             except ConfigError as exc:
                 issue(("segments", i, "name"), str(exc))
-        if seg_names.index(seg.name) != i:
-            issue(("segments", i, "name"), f"segment name '{seg.name}' is used twice")
-        for j, target in enumerate(seg.targets):
+        if isinstance(name, str) and seg_names.index(name) != i:
+            issue(("segments", i, "name"), f"segment name '{name}' is used twice")
+        for j, target in enumerate(seg_targets):
             if target not in target_names:
                 issue(("segments", i, "targets", j), f"no target named '{target}'")
-    stage_names = {s.name for s in config.stage_model.stages}
-    for i, stage in enumerate(config.stage_model.stages):
-        for target in stage.labels:
-            if target not in target_names:
-                issue(("stage_model", "stages", i, "labels", target), f"no target named '{target}'")
-    for i, seg in enumerate(config.segments):
-        for cond_stage in _stages_named(seg.when):
-            if cond_stage not in stage_names:
-                issue(("segments", i, "when"), f"unknown stage '{cond_stage}'")
-    for i, name in enumerate(config.identity.source_priority):
+
+    model = _stage_model_or_none(data.get("stage_model"))
+    if model is not None:
+        for loc, message in stage_model_problems(model):
+            issue(("stage_model", *loc), message)
+        stage_names = {st.name for st in model.stages}
+        for i, stage in enumerate(model.stages):
+            for label_target in stage.labels:
+                if label_target not in target_names:
+                    issue(
+                        ("stage_model", "stages", i, "labels", label_target),
+                        f"no target named '{label_target}'",
+                    )
+        for i, seg in enumerate(segments):
+            for cond_stage in _stages_named(seg.get("when")):
+                if cond_stage not in stage_names:
+                    issue(("segments", i, "when"), f"unknown stage '{cond_stage}'")
+    identity_section = data.get("identity")
+    priority = identity_section.get("source_priority") if isinstance(identity_section, dict) else None
+    for i, name in enumerate(priority if isinstance(priority, list) else []):
         if name not in source_names:
             issue(("identity", "source_priority", i), f"no source named '{name}'")
     return issues
 
 
-def _stages_named(cond: Any) -> list[str]:
-    from .conditions import AllCondition, AnyCondition, FieldCondition, NotCondition
+def _stage_model_or_none(raw: Any) -> StageModel | None:
+    """The stage model if it validates on its own (its own errors come from the schema pass)."""
+    try:
+        return StageModel.model_validate(merge_preset(raw), context={"defer_stage_checks": True})
+    except (ValidationError, ValueError, TypeError):
+        return None
 
-    if isinstance(cond, AllCondition | AnyCondition):
-        return [
-            s for c in (cond.all if isinstance(cond, AllCondition) else cond.any) for s in _stages_named(c)
-        ]
-    if isinstance(cond, NotCondition):
-        return _stages_named(cond.not_)
-    if isinstance(cond, FieldCondition) and cond.field in ("stage", "previous_stage"):
-        op = cond.operator
-        value = getattr(cond, op)
-        if op in ("eq", "ne"):
-            return [str(value)]
-        if op in ("in_", "not_in"):
-            return [str(v) for v in value or []]
+
+def _stages_named(cond: Any) -> list[str]:
+    """Stage names a raw condition compares `stage` / `previous_stage` with."""
+    if not isinstance(cond, dict):
+        return []
+    for combinator in ("all", "any"):
+        if isinstance(cond.get(combinator), list):
+            return [s for c in cond[combinator] for s in _stages_named(c)]
+    if "not" in cond:
+        return _stages_named(cond["not"])
+    if cond.get("field") in ("stage", "previous_stage"):
+        for op in ("eq", "ne"):
+            if isinstance(cond.get(op), str):
+                return [cond[op]]
+        for op in ("in", "not_in"):
+            if isinstance(cond.get(op), list):
+                return [str(v) for v in cond[op]]
     return []

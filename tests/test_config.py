@@ -189,7 +189,11 @@ segments:
         colour: red
     targets: [x]
 """
-    assert where(text) == ["connector.yaml:9 segments[0].when.not.colour"]
+    # the unknown target `x` is reported in the same round
+    assert where(text) == [
+        "connector.yaml:9 segments[0].when.not.colour",
+        "connector.yaml:10 segments[0].targets[0]",
+    ]
 
 
 def test_unknown_key_in_a_condition_inside_all() -> None:
@@ -197,7 +201,10 @@ def test_unknown_key_in_a_condition_inside_all() -> None:
         MINIMAL
         + "segments:\n  - name: warm\n    when: {all: [{field: stage, eq: lead}, {field: web_visits, gte: 3, typo: 1}]}\n    targets: [x]\n"
     )
-    assert where(text) == ["connector.yaml:5 segments[0].when.all[1].typo"]
+    assert where(text) == [
+        "connector.yaml:5 segments[0].when.all[1].typo",
+        "connector.yaml:6 segments[0].targets[0]",
+    ]
 
 
 def test_a_bad_field_inside_all_names_the_field_key() -> None:
@@ -205,7 +212,10 @@ def test_a_bad_field_inside_all_names_the_field_key() -> None:
         MINIMAL
         + "segments:\n  - name: warm\n    when:\n      all:\n        - field: stage\n          eq: lead\n        - field: webvisits\n          gte: 3\n    targets: [x]\n"
     )
-    assert where(text) == ["connector.yaml:9 segments[0].when.all[1].field"]
+    assert where(text) == [
+        "connector.yaml:9 segments[0].when.all[1].field",
+        "connector.yaml:11 segments[0].targets[0]",
+    ]
 
 
 def test_a_rule_with_two_operators() -> None:
@@ -355,3 +365,25 @@ def test_an_unreadable_file(tmp_path: Path) -> None:
     (issue,) = info.value.issues
     assert issue.line is None
     assert "cannot read" in issue.message
+
+
+def test_schema_and_reference_errors_come_in_one_round() -> None:
+    text = """\
+stage_model: {preset: default}
+sources:
+  - name: f
+    type: file
+    path: x.csv
+    kindd: person
+targets:
+  - {name: out, type: segment_files, directory: o}
+segments:
+  - name: s
+    when: {field: stage, eq: leed}
+    targets: [out, nowhere]
+"""
+    assert problems(text) == [
+        "connector.yaml:6 sources[0].kindd: unknown key",
+        "connector.yaml:11 segments[0].when: unknown stage 'leed'",
+        "connector.yaml:12 segments[0].targets[1]: no target named 'nowhere'",
+    ]
