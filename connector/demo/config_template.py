@@ -30,7 +30,8 @@ sources:
           lead_status: {{"Open - Not Contacted": new, "Working - Contacted": working,
                         "Closed - Converted": converted, "Closed - Not Converted": qualified_out}}
       Contact:
-        fields: {{Email: email, FirstName: first_name, LastName: last_name, HasOptedOutOfEmail: opted_out}}
+        fields: {{Email: email, FirstName: first_name, LastName: last_name, HasOptedOutOfEmail: opted_out,
+                 Account.Name: company}}
       Opportunity:
         kind: opportunity
         fields: {{StageName: opportunity_stage_raw, Amount: opportunity_amount, CloseDate: opportunity_close_date}}
