@@ -171,3 +171,44 @@ def test_limit_info_parsing() -> None:
     assert parse_limit_info("api-usage=25/5000; per-app-api-usage=17/250(appName=x)") == (25, 5000)
     assert parse_limit_info("per-app-api-usage=17/250(appName=x)") is None
     assert parse_limit_info(None) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (429, "Too many requests, try again later."),  # no 'concurrent' in the text: still the passing kind
+        (403, "ConcurrentPerOrgLongTxn Limit exceeded."),
+    ],
+)
+@responses.activate
+def test_concurrency_request_limit_is_retried(status: int, message: str) -> None:
+    responses.get(
+        f"{BASE}limits/",
+        status=status,
+        headers={"Retry-After": "3"},
+        json=[{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": message}],
+    )
+    responses.get(f"{BASE}limits/", json={"ok": True})
+    sleeps = Sleeps()
+    assert client(sleeps=sleeps).get_json("limits/") == {"ok": True}
+    assert sleeps == [3.0]
+
+
+@responses.activate
+def test_daily_limit_is_a_budget_stop_even_when_sent_as_429() -> None:
+    rsp = responses.get(
+        f"{BASE}limits/",
+        status=429,
+        json=[{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}],
+    )
+    with pytest.raises(BudgetExceededError):
+        client().get_json("limits/")
+    assert rsp.call_count == 1
+
+
+@responses.activate
+def test_body_cut_off_mid_transfer_is_retried() -> None:
+    responses.get(f"{BASE}limits/", body=requests.exceptions.ChunkedEncodingError("connection broken"))
+    responses.get(f"{BASE}limits/", body=requests.Timeout("read timed out"))
+    responses.get(f"{BASE}limits/", json={"ok": 1})
+    assert client().get_json("limits/") == {"ok": 1}

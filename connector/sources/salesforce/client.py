@@ -33,6 +33,13 @@ log = structlog.get_logger(__name__)
 
 RETRIABLE_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "QUERY_TIMEOUT"})
 COMPOSITE_MAX = 200
+# A body cut off mid-transfer is as transient as a reset connection (requests raises these while reading it).
+TRANSIENT_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
 
 
 class SalesforceRequestError(ConfigError):
@@ -101,9 +108,11 @@ def raise_for_status(resp: requests.Response, what: str) -> None:
     text = f"{what}: HTTP {status} {code or ''} {message}".strip()
     retry_after = parse_retry_after(resp.headers.get("Retry-After"))
     if code == "REQUEST_LIMIT_EXCEEDED":
-        # The daily allocation is spent: stop cleanly instead of retrying into a wall. The concurrent-request
-        # kind ("ConcurrentPerOrgLongTxn ...") clears within seconds and is retried.
-        if "concurren" not in message.lower():
+        # The daily allocation is spent (403 "TotalRequests Limit exceeded"): stop cleanly instead of retrying
+        # into a wall. The concurrent-request kind (403 "ConcurrentPerOrgLongTxn ..." or a 429) clears within
+        # seconds and is retried.
+        lowered = message.lower()
+        if "totalrequests" in lowered or (status != 429 and "concurren" not in lowered):
             raise BudgetExceededError(text)
         raise RetriableError(text, retry_after=retry_after, code=code)
     if status == 429 or status >= 500 or code in RETRIABLE_CODES:
@@ -231,6 +240,8 @@ class SalesforceClient:
         extra: dict[str, str],
         label: str,
     ) -> requests.Response:
+        # A 401 straight after a fresh login means the credentials lack access: ConfigError, no second login.
+        # (A later attempt of the retry policy may log in again: by then the fresh session had worked.)
         relogged = False
         while True:
             self.budget.check()
@@ -243,7 +254,7 @@ class SalesforceClient:
             self._count()
             try:
                 resp = self.http.request(method, url, params=params, data=body, headers=headers)
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except TRANSIENT_ERRORS as exc:
                 raise RetriableError(f"{label}: {type(exc).__name__}", code=type(exc).__name__) from None
             self.budget.update(resp.headers.get("Sforce-Limit-Info"))
             if resp.status_code == 401 and not relogged and self.conn.auth != "session":
