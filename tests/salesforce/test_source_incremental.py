@@ -189,14 +189,14 @@ def test_bulk_query_above_threshold_streams_by_locator() -> None:
         body=header + '00Q3,2026-10-01T03:00:00.000Z,false,Open,false,,"a,b@x.nl",Z\n',
         headers={"Sforce-Locator": "L2", "Sforce-NumberOfRecords": "1"},
         content_type="text/csv",
-        match=[responses.matchers.query_param_matcher({"maxRecords": "2000"})],
+        match=[responses.matchers.query_param_matcher({"maxRecords": "10000"})],
     )
     responses.get(
         f"{BASE}jobs/query/750Q/results",
         body=header + "00Q1,2026-10-01T01:00:00.000Z,true,Open,false,,,\n",
         headers={"Sforce-Locator": "null"},
         content_type="text/csv",
-        match=[responses.matchers.query_param_matcher({"maxRecords": "2000", "locator": "L2"})],
+        match=[responses.matchers.query_param_matcher({"maxRecords": "10000", "locator": "L2"})],
     )
     batches = list(make_source(bulk_threshold=2).read({}, ctx()))
     body = json.loads(created.calls[0].request.body)

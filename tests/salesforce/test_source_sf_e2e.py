@@ -111,7 +111,7 @@ def test_2500_leads_across_pages_then_only_changes_and_deletions(sf_sandbox) -> 
 def test_bulk_query_above_threshold_is_streamed_by_locator(sf_sandbox) -> None:
     ids = seed_leads(sf_sandbox, 450)
     sf_sandbox.store.delete("Lead", ids[0])
-    src = make_source(sf_sandbox, bulk_threshold=100, page_size=200)
+    src = make_source(sf_sandbox, bulk_threshold=100, bulk_page_size=200)
     sf_sandbox.reset_calls()
     batches = list(src.read({}, run_ctx(sf_sandbox)))
     records, deleted, _ = drain(batches)
@@ -120,6 +120,16 @@ def test_bulk_query_above_threshold_is_streamed_by_locator(sf_sandbox) -> None:
     assert [b.cursor is None for b in batches] == [True, True, False]
     assert sf_sandbox.call_counts()["bulk2.query"] >= 4  # create, status, 3 result pages
     assert all(src.map("Lead", r).values["lead_status"] == "new" for r in records)
+
+
+def test_bulk_pages_are_larger_than_rest_pages(sf_sandbox) -> None:
+    seed_leads(sf_sandbox, 450)
+    src = make_source(sf_sandbox, bulk_threshold=100, page_size=200, bulk_page_size=5000)
+    sf_sandbox.reset_calls()
+    batches = list(src.read({}, run_ctx(sf_sandbox)))
+    assert [len(b.records) for b in batches] == [450]
+    # create, two status polls (the first reports InProgress), one result page; the REST page size is moot
+    assert sf_sandbox.call_counts()["bulk2.query"] == 4
 
 
 def test_unknown_status_reported_and_converted_lead_merges_with_contact(sf_sandbox) -> None:
