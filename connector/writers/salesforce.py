@@ -32,9 +32,10 @@ from .base import LabelChange, Member, SegmentChange, WriterConfigBase, WriteRes
 
 log = structlog.get_logger(__name__)
 
-AUTO_ASSIGN_OFF = {"Sforce-Auto-Assign": "FALSE"}
+AUTO_ASSIGN_OFF = {"Sforce-Auto-Assign": "FALSE"}  # sent on every write, whatever it writes
 BULK_JOB_CALLS = 6  # create, upload, close, >=1 status poll, failed results (+ unprocessed when it failed)
-ALREADY_DONE = {"DUPLICATE_VALUE", "ENTITY_IS_DELETED"}
+ALREADY_MEMBER = {"DUPLICATE_VALUE"}  # adding: the person is in the campaign already
+ALREADY_GONE = {"ENTITY_IS_DELETED"}  # removing: the member row is gone already
 PERSON_OBJECTS = ("Contact", "Lead")  # preference order for a campaign member
 
 
@@ -76,6 +77,9 @@ class SalesforceWriter:
         self.client = client
         self._campaigns: dict[str, _Campaign] = {}
         self._checked_labels: set[str] = set()
+        # Strict mirroring must also run when a segment did not change (someone may have added members by
+        # hand since): the run loop then hands over every segment each run. Non-strict ones return at once.
+        self.publishes_snapshots = any(t.strict for t in cfg.campaigns.values())
 
     @classmethod
     def from_config(cls, cfg: SalesforceWriterConfig, env: PluginEnv) -> SalesforceWriter:
@@ -235,6 +239,7 @@ class SalesforceWriter:
                 "POST",
                 "sobjects/Campaign",
                 json_body={"Name": target.campaign, "IsActive": True},
+                headers=AUTO_ASSIGN_OFF,
                 what="create campaign",
             ).json()
             campaign_id = str(created["id"])
@@ -289,10 +294,12 @@ class SalesforceWriter:
             chunk = keys[start_at : start_at + COMPOSITE_MAX]
 
             def send(ks: list[str]) -> list[dict[str, Any]]:
-                return self.client.composite("POST", [rows[k] for k in ks], what="add campaign members")
+                return self.client.composite(
+                    "POST", [rows[k] for k in ks], headers=AUTO_ASSIGN_OFF, what="add campaign members"
+                )
 
             for key, outcome in self._collection(chunk, send, "add campaign members").items():
-                if outcome is not None and outcome[0] not in ALREADY_DONE:
+                if outcome is not None and outcome[0] not in ALREADY_MEMBER:
                     result.failed[key] = RecordError(outcome[1], code=outcome[0])
 
     def _member_rows(self, campaign: _Campaign, record_ids: list[str]) -> Iterator[dict[str, Any]]:
@@ -322,18 +329,24 @@ class SalesforceWriter:
 
     def _remove_strangers(self, campaign: _Campaign, members: list[Member], result: WriteResult) -> int:
         keep = {r.id for m in members for r in m.refs if r.source == self.source}
-        strangers = [
-            str(row["Id"])
-            for row in self.client.query_all(
-                f"SELECT Id, ContactId, LeadId FROM CampaignMember WHERE CampaignId = {soql.literal(campaign.id)}"
-            )
-            if str(row.get("ContactId")) not in keep and str(row.get("LeadId")) not in keep
-        ]
-        outcomes = self._delete_rows(strangers)
-        failed = [rid for rid, o in outcomes.items() if o is not None]
+        removed = failed = 0
+        # page by page: a campaign can hold far more members than should sit in memory; deleting rows does
+        # not disturb the query cursor (a snapshot)
+        for page in self.client.query_pages(
+            f"SELECT Id, ContactId, LeadId FROM CampaignMember WHERE CampaignId = {soql.literal(campaign.id)}"
+        ):
+            strangers = [
+                str(row["Id"])
+                for row in page
+                if str(row.get("ContactId")) not in keep and str(row.get("LeadId")) not in keep
+            ]
+            outcomes = self._delete_rows(strangers)
+            bad = sum(1 for o in outcomes.values() if o is not None)
+            removed += len(strangers) - bad
+            failed += bad
         if failed:
-            result.notes.append(f"strict: {len(failed)} campaign member(s) could not be removed")
-        return len(strangers) - len(failed)
+            result.notes.append(f"strict: {failed} campaign member(s) could not be removed")
+        return removed
 
     def _delete_rows(self, row_ids: list[str]) -> dict[str, Outcome]:
         outcomes: dict[str, Outcome] = {}
@@ -341,10 +354,12 @@ class SalesforceWriter:
             chunk = row_ids[start_at : start_at + COMPOSITE_MAX]
 
             def send(ids: list[str]) -> list[dict[str, Any]]:
-                return self.client.composite("DELETE", ids=ids, what="remove campaign members")
+                return self.client.composite(
+                    "DELETE", ids=ids, headers=AUTO_ASSIGN_OFF, what="remove campaign members"
+                )
 
             for rid, outcome in self._collection(chunk, send, "remove campaign members").items():
-                outcomes[rid] = None if outcome is None or outcome[0] in ALREADY_DONE else outcome
+                outcomes[rid] = None if outcome is None or outcome[0] in ALREADY_GONE else outcome
         return outcomes
 
     # -- one sObject Collections call, with row-lock retries of only the locked records ----------------------

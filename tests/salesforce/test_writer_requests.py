@@ -317,3 +317,62 @@ def test_target_needs_a_salesforce_source() -> None:
     fake_env = SimpleNamespace(app=SimpleNamespace(sources=[]), policy=None, environ=SESSION_ENV)
     with pytest.raises(ConfigError, match="missing"):
         SalesforceWriter.from_config(cfg, fake_env)
+
+
+@responses.activate
+def test_every_campaign_write_sends_auto_assign_off() -> None:
+    rows = [{"Id": "00vA", "ContactId": "003A", "LeadId": None}]
+    campaign_queries(["Sent"], rows)
+    responses.post(f"{BASE}sobjects/Campaign", json={"id": "701N", "success": True, "errors": []})
+    Collections()
+    w = writer(campaigns={"renewal": {"campaign": "New one", "create": True}})
+    adds, removes = [member("pb", ("Lead", "00QB"))], [member("pa", ("Contact", "003A"))]
+    w.sync_segment(SegmentChange("renewal", adds, adds, removes), ctx())
+    writes = [c.request for c in responses.calls if c.request.method != "GET"]
+    assert [r.method for r in writes] == ["POST", "POST", "DELETE"]  # campaign, member add, member remove
+    assert all(r.headers.get("Sforce-Auto-Assign") == "FALSE" for r in writes)
+
+
+@responses.activate
+def test_adding_a_deleted_person_fails_but_removing_a_deleted_row_is_done() -> None:
+    rows = [{"Id": "00vA", "ContactId": "003A", "LeadId": None}]
+    campaign_queries(["Sent"], rows)
+    coll = Collections()
+    coll.errors["00QB"] = ["ENTITY_IS_DELETED"]
+    coll.errors["00vA"] = ["ENTITY_IS_DELETED"]
+    adds, removes = [member("pb", ("Lead", "00QB"))], [member("pa", ("Contact", "003A"))]
+    result = writer().sync_segment(SegmentChange("renewal", adds, adds, removes), ctx())
+    # the add did not happen: kept as failed, so state never claims a membership Salesforce lacks
+    assert {k: e.code for k, e in result.failed.items()} == {"pb": "ENTITY_IS_DELETED"}
+
+
+@responses.activate
+def test_strict_removal_deletes_page_by_page() -> None:
+    first = [{"Id": f"00vX{i:03d}", "ContactId": f"003X{i:03d}", "LeadId": None} for i in range(3)]
+    second = [{"Id": "00vY", "ContactId": "003Y", "LeadId": None}]
+
+    def answer(request):
+        q = urllib.parse.parse_qs(urllib.parse.urlparse(request.url).query)["q"][0]
+        if "FROM Campaign " in q:
+            return (200, {}, json.dumps(page([{"Id": "701C", "Name": "Renewal 2027"}])))
+        if "FROM CampaignMemberStatus" in q:
+            return (200, {}, json.dumps(page([{"Label": "Sent"}])))
+        return (200, {}, json.dumps(page(first, "/services/data/v59.0/query/01gM-3")))
+
+    responses.add_callback(responses.GET, f"{BASE}query/", callback=answer)
+    responses.get(f"{BASE}query/01gM-3", json=page(second))
+    coll = Collections()
+    w = writer(campaigns={"renewal": {"campaign": "Renewal 2027", "strict": True}})
+    result = w.sync_segment(SegmentChange("renewal", [], [], []), ctx())
+    assert coll.deleted == [["00vX000", "00vX001", "00vX002"], ["00vY"]]
+    order = [c.request.method + " " + c.request.path_url.split("?")[0] for c in responses.calls]
+    # the first page's strangers are gone before the second page is fetched: one page in memory at a time
+    assert order.index("DELETE /services/data/v59.0/composite/sobjects") < order.index(
+        "GET /services/data/v59.0/query/01gM-3"
+    )
+    assert result.notes == ["strict: removed 4 member(s) not in segment renewal"]
+
+
+def test_strict_campaigns_ask_for_every_segment_each_run() -> None:
+    assert writer().publishes_snapshots is False
+    assert writer(campaigns={"renewal": {"campaign": "R", "strict": True}}).publishes_snapshots is True

@@ -1,0 +1,90 @@
+"""Salesforce behaviour that only shows through the whole job (`Runner`), against the seeded loopback world."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector.config import load_config
+from connector.demo.config_template import DEMO_CONFIG
+from connector.demo.dataset import generate
+from connector.demo.world import World, seeded_world
+from connector.pipeline import Runner
+from connector.retry import RetryPolicy
+from connector.state import StateStore
+
+pytestmark = pytest.mark.e2e
+AS_OF = dt.date(2026, 11, 23)
+SF_WRITE_KINDS = {"composite/sobjects", "sobject.post", "sobject.patch", "sobject.delete", "bulk2.ingest"}
+
+WorldFactory = Callable[[str], tuple[World, Runner]]
+
+
+@pytest.fixture
+def make_world(tmp_path: Path) -> Iterator[WorldFactory]:
+    """`make_world(config_text) -> (world, runner)`: the demo population, 120 people, under a given config."""
+    with_worlds: list[Any] = []
+
+    def build(config_text: str) -> tuple[World, Runner]:
+        manager = seeded_world(tmp_path, generate(120, AS_OF, seed=5), AS_OF, seed=5, config_text=config_text)
+        world = manager.__enter__()
+        with_worlds.append(manager)
+        config = load_config(world.config_path)
+        return world, Runner(
+            config, environ=world.environ, policy=RetryPolicy(attempts=12, sleep=lambda s: None)
+        )
+
+    yield build
+    for manager in with_worlds:
+        manager.__exit__(None, None, None)
+
+
+def sf_writes(world: World) -> int:
+    return sum(n for kind, n in world.sf.call_counts().items() if kind in SF_WRITE_KINDS)
+
+
+def campaign_members(world: World, name: str) -> set[str]:
+    campaign = next(c for c in world.sf.store.all("Campaign") if c["Name"] == name)
+    return {
+        m["ContactId"] or m["LeadId"]
+        for m in world.sf.store.all("CampaignMember")
+        if m["CampaignId"] == campaign["Id"]
+    }
+
+
+def test_strict_campaign_drops_a_hand_added_member_even_when_the_segment_did_not_change(make_world) -> None:
+    strict = DEMO_CONFIG.replace(
+        'win-back: {{campaign: "Win-back", member_status: Sent, create: true}}',
+        'win-back: {{campaign: "Win-back", member_status: Sent, create: true, strict: true}}',
+    )
+    assert strict != DEMO_CONFIG
+    world, runner = make_world(strict)
+    runner.execute("run", AS_OF)
+    synced = campaign_members(world, "Win-back")
+    assert synced
+    campaign = next(c for c in world.sf.store.all("Campaign") if c["Name"] == "Win-back")
+    stranger = next(c["Id"] for c in world.sf.store.all("Contact") if c["Id"] not in synced)
+    world.sf.store.insert(
+        "CampaignMember", {"CampaignId": campaign["Id"], "ContactId": stranger, "Status": "Sent"}
+    )
+
+    world.sf.reset_calls()
+    summary = runner.execute("run", AS_OF)
+    assert (
+        summary.segments["sf_out"]["win-back"]["adds"]
+        == 0
+        == summary.segments["sf_out"]["win-back"]["removes"]
+    )
+    assert campaign_members(world, "Win-back") == synced  # the stranger is gone, the segment's members stay
+    assert world.sf.call_counts()["composite/sobjects"] == 1  # one delete; the label writes had nothing to do
+
+    world.sf.reset_calls()
+    runner.execute("run", AS_OF)
+    assert sf_writes(world) == 0  # mirrored already: reads only
+    state = StateStore(world.config_path.parent / "state.sqlite")
+    assert len(state.members("sf_out")["win-back"]) == len(synced)
+    state.close()
