@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+import jwt
+from cryptography import x509
+
 from .wire import Request, Response
 
 ORG_ID = "00D5g000004SbxAEAS"
@@ -30,6 +33,10 @@ class Credentials:
     security_token: str = "SANDBOXTOKEN42"
     client_id: str = "3MVG9sandbox.consumer.key"
     client_secret: str = "sandbox-consumer-secret"
+    # The certificate (or public key) PEM uploaded to the connected app for the JWT bearer flow. When set,
+    # assertions must be RS256-signed by its private key, as in a real org; when None, signatures go unchecked
+    # (so a test can mint an assertion without a key pair).
+    jwt_public_key: str | None = None
 
 
 @dataclass
@@ -93,10 +100,17 @@ def oauth_token(req: Request, creds: Credentials, sessions: Sessions, instance_u
         if client_id != creds.client_id or client_secret != creds.client_secret:
             return _oauth_error("invalid_client", "invalid client credentials")
     elif grant == JWT_BEARER:
-        claims = _jwt_claims(form.get("assertion", ""))
+        claims = _jwt_claims(form.get("assertion", ""), creds.jwt_public_key)
         if claims is None:
             return _oauth_error("invalid_grant", "invalid assertion")
-        if claims.get("iss") != creds.client_id or claims.get("sub") != creds.username:
+        if claims.get("iss") != creds.client_id:
+            return _oauth_error("invalid_client_id", "client identifier invalid")
+        if claims.get("aud") not in _audiences(instance_url):
+            return _oauth_error("invalid_grant", "audience is invalid")
+        exp = claims.get("exp")
+        if not isinstance(exp, int | float) or exp < time.time():
+            return _oauth_error("invalid_grant", "expired assertion")
+        if claims.get("sub") != creds.username:
             return _oauth_error("invalid_grant", "authentication failure")
     else:
         return _oauth_error("unsupported_grant_type", "grant type not supported")
@@ -120,8 +134,24 @@ def _oauth_error(code: str, description: str) -> Response:
     return Response.json({"error": code, "error_description": description}, status=400)
 
 
-def _jwt_claims(assertion: str) -> dict[str, Any] | None:
-    """The JWT's claims; the signature is deliberately not verified (the sandbox holds no public key)."""
+def _audiences(instance_url: str) -> tuple[str, ...]:
+    """What a real org accepts as `aud` (login / test), plus this sandbox's own URL (it is the login server)."""
+    return ("https://login.salesforce.com", "https://test.salesforce.com", instance_url)
+
+
+def _jwt_claims(assertion: str, public_key: str | None) -> dict[str, Any] | None:
+    """The JWT's claims: signature checked against the connected app's key when one is registered."""
+    if public_key is not None:
+        try:
+            claims = jwt.decode(
+                assertion,
+                _verifying_key(public_key),
+                algorithms=["RS256"],
+                options={"verify_aud": False, "verify_exp": False},  # checked by the caller, with its errors
+            )
+        except jwt.PyJWTError:
+            return None
+        return claims if isinstance(claims, dict) else None
     parts = assertion.split(".")
     if len(parts) != 3:
         return None
@@ -131,6 +161,13 @@ def _jwt_claims(assertion: str) -> dict[str, Any] | None:
     except (binascii.Error, ValueError):
         return None
     return claims if isinstance(claims, dict) else None
+
+
+def _verifying_key(pem: str) -> Any:
+    """A public key from a certificate PEM (what a connected app holds) or a bare public key PEM."""
+    if "BEGIN CERTIFICATE" in pem:
+        return x509.load_pem_x509_certificate(pem.encode()).public_key()
+    return pem
 
 
 _SOAP_FIELD = r"<(?:\w+:)?{name}>(.*?)</(?:\w+:)?{name}>"

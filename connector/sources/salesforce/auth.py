@@ -50,6 +50,8 @@ class SalesforceConnection(StrictModel):
     api_version: str = "59.0"
     env_prefix: str = "SF_"
     ca_bundle: str | None = None  # a CA bundle path (the sandbox's self-signed certificate)
+    # JWT bearer `aud`; by default derived from where we log in (login / test, or an Experience Cloud site)
+    jwt_audience: str | None = None
     timeout_seconds: float = Field(default=30.0, gt=0)
 
     @field_validator("api_version")
@@ -70,6 +72,13 @@ class SalesforceConnection(StrictModel):
         if parsed.scheme != "https" or not parsed.netloc:
             raise ValueError("login_url must be an https:// URL")
         return f"https://{parsed.netloc}"
+
+    @field_validator("jwt_audience")
+    @classmethod
+    def _audience(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("https://"):
+            raise ValueError("jwt_audience must be an https:// URL")
+        return value.rstrip("/") if value else value
 
     @field_validator("domain")
     @classmethod
@@ -92,10 +101,18 @@ class SalesforceConnection(StrictModel):
             host = f"{host}.my"
         return f"https://{host}.salesforce.com"
 
-    def jwt_audience(self) -> str:
-        if self.login_url:
-            return self.login_url
-        return "https://test.salesforce.com" if self.domain == "test" else "https://login.salesforce.com"
+    def audience(self) -> str:
+        """The JWT bearer `aud`. Salesforce accepts only https://login.salesforce.com (production orgs, also
+        when logging in through their My Domain), https://test.salesforce.com (sandboxes) or an Experience
+        Cloud site's own URL, never a My Domain host."""
+        if self.jwt_audience:
+            return self.jwt_audience
+        host = (urlparse(self.login_base()).hostname or "").lower()
+        if host == "test.salesforce.com" or host.endswith(".sandbox.my.salesforce.com"):
+            return "https://test.salesforce.com"
+        if host == "login.salesforce.com" or host.endswith(".my.salesforce.com"):
+            return "https://login.salesforce.com"
+        return self.login_base()  # a site (or a loopback sandbox) is its own audience
 
 
 class SalesforceSecrets(BaseSettings):
@@ -223,7 +240,7 @@ def _run_flow(
     claims = {
         "iss": str(secrets.client_id),
         "sub": str(secrets.username),
-        "aud": conn.jwt_audience(),
+        "aud": conn.audience(),
         "exp": int((dt.datetime.now(dt.UTC) + dt.timedelta(minutes=3)).timestamp()),
     }
     try:
