@@ -88,3 +88,27 @@ def test_strict_campaign_drops_a_hand_added_member_even_when_the_segment_did_not
     state = StateStore(world.config_path.parent / "state.sqlite")
     assert len(state.members("sf_out")["win-back"]) == len(synced)
     state.close()
+
+
+def test_a_purged_member_leaves_its_campaign_at_the_next_reconciliation(make_world) -> None:
+    world, runner = make_world(DEMO_CONFIG)
+    now = dt.datetime.now(dt.UTC)
+    runner.clock = lambda: now
+    runner.execute("run", AS_OF)
+    members = campaign_members(world, "Win-back")
+    gone = sorted(members)[0]
+    sobject = "Lead" if gone.startswith("00Q") else "Contact"
+    world.sf.store.purge(sobject, gone)  # deleted while connector was not running, recycle bin since emptied
+
+    runner.clock = lambda: now + dt.timedelta(hours=1)
+    summary = runner.execute("run", AS_OF)
+    assert summary.segments["sf_out"]["win-back"]["removes"] == 0  # queryAll cannot tell: not yet noticed
+
+    runner.clock = lambda: now + dt.timedelta(days=8)  # the weekly reconciliation is due
+    summary = runner.execute("run", AS_OF)
+    assert summary.read["sf_prod"]["deleted"] >= 1
+    assert summary.segments["sf_out"]["win-back"]["removes"] == 1
+    state = StateStore(world.config_path.parent / "state.sqlite")
+    assert not [ref for ref in state.labels("sf_out") if ref.endswith(gone)]
+    assert len(state.members("sf_out")["win-back"]) == len(members) - 1
+    state.close()

@@ -185,6 +185,21 @@ def test_bulk_ingest_insert_upsert_delete(
     ok, _ = run("delete", f"Id\n{contact['Id']}\n")
     assert ok[0]["sf__Id"] == contact["Id"]
     assert sf_sandbox.store.all("Contact") == []
+    assert [r["Id"] for r in sf_sandbox.store.all("Contact", include_deleted=True)] == [contact["Id"]]
+    other = sf_sandbox.store.insert("Contact", {"LastName": "B"})
+    ok, _ = run("hardDelete", f"Id\n{other}\n")
+    assert ok[0]["sf__Id"] == other
+    # a hard delete skips the recycle bin: not even queryAll returns it
+    assert other not in [r["Id"] for r in sf_sandbox.store.all("Contact", include_deleted=True)]
+    everything = sf_http.get(f"{sf_api}/queryAll", params={"q": "SELECT Id FROM Contact"}, timeout=10).json()
+    assert [r["Id"] for r in everything["records"]] == [contact["Id"]]
+    sf_sandbox.store.purge("Contact", contact["Id"])  # the recycle bin emptied
+    assert (
+        sf_http.get(f"{sf_api}/queryAll", params={"q": "SELECT Id FROM Contact"}, timeout=10).json()[
+            "totalSize"
+        ]
+        == 0
+    )
 
 
 def test_bulk_ingest_unknown_column_fails_the_job(sf_http: requests.Session, sf_api: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from types import SimpleNamespace
 from typing import Any
 
@@ -203,3 +204,35 @@ def test_daily_limit_stops_the_read_cleanly(sf_sandbox) -> None:
     with pytest.raises(BudgetExceededError):
         list(src.read({}, run_ctx(sf_sandbox)))
     assert sum(v for k, v in sf_sandbox.call_counts().items() if k != "login") == 1  # no retry storm
+
+
+def test_purged_records_and_records_leaving_where_are_reconciled_periodically(sf_sandbox) -> None:
+    ids = seed_leads(sf_sandbox, 6)
+    objects = {"Lead": {**OBJECTS["Lead"], "where": "Status != 'Closed - Not Converted'"}}
+    src = make_source(sf_sandbox, objects=objects, reconcile_every_hours=24)
+    first = run_ctx(sf_sandbox)
+    records, _, cursors = drain(list(src.read({}, first)))
+    assert len(records) == 6
+    assert all(b.live_ids is None for b in src.read(cursors, run_ctx(sf_sandbox)))  # the full read counts
+
+    sf_sandbox.store.purge("Lead", ids[1])  # deleted and the recycle bin emptied: queryAll never says so
+    sf_sandbox.store.update("Lead", ids[2], {"Status": "Closed - Not Converted"})  # leaves the where filter
+    sf_sandbox.store.update("Lead", ids[3], {"LastName": "Still here"})
+    day_later = first.started_at + dt.timedelta(hours=25)
+    batches = list(src.read(cursors, RunContext(as_of=day_later.date(), started_at=day_later)))
+    records, deleted, cursors = drain(batches)
+    assert [r["Id"] for r in records] == [ids[3]] and deleted == []  # the cursor alone misses both
+    assert batches[-1].live_ids == {ids[0], ids[3], ids[4], ids[5]}
+    assert batches[-1].cursor is not None  # the reconciliation time rides on the cursor
+
+    again = list(src.read(cursors, RunContext(as_of=day_later.date(), started_at=day_later)))
+    assert all(b.live_ids is None for b in again)  # not due again for another 24 hours
+
+
+def test_reconciliation_can_be_switched_off(sf_sandbox) -> None:
+    seed_leads(sf_sandbox, 2)
+    src = make_source(sf_sandbox, reconcile_every_hours=None)
+    old = json.dumps({"ts": "2026-01-01T00:00:00.000Z", "seen": {}})  # a cursor without a reconciliation time
+    assert all(b.live_ids is None for b in src.read({"Lead": old}, run_ctx(sf_sandbox)))
+    src = make_source(sf_sandbox)
+    assert [b.live_ids is not None for b in src.read({"Lead": old}, run_ctx(sf_sandbox))][-1]

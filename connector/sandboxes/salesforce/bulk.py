@@ -403,8 +403,11 @@ def _ingest_one(sb: SalesforceSandbox, job: Job, values: dict[str, str]) -> tupl
         raise SObjectError(
             "UNABLE_TO_LOCK_ROW", f"unable to obtain exclusive access to this record or 1 records: {norm}"
         )
-    if job.operation in ("delete", "hardDelete"):
+    if job.operation == "delete":
         store.delete(job.object, norm, api=True)
+    elif job.operation == "hardDelete":
+        store.delete(job.object, norm, api=True)
+        store.purge(job.object, norm)  # skips the recycle bin: queryAll never sees it again
     else:
         store.update(job.object, norm, fields, api=True, from_csv=True)
     return norm, False

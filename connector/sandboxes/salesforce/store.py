@@ -54,6 +54,7 @@ class Transaction:
                 self._store._where.pop(record_id, None)
             else:
                 table[record_id] = before
+                self._store._where[record_id] = sobject  # a purged record comes back too
         self.entries.clear()
         self._store._rebuild_indexes()
 
@@ -222,6 +223,21 @@ class Store:
             self._tables[obj.name][row["Id"]] = row
             self._unindex(obj.name, row)
             self._cascade_delete(obj.name, row["Id"])
+
+    def purge(self, sobject: str, record_id: str) -> None:
+        """Remove a record for good, as emptying the recycle bin (or its 15 days running out) or a Bulk
+        `hardDelete` does: after this not even `queryAll` returns it. A live record is deleted first."""
+        with self.lock:
+            name = self._name(sobject)
+            norm = normalize_id(record_id) or ""
+            current = self._tables[name].get(norm)
+            if current is None:
+                raise SObjectError("INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {record_id}")
+            if not current["IsDeleted"]:
+                self.delete(name, norm)
+            self._journal(name, norm, self._tables[name][norm])
+            self._tables[name].pop(norm)
+            self._where.pop(norm, None)
 
     def touch(self, sobject: str, record_id: str, at: dt.datetime | None = None) -> dt.datetime:
         """Set LastModifiedDate/SystemModstamp to `at` (aware) or to the next clock tick; returns the stamp."""

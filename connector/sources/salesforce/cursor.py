@@ -5,6 +5,9 @@ older than records already read), so the records of that window come back on the
 each of them with the stamp it had when read; a record that comes back with the same stamp is skipped, one
 that changed since is read again. The list is capped: past the cap the oldest entries are dropped, which only
 means a harmless re-read.
+
+`reconciled` is when the object's ids were last reconciled (see `SalesforceSource`): purged records and records
+that left the YAML's `where` filter never come back through the cursor.
 """
 
 from __future__ import annotations
@@ -31,16 +34,18 @@ def _parse(text: str) -> dt.datetime:
 class Cursor:
     newest: dt.datetime | None = None
     seen: dict[str, dt.datetime] = field(default_factory=dict)  # record id -> SystemModstamp when read
+    reconciled: dt.datetime | None = None
 
     @classmethod
     def parse(cls, text: str | None) -> Cursor:
-        """From a stored cursor: JSON `{"ts": ..., "seen": {...}}`, or a bare ISO timestamp."""
+        """From a stored cursor: JSON `{"ts": ..., "seen": {...}, "rec": ...}`, or a bare ISO timestamp."""
         if not text:
             return cls()
         if text.lstrip().startswith("{"):
             data = json.loads(text)
             seen = {str(k): _parse(v) for k, v in (data.get("seen") or {}).items()}
-            return cls(_parse(data["ts"]) if data.get("ts") else None, seen)
+            reconciled = _parse(data["rec"]) if data.get("rec") else None
+            return cls(_parse(data["ts"]) if data.get("ts") else None, seen, reconciled)
         return cls(_parse(text))
 
     def lower_bound(self, overlap: dt.timedelta) -> dt.datetime | None:
@@ -61,6 +66,7 @@ class Cursor:
         floor = self.newest - overlap
         kept = sorted(((s, i) for i, s in self.seen.items() if s >= floor), reverse=True)[:MAX_SEEN]
         self.seen = {i: s for s, i in kept}
-        return json.dumps(
-            {"ts": _iso(self.newest), "seen": {i: _iso(s) for s, i in sorted(kept)}}, separators=(",", ":")
-        )
+        data: dict[str, object] = {"ts": _iso(self.newest), "seen": {i: _iso(s) for s, i in sorted(kept)}}
+        if self.reconciled is not None:
+            data["rec"] = _iso(self.reconciled)
+        return json.dumps(data, separators=(",", ":"))

@@ -5,6 +5,12 @@ paged by `nextRecordsUrl` (ordered by SystemModstamp, Id, a cursor after every p
 `bulk_threshold`, a Bulk API 2.0 `queryAll` job streamed by locator (Bulk cannot ORDER BY, so its cursor comes
 with the last page). Deleted rows (`IsDeleted = true`) go to `Batch.deleted`.
 
+Every `reconcile_every_hours` an object's live ids are read (`SELECT Id`, with the YAML `where`) and handed
+over as `Batch.live_ids`, so the run loop drops stored records the cursor can never report: records purged from
+the recycle bin (emptied, hard-deleted, or 15 days passed without a run) that `queryAll` no longer returns, and
+records changed so that they left the `where` filter. It costs one call per 2,000 records (REST) or one bulk
+job, so it runs on a period rather than every run; the first read of an object counts as one.
+
 Opportunities carry the contacts of their OpportunityContactRoles (looked up per page). A role added or removed
 later does not touch the opportunity's SystemModstamp, so roles have their own cursor: the opportunities of
 changed roles are read again.
@@ -69,6 +75,8 @@ class SalesforceSourceConfig(SourceConfigBase, SalesforceConnection):
     # or a bulk read would cost as many calls as paging REST; two pages are held in memory at a time
     bulk_page_size: int = Field(default=10000, ge=200, le=100000)
     overlap_seconds: int = Field(default=60, ge=0)
+    # how often the ids of each object are reconciled (purged records, records that left `where`); None: never
+    reconcile_every_hours: float | None = Field(default=168, gt=0)
     # reads stop cleanly (exit 6) before this share of the org's daily API allocation is used
     api_budget_share: float | None = Field(default=0.8, gt=0, le=1)
     objects: dict[str, SalesforceObjectMapping] = Field(min_length=1)
@@ -147,10 +155,14 @@ class SalesforceSource:
             cursor = Cursor.parse(cursors.get(obj))
             if obj == "Opportunity":
                 full_opportunity_read = cursor.newest is None
+            if cursor.newest is None:
+                cursor.reconciled = ctx.started_at  # a full read leaves nothing stale to reconcile
             for batch in self._read_object(obj, cursor, ctx):
                 if obj == "Opportunity":
                     opportunity_ids.update(str(r["Id"]) for r in batch.records)
                 yield batch
+            if self._reconcile_due(cursor, ctx):
+                yield self._reconcile(obj, cursor, ctx)
         if "Opportunity" in self.cfg.objects:
             if full_opportunity_read:
                 # every opportunity was just read with its current roles: no role change can be pending
@@ -236,6 +248,32 @@ class SalesforceSource:
         if extra:
             parts.append(extra)
         return " AND ".join(parts)
+
+    def _reconcile_due(self, cursor: Cursor, ctx: RunContext) -> bool:
+        every = self.cfg.reconcile_every_hours
+        if every is None or cursor.newest is None:
+            return False
+        return cursor.reconciled is None or ctx.started_at - cursor.reconciled >= dt.timedelta(hours=every)
+
+    def _reconcile(self, obj: str, cursor: Cursor, ctx: RunContext) -> Batch:
+        """Every id of `obj` that exists now (within `where`): stored records of other ids are gone."""
+        where = getattr(self.cfg.objects.get(obj), "where", None)
+        condition = f" WHERE ({where})" if where else ""
+        total = self.client.count(f"SELECT COUNT() FROM {obj}{condition}")
+        pages: Iterable[list[dict[str, Any]]]
+        if total > self.cfg.bulk_threshold:
+            pages = bulk.query_pages(
+                self.client,
+                f"SELECT Id FROM {obj}{condition}",
+                include_deleted=False,
+                page_size=self.cfg.bulk_page_size,
+            )
+        else:
+            pages = self.client.query_pages(f"SELECT Id FROM {obj}{condition}", batch_size=2000)
+        live = {str(r["Id"]) for page in pages for r in page if r.get("Id")}  # ids only, never whole records
+        cursor.reconciled = ctx.started_at
+        log.info("salesforce.reconcile", source=self.name, object=obj, live=len(live))
+        return Batch(object=obj, live_ids=live, cursor=cursor.dump(self._overlap))
 
     def _read_object(self, obj: str, cursor: Cursor, ctx: RunContext) -> Iterator[Batch]:
         fields = ", ".join(self._select[obj])
