@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from connector.context import RunContext
+from connector.errors import ConfigError
 from connector.retry import RetryPolicy
 from connector.sources.base import Batch
 from connector.sources.salesforce.source import SalesforceSource, SalesforceSourceConfig
@@ -236,3 +237,21 @@ def test_reconciliation_can_be_switched_off(sf_sandbox) -> None:
     assert all(b.live_ids is None for b in src.read({"Lead": old}, run_ctx(sf_sandbox)))
     src = make_source(sf_sandbox)
     assert [b.live_ids is not None for b in src.read({"Lead": old}, run_ctx(sf_sandbox))][-1]
+
+
+def test_parent_fields_are_checked_against_the_parent_describe(sf_sandbox) -> None:
+    account = sf_sandbox.store.insert("Account", {"Name": "Acme BV"})
+    sf_sandbox.store.insert("Contact", {"LastName": "C", "Email": "c@x.nl", "AccountId": account})
+    bad = {"Contact": {"fields": {"Email": "email", "Account.Nmae": "company", "Acount.Name": "first_name"}}}
+    src = make_source(sf_sandbox, objects=bad)
+    sf_sandbox.reset_calls()
+    with pytest.raises(ConfigError) as info:
+        list(src.read({}, run_ctx(sf_sandbox)))
+    assert "objects.Contact.fields.Account.Nmae: no such field" in str(info.value)
+    assert "objects.Contact.fields.Acount.Name: no such field" in str(info.value)
+    assert sf_sandbox.call_counts()["queryAll"] == 0  # refused before reading anything
+
+    good = {"Contact": {"fields": {"Email": "email", "Account.Name": "company"}}}
+    src = make_source(sf_sandbox, objects=good)
+    records, _, _ = drain(list(src.read({}, run_ctx(sf_sandbox))))
+    assert src.map("Contact", records[0]).values["company"] == "Acme BV"

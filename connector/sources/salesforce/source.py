@@ -196,11 +196,10 @@ class SalesforceSource:
             fields = self.client.field_names(obj)
         except ConfigError as exc:
             return [str(exc)]
-        relationships = {f.get("relationshipName") for f in fields.values() if f.get("relationshipName")}
         problems = [
             f"objects.{obj}.fields.{name}: no such field on {obj}"
             for name in mapping.fields
-            if not (name in fields or ("." in name and name.split(".", 1)[0] in relationships))
+            if not self._has_field(obj, name)
         ]
         select = [f for f in SYSTEM_FIELDS if f in fields]
         missing = [f for f in ("Id", "SystemModstamp") if f not in fields]
@@ -211,6 +210,27 @@ class SalesforceSource:
         select += list(mapping.fields)
         self._select[obj] = list(dict.fromkeys(select))
         return problems
+
+    def _has_field(self, obj: str, path: str) -> bool:
+        """Whether `path` (`Email`, or `Account.Owner.Email` through parent relationships) exists on `obj`.
+        Names compare exactly: the org answers with its own spelling, which is the key the mapper reads."""
+        fields = self.client.field_names(obj)
+        head, _, rest = path.partition(".")
+        if not rest:
+            return head in fields
+        parents = [f for f in fields.values() if f.get("relationshipName") == head]
+        if not parents:
+            return False
+        targets = [t for f in parents for t in (f.get("referenceTo") or [])]
+        if not targets:
+            return True  # the org does not say what the relationship points to: nothing more to check
+        for target in targets:  # polymorphic (Owner: User or Group): any one that has it will do
+            try:
+                if self._has_field(target, rest):
+                    return True
+            except ConfigError:
+                continue
+        return False
 
     def _load_meanings(self) -> OrgMeanings:
         meanings = OrgMeanings()
