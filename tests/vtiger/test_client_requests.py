@@ -275,3 +275,44 @@ def test_html_instead_of_an_envelope_is_a_config_error(fake: FakeVtiger) -> None
     fake.on("listtypes", (200, "<html>login page</html>"))
     with pytest.raises(ConfigError):
         client().call("listtypes")
+
+
+def test_a_malformed_result_is_retried_inside_the_policy(fake: FakeVtiger) -> None:
+    status, good = answer("query Leads where/order/limit")
+    fake.on("query", (200, json.dumps({"success": True, "result": {"not": "rows"}})), (status, good))
+    rows = client().query("select id from Leads;")
+    assert rows and rows[0]["id"] == "10x4"
+    assert [op for _, op in fake.ops()].count("query") == 2
+
+
+def test_a_malformed_result_that_persists_ends_as_unreachable(fake: FakeVtiger) -> None:
+    fake.on("describe", (200, json.dumps({"success": True, "result": []})))
+    with pytest.raises(UnreachableError):
+        client(attempts=2).describe("Leads")
+
+
+def test_an_empty_200_is_retried_never_data(fake: FakeVtiger) -> None:
+    fake.on("query", (200, ""), answer("query Leads where/order/limit"))
+    assert client().query("select id from Leads;")[0]["id"] == "10x4"
+
+
+def test_a_body_cut_short_is_retried() -> None:
+    import requests
+
+    attempts = 0
+
+    def serve(request: Any) -> tuple[int, dict[str, str], str]:
+        nonlocal attempts
+        operation = dict(parse_qsl(urlsplit(request.url).query) or parse_qsl(request.body or ""))["operation"]
+        if operation == "listtypes":
+            attempts += 1
+            if attempts == 1:
+                raise requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead")
+        status, body = answer(operation)
+        return status, {"Content-Type": "application/json"}, body
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.add_callback(responses.GET, ENDPOINT, callback=serve)
+        rsps.add_callback(responses.POST, ENDPOINT, callback=serve)
+        assert "types" in client().call("listtypes")
+    assert attempts == 2

@@ -252,7 +252,7 @@ def test_mapping_over_the_wire(vt_sandbox: VtigerSandbox) -> None:
     assert deal_fact.attach == [f"vt:Accounts:{account['id']}"]
     assert deal_fact.values["opportunity_won"] is True
     src.map("Leads", store.records["Leads"][odd["id"]])
-    assert src.unknown_values[("Leads", "lead_status", "NotAStatus")] == 1
+    assert src.unknown_values[("Leads.lead_status", "NotAStatus")] == 1
 
 
 def test_unknown_label_is_a_config_error_listing_labels(vt_sandbox: VtigerSandbox) -> None:

@@ -23,7 +23,7 @@ import requests
 import structlog
 from requests.adapters import HTTPAdapter
 
-from ...errors import ConfigError, RecordError, RetriableError
+from ...errors import ConfigError, ConnectorError, RecordError, RetriableError, UnreachableError
 from ...logs import register_secret
 from ...retry import RetryPolicy, parse_retry_after
 
@@ -57,6 +57,29 @@ class VtigerApiError(RecordError):
 
 class _SessionRejected(Exception):
     """Internal: the server no longer accepts our session; re-login once and repeat."""
+
+
+# A challenge token is per *user on a server*, and a new getchallenge replaces it, so every client of one
+# user (the source's and the writer's in one run, or two targets) must take turns at logging in, not only the
+# threads of one client.
+_LOGIN_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_LOGIN_LOCKS_GUARD = threading.Lock()
+
+
+def login_lock(endpoint: str, username: str) -> threading.Lock:
+    with _LOGIN_LOCKS_GUARD:
+        return _LOGIN_LOCKS.setdefault((endpoint, username), threading.Lock())
+
+
+def read_error(exc: VtigerApiError, what: str) -> ConnectorError:
+    """A `success: false` answer to a read the run depends on (a query, a describe) as a run-level error.
+
+    ACCESS_DENIED on a query built from describe means the user may not read that module or field: config.
+    Anything else (a syntax error, a database error) ends this system's part of the run, cursors kept.
+    """
+    if exc.code == "ACCESS_DENIED":
+        return ConfigError(f"{what}: {exc} (check the vtiger user's access to this module and its fields)")
+    return UnreachableError(f"{what}: {exc}")
 
 
 class VtigerClient:
@@ -94,30 +117,37 @@ class VtigerClient:
         self.on_call: Callable[[str], None] | None = None  # per-run hook, e.g. ctx.count_call
         self._session_name: str | None = None
         self.user_id: str | None = None
-        self._login_lock = threading.Lock()
+        self._login_lock = login_lock(self.endpoint, username)
         self._count_lock = threading.Lock()
 
     # -- public -------------------------------------------------------------------------------------------
-    def call(self, operation: str, params: Mapping[str, Any] | None = None, *, retry: bool = True) -> Any:
-        """Run `operation` with `params` (dict/list values are JSON-encoded) and return its `result`."""
+    def call(
+        self,
+        operation: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        retry: bool = True,
+        check: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        """Run `operation` with `params` (dict/list values are JSON-encoded) and return its `result`.
+
+        `check` validates (and may convert) the result inside each attempt, so a malformed answer is retried
+        like a 500 instead of escaping the policy as a bare `RetriableError`.
+        """
         encoded = _encode_params(params or {})
         if retry:
-            return self.policy.call(self._call_with_session, operation, encoded, what=f"vtiger {operation}")
-        return self._call_with_session(operation, encoded)
+            return self.policy.call(self._attempt, operation, encoded, check, what=f"vtiger {operation}")
+        return self._attempt(operation, encoded, check)
 
     def query(self, vtql: str, *, retry: bool = True) -> list[dict[str, Any]]:
-        result = self.call("query", {"query": vtql}, retry=retry)
-        return _rows(result, "query")
+        return list(self.call("query", {"query": vtql}, retry=retry, check=_rows))
 
     def query_related(self, record_id: str, related_label: str, vtql: str) -> list[dict[str, Any]]:
-        result = self.call("query_related", {"id": record_id, "relatedLabel": related_label, "query": vtql})
-        return _rows(result, "query_related")
+        params = {"id": record_id, "relatedLabel": related_label, "query": vtql}
+        return list(self.call("query_related", params, check=_rows))
 
     def describe(self, module: str) -> dict[str, Any]:
-        result = self.call("describe", {"elementType": module})
-        if not isinstance(result, dict):
-            raise RetriableError(f"vtiger describe {module}: unexpected result", code="BAD_RESPONSE")
-        return result
+        return dict(self.call("describe", {"elementType": module}, check=_describe))
 
     def revise(self, element: Mapping[str, Any], *, retry: bool = True) -> dict[str, Any]:
         return dict(self.call("revise", {"element": dict(element)}, retry=retry))
@@ -135,10 +165,8 @@ class VtigerClient:
         return self.call("add_related", params)
 
     def sync(self, module: str, modified_time: int, *, retry: bool = True) -> dict[str, Any]:
-        result = self.call("sync", {"modifiedTime": str(modified_time), "elementType": module}, retry=retry)
-        if not isinstance(result, dict) or "updated" not in result:
-            raise RetriableError(f"vtiger sync {module}: unexpected result", code="BAD_RESPONSE")
-        return result
+        params = {"modifiedTime": str(modified_time), "elementType": module}
+        return dict(self.call("sync", params, retry=retry, check=_sync_page))
 
     def close(self) -> None:
         # `logout` is HTTP 500 on stock 8.2 under PHP 8; sessions expire by themselves, so just drop ours.
@@ -190,6 +218,10 @@ class VtigerClient:
             log.info("vtiger.login", user=self.username, vtiger_version=result.get("vtigerVersion"))
             return
 
+    def _attempt(self, operation: str, params: dict[str, str], check: Callable[[Any], Any] | None) -> Any:
+        result = self._call_with_session(operation, params)
+        return check(result) if check is not None else result
+
     def _call_with_session(self, operation: str, params: dict[str, str]) -> Any:
         session = self._current_session()
         try:
@@ -222,10 +254,13 @@ class VtigerClient:
                 response = self.http.post(self.endpoint, data=data, timeout=self.timeout)
             else:
                 raise ValueError(f"unknown vtiger operation '{operation}'")
-        except (requests.ConnectionError, requests.Timeout) as exc:
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            # a reset or a body cut short mid-transfer is as transient as a refused connection
             raise RetriableError(
                 f"vtiger {operation}: {type(exc).__name__} talking to {self.endpoint}", code="CONNECTION"
             ) from None
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
+            raise ConfigError(f"vtiger url '{self.endpoint}' is not usable: {type(exc).__name__}") from None
         return self._parse(operation, response)
 
     def _parse(self, operation: str, response: requests.Response) -> Any:
@@ -241,6 +276,9 @@ class VtigerClient:
             raise ConfigError(f"vtiger {operation}: HTTP {status} from {self.endpoint}: check the url")
         if status >= 400:
             raise RecordError(f"vtiger {operation}: HTTP {status}", code=f"HTTP_{status}")
+        if not response.content.strip():
+            # PHP dying before it printed anything is not an answer (and not an empty result) whatever the status
+            raise RetriableError(f"vtiger {operation}: HTTP {status} with an empty body", code="EMPTY_BODY")
         body = _decode(response.text)
         if body is None:
             raise ConfigError(
@@ -287,7 +325,19 @@ def _decode(text: str) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-def _rows(result: Any, operation: str) -> list[dict[str, Any]]:
+def _rows(result: Any) -> list[dict[str, Any]]:
     if not isinstance(result, list):
-        raise RetriableError(f"vtiger {operation}: expected a list of rows", code="BAD_RESPONSE")
+        raise RetriableError("vtiger: expected a list of rows", code="BAD_RESPONSE")
     return [row for row in result if isinstance(row, dict)]
+
+
+def _describe(result: Any) -> dict[str, Any]:
+    if not isinstance(result, dict) or not isinstance(result.get("fields"), list):
+        raise RetriableError("vtiger describe: expected a module description", code="BAD_RESPONSE")
+    return result
+
+
+def _sync_page(result: Any) -> dict[str, Any]:
+    if not isinstance(result, dict) or not isinstance(result.get("updated"), list):
+        raise RetriableError("vtiger sync: expected updated/deleted lists", code="BAD_RESPONSE")
+    return result

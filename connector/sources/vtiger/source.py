@@ -41,7 +41,7 @@ from ...retry import RetryPolicy
 from ...schema import LEAD_STATUS_MEANINGS, OPPORTUNITY_MEANINGS, Fact, FactKind
 from ..base import Batch, SourceConfigBase
 from . import vtql
-from .client import VtigerClient
+from .client import VtigerApiError, VtigerClient, read_error
 from .describe import ModuleInfo
 
 log = structlog.get_logger(__name__)
@@ -180,7 +180,8 @@ class VtigerSource:
         self.name = cfg.name
         self.cfg = cfg
         self.client = client
-        self.unknown_values: Counter[tuple[str, str, str]] = Counter()  # (module, field, raw value)
+        # ("<module>.<field>", raw value): the (field, value) pairs the run summary reports, as every source
+        self.unknown_values: Counter[tuple[str, str]] = Counter()
         self.modules: dict[str, ModuleInfo] = {}
         self.specs: dict[str, VtigerModuleSpec] = {}
         self.columns: dict[str, list[str]] = {}
@@ -195,16 +196,13 @@ class VtigerSource:
         if module not in self.modules:
             try:
                 described = self.client.describe(module)
-            except ConfigError:
-                raise
-            except Exception as exc:
-                code = getattr(exc, "code", None)
-                if code == "ACCESS_DENIED":
+            except VtigerApiError as exc:
+                if exc.code == "ACCESS_DENIED":
                     raise ConfigError(
                         f"sources.{self.name}.modules.{module}: vtiger does not know this module "
                         "(or the user may not read it)"
                     ) from None
-                raise
+                raise read_error(exc, f"sources.{self.name}: describe {module}") from None
             self.modules[module] = ModuleInfo.from_describe(described)
         return self.modules[module]
 
@@ -301,8 +299,10 @@ class VtigerSource:
             try:
                 probe = self.client.sync(module, since, retry=self.sync_works is True)
                 self.sync_works = True
-            except (RetriableError, UnreachableError) as exc:
+            except (RetriableError, UnreachableError, VtigerApiError) as exc:
                 if self.cfg.incremental == "sync":
+                    if isinstance(exc, VtigerApiError):
+                        raise read_error(exc, f"sources.{self.name}: sync {module}") from None
                     raise
                 self.sync_works = False
                 log.warning("vtiger.sync.unavailable", source=self.name, module=module, error=str(exc))
@@ -334,7 +334,7 @@ class VtigerSource:
         while True:
             # keyset on id, not offsets: a deletion during the scan would shift offsets and hide a live id
             where = [vtql.Cond("id", ">", last)] if last else []
-            rows = self.client.query(vtql.select(module, ["id"], where=where, order_by="id"))
+            rows = self._query(module, vtql.select(module, ["id"], where=where, order_by="id"))
             page = [str(r["id"]) for r in rows if r.get("id")]
             ids.update(page)
             if len(rows) < vtql.PAGE_SIZE or not page:
@@ -348,10 +348,10 @@ class VtigerSource:
     def _read_sync(
         self, module: str, state: CursorState, started: dt.datetime, first: dict[str, Any]
     ) -> Iterator[Batch]:
-        result: dict[str, Any] | None = first
+        result = first
         since = int(state.modified.timestamp()) - 1 if state.modified else 0
         pages = records = 0
-        while result is not None:
+        while True:
             updated = [r for r in result.get("updated") or [] if isinstance(r, dict)]
             deleted = [str(i) for i in result.get("deleted") or []]
             last = int(result.get("lastModifiedTime") or since)
@@ -363,10 +363,20 @@ class VtigerSource:
             yield Batch(object=module, records=updated, deleted=deleted, cursor=state.encode())
             if not result.get("more"):
                 break
-            if last <= since:
-                raise RetriableError(f"vtiger sync {module}: 'more' without progress", code="SYNC_STUCK")
-            since = last
-            result = self.client.sync(module, since)
+            try:
+                if last <= since:
+                    raise RetriableError(f"vtiger sync {module}: 'more' without progress", code="SYNC_STUCK")
+                since = last
+                result = self.client.sync(module, since)
+            except (RetriableError, UnreachableError) as exc:
+                if self.cfg.incremental == "sync":
+                    raise UnreachableError(f"sources.{self.name}: {exc}") from None
+                # sync broke half way: go on by query from where it got to. Its `deleted` covered only up
+                # to here, so the module counts a query run (an id reconciliation follows in due course)
+                self.sync_works = False
+                log.warning("vtiger.sync.fallback", source=self.name, module=module, error=str(exc))
+                yield from self._read_query(module, state.but(query_runs=state.query_runs + 1), started)
+                return
         log.info("vtiger.read.sync", source=self.name, module=module, pages=pages, records=records)
 
     def _read_query(self, module: str, state: CursorState, started: dt.datetime) -> Iterator[Batch]:
@@ -381,7 +391,7 @@ class VtigerSource:
         while True:
             where = [vtql.Cond("modifiedtime", ">=", vtql.format_time(lower))] if lower else []
             query = vtql.select(module, columns, where=where, order_by="modifiedtime", known=known)
-            rows = self.client.query(query)
+            rows = self._query(module, query)
             pages += 1
             times = [_time_of(r, lower) for r in rows]
             if len(rows) < vtql.PAGE_SIZE:
@@ -400,21 +410,32 @@ class VtigerSource:
                 records += len(head)
                 yield Batch(object=module, records=head, cursor=cap(lower).encode())
                 continue
-            # a full page inside one second: read that second by id, then go on after it
-            offset = 0
+            # A full page inside one second: read that second by id, then go on after it. Keyset on id, not
+            # offsets: a record of that second modified meanwhile leaves it, and with offsets would shift
+            # the next page past a record never read (and the cursor then moves past that second).
+            after: str | None = None
             while True:
                 same = [vtql.Cond("modifiedtime", "=", vtql.format_time(lower))]
-                query = vtql.select(module, columns, where=same, order_by="id", offset=offset, known=known)
-                page = self.client.query(query)
+                if after is not None:
+                    same.append(vtql.Cond("id", ">", after))
+                query = vtql.select(module, columns, where=same, order_by="id", known=known)
+                page = self._query(module, query)
                 pages += 1
                 records += len(page)
-                if len(page) < vtql.PAGE_SIZE:
+                ids = [str(r["id"]) for r in page if r.get("id")]
+                if len(page) < vtql.PAGE_SIZE or not ids:
                     lower = lower + ONE_SECOND
                     yield Batch(object=module, records=page, cursor=cap(lower).encode())
                     break
                 yield Batch(object=module, records=page)
-                offset += vtql.PAGE_SIZE
+                after = max(ids, key=_crmid)
         log.info("vtiger.read.query", source=self.name, module=module, pages=pages, records=records)
+
+    def _query(self, module: str, query: str) -> list[dict[str, Any]]:
+        try:
+            return self.client.query(query)
+        except VtigerApiError as exc:
+            raise read_error(exc, f"sources.{self.name}: query on {module}") from None
 
     # -- mapping ------------------------------------------------------------------------------------------
     def map(self, obj: str, raw: dict[str, Any]) -> Fact:
@@ -424,15 +445,17 @@ class VtigerSource:
             raise ConfigError(f"sources.{self.name}: module {obj} is not configured")
         mapped = map_record(raw, spec)
         for field, value in mapped.unknown:
-            self.unknown_values[(obj, field, value)] += 1
-            log.warning(
-                "vtiger.unknown_value",
-                source=self.name,
-                module=obj,
-                field=field,
-                value=value,
-                id=raw.get("id"),
-            )
+            key = (f"{obj}.{field}", value)
+            if key not in self.unknown_values:  # once per value, not once per record carrying it
+                log.warning(
+                    "vtiger.unknown_value",
+                    source=self.name,
+                    module=obj,
+                    field=field,
+                    value=value,
+                    id=raw.get("id"),
+                )
+            self.unknown_values[key] += 1
         return mapped.fact
 
     def mapping_for(self, obj: str) -> ObjectMapping | None:
