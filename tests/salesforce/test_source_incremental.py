@@ -47,6 +47,7 @@ class FakeOrg:
             "OpportunityContactRole": describe("OpportunityContactRole", OCR_FIELDS),
         }
         self.filter: Callable[[str, dict[str, Any]], bool] = lambda q, r: True
+        self.headers: dict[str, str] = {}  # e.g. the org clock's `Date`
         responses.add_callback(
             responses.GET, re.compile(rf"{re.escape(BASE)}sobjects/\w+/describe"), self._describe
         )
@@ -72,11 +73,11 @@ class FakeOrg:
         obj = re.search(r"FROM (\w+)", q).group(1)
         rows = [r for r in self.rows.get(obj, []) if self.filter(q, r) and _in_window(q, r)]
         if q.startswith("SELECT COUNT()"):
-            return (200, {}, json.dumps({"totalSize": len(rows), "done": True, "records": []}))
+            return (200, self.headers, json.dumps({"totalSize": len(rows), "done": True, "records": []}))
         chunk = rows[start : start + self.page_size]
         more = start + self.page_size < len(rows)
         nxt = f"/services/data/v59.0/query/{self.soql.index(q)}-{start + self.page_size}" if more else None
-        return (200, {}, json.dumps(page(chunk, nxt)))
+        return (200, self.headers, json.dumps(page(chunk, nxt)))
 
 
 def _in_window(q: str, row: dict[str, Any]) -> bool:
@@ -286,3 +287,45 @@ def test_opportunities_carry_contact_roles_and_role_changes_reread_opportunity()
         "sf_prod:Contact:003B",
     ]
     assert second[-1].object == "OpportunityContactRole" and second[-1].cursor is not None
+
+
+def test_settled_bound_from_the_org_clock() -> None:
+    overlap = dt.timedelta(seconds=60)
+    newest = dt.datetime(2026, 10, 1, 8, 0, 0, 500000, tzinfo=dt.UTC)
+    cursor = Cursor()
+    cursor.note("00Q1", newest - dt.timedelta(seconds=30), newest)
+    cursor.note("00Q2", newest, newest)
+    # the org's clock barely passed the newest stamp: a late commit may still carry a stamp from the window
+    cursor.settle(newest + dt.timedelta(seconds=5), overlap, complete=True)
+    assert cursor.settled == newest - dt.timedelta(seconds=55)
+    bound = cursor.lower_bound(overlap)
+    assert bound is not None and bound.strict and bound.at == newest - dt.timedelta(seconds=55)
+    assert set(Cursor.parse(cursor.dump(overlap)).seen) == {"00Q1", "00Q2"}
+    # much later, with no change since: everything up to the newest stamp is read, nothing needs remembering
+    cursor.settle(newest + dt.timedelta(hours=1), overlap, complete=True)
+    back = Cursor.parse(cursor.dump(overlap))
+    assert back.settled == newest and back.seen == {}
+    assert back.already_read("00Q9", newest) and not back.already_read(
+        "00Q9", newest + dt.timedelta(seconds=1)
+    )
+    # a read cut short: records sharing the newest stamp may be on pages not read yet
+    partial = Cursor()
+    partial.note("00Q1", newest, newest)
+    partial.settle(newest + dt.timedelta(hours=1), overlap, complete=False)
+    assert partial.settled == newest - dt.timedelta(milliseconds=1)
+    assert not partial.already_read("00Q7", newest)
+    # without the org's clock the bound stays the inclusive overlap window
+    assert Cursor(newest=newest).lower_bound(overlap) == type(bound)(newest - overlap, strict=False)
+
+
+@responses.activate
+def test_strict_lower_bound_once_the_org_clock_has_passed() -> None:
+    rows = [lead(1, "2026-10-01T08:00:00.000+0000"), lead(2, "2026-10-01T09:00:00.000+0000")]
+    org = FakeOrg({"Lead": rows})
+    org.headers = {"Date": "Thu, 01 Oct 2026 10:00:00 GMT"}  # the org's clock, an hour after the newest stamp
+    src = make_source()
+    cursor = list(src.read({}, ctx()))[-1].cursor
+    assert json.loads(cursor)["set"] == "2026-10-01T09:00:00.000Z" and json.loads(cursor)["seen"] == {}
+    second = list(src.read({"Lead": cursor}, ctx()))
+    assert any("FROM Lead WHERE SystemModstamp > 2026-10-01T09:00:00Z AND" in q for q in org.soql)
+    assert [r for b in second for r in b.records] == []

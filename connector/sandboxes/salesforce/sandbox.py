@@ -8,6 +8,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from email.utils import formatdate
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -211,6 +212,8 @@ class SalesforceSandbox:
         except ApiError as exc:
             resp = exc.response()
         resp.headers.update(self._limit_header())
+        # the org's clock, which may differ from ours: clients settle their cursors on it
+        resp.headers.setdefault("Date", formatdate(self.store.clock().timestamp(), usegmt=True))
         return resp
 
     def _admit(self, req: Request) -> None:

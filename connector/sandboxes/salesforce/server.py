@@ -98,12 +98,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
         # Head and body go out in one write (one TLS record): no extra round trip per response.
         head = [
             f"{self.protocol_version} {resp.status} {_reason(resp.status)}",
-            f"Date: {self.date_time_string()}",
+            f"Date: {resp.headers.get('Date') or self.date_time_string()}",
             "Server: connector-salesforce-sandbox",
         ]
         if resp.content_type:
             head.append(f"Content-Type: {resp.content_type}")
-        head.extend(f"{name}: {value}" for name, value in resp.headers.items())
+        head.extend(f"{name}: {value}" for name, value in resp.headers.items() if name != "Date")
         head.append(f"Content-Length: {len(resp.body)}")
         body = resp.body if self.command != "HEAD" else b""
         self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)

@@ -91,6 +91,10 @@ class Store:
         return sorted(rows, key=lambda r: r.get("SortOrder") or 0)
 
     # ----- clock and ids ------------------------------------------------------------------------------------
+    def clock(self) -> dt.datetime:
+        """The org's current time, as its HTTP `Date` header tells it (not a write stamp: no tick)."""
+        return self._clock().astimezone(dt.UTC)
+
     def now(self) -> dt.datetime:
         """The next write time: the clock truncated to milliseconds, strictly after the previous one."""
         with self.lock:

@@ -14,8 +14,10 @@ simple-salesforce supplies the login flows and the URL layout of the org (`Sales
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable, Iterator, Mapping
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -122,6 +124,16 @@ def raise_for_status(resp: requests.Response, what: str) -> None:
     raise SalesforceRequestError(text, status=status, code=code)
 
 
+def _http_date(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return when.astimezone(dt.UTC) if when.tzinfo is not None else None
+
+
 def strip_attributes(record: Mapping[str, Any]) -> dict[str, Any]:
     """A query record without the `attributes` bookkeeping, also on parent records."""
     out: dict[str, Any] = {}
@@ -154,6 +166,8 @@ class SalesforceClient:
         self.on_call: Callable[[], None] | None = None
         self.calls = 0
         self.logins = 0
+        # Salesforce's clock (the `Date` of the latest response): cursors settle on it, never on ours
+        self.server_time: dt.datetime | None = None
         self._session: Session | None = None
         self._sf: Salesforce | None = None
         self._describe: dict[str, dict[str, Any]] = {}
@@ -257,6 +271,7 @@ class SalesforceClient:
             except TRANSIENT_ERRORS as exc:
                 raise RetriableError(f"{label}: {type(exc).__name__}", code=type(exc).__name__) from None
             self.budget.update(resp.headers.get("Sforce-Limit-Info"))
+            self.server_time = _http_date(resp.headers.get("Date")) or self.server_time
             if resp.status_code == 401 and not relogged and self.conn.auth != "session":
                 code = error_list(resp)[0].get("errorCode")
                 if code == "INVALID_SESSION_ID":

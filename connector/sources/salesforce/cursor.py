@@ -1,10 +1,19 @@
-"""The per-object incremental cursor: newest SystemModstamp read, plus the records already seen near it.
+"""The per-object incremental cursor: newest SystemModstamp read, how far everything is read, and the records
+already seen near the newest.
 
-Reads use an inclusive lower bound minus an overlap window (a record committed late can carry a SystemModstamp
-older than records already read), so the records of that window come back on the next run. The cursor keeps
-each of them with the stamp it had when read; a record that comes back with the same stamp is skipped, one
-that changed since is read again. The list is capped: past the cap the oldest entries are dropped, which only
-means a harmless re-read.
+A transaction can commit after a later one and still carry the older SystemModstamp, so a read cannot simply
+continue after the newest stamp it saw. connector assumes what the overlap window states: a transaction commits
+within `overlap` of its stamp. Then two bounds hold:
+- `settled`: every record stamped at or before it has been read. It is the newest stamp read, but no later than
+  Salesforce's own clock (the `Date` of a response received before the query) minus the overlap: a record
+  stamped earlier had committed when the query ran. While a read is still going, a record sharing the newest
+  stamp may sit on a later page, so a partial read settles just before the newest stamp.
+- `newest - overlap`: a late commit can only carry a stamp after it (the bound used when `settled` is unknown,
+  e.g. no `Date` header).
+The next read starts after `settled` (exclusive), or at `newest - overlap` (inclusive), whichever is later, and
+skips records it already has: those at or before `settled`, and those in `seen` (id -> stamp when read) with an
+unchanged stamp; a record that changed since is read again. `seen` holds only stamps after `settled`, newest
+first, capped: past the cap an entry is dropped, which only means a harmless re-read.
 
 `reconciled` is when the object's ids were last reconciled (see `SalesforceSource`): purged records and records
 that left the YAML's `where` filter never come back through the cursor.
@@ -17,6 +26,7 @@ import json
 from dataclasses import dataclass, field
 
 MAX_SEEN = 1000
+ONE_MS = dt.timedelta(milliseconds=1)
 
 
 def _iso(value: dt.datetime) -> str:
@@ -30,28 +40,46 @@ def _parse(text: str) -> dt.datetime:
     return parsed.astimezone(dt.UTC)
 
 
+@dataclass(frozen=True)
+class LowerBound:
+    at: dt.datetime
+    strict: bool  # `SystemModstamp > at` (everything up to it is read) rather than `>= at`
+
+
 @dataclass
 class Cursor:
     newest: dt.datetime | None = None
     seen: dict[str, dt.datetime] = field(default_factory=dict)  # record id -> SystemModstamp when read
     reconciled: dt.datetime | None = None
+    settled: dt.datetime | None = None  # every record stamped at or before it has been read
 
     @classmethod
     def parse(cls, text: str | None) -> Cursor:
-        """From a stored cursor: JSON `{"ts": ..., "seen": {...}, "rec": ...}`, or a bare ISO timestamp."""
+        """From a stored cursor: JSON `{"ts", "seen", "set", "rec"}`, or a bare ISO timestamp."""
         if not text:
             return cls()
         if text.lstrip().startswith("{"):
             data = json.loads(text)
             seen = {str(k): _parse(v) for k, v in (data.get("seen") or {}).items()}
-            reconciled = _parse(data["rec"]) if data.get("rec") else None
-            return cls(_parse(data["ts"]) if data.get("ts") else None, seen, reconciled)
+            return cls(
+                newest=_parse(data["ts"]) if data.get("ts") else None,
+                seen=seen,
+                reconciled=_parse(data["rec"]) if data.get("rec") else None,
+                settled=_parse(data["set"]) if data.get("set") else None,
+            )
         return cls(_parse(text))
 
-    def lower_bound(self, overlap: dt.timedelta) -> dt.datetime | None:
-        return None if self.newest is None else self.newest - overlap
+    def lower_bound(self, overlap: dt.timedelta) -> LowerBound | None:
+        if self.newest is None:
+            return None
+        loose = self.newest - overlap
+        if self.settled is not None and self.settled >= loose:
+            return LowerBound(self.settled, strict=True)
+        return LowerBound(loose, strict=False)
 
     def already_read(self, record_id: str, stamp: dt.datetime) -> bool:
+        if self.settled is not None and stamp <= self.settled:
+            return True
         return self.seen.get(record_id) == stamp
 
     def note(self, record_id: str, stamp: dt.datetime, cap: dt.datetime) -> None:
@@ -60,13 +88,31 @@ class Cursor:
         if self.newest is None or stamp > self.newest:
             self.newest = stamp
 
+    def settle(self, server_time: dt.datetime | None, overlap: dt.timedelta, *, complete: bool) -> None:
+        """Move `settled` after a read (`complete`: every page of it) whose query followed `server_time`."""
+        if server_time is None or self.newest is None:
+            return
+        # a read cut short may have left records sharing the newest stamp on its unread pages
+        settled = min(self.newest if complete else self.newest - ONE_MS, server_time - overlap)
+        if self.settled is None or settled > self.settled:
+            self.settled = settled
+
     def dump(self, overlap: dt.timedelta) -> str | None:
         if self.newest is None:
             return None
         floor = self.newest - overlap
-        kept = sorted(((s, i) for i, s in self.seen.items() if s >= floor), reverse=True)[:MAX_SEEN]
+        kept = sorted(
+            (
+                (s, i)
+                for i, s in self.seen.items()
+                if s >= floor and (self.settled is None or s > self.settled)
+            ),
+            reverse=True,
+        )[:MAX_SEEN]
         self.seen = {i: s for s, i in kept}
         data: dict[str, object] = {"ts": _iso(self.newest), "seen": {i: _iso(s) for s, i in sorted(kept)}}
+        if self.settled is not None:
+            data["set"] = _iso(self.settled)
         if self.reconciled is not None:
             data["rec"] = _iso(self.reconciled)
         return json.dumps(data, separators=(",", ":"))

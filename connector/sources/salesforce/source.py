@@ -260,7 +260,10 @@ class SalesforceSource:
         parts = [f"SystemModstamp <= {soql.datetime_literal(upper)}"]
         lower = cursor.lower_bound(self._overlap)
         if lower is not None:
-            parts.insert(0, f"SystemModstamp >= {soql.datetime_literal(_floor_second(lower))}")
+            # SOQL datetimes have whole seconds: a strict bound floors too (the rest of that second comes
+            # back and is skipped as already read)
+            op = ">" if lower.strict else ">="
+            parts.insert(0, f"SystemModstamp {op} {soql.datetime_literal(_floor_second(lower.at))}")
         mapping = self.cfg.objects.get(obj)
         where = getattr(mapping, "where", None)
         if where:
@@ -303,6 +306,7 @@ class SalesforceSource:
         log.info("salesforce.read.start", source=self.name, object=obj, changed=changed, bulk=use_bulk)
         if changed == 0:
             return
+        server_time = self.client.server_time  # answered before the query below ran
         pages: Iterable[list[dict[str, Any]]]
         if use_bulk:
             pages = bulk.query_pages(
@@ -319,20 +323,21 @@ class SalesforceSource:
             )
         total = 0
         previous: Batch | None = None
+        # One page is held back so the last one carries the cursor of the whole read. Bulk pages are unordered:
+        # only that last cursor is safe. REST pages are ordered by SystemModstamp: each carries its own cursor.
         for page in pages:
             batch = self._batch(obj, page, cursor, ctx)
             if obj == "Opportunity":
                 self._attach_roles(batch.records)
             total += len(batch.records) + len(batch.deleted)
             if not use_bulk:
+                cursor.settle(server_time, self._overlap, complete=False)
                 batch.cursor = cursor.dump(self._overlap)
-                yield batch
-                continue
-            # Bulk pages are unordered: hold one page back so the cursor rides on the last one
             if previous is not None:
                 yield previous
             previous = batch
         if previous is not None:
+            cursor.settle(server_time, self._overlap, complete=True)
             previous.cursor = cursor.dump(self._overlap)
             yield previous
         log.info("salesforce.read.done", source=self.name, object=obj, records=total)
@@ -376,6 +381,7 @@ class SalesforceSource:
     def _read_role_changes(self, cursor: Cursor, already: set[str], ctx: RunContext) -> Iterator[Batch]:
         fields = ", ".join(self._select[CONTACT_ROLE])
         where = self._where(CONTACT_ROLE, cursor, ctx)
+        server_time = self.client.server_time
         pages = self.client.query_pages(
             f"SELECT {fields} FROM {CONTACT_ROLE} WHERE {where} ORDER BY SystemModstamp, Id",
             include_deleted=True,
@@ -399,7 +405,10 @@ class SalesforceSource:
                 already.update(chunk)
                 if opps:
                     yield Batch(object="Opportunity", records=opps)
+            cursor.settle(server_time, self._overlap, complete=False)
             yield Batch(object=CONTACT_ROLE, cursor=cursor.dump(self._overlap))
+        cursor.settle(server_time, self._overlap, complete=True)
+        yield Batch(object=CONTACT_ROLE, cursor=cursor.dump(self._overlap))
 
 
 def _labels(row: Mapping[str, Any]) -> set[str]:
