@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Discriminator, Field, PrivateAttr, Tag, field_validator, model_validator
@@ -166,42 +167,92 @@ def parse_date_operand(value: Any, as_of: dt.date) -> dt.date:
 
 
 # ---- evaluation -------------------------------------------------------------------------------------------
-
+# Conditions are compiled once into plain nodes: every rule and segment is evaluated for every person on every
+# run, and reading attributes through pydantic on that path cost more than the tests themselves.
 
 Getter = Callable[[str], Any]
+COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "gt": lambda a, b: a > b,
+    "gte": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "lte": lambda a, b: a <= b,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    field: str
+    op: str
+    operand: Any
+    members: frozenset[Any]
+    window: tuple[int, int] | None
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    every: bool  # all (True) or any (False)
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Negation:
+    child: Node
+    text: str
+
+
+Node = Leaf | Group | Negation
+
+
+def compile_condition(cond: Any) -> Node:
+    if isinstance(cond, Leaf | Group | Negation):
+        return cond
+    if isinstance(cond, AllCondition):
+        return Group(True, tuple(compile_condition(c) for c in cond.all))
+    if isinstance(cond, AnyCondition):
+        return Group(False, tuple(compile_condition(c) for c in cond.any))
+    if isinstance(cond, NotCondition):
+        return Negation(compile_condition(cond.not_), describe(cond.not_))
+    assert isinstance(cond, FieldCondition)
+    op = cond.operator
+    window = (cond.within_days.start, cond.within_days.end) if cond.within_days is not None else None
+    return Leaf(cond.field, op, getattr(cond, op), cond._members, window, describe(cond))
 
 
 def evaluate(cond: Any, get: Getter, as_of: dt.date, matched: list[str] | None = None) -> bool:
     """True when `cond` holds for the values `get` returns; appends a description of each leaf that held."""
-    if isinstance(cond, AllCondition):
-        trail: list[str] = []
-        if all(evaluate(c, get, as_of, trail) for c in cond.all):
+    return _eval(compile_condition(cond), get, as_of, matched)
+
+
+def _eval(node: Node, get: Getter, as_of: dt.date, matched: list[str] | None) -> bool:
+    if isinstance(node, Group):
+        if node.every:
+            trail: list[str] = []
+            for child in node.children:
+                if not _eval(child, get, as_of, trail):
+                    return False
             if matched is not None:
                 matched.extend(trail)
             return True
-        return False
-    if isinstance(cond, AnyCondition):
-        for c in cond.any:
+        for child in node.children:
             trail = []
-            if evaluate(c, get, as_of, trail):
+            if _eval(child, get, as_of, trail):
                 if matched is not None:
                     matched.extend(trail)
                 return True
         return False
-    if isinstance(cond, NotCondition):
-        inner: list[str] = []
-        if evaluate(cond.not_, get, as_of, inner):
+    if isinstance(node, Negation):
+        if _eval(node.child, get, as_of, None):
             return False
         if matched is not None:
-            matched.append(f"not({describe(cond.not_)})")
+            matched.append(f"not({node.text})")
         return True
-    assert isinstance(cond, FieldCondition)
-    value = get(cond.field)
+    value = get(node.field)
     if isinstance(value, dt.datetime):
         value = value.astimezone(dt.UTC).date() if value.tzinfo else value.date()
-    held = _test(cond, value, as_of)
+    held = _test(node, value, as_of)
     if held and matched is not None:
-        matched.append(f"{cond.field}={_show(value)} ({describe(cond)})")
+        matched.append(f"{node.field}={_show(value)} ({node.text})")
     return held
 
 
@@ -217,49 +268,39 @@ def _norm(value: Any) -> Any:
     return value.casefold() if isinstance(value, str) else value
 
 
-def _test(cond: FieldCondition, value: Any, as_of: dt.date) -> bool:
-    op = cond.operator
+def _test(leaf: Leaf, value: Any, as_of: dt.date) -> bool:
+    op = leaf.op
     if op == "present":
         is_present = value is not None and value != "" and value != []
-        return is_present is cond.present
+        return is_present is leaf.operand
     if op == "within_days":
-        if not isinstance(value, dt.date):
+        if not isinstance(value, dt.date) or leaf.window is None:
             return False
-        window = cond.within_days
-        assert window is not None
         delta = (value - as_of).days
-        return window.start <= delta <= window.end
+        return leaf.window[0] <= delta <= leaf.window[1]
     if op == "contains":
         if isinstance(value, list | tuple | set | frozenset):
-            return _norm(cond.contains) in {_norm(v) for v in value}
-        return isinstance(value, str) and _norm(str(cond.contains)) in _norm(value)
+            return _norm(leaf.operand) in {_norm(v) for v in value}
+        return isinstance(value, str) and _norm(str(leaf.operand)) in _norm(value)
     if value is None:
         # a missing value satisfies only the negative operators
         return op in ("ne", "not_in")
     if isinstance(value, dt.date) and op in ("eq", "ne", "in_", "not_in"):
         # date operands may be relative (`today+30`): resolve them against this run's as-of date
-        operands = [cond.eq] if op == "eq" else [cond.ne] if op == "ne" else list(getattr(cond, op) or [])
+        operands = [leaf.operand] if op in ("eq", "ne") else list(leaf.operand or [])
         dates = {parse_date_operand(v, as_of) for v in operands}
         return (value in dates) is (op in ("eq", "in_"))
     if op == "eq":
-        return bool(_norm(value) == _norm(cond.eq))
+        return bool(_norm(value) == _norm(leaf.operand))
     if op == "ne":
-        return bool(_norm(value) != _norm(cond.ne))
+        return bool(_norm(value) != _norm(leaf.operand))
     if op == "in_":
-        return _norm(value) in cond._members
+        return _norm(value) in leaf.members
     if op == "not_in":
-        return _norm(value) not in cond._members
-    operand = getattr(cond, op)
-    if isinstance(value, dt.date):
-        operand = parse_date_operand(operand, as_of)
+        return _norm(value) not in leaf.members
+    operand = parse_date_operand(leaf.operand, as_of) if isinstance(value, dt.date) else leaf.operand
     try:
-        compare: dict[str, Callable[[Any, Any], bool]] = {
-            "gt": lambda a, b: a > b,
-            "gte": lambda a, b: a >= b,
-            "lt": lambda a, b: a < b,
-            "lte": lambda a, b: a <= b,
-        }
-        return compare[op](value, operand)
+        return COMPARE[op](value, operand)
     except TypeError:
         return False
 

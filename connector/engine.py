@@ -15,7 +15,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from .conditions import describe, evaluate
+from .conditions import compile_condition, describe, evaluate
 from .schema import Person
 from .stage_model import StageModel
 
@@ -63,6 +63,7 @@ class Decision:
 class StageEngine:
     def __init__(self, model: StageModel) -> None:
         self.model = model
+        self._compiled = [(rule, compile_condition(rule.when)) for rule in model.rules]
 
     def decide(self, person: Person, previous: Previous | None, as_of: dt.date) -> Decision:
         model = self.model
@@ -78,9 +79,9 @@ class StageEngine:
         rule_name: str | None = None
         reentry = False
         matched: list[str] = []
-        for rule in model.rules:
+        for rule, when in self._compiled:
             trail: list[str] = []
-            if evaluate(rule.when, get, as_of, trail):
+            if evaluate(when, get, as_of, trail):
                 proposed, rule_name, reentry, matched = rule.stage, rule.name, rule.reentry, trail
                 break
 

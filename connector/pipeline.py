@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from .conditions import compile_condition
 from .config import AppConfigBase, SegmentConfig
 from .context import RunContext
 from .engine import Decision, Previous, StageEngine
@@ -571,9 +572,10 @@ class Runner:
         as_of: dt.date,
     ) -> list[Member]:
         out = []
+        when = compile_condition(segment.when)
         for person in people.values():
             decision = decisions[person.key]
-            if not in_segment(person, decision.stage, None, segment, suppressed, as_of):
+            if not in_segment(person, decision.stage, None, segment, suppressed, as_of, when):
                 continue
             member = self._member(person, writer, decision)
             if writer.source and not member.refs:

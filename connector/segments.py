@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from .conditions import evaluate
+from .conditions import Node, evaluate
 from .config import SegmentConfig
 from .schema import Person
 
@@ -38,7 +38,10 @@ def in_segment(
     segment: SegmentConfig,
     suppressed_stages: set[str],
     as_of: dt.date,
+    when: Node | None = None,
 ) -> bool:
+    """`when`: the segment's condition compiled once by the caller (it is evaluated for every person)."""
+
     def get(name: str) -> Any:
         if name == "stage":
             return stage
@@ -46,6 +49,6 @@ def in_segment(
             return previous_stage
         return person.get(name)
 
-    if not evaluate(segment.when, get, as_of):
+    if not evaluate(when or segment.when, get, as_of):
         return False
     return suppression(person, stage, segment, suppressed_stages) is None
