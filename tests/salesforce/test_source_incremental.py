@@ -329,3 +329,14 @@ def test_strict_lower_bound_once_the_org_clock_has_passed() -> None:
     second = list(src.read({"Lead": cursor}, ctx()))
     assert any("FROM Lead WHERE SystemModstamp > 2026-10-01T09:00:00Z AND" in q for q in org.soql)
     assert [r for b in second for r in b.records] == []
+
+
+@responses.activate
+def test_role_cursor_after_a_full_opportunity_read_follows_the_org_clock() -> None:
+    org = FakeOrg({"Opportunity": [], "OpportunityStage": []})
+    org.headers = {"Date": "Thu, 01 Oct 2026 10:00:00 GMT"}  # our clock (ctx) says 1 November: a month ahead
+    objects = {"Opportunity": {"kind": "opportunity", "fields": {"Amount": "opportunity_amount"}}}
+    batches = list(make_source(objects=objects).read({}, ctx()))
+    roles = [b for b in batches if b.object == "OpportunityContactRole"]
+    # a role changed after the opportunities were read carries an org stamp after 10:00, not after our clock
+    assert json.loads(roles[-1].cursor)["ts"] == "2026-10-01T10:00:00.000Z"

@@ -150,11 +150,14 @@ class SalesforceSource:
         self.client.on_call = lambda: ctx.count_call(self.name)
         self.prepare()
         full_opportunity_read = False
+        roles_current_at = ctx.started_at
         opportunity_ids: set[str] = set()
         for obj in self.cfg.objects:
             cursor = Cursor.parse(cursors.get(obj))
             if obj == "Opportunity":
                 full_opportunity_read = cursor.newest is None
+                # roles are read with their opportunities from here on, by the org's clock (ours may run ahead)
+                roles_current_at = min(self.client.server_time or ctx.started_at, ctx.started_at)
             if cursor.newest is None:
                 cursor.reconciled = ctx.started_at  # a full read leaves nothing stale to reconcile
             for batch in self._read_object(obj, cursor, ctx):
@@ -165,10 +168,10 @@ class SalesforceSource:
                 yield self._reconcile(obj, cursor, ctx)
         if "Opportunity" in self.cfg.objects:
             if full_opportunity_read:
-                # every opportunity was just read with its current roles: no role change can be pending
+                # every opportunity was just read with its current roles: only later role changes can be pending
                 yield Batch(
                     object=CONTACT_ROLE,
-                    cursor=Cursor(newest=_floor_second(ctx.started_at)).dump(self._overlap),
+                    cursor=Cursor(newest=_floor_second(roles_current_at)).dump(self._overlap),
                 )
             else:
                 yield from self._read_role_changes(
