@@ -31,7 +31,7 @@ from ..errors import ConfigError, RecordError, RetriableError
 from ..model import StrictModel
 from ..schema import RecordRef
 from ..sources.vtiger import vtql
-from ..sources.vtiger.client import VtigerApiError, VtigerClient
+from ..sources.vtiger.client import VtigerApiError, VtigerClient, read_error
 from ..sources.vtiger.describe import ModuleInfo
 from ..sources.vtiger.source import VtigerSourceConfig, build_client
 from .base import LabelChange, Member, SegmentChange, WriterConfigBase, WriteResult
@@ -216,11 +216,17 @@ class VtigerWriter:
 
     # -- segments -----------------------------------------------------------------------------------------
     def sync_segment(self, change: SegmentChange, ctx: RunContext) -> WriteResult:
+        """Make the segments field hold this segment's value on exactly its members' records.
+
+        Only this segment's value is ever added or removed; whatever else the field holds (other segments,
+        values set by hand) stays. Records that hold the value but belong to no member (set by hand, or left
+        over from a lost state) are found with one `like` query per module and cleared too.
+        """
         self._begin(ctx)
         result = WriteResult()
         before = self.client.calls.total()
         value = self.segment_value(change.segment)
-        wanted: dict[RecordRef, tuple[bool, Member]] = {}
+        wanted: dict[RecordRef, tuple[bool, Member | None]] = {}
         for member in change.removes:
             for ref in self._own_refs(member):
                 wanted[ref] = (False, member)
@@ -229,12 +235,22 @@ class VtigerWriter:
                 wanted[ref] = (True, member)
         if ctx.dry_run or not wanted:
             return result
+        fields = {module: self.segment_field(module) for module in self.cfg.segments_field}
         campaign_id = self._campaign(change.segment) if any(add for add, _ in wanted.values()) else None
 
-        missing = self._load_values([ref for ref in wanted if ref not in self._values])
-        items = list(wanted.items())
+        holders = self._holders(value, fields)
+        members = {ref for member in change.members for ref in self._own_refs(member)}
+        strays = sorted(holders - members - set(wanted), key=str)
+        for ref in strays:
+            wanted[ref] = (False, None)
+        if strays:
+            log.info("vtiger.segment.strays", target=self.name, segment=change.segment, records=len(strays))
+        # holders came with their values; the rest are read by id (100 a query). A record gone from vtiger
+        # fails an add (the next run knows it is deleted) but has nothing left to remove.
+        missing = self._load_values([ref for ref in wanted if ref not in holders and ref not in self._values])
+        items = [(ref, want) for ref, want in wanted.items() if want[0] or ref not in missing]
 
-        def one(item: tuple[RecordRef, tuple[bool, Member]]) -> RecordError | None:
+        def one(item: tuple[RecordRef, tuple[bool, Member | None]]) -> RecordError | None:
             ref, (add, _member) = item
             if ref in missing:
                 return RecordError(f"{ref}: the record no longer exists in vtiger", code="GONE")
@@ -245,8 +261,7 @@ class VtigerWriter:
                 if add and value in current:
                     updated = current
                 if updated != current:
-                    field = self.segment_field(ref.object)
-                    self.client.revise({"id": ref.id, field: join_multi(updated)})
+                    self.client.revise({"id": ref.id, fields[ref.object]: join_multi(updated)})
                     with self._lock:
                         self._values[ref] = updated
                 if add and campaign_id:
@@ -255,16 +270,20 @@ class VtigerWriter:
                 return RecordError(f"{ref}: {exc}", code=exc.code)
             return None
 
-        for (ref, (_, member)), error in zip(items, self._parallel(one, items), strict=True):
-            if error is not None:
-                result.failed.setdefault(member.person_key, error)
-                log.warning(
-                    "vtiger.segment.failed",
-                    target=self.name,
-                    segment=change.segment,
-                    ref=str(ref),
-                    code=error.code,
-                )
+        for (ref, (_, owner)), error in zip(items, self._parallel(one, items), strict=True):
+            if error is None:
+                continue
+            log.warning(
+                "vtiger.segment.failed",
+                target=self.name,
+                segment=change.segment,
+                ref=str(ref),
+                code=error.code,
+            )
+            if owner is not None:
+                result.failed.setdefault(owner.person_key, error)
+            else:  # a stray belongs to no one the state tracks: the next change of the segment tries again
+                result.notes.append(f"{self.name}: could not clear '{value}' on {ref}: {error}")
         result.calls = self.client.calls.total() - before
         log.info(
             "vtiger.segment.synced",
@@ -275,6 +294,38 @@ class VtigerWriter:
             calls=result.calls,
         )
         return result
+
+    def _holders(self, value: str, fields: dict[str, str]) -> set[RecordRef]:
+        """Records whose segments field holds `value` (their field values go into the run cache)."""
+        found: set[RecordRef] = set()
+        for module, field in fields.items():
+            after: str | None = None
+            while True:
+                # `like` narrows on the server (MySQL, case-insensitive); the exact test is ours
+                where = [vtql.Cond(field, "like", f"%{value}%")]
+                if after is not None:
+                    where.append(vtql.Cond("id", ">", after))
+                known = set(self._info(module).fields)
+                query = vtql.select(module, ["id", field], where=where, order_by="id", known=known)
+                rows = self._query(module, query)
+                with self._lock:
+                    for row in rows:
+                        values = split_multi(row.get(field))
+                        if row.get("id") and value in values:
+                            ref = RecordRef(str(self.source), module, str(row["id"]))
+                            self._values[ref] = values
+                            found.add(ref)
+                ids = [str(r["id"]) for r in rows if r.get("id")]
+                if len(rows) < vtql.PAGE_SIZE or not ids:
+                    break
+                after = max(ids, key=vtql.crmid)
+        return found
+
+    def _query(self, module: str, query: str) -> list[dict[str, Any]]:
+        try:
+            return self.client.query(query)
+        except VtigerApiError as exc:
+            raise read_error(exc, f"targets.{self.name}: query on {module}") from None
 
     def _own_refs(self, member: Member) -> list[RecordRef]:
         return [r for r in member.refs if r.source == self.source and r.object in self.cfg.segments_field]
@@ -292,7 +343,7 @@ class VtigerWriter:
                 query = vtql.select(
                     module, ["id", field], where=[vtql.Cond("id", "in", [r.id for r in chunk])]
                 )
-                rows = {str(r.get("id")): r for r in self.client.query(query)}
+                rows = {str(r.get("id")): r for r in self._query(module, query)}
                 with self._lock:
                     for ref in chunk:
                         if ref.id in rows:
@@ -319,9 +370,13 @@ class VtigerWriter:
             where=[vtql.Cond("campaignname", "=", campaign.campaign)],
             order_by="id",
         )
-        rows = [
-            r for r in self.client.query(query, retry=False) if r.get("campaignname") == campaign.campaign
-        ]
+        try:
+            found = self.client.query(query, retry=False)
+        except VtigerApiError as exc:
+            raise read_error(
+                exc, f"targets.{self.name}.campaigns: looking up '{campaign.campaign}'"
+            ) from None
+        rows = [r for r in found if r.get("campaignname") == campaign.campaign]
         if rows:
             if len(rows) > 1:
                 log.warning(
@@ -367,7 +422,7 @@ class VtigerWriter:
             where = [vtql.Cond(field, "like", f"%{value}%")]
             if last:
                 where.append(vtql.Cond("id", ">", last))
-            rows = self.client.query(vtql.select(module, ["id", field], where=where, order_by="id"))
+            rows = self._query(module, vtql.select(module, ["id", field], where=where, order_by="id"))
             ids.update(str(r["id"]) for r in rows if value in split_multi(r.get(field)))
             if len(rows) < vtql.PAGE_SIZE:
                 return ids
@@ -391,14 +446,35 @@ class VtigerWriter:
 
     # -- plumbing -----------------------------------------------------------------------------------------
     def _parallel(self, fn: Callable[[Any], T], items: list[Any]) -> list[T]:
+        """`fn` over `items` on at most `concurrency` threads; the first run-level error stops the rest.
+
+        `fn` returns record errors; anything it raises (vtiger unreachable after the policy's retries, a
+        config error) is about the whole system, so items not yet started are skipped instead of each
+        spending the full retry policy against a server that is down.
+        """
         if self.cfg.concurrency <= 1 or len(items) <= 1:
             return [fn(item) for item in items]
+        stop = threading.Event()
+
+        def guarded(item: Any) -> T | None:
+            if stop.is_set():
+                return None
+            try:
+                return fn(item)
+            except BaseException:
+                stop.set()
+                raise
+
         with ThreadPoolExecutor(max_workers=self.cfg.concurrency, thread_name_prefix="vtiger-write") as pool:
-            return list(pool.map(fn, items))
+            futures = [pool.submit(guarded, item) for item in items]
+        return [f.result() for f in futures]  # type: ignore[misc]  # re-raises the first error, in order
 
     def estimate_calls(self, labels: int, adds: int, removes: int) -> int:
+        """One revise per label; per segment change a revise (+ add_related for an add), the holders'
+        `like` query and the current values of added records (100 a query) per module, a campaign lookup."""
         changes = adds + removes
-        reads = -(-changes // vtql.PAGE_SIZE) * max(len(self.cfg.segments_field), 1) if changes else 0
+        modules = max(len(self.cfg.segments_field), 1)
+        reads = (-(-changes // vtql.PAGE_SIZE) + -(-adds // vtql.PAGE_SIZE)) * modules if changes else 0
         campaign = 1 if adds and self.cfg.campaigns else 0
         return labels + reads + changes + adds + campaign
 

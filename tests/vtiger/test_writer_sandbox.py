@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from connector.context import RunContext
-from connector.errors import ConfigError
+from connector.errors import ConfigError, RetriableError, UnreachableError
 from connector.retry import RetryPolicy
 from connector.sandboxes.vtiger import VtigerSandbox
 from connector.schema import RecordRef
@@ -113,7 +113,8 @@ def test_segments_kept_exact_in_the_field_with_campaign_relations(vt_sandbox: Vt
     assert result.failed == {}
     assert field(vt_sandbox, a.refs[0], "Segments") == "Nurture newsletter"
     assert field(vt_sandbox, b.refs[0], "Segments") == ""
-    assert vt_sandbox.calls["query"] == 1  # both current values read in one query
+    # one query per module for the records holding the value (with their current values): nothing else read
+    assert vt_sandbox.calls["query"] == 2
     assert vt_sandbox.calls["revise"] == 2 and vt_sandbox.calls["add_related"] == 0
     assert set(vt_sandbox.store.related(renewal, "Leads")) == {a.refs[0].id, b.refs[0].id}
     assert out2.field_members("renewal", "Leads") == set()
@@ -206,3 +207,104 @@ def test_multi_select_join_and_split() -> None:
     assert join_multi(["A", "B"]) == "A |##| B"
     assert split_multi("A |##| B") == ["A", "B"]
     assert split_multi("") == []
+
+
+def set_segments(sandbox: VtigerSandbox, ref: RecordRef, value: str) -> None:
+    sandbox.store.revise(ref.id, {sandbox.store.field_by_label(ref.object, "Segments"): value})
+
+
+def test_values_set_by_hand_survive_and_stray_managed_values_are_cleared(vt_sandbox: VtigerSandbox) -> None:
+    a, b, c, d = (
+        person(vt_sandbox, m, n) for m, n in (("Leads", 1), ("Leads", 2), ("Leads", 3), ("Contacts", 4))
+    )
+    set_segments(vt_sandbox, a.refs[0], "VIP")  # an admin's own value on a member
+    set_segments(vt_sandbox, b.refs[0], "Renewal 2027 |##| VIP")  # a managed value on a non-member, by hand
+    set_segments(vt_sandbox, c.refs[0], "Renewal 2027 extra")  # not the managed value, only like it
+    set_segments(vt_sandbox, d.refs[0], "VIP |##| Renewal 2027")  # a contact holding it, not a member
+    out = writer(vt_sandbox)
+    result = out.sync_segment(SegmentChange("renewal", [a], adds=[a], removes=[]), ctx())
+    assert result.failed == {} and result.notes == []
+    assert split_multi(field(vt_sandbox, a.refs[0], "Segments")) == ["VIP", "Renewal 2027"]
+    assert field(vt_sandbox, b.refs[0], "Segments") == "VIP"
+    assert field(vt_sandbox, c.refs[0], "Segments") == "Renewal 2027 extra"
+    assert field(vt_sandbox, d.refs[0], "Segments") == "VIP"
+    renewal = out._campaign_ids["renewal"]
+    assert vt_sandbox.store.related(renewal, "Leads") == [a.refs[0].id]  # strays are cleared, not related
+    assert out.field_members("renewal", "Leads") == {a.refs[0].id}
+    assert out.field_members("renewal", "Contacts") == set()
+
+
+def test_a_person_in_two_segments_leaving_one_keeps_the_other_and_hand_values(
+    vt_sandbox: VtigerSandbox,
+) -> None:
+    a, b = person(vt_sandbox, "Leads", 1), person(vt_sandbox, "Contacts", 2)
+    set_segments(vt_sandbox, a.refs[0], "VIP")
+    out = writer(vt_sandbox)
+    out.sync_segment(SegmentChange("renewal", [a, b], adds=[a, b], removes=[]), ctx())
+    out.sync_segment(SegmentChange("nurture", [a, b], adds=[a, b], removes=[]), ctx())
+    assert split_multi(field(vt_sandbox, a.refs[0], "Segments")) == [
+        "VIP",
+        "Renewal 2027",
+        "Nurture newsletter",
+    ]
+    set_segments(
+        vt_sandbox, b.refs[0], "Nurture newsletter |##| Renewal 2027 |##| Partner"
+    )  # reordered by hand
+    # next run, a fresh writer (no cache): a leaves nurture, b leaves renewal
+    out2 = writer(vt_sandbox)
+    assert out2.sync_segment(SegmentChange("nurture", [b], adds=[], removes=[a]), ctx(10)).failed == {}
+    assert out2.sync_segment(SegmentChange("renewal", [a], adds=[], removes=[b]), ctx(10)).failed == {}
+    assert split_multi(field(vt_sandbox, a.refs[0], "Segments")) == ["VIP", "Renewal 2027"]
+    assert split_multi(field(vt_sandbox, b.refs[0], "Segments")) == ["Nurture newsletter", "Partner"]
+
+
+def test_removing_a_record_deleted_from_vtiger_is_done_not_failed(vt_sandbox: VtigerSandbox) -> None:
+    a, b = person(vt_sandbox, "Leads", 1), person(vt_sandbox, "Leads", 2)
+    out = writer(vt_sandbox)
+    out.sync_segment(SegmentChange("renewal", [a, b], adds=[a, b], removes=[]), ctx())
+    vt_sandbox.store.delete(b.refs[0].id)  # b's only record is gone: b leaves the segment
+    result = writer(vt_sandbox).sync_segment(SegmentChange("renewal", [a], adds=[], removes=[b]), ctx(10))
+    assert result.failed == {}  # nothing left to undo: not a rejection kept (and counted) run after run
+    assert field(vt_sandbox, a.refs[0], "Segments") == "Renewal 2027"
+
+
+def test_a_dead_server_stops_the_writer_after_one_round_of_retries(vt_sandbox: VtigerSandbox) -> None:
+    people = [person(vt_sandbox, "Leads", n) for n in range(40)]
+    out = writer(vt_sandbox, concurrency=4)
+    out.client.policy = RetryPolicy(attempts=3, sleep=lambda s: None)
+    out.label_field("Leads")  # described before the server goes down
+    vt_sandbox.faults.error_500_ops = {"revise"}
+    vt_sandbox.faults.fail_next = 10**6
+    with pytest.raises(UnreachableError):
+        out.write_labels([LabelChange(p.person_key, p.refs[0], None, "Lead") for p in people], ctx())
+    # the threads that were already running each spend the policy; nobody starts the other 36 records
+    assert vt_sandbox.faults.injected["revise"] <= 4 * 3
+
+
+def test_a_campaign_whose_create_answer_was_lost_is_found_not_created_again(
+    vt_sandbox: VtigerSandbox,
+) -> None:
+    a = person(vt_sandbox, "Leads", 1)
+    out = writer(vt_sandbox)
+    real_create = out.client.create
+
+    def create(module: str, element: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        real_create(module, element, **kwargs)  # vtiger created it, then the answer got lost
+        raise RetriableError("vtiger create: connection reset", code="CONNECTION")
+
+    out.client.create = create  # type: ignore[method-assign]
+    assert out.sync_segment(SegmentChange("renewal", [a], adds=[a], removes=[]), ctx()).failed == {}
+    names = [c["campaignname"] for c in vt_sandbox.store.all("Campaigns")]
+    assert names == ["Renewal 2027"]
+    assert vt_sandbox.store.related(out._campaign_ids["renewal"], "Leads") == [a.refs[0].id]
+
+
+def test_a_segments_field_the_user_may_not_read_is_a_config_error(vt_sandbox: VtigerSandbox) -> None:
+    a = person(vt_sandbox, "Leads", 1)
+    out = writer(vt_sandbox)
+    out.segment_field("Leads"), out.segment_field("Contacts")  # resolved while the field was readable
+    name = vt_sandbox.store.field_by_label("Leads", "Segments")
+    meta = vt_sandbox.store.modules["Leads"]
+    meta.fields = [f for f in meta.fields if f.name != name]
+    with pytest.raises(ConfigError, match="ACCESS_DENIED"):
+        out.sync_segment(SegmentChange("renewal", [a], adds=[a], removes=[]), ctx())

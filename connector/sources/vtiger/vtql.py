@@ -43,6 +43,14 @@ def check_ident(name: str, known: Collection[str] | None = None, *, what: str = 
     return name
 
 
+def crmid(record_id: str) -> int:
+    """The number after the module prefix (`10x42` -> 42): ids sort, and `id > '10x42'` compares, by it."""
+    try:
+        return int(record_id.partition("x")[2])
+    except ValueError:
+        return -1
+
+
 def format_time(value: dt.datetime) -> str:
     """A vtiger datetime literal (UTC, whole seconds)."""
     if value.tzinfo is None:
