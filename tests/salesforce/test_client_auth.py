@@ -109,3 +109,14 @@ def test_secrets_from_given_environ_only(monkeypatch) -> None:
     secrets = SalesforceSecrets.load("X_")
     assert secrets.username == "from-process"
     assert "p" not in repr(SalesforceSecrets.load("X_", {"X_PASSWORD": "p"}).password)
+
+
+@responses.activate
+def test_login_cut_off_mid_transfer_is_retried() -> None:
+    import requests
+
+    responses.post(SOAP, body=requests.exceptions.ChunkedEncodingError("connection broken"))
+    responses.post(SOAP, body=soap_ok("00Dnew!x"), content_type="text/xml")
+    c = client(source_config(auth="password"), PASSWORD_ENV)
+    c.login()
+    assert c.logins == 1 and len(responses.calls) == 2

@@ -194,3 +194,19 @@ def test_budget_share_stops_before_crossing(sf_sandbox) -> None:
         w.write_labels(label_changes("Lead", ids), ctx())
     assert sf_sandbox.call_counts()["composite/sobjects"] == 0  # stopped before the write call
     assert all(r["Funnel_Stage__c"] is None for r in sf_sandbox.store.all("Lead"))
+
+
+def test_campaign_names_with_quotes_and_backslashes_are_escaped(sf_sandbox) -> None:
+    name = "O'Brien \\ Sons' renewal"
+    cid = contacts(sf_sandbox, 1)[0]
+    target = {"renewal": {"campaign": name, "member_status": "Sent", "create": True}}
+    adds = [member("p", "Contact", cid)]
+    make_writer(sf_sandbox, campaigns=target).sync_segment(SegmentChange("renewal", adds, adds, []), ctx())
+    created = [c for c in sf_sandbox.store.all("Campaign") if c["Name"] == name]
+    assert len(created) == 1
+    # a second run finds it by that exact name instead of creating another one
+    again = make_writer(sf_sandbox, campaigns=target)
+    result = again.sync_segment(SegmentChange("renewal", adds, [], adds), ctx())
+    assert result.failed == {}
+    assert [c["Name"] for c in sf_sandbox.store.all("Campaign")].count(name) == 1
+    assert members_of(sf_sandbox, created[0]["Id"]) == []

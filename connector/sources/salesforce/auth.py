@@ -28,6 +28,13 @@ from ...errors import ConfigError, RetriableError
 from ...logs import register_secret
 from ...model import StrictModel
 
+# A body cut off mid-transfer is as transient as a reset connection (requests raises these while reading it).
+TRANSIENT_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
 AuthFlow = Literal["password", "client_credentials", "jwt", "session"]
 SECRET_NAMES = (
     "username",
@@ -205,7 +212,7 @@ def login(conn: SalesforceConnection, secrets: SalesforceSecrets, http: requests
         if isinstance(code, int) and (code >= 500 or code == 429):
             raise RetriableError(f"Salesforce login ({conn.auth}): HTTP {code}", code=str(code)) from None
         raise ConfigError(f"Salesforce login ({conn.auth}) refused: {code}") from None
-    except (requests.ConnectionError, requests.Timeout) as exc:
+    except TRANSIENT_ERRORS as exc:
         raise RetriableError(f"Salesforce login ({conn.auth}): {type(exc).__name__}") from None
     if not token or not instance:
         raise ConfigError(f"Salesforce login ({conn.auth}) returned no session")

@@ -28,20 +28,13 @@ from simple_salesforce import Salesforce
 
 from ...errors import BudgetExceededError, ConfigError, RetriableError
 from ...retry import RetryPolicy, parse_retry_after
-from .auth import SalesforceConnection, SalesforceSecrets, Session, login
+from .auth import TRANSIENT_ERRORS, SalesforceConnection, SalesforceSecrets, Session, login
 from .budget import ApiBudget
 
 log = structlog.get_logger(__name__)
 
 RETRIABLE_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "QUERY_TIMEOUT"})
 COMPOSITE_MAX = 200
-# A body cut off mid-transfer is as transient as a reset connection (requests raises these while reading it).
-TRANSIENT_ERRORS = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
-)
 
 
 class SalesforceRequestError(ConfigError):
