@@ -235,13 +235,13 @@ class SalesforceWriter:
         if rows:
             campaign_id = str(rows[0]["Id"])
         elif target.create:
-            created = self.client.request(
+            created = self.client.request_json(
                 "POST",
                 "sobjects/Campaign",
                 json_body={"Name": target.campaign, "IsActive": True},
                 headers=AUTO_ASSIGN_OFF,
                 what="create campaign",
-            ).json()
+            )
             campaign_id = str(created["id"])
             log.info("salesforce.campaign.created", target=self.name, campaign=campaign_id, segment=segment)
         else:

@@ -212,3 +212,12 @@ def test_body_cut_off_mid_transfer_is_retried() -> None:
     responses.get(f"{BASE}limits/", body=requests.Timeout("read timed out"))
     responses.get(f"{BASE}limits/", json={"ok": 1})
     assert client().get_json("limits/") == {"ok": 1}
+
+
+@responses.activate
+def test_a_2xx_that_is_not_json_is_retried() -> None:
+    responses.get(f"{BASE}query/", body="<html>upstream proxy hiccup</html>", content_type="text/html")
+    responses.get(f"{BASE}query/", body='{"totalSize": 1, "done": true, "records": [{"Id": "00Q', status=200)
+    responses.get(f"{BASE}query/", json=page([{"Id": "00Q1"}]))
+    assert client().query_all("SELECT Id FROM Lead") == [{"Id": "00Q1"}]
+    assert len(responses.calls) == 3

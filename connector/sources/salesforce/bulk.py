@@ -71,7 +71,7 @@ def query_pages(
     client: SalesforceClient, soql: str, *, include_deleted: bool, page_size: int
 ) -> Iterator[list[dict[str, Any]]]:
     """Run a Bulk 2.0 query job and yield its result one locator page (at most `page_size` rows) at a time."""
-    job = client.request(
+    job = client.request_json(
         "POST",
         "jobs/query",
         json_body={
@@ -82,7 +82,7 @@ def query_pages(
             "lineEnding": "LF",
         },
         what="bulk query create",
-    ).json()
+    )
     job_id = str(job["id"])
     info = _wait(client, "query", job_id)
     log.info("salesforce.bulk.query.done", job=job_id, records=info.get("numberRecordsProcessed"))
@@ -122,7 +122,7 @@ def ingest_update(
     """Update `rows` (each with `Id`) through one Bulk 2.0 ingest job; report failed and unprocessed ids."""
     start = client.calls
     extra = dict(headers or {})
-    job = client.request(
+    job = client.request_json(
         "POST",
         "jobs/ingest",
         json_body={
@@ -134,7 +134,7 @@ def ingest_update(
         },
         headers=extra,
         what="bulk ingest create",
-    ).json()
+    )
     job_id = str(job["id"])
     client.request(
         "PUT",

@@ -226,6 +226,34 @@ class SalesforceClient:
         what: str | None = None,
     ) -> requests.Response:
         """Send one call (with retries and one re-login); return the successful response."""
+        return self._send(method, path, params, json_body, data, headers, what, parse=False)[0]
+
+    def request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        what: str | None = None,
+    ) -> Any:
+        """Like `request`, returning the decoded JSON answer (None when empty). A 2xx whose body does not
+        decode (cut short, a proxy's HTML page) is retried like a 5xx."""
+        return self._send(method, path, params, json_body, None, headers, what, parse=True)[1]
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        json_body: Any,
+        data: bytes | str | None,
+        headers: Mapping[str, str] | None,
+        what: str | None,
+        *,
+        parse: bool,
+    ) -> tuple[requests.Response, Any]:
         label = what or f"{method} {path.split('?', 1)[0]}"
         body: bytes | None
         extra = dict(headers or {})
@@ -236,7 +264,7 @@ class SalesforceClient:
             body = data.encode()
         else:
             body = data
-        return self.policy.call(self._attempt, method, path, params, body, extra, label, what=label)
+        return self.policy.call(self._attempt, method, path, params, body, extra, label, parse, what=label)
 
     def _attempt(
         self,
@@ -246,7 +274,8 @@ class SalesforceClient:
         body: bytes | None,
         extra: dict[str, str],
         label: str,
-    ) -> requests.Response:
+        parse: bool,
+    ) -> tuple[requests.Response, Any]:
         # A 401 straight after a fresh login means the credentials lack access: ConfigError, no second login.
         # (A later attempt of the retry policy may log in again: by then the fresh session had worked.)
         relogged = False
@@ -273,11 +302,15 @@ class SalesforceClient:
                     self.login()
                     continue
             raise_for_status(resp, label)
-            return resp
+            if not parse or not resp.content:
+                return resp, None
+            try:
+                return resp, resp.json()
+            except ValueError:
+                raise RetriableError(f"{label}: answer is not JSON", code="BAD_RESPONSE") from None
 
     def get_json(self, path: str, **kwargs: Any) -> Any:
-        resp = self.request("GET", path, **kwargs)
-        return resp.json() if resp.content else None
+        return self.request_json("GET", path, **kwargs)
 
     # -- REST helpers ----------------------------------------------------------------------------------------
     def describe(self, obj: str) -> dict[str, Any]:
@@ -337,7 +370,7 @@ class SalesforceClient:
         """One sObject Collections call (`allOrNone: false`); returns the per-record results in order."""
         if method == "DELETE":
             assert ids is not None and len(ids) <= COMPOSITE_MAX
-            resp = self.request(
+            result = self.request_json(
                 "DELETE",
                 "composite/sobjects",
                 params={"ids": ",".join(ids), "allOrNone": "false"},
@@ -346,14 +379,13 @@ class SalesforceClient:
             )
         else:
             assert records is not None and len(records) <= COMPOSITE_MAX
-            resp = self.request(
+            result = self.request_json(
                 method,
                 "composite/sobjects",
                 json_body={"allOrNone": False, "records": records},
                 headers=headers,
                 what=what,
             )
-        result = resp.json()
         if not isinstance(result, list):
             raise RetriableError(f"{what}: unexpected composite answer", code="BAD_RESPONSE")
         return result
