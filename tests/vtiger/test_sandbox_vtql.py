@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from connector.sandboxes.vtiger import VtigerSandbox
@@ -149,3 +151,19 @@ def test_hundred_row_cap_and_paging(vt_sandbox: VtigerSandbox, vt_client: WsClie
             break
         offset += 100
     assert seen == ids
+
+
+def test_rows_tying_on_the_order_come_in_no_fixed_order(
+    vt_sandbox: VtigerSandbox, vt_client: WsClient
+) -> None:
+    # like MySQL: paging `order by modifiedtime limit 100,100` over one busy second may repeat or skip rows
+    vt_sandbox.clock.set(datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC))
+    for n in range(30):
+        vt_sandbox.store.create("Leads", {"lastname": f"T{n}"})
+    orders = {
+        tuple(r["id"] for r in vt_client.query("select id, modifiedtime from Leads order by modifiedtime;"))
+        for _ in range(3)
+    }
+    assert len(orders) > 1
+    by_id = [r["id"] for r in vt_client.query("select id from Leads order by id;")]
+    assert by_id == sorted(by_id, key=lambda i: int(i.split("x")[1]))

@@ -9,6 +9,7 @@ required, `''` is refused with INTERNAL_SERVER_ERROR, `is null` is a syntax erro
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Union
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from connector.sandboxes.vtiger.store import Record, VtigerStore
 
 MAX_ROWS = 100
+_TIE_SALT = itertools.count(1)
 
 KEYWORDS = {
     "select": "SELECT",
@@ -313,6 +315,11 @@ def execute(query: Query, store: VtigerStore, only_ids: set[str] | None = None) 
         rows = [r for r in rows if _matches(where, r, store)]
     if query.count:
         return [{"count": str(len(rows))}]
+    if query.order:
+        # MySQL leaves rows that tie on the ORDER BY columns in no particular order, and not always the same
+        # one from one query to the next: shuffle them so a client that pages over ties shows its bugs here
+        salt = next(_TIE_SALT)
+        rows.sort(key=lambda r: hash((r.crmid, salt)))
     for name, descending in reversed(query.order):
         rows.sort(key=lambda r, n=name: _sort_key(r, n, store), reverse=descending)  # type: ignore[misc]
     size = MAX_ROWS if query.limit is None else min(query.limit, MAX_ROWS)
