@@ -317,3 +317,17 @@ def test_a_late_commit_inside_the_overlap_is_read_whatever_our_clock_says() -> N
         clock[0] = t0 + dt.timedelta(seconds=20)
         again, _, _ = drain(list(src.read(cursors, RunContext(as_of=ours.date(), started_at=ours))))
         assert [r["Id"] for r in again] == [late]
+
+
+def test_an_expired_query_cursor_mid_read_goes_on_from_the_cursor(sf_sandbox) -> None:
+    ids = seed_leads(sf_sandbox, 900)
+    src = make_source(sf_sandbox, page_size=200)
+    batches = []
+    for batch in src.read({}, run_ctx(sf_sandbox)):
+        if len(batches) == 1:  # another integration of the same user opened its eleventh cursor: ours is gone
+            sf_sandbox.cursors = type(sf_sandbox.cursors)()
+        batches.append(batch)
+    records, _, cursors = drain(batches)
+    assert sorted({r["Id"] for r in records}) == sorted(ids)
+    assert len(records) == 900  # the fresh query started after what was read: nothing twice
+    assert drain(list(src.read(cursors, run_ctx(sf_sandbox))))[0] == []

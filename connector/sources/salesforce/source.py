@@ -44,7 +44,7 @@ from ..base import Batch, SourceConfigBase
 from . import bulk, soql
 from .auth import SalesforceConnection, SalesforceSecrets, check_secrets
 from .budget import ApiBudget
-from .client import SalesforceClient
+from .client import SalesforceClient, SalesforceRequestError
 from .cursor import Cursor
 
 log = structlog.get_logger(__name__)
@@ -58,6 +58,7 @@ LINK_FIELDS: dict[str, tuple[str, ...]] = {
     "Opportunity": ("StageName", "AccountId"),
     "Contract": ("AccountId",),
 }
+MAX_QUERY_RESTARTS = 3  # fresh queries after an expired query cursor, per object and run
 ID_CHUNK = 400  # ids per IN list: keeps a GET query URL well under Salesforce's URI limit
 
 
@@ -319,11 +320,7 @@ class SalesforceSource:
                 page_size=self.cfg.bulk_page_size,
             )
         else:
-            pages = self.client.query_pages(
-                f"SELECT {fields} FROM {obj} WHERE {where} ORDER BY SystemModstamp, Id",
-                include_deleted=True,
-                batch_size=self.cfg.page_size,
-            )
+            pages = self._rest_pages(obj, fields, cursor, ctx)
         total = 0
         previous: Batch | None = None
         # One page is held back so the last one carries the cursor of the whole read. Bulk pages are unordered:
@@ -344,6 +341,28 @@ class SalesforceSource:
             previous.cursor = cursor.dump(self._overlap)
             yield previous
         log.info("salesforce.read.done", source=self.name, object=obj, records=total)
+
+    def _rest_pages(
+        self, obj: str, fields: str, cursor: Cursor, ctx: RunContext
+    ) -> Iterator[list[dict[str, Any]]]:
+        """REST pages of what changed, ordered by SystemModstamp. Salesforce drops a query cursor after 15
+        idle minutes or when the user opens more than ten (other integrations sharing the user): the read then
+        goes on with a fresh query from the cursor as it stands after the pages already handed out."""
+        restarts = 0
+        while True:
+            where = self._where(obj, cursor, ctx)
+            try:
+                yield from self.client.query_pages(
+                    f"SELECT {fields} FROM {obj} WHERE {where} ORDER BY SystemModstamp, Id",
+                    include_deleted=True,
+                    batch_size=self.cfg.page_size,
+                )
+                return
+            except SalesforceRequestError as exc:
+                if exc.code != "INVALID_QUERY_LOCATOR" or restarts >= MAX_QUERY_RESTARTS:
+                    raise
+                restarts += 1
+                log.warning("salesforce.query.restart", source=self.name, object=obj, restart=restarts)
 
     def _batch(self, obj: str, page: list[dict[str, Any]], cursor: Cursor, ctx: RunContext) -> Batch:
         batch = Batch(object=obj)
