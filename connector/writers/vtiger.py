@@ -6,10 +6,13 @@ would need every mandatory field). The label field is a custom field named by it
 Segments (for admins): stock vtiger's webservice can *add* a relation (`add_related`) but has no operation
 that removes one. So the exact membership of each segment lives in a multi-select custom field on Leads and
 Contacts (e.g. "Segments"): a person entering a segment gets the segment's value added to that field, a person
-leaving gets it removed, and the field of a person in two segments holds both. Filter lists and reports in
-vtiger on that field. People entering are also related to the segment's Campaign (found by `campaignname`,
-created with its mandatory fields when the YAML says `create: true`) so the campaign's related lists work;
-leaving does not remove that relation, it stays as history.
+leaving gets it removed, and the field of a person in two segments holds both. The value is the campaign's
+`value`, else its `campaign` name, else the segment's own name. Only that value is ever added or removed: any
+other value in the field (set by hand) stays. Whenever a segment changes, records that hold its value without
+belonging to a member (typed by hand, or left from a lost state) have it removed, so the field stays exact.
+Filter lists and reports in vtiger on that field. People entering are also related to the segment's Campaign,
+if the YAML names one (found by `campaignname`, created with its mandatory fields when it says `create: true`),
+so the campaign's related lists work; leaving does not remove that relation, it stays as history.
 
 Multi-select values are written as one string joined by " |##| ". A JSON list is accepted by the server but
 only its first value is stored, silently.
