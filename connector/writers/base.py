@@ -70,7 +70,8 @@ class Writer(Protocol):
     # objects of that source that carry a stage label (e.g. {"Lead", "Contact"}); empty: the writer takes no labels
     label_objects: frozenset[str]
     # A writer may also set `publishes_snapshots = True` (read with getattr, default False): it then gets
-    # every segment each run, changed or not, because it publishes the whole member list (files).
+    # every segment each run, changed or not: it publishes the whole member list (files), or mirrors a target
+    # strictly and must catch members added there by hand (strict Salesforce campaigns).
 
     def write_labels(self, changes: list[LabelChange], ctx: RunContext) -> WriteResult: ...
 
