@@ -7,9 +7,13 @@ the run's start):
 - `query` where it does not (stock 8.2 on PHP 8 answers `sync` with an empty HTTP 500): keyset paging
   `where modifiedtime >= '<t>' order by modifiedtime limit 0, 100`. A full page only hands over the rows older
   than its newest second (that second is read again as the next page's start), and a page that lies wholly
-  inside one second is read by `id` instead, so boundary records are neither skipped nor repeated. Deletions
-  then come from an id reconciliation (`live_ids`) every `reconcile_every` such runs.
-`incremental: auto` probes `sync` once per run (one attempt, no retries) and remembers the answer for the run.
+  inside one second is read by `id` instead (keyset `id > last`, so an edit during the scan cannot shift a
+  record out of view), so boundary records are neither skipped nor repeated. Deletions then come from an id
+  reconciliation (`live_ids`) every `reconcile_every` such runs; a reconciliation that fails half way hands
+  over nothing and leaves the cursor as it was.
+`incremental: auto` probes `sync` once per run (one attempt, no retries) and remembers the answer for the run;
+a `sync` that breaks after its first page goes on by `query` from where it got to, and the module then owes a
+reconciliation (sync's `deleted` stopped half way).
 The first read of a module (no cursor) is always a `query` full load: upstream `sync` fails on time 0.
 """
 
