@@ -9,7 +9,8 @@ Contacts (e.g. "Segments"): a person entering a segment gets the segment's value
 leaving gets it removed, and the field of a person in two segments holds both. The value is the campaign's
 `value`, else its `campaign` name, else the segment's own name. Only that value is ever added or removed: any
 other value in the field (set by hand) stays. Whenever a segment changes, records that hold its value without
-belonging to a member (typed by hand, or left from a lost state) have it removed, so the field stays exact.
+belonging to a member (typed by hand, or left from a lost state) have it removed, so the field stays exact
+(with `strict: true` this check runs every run, not only when the segment changes).
 Filter lists and reports in vtiger on that field. People entering are also related to the segment's Campaign,
 if the YAML names one (found by `campaignname`, created with its mandatory fields when it says `create: true`),
 so the campaign's related lists work; leaving does not remove that relation, it stays as history.
@@ -71,6 +72,9 @@ class VtigerWriterConfig(WriterConfigBase):
     segments_field: dict[str, str] = Field(default_factory=dict)  # module -> multi-select field
     concurrency: int = Field(4, ge=1, le=32)
     campaigns: dict[str, CampaignConfig] = Field(default_factory=dict)  # segment name -> campaign
+    # check every segment's field each run (one `like` query per module and segment), so a managed value
+    # typed onto a non-member by hand is cleared by the next run, not only when the segment next changes
+    strict: bool = False
 
     @model_validator(mode="after")
     def _modules(self) -> VtigerWriterConfig:
@@ -100,6 +104,8 @@ class VtigerWriter:
         self.source_cfg = source_cfg
         self.client = client
         self.label_objects = frozenset(cfg.label_field)
+        # strict: the run loop hands over every segment each run, changed or not (see `sync_segment`)
+        self.publishes_snapshots = cfg.strict and bool(cfg.segments_field)
         self._infos: dict[str, ModuleInfo] = {}
         self._label_fields: dict[str, str] = {}
         self._segment_fields: dict[str, str] = {}
@@ -223,7 +229,9 @@ class VtigerWriter:
 
         Only this segment's value is ever added or removed; whatever else the field holds (other segments,
         values set by hand) stays. Records that hold the value but belong to no member (set by hand, or left
-        over from a lost state) are found with one `like` query per module and cleared too.
+        over from a lost state) are found with one `like` query per module and cleared too: whenever the
+        segment changes, or every run when the target is `strict` (then a segment without changes costs
+        those queries and nothing else unless it finds such a record).
         """
         self._begin(ctx)
         result = WriteResult()
@@ -236,7 +244,7 @@ class VtigerWriter:
         for member in change.adds:  # an add wins over a remove of the same record
             for ref in self._own_refs(member):
                 wanted[ref] = (True, member)
-        if ctx.dry_run or not wanted:
+        if ctx.dry_run or not (wanted or self.publishes_snapshots):
             return result
         fields = {module: self.segment_field(module) for module in self.cfg.segments_field}
         campaign_id = self._campaign(change.segment) if any(add for add, _ in wanted.values()) else None

@@ -36,6 +36,7 @@ targets:
     label_field: {{Leads: "label:Funnel stage", Contacts: "label:Funnel stage"}}
     segments_field: {{Leads: "label:Segments", Contacts: "label:Segments"}}
     concurrency: 3
+    strict: {strict}
     campaigns:
       later: {{campaign: "Nurture newsletter", create: true, closingdate: "2027-12-31"}}
 segments:
@@ -72,7 +73,9 @@ def test_runs_keep_the_segment_field_exact_and_a_quiet_run_writes_nothing(
     hot = st.create("Leads", {"lastname": "H", "email": "h@x.nl", "leadstatus": "Hot"})
     st.create("Leads", {"lastname": "Odd", "email": "odd@x.nl", "leadstatus": "NotAStatus"})
     st.create("Contacts", {"lastname": "C", "email": "c@x.nl"})
-    (tmp_path / "connector.yaml").write_text(CONFIG.format(url=vt_sandbox.url), encoding="utf-8")
+    (tmp_path / "connector.yaml").write_text(
+        CONFIG.format(url=vt_sandbox.url, strict="false"), encoding="utf-8"
+    )
     runner = Runner(
         load_config(tmp_path / "connector.yaml"),
         environ=vt_sandbox.env(),
@@ -116,3 +119,33 @@ def test_runs_keep_the_segment_field_exact_and_a_quiet_run_writes_nothing(
     fourth = runner.execute("run", AS_OF)
     assert fourth.exit_code == 0, fourth.errors
     assert writes(vt_sandbox) == 0
+
+
+def test_strict_clears_a_hand_typed_value_on_the_next_run_even_without_changes(
+    vt_sandbox: VtigerSandbox, tmp_path: Path
+) -> None:
+    st = vt_sandbox.store
+    seg = st.field_by_label("Leads", "Segments")
+    member = st.create("Leads", {"lastname": "M", "email": "m@x.nl", "leadstatus": "Contact in Future"})
+    other = st.create("Leads", {"lastname": "O", "email": "o@x.nl", "leadstatus": "Hot"})
+    (tmp_path / "connector.yaml").write_text(
+        CONFIG.format(url=vt_sandbox.url, strict="true"), encoding="utf-8"
+    )
+    runner = Runner(
+        load_config(tmp_path / "connector.yaml"),
+        environ=vt_sandbox.env(),
+        policy=RetryPolicy(attempts=5, sleep=lambda s: None),
+    )
+    assert runner.execute("run", AS_OF).exit_code == 0
+    vt_sandbox.reset_calls()
+    assert runner.execute("run", AS_OF).exit_code == 0
+    assert writes(vt_sandbox) == 0  # strict reads the field each run, and writes nothing when it is exact
+
+    st.revise(other["id"], {seg: "Nurture newsletter |##| Partner"})  # typed by hand; no segment changes
+    vt_sandbox.reset_calls()
+    summary = runner.execute("run", AS_OF)
+    assert summary.exit_code == 0, summary.errors
+    assert summary.segments["vt_out"]["later"]["adds"] == 0 == summary.segments["vt_out"]["later"]["removes"]
+    assert segments(vt_sandbox, other["id"]) == ["Partner"]
+    assert segments(vt_sandbox, member["id"]) == ["Nurture newsletter"]
+    assert vt_sandbox.calls["revise"] == 1 and writes(vt_sandbox) == 1

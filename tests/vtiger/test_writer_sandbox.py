@@ -308,3 +308,29 @@ def test_a_segments_field_the_user_may_not_read_is_a_config_error(vt_sandbox: Vt
     meta.fields = [f for f in meta.fields if f.name != name]
     with pytest.raises(ConfigError, match="ACCESS_DENIED"):
         out.sync_segment(SegmentChange("renewal", [a], adds=[a], removes=[]), ctx())
+
+
+def test_strict_checks_an_unchanged_segment_and_clears_hand_typed_values(vt_sandbox: VtigerSandbox) -> None:
+    a, b = person(vt_sandbox, "Leads", 1), person(vt_sandbox, "Contacts", 2)
+    assert not writer(vt_sandbox).publishes_snapshots  # by default: only changed segments are handed over
+    out = writer(vt_sandbox, strict=True)
+    assert out.publishes_snapshots
+    out.sync_segment(SegmentChange("renewal", [a], adds=[a], removes=[]), ctx())
+    set_segments(vt_sandbox, b.refs[0], "Renewal 2027")  # typed by hand onto a non-member
+    vt_sandbox.reset_calls()
+    result = writer(vt_sandbox, strict=True).sync_segment(
+        SegmentChange("renewal", [a], adds=[], removes=[]), ctx(10)
+    )
+    assert result.failed == {}
+    assert field(vt_sandbox, b.refs[0], "Segments") == ""
+    assert field(vt_sandbox, a.refs[0], "Segments") == "Renewal 2027"
+    assert vt_sandbox.calls["revise"] == 1 and vt_sandbox.calls["add_related"] == 0
+
+    # nothing off: an unchanged segment costs the holder queries (one per module) and no write
+    vt_sandbox.reset_calls()
+    quiet = writer(vt_sandbox, strict=True).sync_segment(
+        SegmentChange("renewal", [a], adds=[], removes=[]), ctx(20)
+    )
+    assert quiet.failed == {}
+    assert {op for op, n in vt_sandbox.calls.items() if n} <= {"getchallenge", "login", "describe", "query"}
+    assert vt_sandbox.calls["query"] == 2
