@@ -138,6 +138,7 @@ class Runner:
             return summary
         started = self.clock()
         ctx = RunContext(as_of=as_of, started_at=started, dry_run=mode == "plan")
+        self.env.shared.clear()
         try:
             sources = self.build_sources()
             writers = self.build_writers()  # plan needs them too: label objects, call estimates

@@ -23,6 +23,9 @@ class PluginEnv:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     state_dir: Path = Path(".")
     environ: dict[str, str] | None = None  # None: os.environ; tests pass their own
+    # per-run objects plugins may share, e.g. one logged-in CRM client for a source and the target writing
+    # back to it (one session, one connection pool); emptied at the start of every run
+    shared: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

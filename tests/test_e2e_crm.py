@@ -94,6 +94,9 @@ def test_first_run_labels_everyone_in_few_calls_and_second_run_writes_nothing(wo
     assert campaign_adds > 0
     assert all(v is not None for v in _sf_labels(world.sf).values())
     assert all(v is not None for v in _vt_labels(world.vt).values())
+    # vtiger: the source and the target share one session, and each module is described once
+    assert world.vt.calls["login"] == 1
+    assert world.vt.calls["describe"] == 4
 
     second = world.run()
     assert world.sf_writes() == 0

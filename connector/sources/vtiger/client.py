@@ -114,6 +114,7 @@ class VtigerClient:
         self.http.mount("https://", adapter)
         self.calls: Counter[str] = Counter()  # HTTP requests made, per operation
         self.logins = 0
+        self._described: dict[str, dict[str, Any]] = {}
         self.on_call: Callable[[str], None] | None = None  # per-run hook, e.g. ctx.count_call
         self._session_name: str | None = None
         self.user_id: str | None = None
@@ -147,7 +148,10 @@ class VtigerClient:
         return list(self.call("query_related", params, check=_rows))
 
     def describe(self, module: str) -> dict[str, Any]:
-        return dict(self.call("describe", {"elementType": module}, check=_describe))
+        # module metadata does not change within a run, and a client lives for one run: describe once
+        if module not in self._described:
+            self._described[module] = dict(self.call("describe", {"elementType": module}, check=_describe))
+        return dict(self._described[module])
 
     def revise(self, element: Mapping[str, Any], *, retry: bool = True) -> dict[str, Any]:
         return dict(self.call("revise", {"element": dict(element)}, retry=retry))

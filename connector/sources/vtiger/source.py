@@ -120,6 +120,26 @@ def load_credentials(prefix: str, environ: Mapping[str, str] | None) -> VtigerCr
 
 
 def build_client(cfg: VtigerSourceConfig, env: Any, *, pool_size: int = 8) -> VtigerClient:
+    """The run's client for this source: one session and one connection pool, shared by the source and every
+    vtiger target writing back to it (when `env.shared` exists; tests without it get a client of their own)."""
+    shared = getattr(env, "shared", None)
+    key = f"vtiger.client:{cfg.name}"
+    if isinstance(shared, dict) and key in shared:
+        client: VtigerClient = shared[key]
+        return client
+    writers = [
+        t
+        for t in getattr(getattr(env, "app", None), "targets", None) or []
+        if getattr(t, "type", None) == "vtiger" and getattr(t, "source", None) == cfg.name
+    ]
+    pool_size = max([pool_size, *(t.concurrency + 2 for t in writers)])
+    client = _new_client(cfg, env, pool_size)
+    if isinstance(shared, dict):
+        shared[key] = client
+    return client
+
+
+def _new_client(cfg: VtigerSourceConfig, env: Any, pool_size: int) -> VtigerClient:
     creds = load_credentials(cfg.env_prefix, getattr(env, "environ", None))
     if not creds.username or not creds.access_key.get_secret_value():
         raise ConfigError(f"set {cfg.env_prefix}USERNAME and {cfg.env_prefix}ACCESS_KEY in the environment")
