@@ -194,20 +194,13 @@ class Runner:
         for source in sources:
             try:
                 self._read_source(store, source, ctx, summary, run_id, rejected_now)
-            except ConfigError as exc:
-                summary.outcome, summary.exit_code = "config_error", EXIT_CONFIG
-                summary.errors.append(f"{source.name}: {exc}")
-                log.error("source.config_error", source=source.name, error=str(exc))
-                return
-            except (UnreachableError, OSError) as exc:
-                unreachable = True
-                summary.errors.append(f"{source.name}: unreachable: {exc}")
-                log.error("source.unreachable", source=source.name, error=str(exc))
-            except BudgetExceededError as exc:
-                summary.errors.append(f"{source.name}: {exc}")
-                summary.outcome, summary.exit_code = "budget_stop", EXIT_BUDGET
-                log.error("source.budget_stop", source=source.name, error=str(exc))
-                return
+            except (ConfigError, BudgetExceededError, UnreachableError, OSError) as exc:
+                kind = _record_failure(summary, "source", source.name, exc)
+                if kind != "unreachable":
+                    # a config error or a spent budget ends the run before anything is written
+                    summary.outcome, summary.exit_code = OUTCOMES[kind]
+                    return
+                unreachable = True  # the others go on; this source's last known records still count
             unknown = getattr(source, "unknown_values", None)
             if unknown:
                 for (fname, value), n in unknown.items():
@@ -228,19 +221,14 @@ class Runner:
             for writer in writers:
                 try:
                     self._write(store, writer, plan, ctx, summary, run_id, rejected_now)
-                except BudgetExceededError as exc:
-                    budget_stop = True
-                    summary.errors.append(f"{writer.name}: {exc}")
-                    log.error("writer.budget_stop", target=writer.name, error=str(exc))
-                except ConfigError as exc:
-                    summary.errors.append(f"{writer.name}: {exc}")
-                    summary.outcome, summary.exit_code = "config_error", EXIT_CONFIG
-                    log.error("writer.config_error", target=writer.name, error=str(exc))
-                    return
-                except (UnreachableError, OSError) as exc:
-                    unreachable = True
-                    summary.errors.append(f"{writer.name}: unreachable: {exc}")
-                    log.error("writer.unreachable", target=writer.name, error=str(exc))
+                except (ConfigError, BudgetExceededError, UnreachableError, OSError) as exc:
+                    kind = _record_failure(summary, "writer", writer.name, exc)
+                    if kind == "config":
+                        summary.outcome, summary.exit_code = OUTCOMES[kind]
+                        return
+                    # a spent budget or a dead system stops this target only; the other targets go on
+                    budget_stop |= kind == "budget"
+                    unreachable |= kind == "unreachable"
 
         if not ctx.dry_run:
             self._forget_gone_records(store, writers, people)
@@ -714,6 +702,22 @@ def _same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return {k: v for k, v in a.items() if k != "modified_at"} == {
         k: v for k, v in b.items() if k != "modified_at"
     }
+
+
+OUTCOMES = {"config": ("config_error", EXIT_CONFIG), "budget": ("budget_stop", EXIT_BUDGET)}
+
+
+def _record_failure(summary: Summary, role: str, name: str, exc: Exception) -> str:
+    """Classify a source's or writer's failure ("config", "budget", "unreachable") and note it in the summary."""
+    if isinstance(exc, ConfigError):
+        kind = "config"
+    elif isinstance(exc, BudgetExceededError):
+        kind = "budget"
+    else:
+        kind = "unreachable"
+    summary.errors.append(f"{name}: unreachable: {exc}" if kind == "unreachable" else f"{name}: {exc}")
+    log.error(f"{role}.{kind}", name=name, error=str(exc))
+    return kind
 
 
 def _raw_id(raw: dict[str, Any]) -> str:
