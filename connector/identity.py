@@ -64,6 +64,12 @@ class _UnionFind:
 def merge_keys(fact: Fact, merge_on: Iterable[str]) -> list[str]:
     allowed = set(merge_on)
     out = []
+    # a cross-reference to another system's record (`xref.sf_prod.Contact: 003…`) is that record's own key;
+    # it always merges, like the record ids themselves
+    for name, value in fact.extra.items():
+        if name.startswith("xref.") and value not in (None, ""):
+            source, obj = name[len("xref.") :].rsplit(".", 1)  # source names may hold dots, objects do not
+            out.append(f"{source}:{obj}:{value}")
     for key in fact.keys:
         if key.startswith("email:"):
             if "email" in allowed:

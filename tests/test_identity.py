@@ -426,3 +426,32 @@ def test_a_person_founded_by_enrichment_alone_carries_the_e_mail_it_joined_on() 
     row = attached_fact(FactKind.ENRICHMENT, "web", "n", ["email:new@y.example"], web_visits=4)
     p = one(resolve([row], {}, as_of=AS_OF).people)
     assert (p.values["email"], p.values["domain"]) == ("new@y.example", "y.example")
+
+
+# ---- cross-references mapped from a field (xref.<source>.<Object>) ---------------------------------------
+
+
+def test_a_field_holding_another_crms_record_id_merges_the_two_records() -> None:
+    from connector.mappers.fields import ObjectMapping, map_fields
+
+    mapping = ObjectMapping.model_validate({"fields": {"cf_880": "xref.sf.prod.Contact", "email": "email"}})
+    mapped = map_fields({"cf_880": "0035g00000ABCDEAA1", "email": "other@x.example"}, mapping)
+    vt = Fact(
+        RecordRef("vt", "Contacts", "12x4"),
+        FactKind.PERSON,
+        keys=["vt:Contacts:12x4", "email:other@x.example"],
+        values=mapped.values,
+        extra=mapped.extra,
+    )
+    sf = person_fact("sf.prod", "Contact", "0035g00000ABCDEAA1", email="ann@x.example")
+    person = one(resolve([sf, vt], {}, as_of=AS_OF).people)
+    assert {str(r) for r in person.refs} == {"vt:Contacts:12x4", "sf.prod:Contact:0035g00000ABCDEAA1"}
+
+
+def test_an_xref_target_must_name_a_source_and_an_object() -> None:
+    from pydantic import ValidationError
+
+    from connector.mappers.fields import ObjectMapping
+
+    with pytest.raises(ValidationError, match=r"xref.<source name>.<Object>"):
+        ObjectMapping.model_validate({"fields": {"cf_880": "xref.Contact"}})

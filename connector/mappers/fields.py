@@ -8,6 +8,7 @@ date formats a file uses. Mapping is pure: no I/O, no client, no clock.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,10 @@ from ..schema import (
     FieldType,
 )
 
+# A field holding another system's record id (a vtiger field with the Salesforce Contact Id) maps to
+# `xref.<source name>.<Object>`: identity resolution then merges the two records into one person.
+XREF_PREFIX = "xref."
+XREF_TARGET = re.compile(r"^xref\.[A-Za-z][A-Za-z0-9_.-]*\.[A-Za-z][A-Za-z0-9_]*$")
 DEFAULT_DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%d-%m-%Y", "%d/%m/%Y")
 TRUE_WORDS = {"1", "true", "yes", "y", "ja", "j", "on", "x"}
 FALSE_WORDS = {"0", "false", "no", "n", "nee", "off", ""}
@@ -58,6 +63,10 @@ class ObjectMapping(StrictModel):
     def _targets_exist(self) -> ObjectMapping:
         known = fields_for_kind(self.kind)
         for src, target in self.fields.items():
+            if target.startswith(XREF_PREFIX):
+                if not XREF_TARGET.match(target):
+                    raise ValueError(f"fields.{src}: '{target}' must look like xref.<source name>.<Object>")
+                continue
             if not target.startswith("extra.") and target not in known:
                 raise ValueError(
                     f"fields.{src}: '{target}' is not a {self.kind.value} schema field "
@@ -69,7 +78,7 @@ class ObjectMapping(StrictModel):
         return self
 
     def schema_type(self, target: str) -> FieldType:
-        if target.startswith("extra."):
+        if target.startswith(("extra.", XREF_PREFIX)):
             return FieldType.STR
         return fields_for_kind(self.kind)[target]
 
@@ -186,7 +195,9 @@ def map_fields(raw: Mapping[str, Any], mapping: ObjectMapping, *, getter: Any = 
 
 
 def _put(out: Mapped, target: str, value: Any) -> None:
-    if target.startswith("extra."):
+    if target.startswith(XREF_PREFIX):
+        out.extra[target] = value  # kept whole: identity resolution reads the source and object from it
+    elif target.startswith("extra."):
         out.extra[target[len("extra.") :]] = value
     else:
         out.values[target] = value

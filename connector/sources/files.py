@@ -104,7 +104,7 @@ class FileSourceConfig(SourceConfigBase):
         for src, target in value.items():
             if not target or not target.strip():
                 problems.append(f"{src}: needs a schema field name")
-            elif known is not None and not target.startswith("extra.") and target not in known:
+            elif known is not None and not target.startswith(("extra.", "xref.")) and target not in known:
                 problems.append(
                     f"{src}: '{target}' is not a {kind} field (known: {', '.join(sorted(known))})"
                 )
@@ -125,7 +125,7 @@ class FileSourceConfig(SourceConfigBase):
         if kind is None:
             return value
         known = fields_for_kind(kind)
-        unknown = [t for t in value if not t.startswith("extra.") and t not in known]
+        unknown = [t for t in value if not t.startswith(("extra.", "xref.")) and t not in known]
         if unknown:
             raise ValueError(f"{', '.join(repr(t) for t in unknown)}: not a {kind} field")
         return value
