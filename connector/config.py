@@ -7,6 +7,7 @@ target entries are a discriminated union on `type`, built from the plugin regist
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -120,17 +121,14 @@ def _line_of(root: Any, loc: tuple[Any, ...]) -> tuple[int | None, str]:
     parts: list[str] = []
     for element in loc:
         if isinstance(node, dict) and element in node:
-            try:
+            # a node built by the loader has positions; one merged in from a preset has none (keep the parent's)
+            with contextlib.suppress(AttributeError, KeyError, TypeError):
                 line = node.lc.key(element)[0] + 1  # type: ignore[attr-defined]
-            except (AttributeError, KeyError, TypeError):
-                pass
             parts.append(str(element) if not parts else f".{element}")
             node = node[element]
         elif isinstance(node, list) and isinstance(element, int) and 0 <= element < len(node):
-            try:
+            with contextlib.suppress(AttributeError, KeyError, TypeError):
                 line = node.lc.item(element)[0] + 1  # type: ignore[attr-defined]
-            except (AttributeError, KeyError, TypeError):
-                pass
             parts.append(f"[{element}]")
             node = node[element]
         elif isinstance(element, str) and element not in ("field", "all", "any", "not", "function-after"):

@@ -7,6 +7,7 @@ exponentially with jitter. The sleep function is injectable so tests never sleep
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,10 +73,8 @@ def parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    try:
+    with contextlib.suppress(ValueError):  # not delta-seconds: try the HTTP-date form below
         return max(float(value), 0.0)
-    except ValueError:
-        pass
     from email.utils import parsedate_to_datetime
 
     try:

@@ -41,7 +41,7 @@ class ListSource:
         return None
 
     def close(self) -> None:
-        pass
+        """Nothing to release."""
 
 
 def _read(runner: Runner, store: StateStore, source: ListSource) -> dict[str, int]:

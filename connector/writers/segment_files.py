@@ -258,8 +258,9 @@ def _fsync_directory(directory: Path) -> None:
     except OSError:
         return
     try:
-        os.fsync(fd)
-    except OSError:
-        pass
+        with contextlib.suppress(
+            OSError
+        ):  # some filesystems cannot fsync a directory; the rename still stands
+            os.fsync(fd)
     finally:
         os.close(fd)

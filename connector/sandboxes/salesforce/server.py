@@ -72,7 +72,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     timeout = 30
 
     def log_message(self, format: str, *args: Any) -> None:
-        pass
+        """Silence the per-request line http.server writes to stderr (tests and the demo count calls instead)."""
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
