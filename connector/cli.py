@@ -96,7 +96,7 @@ def validate(config_path: str) -> None:
             finally:
                 plugin.close()
     if problems:
-        for p in problems:
+        for p in dict.fromkeys(problems):  # a source and its target share credentials: say it once
             click.echo(f"error: {config_path}: {p}", err=True)
         sys.exit(EXIT_CONFIG)
     click.echo(
