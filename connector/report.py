@@ -81,7 +81,7 @@ def funnel_svg(report: dict[str, Any], model: StageModel, title: str = "Funnel")
     rows = list(model.path) + list(model.detours)
     height = 70 + row_h * len(rows) + 20
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width + left + 40}" height="{height}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width + left + 190}" height="{height}" '
         'font-family="Helvetica, Arial, sans-serif">',
         f'<text x="20" y="34" font-size="20" font-weight="bold">{html.escape(title)}</text>',
     ]
@@ -97,6 +97,8 @@ def funnel_svg(report: dict[str, Any], model: StageModel, title: str = "Funnel")
         parts.append(
             f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row_h - 8}" fill="{colour}" rx="3"/>'
         )
-        parts.append(f'<text x="{left + width + 10}" y="{y + 26}" font-size="14">{n}</text>')
+        reached = report.get("reached", {}).get(name)
+        note = f"{n} now" + (f" · {reached} reached" if reached is not None else "")
+        parts.append(f'<text x="{left + width + 10}" y="{y + 26}" font-size="14">{html.escape(note)}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
