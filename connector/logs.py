@@ -24,7 +24,8 @@ def register_secret(value: str | None) -> None:
         _SECRETS.add(value)
 
 
-def _mask(text: str) -> str:
+def mask_text(text: str) -> str:
+    """`text` with every registered secret replaced by `***` (for logs, the run summary and state)."""
     for secret in _SECRETS:
         if secret in text:
             text = text.replace(secret, "***")
@@ -36,9 +37,9 @@ def mask_secrets(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> M
         if _SECRET_KEYS.search(key) and value not in (None, "", False):
             event[key] = "***"
         elif isinstance(value, str):
-            event[key] = _mask(value)
+            event[key] = mask_text(value)
         elif isinstance(value, BaseException):
-            event[key] = _mask(str(value))
+            event[key] = mask_text(str(value))
     return event
 
 

@@ -33,6 +33,7 @@ from .errors import (
     UnreachableError,
 )
 from .identity import Resolution, resolve
+from .logs import mask_text
 from .registry import PluginEnv, source_plugins, writer_plugins
 from .retry import RetryPolicy
 from .schema import Fact, Person, RecordRef, decode_value, encode_value
@@ -89,7 +90,7 @@ class _Plan:
 
 
 def _reject_reason(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__
+    return mask_text(str(exc)) or type(exc).__name__
 
 
 class Runner:
@@ -715,7 +716,8 @@ def _record_failure(summary: Summary, role: str, name: str, exc: Exception) -> s
         kind = "budget"
     else:
         kind = "unreachable"
-    summary.errors.append(f"{name}: unreachable: {exc}" if kind == "unreachable" else f"{name}: {exc}")
+    text = mask_text(str(exc))  # the summary is printed and kept in state: no secret may ride along
+    summary.errors.append(f"{name}: unreachable: {text}" if kind == "unreachable" else f"{name}: {text}")
     log.error(f"{role}.{kind}", name=name, error=str(exc))
     return kind
 
