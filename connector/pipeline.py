@@ -15,82 +15,57 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections import Counter
 from typing import Any
 
 import structlog
 
-from .conditions import compile_condition
-from .config import AppConfigBase, SegmentConfig
+from .config import AppConfigBase
 from .context import RunContext
+from .diffing import ChangePlanner, Plan, superseded_refs
 from .engine import Decision, Previous, StageEngine
 from .errors import (
     BudgetExceededError,
     ConfigError,
     ConnectorError,
-    RecordError,
     UnreachableError,
 )
 from .identity import Resolution, resolve
-from .logs import mask_text
+from .outcome import (
+    EXIT_BUDGET,
+    EXIT_CONFIG,
+    EXIT_CRASH,
+    EXIT_INTERRUPTED,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_UNREACHABLE,
+    OUTCOMES,
+    Summary,
+    record_failure,
+)
+from .reading import new_stats, read_source, reject_reason
 from .registry import PluginEnv, source_plugins, writer_plugins
 from .retry import RetryPolicy
-from .schema import Fact, Person, RecordRef, decode_value, encode_value
-from .segments import in_segment
-from .sources.base import Batch, Source
+from .schema import Person, encode_value
+from .sources.base import Source
 from .state import StateStore
-from .writers.base import LabelChange, Member, SegmentChange, Writer
+from .writers.base import Writer
 
 log = structlog.get_logger(__name__)
 
-EXIT_OK = 0
-EXIT_CRASH = 1
-EXIT_CONFIG = 2
-EXIT_PARTIAL = 3
-EXIT_UNREACHABLE = 4
-EXIT_LOCKED = 5
-EXIT_BUDGET = 6
-EXIT_INTERRUPTED = 130
-
-
-@dataclass
-class Summary:
-    mode: str
-    as_of: str
-    run_id: int | None = None
-    outcome: str = "ok"
-    exit_code: int = EXIT_OK
-    people: dict[str, int] = field(default_factory=dict)
-    read: dict[str, dict[str, int]] = field(default_factory=dict)
-    stages: dict[str, int] = field(default_factory=dict)
-    transitions: dict[str, int] = field(default_factory=dict)
-    labels: dict[str, dict[str, int]] = field(default_factory=dict)
-    segments: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
-    rejected: dict[str, Any] = field(default_factory=lambda: {"count": 0, "pending": 0, "reasons": {}})
-    api_calls: dict[str, int] = field(default_factory=dict)
-    estimated_write_calls: dict[str, int] = field(default_factory=dict)
-    unknown_values: dict[str, int] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    label_changes: list[dict[str, Any]] = field(default_factory=list)
-    segment_changes: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_json(self, detail: bool = False) -> dict[str, Any]:
-        out = {
-            k: v for k, v in self.__dict__.items() if detail or k not in ("label_changes", "segment_changes")
-        }
-        return out
-
-
-@dataclass
-class _Plan:
-    labels: dict[str, list[LabelChange]]
-    segments: dict[str, list[SegmentChange]]
-
-
-def _reject_reason(exc: BaseException) -> str:
-    return mask_text(str(exc)) or type(exc).__name__
+__all__ = [
+    "EXIT_BUDGET",
+    "EXIT_CONFIG",
+    "EXIT_CRASH",
+    "EXIT_INTERRUPTED",
+    "EXIT_LOCKED",
+    "EXIT_OK",
+    "EXIT_PARTIAL",
+    "EXIT_UNREACHABLE",
+    "Runner",
+    "Summary",
+]
 
 
 class Runner:
@@ -107,6 +82,7 @@ class Runner:
         self.policy = policy or RetryPolicy()
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.engine = StageEngine(config.stage_model)
+        self.planner = ChangePlanner(config)
         self._superseded: set[str] = set()
         self.env = PluginEnv(
             app=config, policy=self.policy, state_dir=config.state_path().parent, environ=environ
@@ -194,9 +170,10 @@ class Runner:
         unreachable = False
         for source in sources:
             try:
-                self._read_source(store, source, ctx, summary, run_id, rejected_now)
+                stats = summary.read.setdefault(source.name, new_stats())
+                read_source(store, source, ctx, stats, run_id, rejected_now)
             except (ConfigError, BudgetExceededError, UnreachableError, OSError) as exc:
-                kind = _record_failure(summary, "source", source.name, exc)
+                kind = record_failure(summary, "source", source.name, exc)
                 if kind != "unreachable":
                     # a config error or a spent budget ends the run before anything is written
                     summary.outcome, summary.exit_code = OUTCOMES[kind]
@@ -210,7 +187,7 @@ class Runner:
         resolution = self._resolve(store, as_of=ctx.as_of)
         decisions = self._decide(store, resolution.people, ctx.as_of, run_id, summary)
         people = {p.key: p for p in resolution.people}
-        plan = self._plan(store, writers, people, decisions, ctx.as_of, summary)
+        plan = self.planner.plan(store, writers, people, decisions, ctx.as_of, summary, self._superseded)
         for w in writers:
             n_labels = len(plan.labels.get(w.name, []))
             adds = sum(len(c.adds) for c in plan.segments.get(w.name, []))
@@ -223,7 +200,7 @@ class Runner:
                 try:
                     self._write(store, writer, plan, ctx, summary, run_id, rejected_now)
                 except (ConfigError, BudgetExceededError, UnreachableError, OSError) as exc:
-                    kind = _record_failure(summary, "writer", writer.name, exc)
+                    kind = record_failure(summary, "writer", writer.name, exc)
                     if kind == "config":
                         summary.outcome, summary.exit_code = OUTCOMES[kind]
                         return
@@ -256,132 +233,12 @@ class Runner:
 
     # ---- read ---------------------------------------------------------------------------------------
 
-    def _read_source(
-        self,
-        store: StateStore,
-        source: Source,
-        ctx: RunContext,
-        summary: Summary,
-        run_id: int,
-        rejected_now: Counter[str],
-    ) -> None:
-        name = source.name
-        stats = summary.read.setdefault(
-            name, {"records": 0, "unchanged": 0, "deleted": 0, "rejected": 0, "retried_ok": 0}
-        )
-
-        # Retry what earlier runs rejected first, so a fresher copy read below wins over the stored one.
-        retry_rows = store.rejected("read", name)
-        # a retry that fails is counted only if the fresh read below neither fixed nor rejected it again
-        retry_failed: dict[str, str] = {}
-        read_rejected: set[str] = set()
-        if retry_rows:
-            with store.transaction():
-                for row in retry_rows:
-                    raw = (
-                        {k: decode_value(v) for k, v in json.loads(row["payload"]).items()}
-                        if row["payload"]
-                        else None
-                    )
-                    if raw is None or row["object"] is None:
-                        continue
-                    try:
-                        fact = source.map(row["object"], raw)
-                    except RecordError as exc:
-                        store.reject(
-                            "read",
-                            name,
-                            row["item"],
-                            _reject_reason(exc),
-                            run_id,
-                            obj=row["object"],
-                            code=exc.code,
-                        )
-                        retry_failed[row["item"]] = f"{name}: {exc.code or 'rejected'}"
-                        continue
-                    store.upsert_facts([fact])
-                    store.clear_rejected("read", name, [row["item"]])
-                    stats["retried_ok"] += 1
-
-        cursors = store.cursors(name)
-        for batch in source.read(cursors, ctx):
-            with store.transaction():
-                self._store_batch(store, source, batch, stats, run_id, rejected_now, read_rejected)
-        if retry_failed:
-            pending = {r["item"] for r in store.rejected("read", name)}
-            for item, reason_key in retry_failed.items():
-                if item in pending and item not in read_rejected:
-                    rejected_now[reason_key] += 1
-        log.info("source.read.done", source=name, **stats)
-
-    def _store_batch(
-        self,
-        store: StateStore,
-        source: Source,
-        batch: Batch,
-        stats: dict[str, int],
-        run_id: int,
-        rejected_now: Counter[str],
-        read_rejected: set[str],
-    ) -> None:
-        """Map, store and delete what one batch carries, and move its cursor: all in the caller's transaction."""
-        name = source.name
-        facts: list[Fact] = []
-        for raw in batch.records:
-            try:
-                facts.append(source.map(batch.object, raw))
-            except RecordError as exc:
-                item = f"{batch.object}:{_raw_id(raw)}"
-                read_rejected.add(item)
-                reason = _reject_reason(exc)
-                store.reject(
-                    "read",
-                    name,
-                    item,
-                    reason,
-                    run_id,
-                    obj=batch.object,
-                    code=exc.code,
-                    payload=_jsonable(raw),
-                )
-                rejected_now[f"{name}: {exc.code or 'rejected'}"] += 1
-                stats["rejected"] += 1
-                log.warning(
-                    "source.record.rejected", source=name, object=batch.object, item=item, reason=reason
-                )
-        deleted: dict[str, list[str]] = defaultdict(list)
-        for fact in facts:
-            if fact.deleted:
-                deleted[fact.ref.object].append(fact.ref.id)
-        deleted[batch.object].extend(batch.deleted)
-        live = [f for f in facts if not f.deleted]
-        fresh = _drop_echoes(store, name, live)
-        stats["unchanged"] += len(live) - len(fresh)
-        store.upsert_facts(fresh)
-        for obj, ids in deleted.items():
-            if ids:
-                stats["deleted"] += store.delete_facts(name, obj, ids)
-                store.clear_rejected("read", name, [f"{obj}:{i}" for i in ids])
-        if batch.live_ids is not None:
-            gone = store.fact_ids(name, batch.object) - batch.live_ids
-            stats["deleted"] += store.delete_facts(name, batch.object, gone)
-            stale = [
-                r["item"]
-                for r in store.rejected("read", name)
-                if r["object"] == batch.object and r["item"].split(":", 1)[1] not in batch.live_ids
-            ]
-            store.clear_rejected("read", name, stale)
-        store.clear_rejected("read", name, [f"{f.ref.object}:{f.ref.id}" for f in facts])
-        stats["records"] += len(facts)
-        if batch.cursor is not None:
-            store.set_cursor(name, batch.object, batch.cursor)
-
     # ---- resolve and decide -------------------------------------------------------------------------
 
     def _resolve(self, store: StateStore, *, as_of: dt.date) -> Resolution:
         roles = {s.name: s.effective_role() for s in self.config.sources}
         facts = list(store.all_facts())
-        self._superseded = _superseded_refs(facts)
+        self._superseded = superseded_refs(facts)
         resolution = resolve(
             facts,
             store.identity(),
@@ -456,160 +313,13 @@ class Runner:
 
     # ---- diff ---------------------------------------------------------------------------------------
 
-    def _plan(
-        self,
-        store: StateStore,
-        writers: list[Writer],
-        people: dict[str, Person],
-        decisions: dict[str, Decision],
-        as_of: dt.date,
-        summary: Summary,
-    ) -> _Plan:
-        model = self.config.stage_model
-        labels: dict[str, list[LabelChange]] = {}
-        segments: dict[str, list[SegmentChange]] = {}
-        unlabelled = self._superseded
-        suppressed = set(model.suppress)
-        for writer in writers:
-            changes: list[LabelChange] = []
-            if writer.source and writer.label_objects:
-                written = store.labels(writer.name)
-                for person in people.values():
-                    stage = decisions[person.key].stage
-                    label = model.stage(stage).label_for(writer.name)
-                    for ref in person.refs_in(writer.source):
-                        if ref.object not in writer.label_objects or str(ref) in unlabelled:
-                            continue
-                        old = written.get(str(ref))
-                        if old != label:
-                            changes.append(LabelChange(person.key, ref, old, label))
-            changes.sort(key=lambda c: (c.ref.object, c.ref.id))
-            labels[writer.name] = changes
-            summary.labels[writer.name] = {"changes": len(changes)}
-            for change in changes:
-                summary.label_changes.append(
-                    {
-                        "target": writer.name,
-                        "ref": str(change.ref),
-                        "person": change.person_key,
-                        "from": change.old,
-                        "to": change.new,
-                    }
-                )
-
-            current = store.members(writer.name)
-            seg_changes: list[SegmentChange] = []
-            for segment in self.config.segments:
-                if writer.name not in segment.targets:
-                    continue
-                members = self._members(segment, writer, people, decisions, suppressed, as_of)
-                now_keys = {m.person_key for m in members}
-                before = current.get(segment.name, set())
-                adds = [m for m in members if m.person_key not in before]
-                removes = [
-                    self._gone_member(store, key, writer, people, decisions)
-                    for key in sorted(before - now_keys)
-                ]
-                seg_changes.append(SegmentChange(segment.name, members, adds, removes))
-                summary.segments.setdefault(writer.name, {})[segment.name] = {
-                    "members": len(members),
-                    "adds": len(adds),
-                    "removes": len(removes),
-                }
-                for m in adds:
-                    summary.segment_changes.append(
-                        {
-                            "target": writer.name,
-                            "segment": segment.name,
-                            "change": "add",
-                            "person": m.person_key,
-                            "email": m.email,
-                        }
-                    )
-                for m in removes:
-                    summary.segment_changes.append(
-                        {
-                            "target": writer.name,
-                            "segment": segment.name,
-                            "change": "remove",
-                            "person": m.person_key,
-                            "email": m.email,
-                        }
-                    )
-            segments[writer.name] = seg_changes
-        return _Plan(labels, segments)
-
-    def _member(self, person: Person, writer: Writer, decision: Decision) -> Member:
-        refs = tuple(person.refs_in(writer.source)) if writer.source else tuple(person.refs)
-        return Member(
-            person_key=person.key,
-            refs=refs,
-            email=person.values.get("email"),
-            first_name=person.values.get("first_name"),
-            last_name=person.values.get("last_name"),
-            company=person.values.get("company"),
-            stage=decision.stage,
-            label=self.config.stage_model.stage(decision.stage).label_for(writer.name),
-        )
-
-    def _members(
-        self,
-        segment: SegmentConfig,
-        writer: Writer,
-        people: dict[str, Person],
-        decisions: dict[str, Decision],
-        suppressed: set[str],
-        as_of: dt.date,
-    ) -> list[Member]:
-        out = []
-        when = compile_condition(segment.when)
-        for person in people.values():
-            decision = decisions[person.key]
-            if not in_segment(person, decision.stage, None, segment, suppressed, as_of, when):
-                continue
-            member = self._member(person, writer, decision)
-            if writer.source and not member.refs:
-                continue  # the target system holds no record of this person
-            out.append(member)
-        out.sort(key=lambda m: (m.email or "", m.person_key))
-        return out
-
-    def _gone_member(
-        self,
-        store: StateStore,
-        key: str,
-        writer: Writer,
-        people: dict[str, Person],
-        decisions: dict[str, Decision],
-    ) -> Member:
-        if key in people:
-            return self._member(people[key], writer, decisions[key])
-        # the person has no records left anywhere: describe them from the last snapshot
-        row = store.person(key)
-        snap = json.loads(row["snapshot"]) if row else {}
-        refs = tuple(RecordRef.parse(r) for r in snap.get("refs", []))
-        if writer.source:
-            refs = tuple(r for r in refs if r.source == writer.source)
-        values = snap.get("values", {})
-        stage = row["stage"] if row else self.config.stage_model.default
-        return Member(
-            key,
-            refs,
-            values.get("email"),
-            values.get("first_name"),
-            values.get("last_name"),
-            values.get("company"),
-            stage,
-            self.config.stage_model.stage(stage).label_for(writer.name),
-        )
-
     # ---- write --------------------------------------------------------------------------------------
 
     def _write(
         self,
         store: StateStore,
         writer: Writer,
-        plan: _Plan,
+        plan: Plan,
         ctx: RunContext,
         summary: Summary,
         run_id: int,
@@ -625,7 +335,7 @@ class Runner:
                 store.clear_rejected("write", writer.name, [str(c.ref) for c in done])
                 for item, exc in result.failed.items():
                     store.reject(
-                        "write", writer.name, item, _reject_reason(exc), run_id, obj="label", code=exc.code
+                        "write", writer.name, item, reject_reason(exc), run_id, obj="label", code=exc.code
                     )
                     rejected_now[f"{writer.name}: {exc.code or 'rejected'}"] += 1
             stats["written"] = len(done)
@@ -655,7 +365,7 @@ class Runner:
                         "write",
                         writer.name,
                         f"{change.segment}:{item}",
-                        _reject_reason(exc),
+                        reject_reason(exc),
                         run_id,
                         obj="segment",
                         code=exc.code,
@@ -675,77 +385,6 @@ class Runner:
                 failed=len(result.failed),
                 calls=result.calls,
             )
-
-
-def _drop_echoes(store: StateStore, source: str, facts: list[Fact]) -> list[Fact]:
-    """Leave out records whose mapped content did not change, only their modified time.
-
-    A run's own writes (stage labels, segment fields) come back through the next incremental read with a new
-    modified time. The label is not a signal, so the mapped fact is identical except for that time. Keeping
-    the stored fact keeps its time too, so the run's own writes never make a record look newer in the
-    precedence between sources (which would flip a person's stage back and forth between runs).
-    """
-    by_object: dict[str, list[Fact]] = defaultdict(list)
-    for fact in facts:
-        by_object[fact.ref.object].append(fact)
-    fresh: list[Fact] = []
-    for obj, group in by_object.items():
-        stored = store.fact_payloads(source, obj, [f.ref.id for f in group])
-        for fact in group:
-            old = stored.get(fact.ref.id)
-            if old is not None and _same_content(old, fact.to_json()):
-                continue
-            fresh.append(fact)
-    return fresh
-
-
-def _same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return {k: v for k, v in a.items() if k != "modified_at"} == {
-        k: v for k, v in b.items() if k != "modified_at"
-    }
-
-
-OUTCOMES = {"config": ("config_error", EXIT_CONFIG), "budget": ("budget_stop", EXIT_BUDGET)}
-
-
-def _record_failure(summary: Summary, role: str, name: str, exc: Exception) -> str:
-    """Classify a source's or writer's failure ("config", "budget", "unreachable") and note it in the summary."""
-    if isinstance(exc, ConfigError):
-        kind = "config"
-    elif isinstance(exc, BudgetExceededError):
-        kind = "budget"
-    else:
-        kind = "unreachable"
-    text = mask_text(str(exc))  # the summary is printed and kept in state: no secret may ride along
-    summary.errors.append(f"{name}: unreachable: {text}" if kind == "unreachable" else f"{name}: {text}")
-    log.error(f"{role}.{kind}", name=name, error=str(exc))
-    return kind
-
-
-def _raw_id(raw: dict[str, Any]) -> str:
-    for key in ("__id__", "Id", "id"):
-        if raw.get(key):
-            return str(raw[key])
-    if raw.get("__file__") is not None:
-        return f"{raw['__file__']}:{raw.get('__line__')}"
-    return json.dumps(raw, sort_keys=True, default=str)[:120]
-
-
-def _jsonable(raw: dict[str, Any]) -> dict[str, Any]:
-    return {k: encode_value(v) for k, v in raw.items()}
-
-
-def _superseded_refs(facts: list[Fact]) -> set[str]:
-    """Records that must not be labelled: converted leads (the CRM refuses updates; the contact carries it)."""
-    out = set()
-    for fact in facts:
-        if (
-            fact.values.get("converted") is True
-            and fact.kind.value == "person"
-            and not fact.values.get("is_contact")
-        ):
-            out.add(str(fact.ref))
-    return out
 
 
 def _snapshot(person: Person) -> dict[str, Any]:

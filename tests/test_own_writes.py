@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.context import RunContext
-from connector.pipeline import Runner, Summary
+from connector.reading import new_stats, read_source
 from connector.schema import Fact, FactKind, RecordRef
 from connector.sources.base import Batch
 from connector.state import StateStore
@@ -44,34 +44,30 @@ class ListSource:
         """Nothing to release."""
 
 
-def _read(runner: Runner, store: StateStore, source: ListSource) -> dict[str, int]:
-    summary = Summary(mode="run", as_of="2026-11-23")
+def _read(store: StateStore, source: ListSource) -> dict[str, int]:
+    stats = new_stats()
     ctx = RunContext(as_of=dt.date(2026, 11, 23), started_at=dt.datetime(2026, 11, 23, tzinfo=dt.UTC))
-    runner._read_source(store, source, ctx, summary, 1, Counter())
-    return summary.read["crm"]
+    read_source(store, source, ctx, stats, 1, Counter())
+    return stats
 
 
 def test_a_record_that_only_moved_its_modified_time_keeps_its_stored_time(tmp_path: Path) -> None:
-    from connector.config import load_config_text
-
-    config = load_config_text("stage_model: {preset: default}\n", "c.yaml", base_dir=tmp_path)
-    runner = Runner(config)
     store = StateStore(tmp_path / "state.sqlite")
     source = ListSource()
     source.records = [{"Id": "1", "email": "a@x.nl", "status": "working", "modified": T0.isoformat()}]
-    assert _read(runner, store, source)["records"] == 1
+    assert _read(store, source)["records"] == 1
 
     # our label write moved the modified time; nothing we map changed
     later = (T0 + dt.timedelta(hours=1)).isoformat()
     source.records = [{"Id": "1", "email": "a@x.nl", "status": "working", "modified": later}]
-    stats = _read(runner, store, source)
+    stats = _read(store, source)
     assert stats["unchanged"] == 1
     (fact,) = list(store.all_facts())
     assert fact.modified_at == T0
 
     # a real change is stored with its new time
     source.records = [{"Id": "1", "email": "a@x.nl", "status": "qualified", "modified": later}]
-    stats = _read(runner, store, source)
+    stats = _read(store, source)
     assert stats["unchanged"] == 0
     (fact,) = list(store.all_facts())
     assert fact.modified_at == T0 + dt.timedelta(hours=1)

@@ -1,0 +1,193 @@
+"""What must change: label changes per target and segment adds/removes, from decisions and the state.
+
+A label change is a record whose desired label differs from the last label written to it for that target. A
+segment change compares who belongs in the segment now with the memberships the state holds for that target.
+Nothing here writes; the run loop hands the result to the writers (or prints it, for `plan`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+from .conditions import compile_condition
+from .config import AppConfigBase, SegmentConfig
+from .engine import Decision
+from .outcome import Summary
+from .schema import Fact, Person, RecordRef
+from .segments import in_segment
+from .state import StateStore
+from .writers.base import LabelChange, Member, SegmentChange, Writer
+
+
+@dataclass
+class Plan:
+    labels: dict[str, list[LabelChange]]
+    segments: dict[str, list[SegmentChange]]
+
+
+class ChangePlanner:
+    def __init__(self, config: AppConfigBase) -> None:
+        self.config = config
+
+    def plan(
+        self,
+        store: StateStore,
+        writers: list[Writer],
+        people: dict[str, Person],
+        decisions: dict[str, Decision],
+        as_of: dt.date,
+        summary: Summary,
+        superseded: set[str],
+    ) -> Plan:
+        model = self.config.stage_model
+        labels: dict[str, list[LabelChange]] = {}
+        segments: dict[str, list[SegmentChange]] = {}
+        unlabelled = superseded
+        suppressed = set(model.suppress)
+        for writer in writers:
+            changes: list[LabelChange] = []
+            if writer.source and writer.label_objects:
+                written = store.labels(writer.name)
+                for person in people.values():
+                    stage = decisions[person.key].stage
+                    label = model.stage(stage).label_for(writer.name)
+                    for ref in person.refs_in(writer.source):
+                        if ref.object not in writer.label_objects or str(ref) in unlabelled:
+                            continue
+                        old = written.get(str(ref))
+                        if old != label:
+                            changes.append(LabelChange(person.key, ref, old, label))
+            changes.sort(key=lambda c: (c.ref.object, c.ref.id))
+            labels[writer.name] = changes
+            summary.labels[writer.name] = {"changes": len(changes)}
+            for change in changes:
+                summary.label_changes.append(
+                    {
+                        "target": writer.name,
+                        "ref": str(change.ref),
+                        "person": change.person_key,
+                        "from": change.old,
+                        "to": change.new,
+                    }
+                )
+
+            current = store.members(writer.name)
+            seg_changes: list[SegmentChange] = []
+            for segment in self.config.segments:
+                if writer.name not in segment.targets:
+                    continue
+                members = self._members(segment, writer, people, decisions, suppressed, as_of)
+                now_keys = {m.person_key for m in members}
+                before = current.get(segment.name, set())
+                adds = [m for m in members if m.person_key not in before]
+                removes = [
+                    self._gone_member(store, key, writer, people, decisions)
+                    for key in sorted(before - now_keys)
+                ]
+                seg_changes.append(SegmentChange(segment.name, members, adds, removes))
+                summary.segments.setdefault(writer.name, {})[segment.name] = {
+                    "members": len(members),
+                    "adds": len(adds),
+                    "removes": len(removes),
+                }
+                for m in adds:
+                    summary.segment_changes.append(
+                        {
+                            "target": writer.name,
+                            "segment": segment.name,
+                            "change": "add",
+                            "person": m.person_key,
+                            "email": m.email,
+                        }
+                    )
+                for m in removes:
+                    summary.segment_changes.append(
+                        {
+                            "target": writer.name,
+                            "segment": segment.name,
+                            "change": "remove",
+                            "person": m.person_key,
+                            "email": m.email,
+                        }
+                    )
+            segments[writer.name] = seg_changes
+        return Plan(labels, segments)
+
+    def _member(self, person: Person, writer: Writer, decision: Decision) -> Member:
+        refs = tuple(person.refs_in(writer.source)) if writer.source else tuple(person.refs)
+        return Member(
+            person_key=person.key,
+            refs=refs,
+            email=person.values.get("email"),
+            first_name=person.values.get("first_name"),
+            last_name=person.values.get("last_name"),
+            company=person.values.get("company"),
+            stage=decision.stage,
+            label=self.config.stage_model.stage(decision.stage).label_for(writer.name),
+        )
+
+    def _members(
+        self,
+        segment: SegmentConfig,
+        writer: Writer,
+        people: dict[str, Person],
+        decisions: dict[str, Decision],
+        suppressed: set[str],
+        as_of: dt.date,
+    ) -> list[Member]:
+        out = []
+        when = compile_condition(segment.when)
+        for person in people.values():
+            decision = decisions[person.key]
+            if not in_segment(person, decision.stage, None, segment, suppressed, as_of, when):
+                continue
+            member = self._member(person, writer, decision)
+            if writer.source and not member.refs:
+                continue  # the target system holds no record of this person
+            out.append(member)
+        out.sort(key=lambda m: (m.email or "", m.person_key))
+        return out
+
+    def _gone_member(
+        self,
+        store: StateStore,
+        key: str,
+        writer: Writer,
+        people: dict[str, Person],
+        decisions: dict[str, Decision],
+    ) -> Member:
+        if key in people:
+            return self._member(people[key], writer, decisions[key])
+        # the person has no records left anywhere: describe them from the last snapshot
+        row = store.person(key)
+        snap = json.loads(row["snapshot"]) if row else {}
+        refs = tuple(RecordRef.parse(r) for r in snap.get("refs", []))
+        if writer.source:
+            refs = tuple(r for r in refs if r.source == writer.source)
+        values = snap.get("values", {})
+        stage = row["stage"] if row else self.config.stage_model.default
+        return Member(
+            key,
+            refs,
+            values.get("email"),
+            values.get("first_name"),
+            values.get("last_name"),
+            values.get("company"),
+            stage,
+            self.config.stage_model.stage(stage).label_for(writer.name),
+        )
+
+
+def superseded_refs(facts: list[Fact]) -> set[str]:
+    """Records that must not be labelled: converted leads (the CRM refuses updates; the contact carries it)."""
+    out = set()
+    for fact in facts:
+        if (
+            fact.values.get("converted") is True
+            and fact.kind.value == "person"
+            and not fact.values.get("is_contact")
+        ):
+            out.add(str(fact.ref))
+    return out

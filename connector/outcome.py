@@ -1,0 +1,69 @@
+"""How a run ended: exit codes, the run summary (`--json`), and the classification of a plugin's failure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from .errors import BudgetExceededError, ConfigError
+from .logs import mask_text
+
+log = structlog.get_logger(__name__)
+
+# documented in the README and `connector --help`
+EXIT_OK = 0
+EXIT_CRASH = 1
+EXIT_CONFIG = 2
+EXIT_PARTIAL = 3
+EXIT_UNREACHABLE = 4
+EXIT_LOCKED = 5
+EXIT_BUDGET = 6
+EXIT_INTERRUPTED = 130
+
+
+@dataclass
+class Summary:
+    mode: str
+    as_of: str
+    run_id: int | None = None
+    outcome: str = "ok"
+    exit_code: int = EXIT_OK
+    people: dict[str, int] = field(default_factory=dict)
+    read: dict[str, dict[str, int]] = field(default_factory=dict)
+    stages: dict[str, int] = field(default_factory=dict)
+    transitions: dict[str, int] = field(default_factory=dict)
+    labels: dict[str, dict[str, int]] = field(default_factory=dict)
+    segments: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    rejected: dict[str, Any] = field(default_factory=lambda: {"count": 0, "pending": 0, "reasons": {}})
+    api_calls: dict[str, int] = field(default_factory=dict)
+    estimated_write_calls: dict[str, int] = field(default_factory=dict)
+    unknown_values: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    label_changes: list[dict[str, Any]] = field(default_factory=list)
+    segment_changes: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self, detail: bool = False) -> dict[str, Any]:
+        out = {
+            k: v for k, v in self.__dict__.items() if detail or k not in ("label_changes", "segment_changes")
+        }
+        return out
+
+
+OUTCOMES = {"config": ("config_error", EXIT_CONFIG), "budget": ("budget_stop", EXIT_BUDGET)}
+
+
+def record_failure(summary: Summary, role: str, name: str, exc: Exception) -> str:
+    """Classify a source's or writer's failure ("config", "budget", "unreachable") and note it in the summary."""
+    if isinstance(exc, ConfigError):
+        kind = "config"
+    elif isinstance(exc, BudgetExceededError):
+        kind = "budget"
+    else:
+        kind = "unreachable"
+    text = mask_text(str(exc))  # the summary is printed and kept in state: no secret may ride along
+    summary.errors.append(f"{name}: unreachable: {text}" if kind == "unreachable" else f"{name}: {text}")
+    log.error(f"{role}.{kind}", name=name, error=str(exc))
+    return kind
