@@ -1,11 +1,11 @@
 """One run: read what changed, resolve people, decide stages, write only what changed.
 
-    read    every source: map raw records to facts (a bad record is rejected with its reason and kept for
-            the next run); facts and the cursor that covers them commit together
+    read    every source (reading.py): map raw records to facts (a bad record is rejected with its reason and
+            kept for the next run); facts and the cursor that covers them commit together
     resolve fold all known facts into people with stable keys
     decide  one stage per person by the configured rules; transitions recorded with their reason
-    diff    labels that differ from the last label written per record and target; segment members to add and
-            remove per target
+    diff    (diffing.py) labels that differ from the last label written per record and target; segment
+            members to add and remove per target
     write   (run only) hand the differences to each writer; record what succeeded, keep what failed
 
 `plan` does the same inside a state transaction that is rolled back, and calls no writer.
