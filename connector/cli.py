@@ -295,6 +295,43 @@ def report(config_path: str, as_json: bool, svg_path: str | None) -> None:
 
 
 @cli.command()
+@CONFIG
+@click.option("--json", "as_json", is_flag=True)
+def rejected(config_path: str, as_json: bool) -> None:
+    """Records kept from earlier runs because they could not be read or written, with their reasons.
+
+    Each is retried on every run; fix the data (or the config) and the next run picks it up."""
+    config = _load(config_path)
+    store = _open_state(config)
+    rows = [
+        {
+            "phase": r["phase"],
+            "system": r["system"],
+            "item": r["item"],
+            "code": r["code"],
+            "reason": r["reason"],
+            "attempts": r["attempts"],
+            "first_run": r["first_run"],
+            "last_run": r["last_run"],
+        }
+        for r in store.rejected()
+    ]
+    store.close()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no rejected records")
+        return
+    for r in rows:
+        tries = f"{r['attempts']} attempt{'s' if r['attempts'] != 1 else ''}"
+        click.echo(
+            f"{r['phase']:<5} {r['system']}  {r['item']}  [{r['code'] or '-'}, {tries}]  {r['reason']}"
+        )
+    click.echo(f"{len(rows)} rejected record(s); each is retried on the next run")
+
+
+@cli.command()
 @click.option("--dir", "workdir", default=".demo", show_default=True, type=click.Path(file_okay=False))
 @click.option("--people", default=3000, show_default=True, help="Synthetic people to generate.")
 @click.option("--as-of", "as_of", default="2026-11-23", show_default=True, help="The demo's 'today'.")

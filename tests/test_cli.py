@@ -246,3 +246,19 @@ def test_explain_and_report_before_any_run_say_so_and_create_nothing(project: Pr
     assert result.exit_code == 1
     assert "no state" in result.output
     assert not project.state_path.exists()
+
+
+def test_rejected_lists_kept_records_with_reasons_until_fixed(project: Project) -> None:
+    project.write("data/contracts.csv", CONTRACTS_CSV + "gert@bad.example;TeleCorp;31-31-2027\n")
+    invoke("run", *cfg(project), "--as-of", AS_OF.isoformat())
+    result = invoke("rejected", *cfg(project), "--json")
+    assert result.exit_code == 0
+    (row,) = json.loads(result.output)
+    assert row["phase"] == "read" and row["system"] == "contracts" and row["code"] == "BAD_VALUE"
+    assert "31-31-2027" in row["reason"] and "contracts.csv:" in row["reason"]
+    text = invoke("rejected", *cfg(project)).output
+    assert "gert@bad.example" in text and "1 rejected record(s)" in text
+
+    project.write("data/contracts.csv", CONTRACTS_CSV + "gert@bad.example;TeleCorp;31-12-2027\n")
+    invoke("run", *cfg(project), "--as-of", AS_OF.isoformat())
+    assert invoke("rejected", *cfg(project)).output.strip() == "no rejected records"
