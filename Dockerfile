@@ -2,7 +2,8 @@
 #   docker build -t connector .
 #   docker run --rm -v $PWD/config:/config -v connector-state:/state \
 #     -e SF_USERNAME -e SF_PASSWORD -e SF_SECURITY_TOKEN -e VTIGER_USERNAME -e VTIGER_ACCESS_KEY \
-#     connector run -c /config/connector.yaml
+#     connector run -c /config/connector.yaml --as-of "$(date -u +%F)"
+#   (the image name `connector` is followed by the subcommand; the entrypoint already is `connector --log-json`)
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
