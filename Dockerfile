@@ -16,7 +16,8 @@ COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/* && rm -rf /wheels
 USER connector
 WORKDIR /state
-# JSON logs on stdout/stderr for the log shipper; state lives in the /state volume (see state.path in the YAML)
+# JSON logs on stderr for the log shipper. Keep the state in the /state volume: `state: {path: /state/state.sqlite}`
+# in the YAML (relative paths resolve against the YAML file, and /config may be mounted read-only).
 ENV PYTHONUNBUFFERED=1
 ENTRYPOINT ["connector", "--log-json"]
 CMD ["--help"]
