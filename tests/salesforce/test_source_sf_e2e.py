@@ -331,3 +331,44 @@ def test_an_expired_query_cursor_mid_read_goes_on_from_the_cursor(sf_sandbox) ->
     assert sorted({r["Id"] for r in records}) == sorted(ids)
     assert len(records) == 900  # the fresh query started after what was read: nothing twice
     assert drain(list(src.read(cursors, run_ctx(sf_sandbox))))[0] == []
+
+
+def seed_opportunities_with_roles(sb: Any, n: int) -> tuple[list[str], list[str]]:
+    """`n` opportunities, each with one contact role; returns (opportunity ids, contact ids)."""
+    account = sb.store.insert("Account", {"Name": "Acme BV"})
+    opps, people = [], []
+    for i in range(n):
+        contact = sb.store.insert(
+            "Contact", {"LastName": f"C{i}", "Email": f"c{i}@x.nl", "AccountId": account}
+        )
+        opp = sb.store.insert(
+            "Opportunity",
+            {"Name": f"O{i}", "AccountId": account, "StageName": "Prospecting", "CloseDate": "2026-12-01"},
+        )
+        sb.store.insert("OpportunityContactRole", {"OpportunityId": opp, "ContactId": contact})
+        opps.append(opp)
+        people.append(contact)
+    return opps, people
+
+
+def test_an_expired_role_query_cursor_mid_read_goes_on_from_the_role_cursor(sf_sandbox) -> None:
+    opps, _ = seed_opportunities_with_roles(sf_sandbox, 450)
+    src = make_source(sf_sandbox, objects={"Opportunity": OBJECTS["Opportunity"]}, page_size=200)
+    _, _, cursors = drain(list(src.read({}, run_ctx(sf_sandbox))))
+    # every role changes after the opportunities were read (a mass update of roles, say)
+    for role in sf_sandbox.store.all("OpportunityContactRole"):
+        sf_sandbox.store.touch("OpportunityContactRole", role["Id"])
+    batches = []
+    sf_sandbox.reset_calls()
+    for batch in src.read(cursors, run_ctx(sf_sandbox)):
+        if batch.object == "OpportunityContactRole" and not any(b.object == batch.object for b in batches):
+            sf_sandbox.cursors = type(sf_sandbox.cursors)()  # the role query's cursor is gone mid-read
+        batches.append(batch)
+    # the opportunity COUNT() and read, the role query, and the fresh role query after its cursor was lost
+    assert sf_sandbox.call_counts()["queryAll"] == 4
+    reread = [r["Id"] for b in batches if b.object == "Opportunity" for r in b.records]
+    assert sorted(reread) == sorted(opps)
+    assert len(reread) == 450  # the fresh role query started after the roles already handled: nothing twice
+    _, _, cursors = drain(batches)
+    again = list(src.read(cursors, run_ctx(sf_sandbox)))
+    assert [r for b in again for r in b.records] == []

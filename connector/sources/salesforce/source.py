@@ -402,14 +402,9 @@ class SalesforceSource:
 
     def _read_role_changes(self, cursor: Cursor, already: set[str], ctx: RunContext) -> Iterator[Batch]:
         fields = ", ".join(self._select[CONTACT_ROLE])
-        where = self._where(CONTACT_ROLE, cursor, ctx)
         server_time = self.client.server_time
-        pages = self.client.query_pages(
-            f"SELECT {fields} FROM {CONTACT_ROLE} WHERE {where} ORDER BY SystemModstamp, Id",
-            include_deleted=True,
-            batch_size=self.cfg.page_size,
-        )
-        for page in pages:
+        # the opportunity reads between role pages let the role query cursor idle: it may expire like any other
+        for page in self._rest_pages(CONTACT_ROLE, fields, cursor, ctx):
             changed = self._batch(CONTACT_ROLE, page, cursor, ctx)
             gone = set(changed.deleted)
             rows = changed.records + [r for r in page if str(r.get("Id")) in gone]
