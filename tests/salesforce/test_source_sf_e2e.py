@@ -345,7 +345,9 @@ def seed_opportunities_with_roles(sb: Any, n: int) -> tuple[list[str], list[str]
             "Opportunity",
             {"Name": f"O{i}", "AccountId": account, "StageName": "Prospecting", "CloseDate": "2026-12-01"},
         )
-        sb.store.insert("OpportunityContactRole", {"OpportunityId": opp, "ContactId": contact})
+        role = sb.store.insert("OpportunityContactRole", {"OpportunityId": opp, "ContactId": contact})
+        for sobject, rid in (("Contact", contact), ("Opportunity", opp), ("OpportunityContactRole", role)):
+            sb.store.touch(sobject, rid, PAST + dt.timedelta(seconds=i))  # history, not all "just now"
         opps.append(opp)
         people.append(contact)
     return opps, people
@@ -364,11 +366,41 @@ def test_an_expired_role_query_cursor_mid_read_goes_on_from_the_role_cursor(sf_s
         if batch.object == "OpportunityContactRole" and not any(b.object == batch.object for b in batches):
             sf_sandbox.cursors = type(sf_sandbox.cursors)()  # the role query's cursor is gone mid-read
         batches.append(batch)
-    # the opportunity COUNT() and read, the role query, and the fresh role query after its cursor was lost
-    assert sf_sandbox.call_counts()["queryAll"] == 4
+    # the opportunity COUNT() (none changed), the role query, and a fresh role query after its cursor was lost
+    assert sf_sandbox.call_counts()["queryAll"] == 3
     reread = [r["Id"] for b in batches if b.object == "Opportunity" for r in b.records]
     assert sorted(reread) == sorted(opps)
     assert len(reread) == 450  # the fresh role query started after the roles already handled: nothing twice
-    _, _, cursors = drain(batches)
+    cursors.update(drain(batches)[2])
     again = list(src.read(cursors, run_ctx(sf_sandbox)))
     assert [r for b in again for r in b.records] == []
+
+
+def test_a_purged_contact_role_drops_its_contact_at_the_next_reconciliation(sf_sandbox) -> None:
+    opps, people = seed_opportunities_with_roles(sf_sandbox, 3)
+    src = make_source(sf_sandbox, objects={"Opportunity": OBJECTS["Opportunity"]}, reconcile_every_hours=24)
+    first = run_ctx(sf_sandbox)
+    records, _, cursors = drain(list(src.read({}, first)))
+    assert src.map("Opportunity", next(r for r in records if r["Id"] == opps[1])).attach == [
+        f"sf_prod:Contact:{people[1]}"
+    ]
+    role = next(r for r in sf_sandbox.store.all("OpportunityContactRole") if r["OpportunityId"] == opps[1])
+    sf_sandbox.store.purge("OpportunityContactRole", role["Id"])  # deleted, and the recycle bin emptied since
+
+    hour_later = first.started_at + dt.timedelta(hours=1)
+    records, _, later = drain(
+        list(src.read(cursors, RunContext(as_of=hour_later.date(), started_at=hour_later)))
+    )
+    cursors.update(later)
+    assert records == []  # neither the opportunity nor the role cursor can tell
+
+    day_later = first.started_at + dt.timedelta(hours=25)
+    sf_sandbox.reset_calls()
+    batches = list(src.read(cursors, RunContext(as_of=day_later.date(), started_at=day_later)))
+    records, _, _ = drain(batches)
+    assert sorted(r["Id"] for r in records) == sorted(opps)  # each read once, with the roles it has now
+    facts = {r["Id"]: src.map("Opportunity", r) for r in records}
+    account = sf_sandbox.store.get("Opportunity", opps[1])["AccountId"]
+    assert facts[opps[1]].attach == [f"sf_prod:Account:{account}"]  # the contact is no longer attached
+    assert facts[opps[0]].attach == [f"sf_prod:Contact:{people[0]}"]
+    assert next(b.live_ids for b in batches if b.live_ids is not None) == set(opps)

@@ -9,7 +9,10 @@ Every `reconcile_every_hours` an object's live ids are read (`SELECT Id`, with t
 over as `Batch.live_ids`, so the run loop drops stored records the cursor can never report: records purged from
 the recycle bin (emptied, hard-deleted, or 15 days passed without a run) that `queryAll` no longer returns, and
 records changed so that they left the `where` filter. It costs one call per 2,000 records (REST) or one bulk
-job, so it runs on a period rather than every run; the first read of an object counts as one.
+job, so it runs on a period rather than every run; the first read of an object counts as one. Opportunities
+are reconciled by reading each one whole with its current contact roles (one call per `page_size` records and
+one per 400 opportunities for their roles): a role purged from the recycle bin leaves no trace the role cursor
+could see, and only a fresh read of its opportunity drops the contact it attached.
 
 Opportunities carry the contacts of their OpportunityContactRoles (looked up per page). A role added or removed
 later does not touch the opportunity's SystemModstamp, so roles have their own cursor: the opportunities of
@@ -161,12 +164,10 @@ class SalesforceSource:
                 roles_current_at = min(self.client.server_time or ctx.started_at, ctx.started_at)
             if cursor.newest is None:
                 cursor.reconciled = ctx.started_at  # a full read leaves nothing stale to reconcile
-            for batch in self._read_object(obj, cursor, ctx):
+            for batch in self._read_and_reconcile(obj, cursor, ctx):
                 if obj == "Opportunity":
                     opportunity_ids.update(str(r["Id"]) for r in batch.records)
                 yield batch
-            if self._reconcile_due(cursor, ctx):
-                yield self._reconcile(obj, cursor, ctx)
         if "Opportunity" in self.cfg.objects:
             if full_opportunity_read:
                 # every opportunity was just read with its current roles: only later role changes can be pending
@@ -282,25 +283,44 @@ class SalesforceSource:
             return False
         return cursor.reconciled is None or ctx.started_at - cursor.reconciled >= dt.timedelta(hours=every)
 
-    def _reconcile(self, obj: str, cursor: Cursor, ctx: RunContext) -> Batch:
-        """Every id of `obj` that exists now (within `where`): stored records of other ids are gone."""
+    def _read_and_reconcile(self, obj: str, cursor: Cursor, ctx: RunContext) -> Iterator[Batch]:
+        yield from self._read_object(obj, cursor, ctx)
+        if self._reconcile_due(cursor, ctx):
+            yield from self._reconcile(obj, cursor, ctx)
+
+    def _reconcile(self, obj: str, cursor: Cursor, ctx: RunContext) -> Iterator[Batch]:
+        """Every id of `obj` that exists now (within `where`): stored records of other ids are gone.
+
+        Opportunities are read whole, each with its contact roles as they are now, not just their ids: a
+        role purged from the recycle bin never reaches the role cursor, and the opportunity's stamp does not
+        move, so only a fresh read of the opportunity drops the contact the role attached."""
         where = getattr(self.cfg.objects.get(obj), "where", None)
         condition = f" WHERE ({where})" if where else ""
+        whole = obj == "Opportunity"
+        fields = ", ".join(self._select[obj]) if whole else "Id"
         total = self.client.count(f"SELECT COUNT() FROM {obj}{condition}")
         pages: Iterable[list[dict[str, Any]]]
         if total > self.cfg.bulk_threshold:
             pages = bulk.query_pages(
                 self.client,
-                f"SELECT Id FROM {obj}{condition}",
+                f"SELECT {fields} FROM {obj}{condition}",
                 include_deleted=False,
                 page_size=self.cfg.bulk_page_size,
             )
         else:
-            pages = self.client.query_pages(f"SELECT Id FROM {obj}{condition}", batch_size=2000)
-        live = {str(r["Id"]) for page in pages for r in page if r.get("Id")}  # ids only, never whole records
+            pages = self.client.query_pages(
+                f"SELECT {fields} FROM {obj}{condition}", batch_size=self.cfg.page_size if whole else 2000
+            )
+        live: set[str] = set()  # ids only, never whole records
+        for page in pages:
+            records = [r for r in page if r.get("Id")]
+            live.update(str(r["Id"]) for r in records)
+            if whole and records:
+                self._attach_roles(records)
+                yield Batch(object=obj, records=records)
         cursor.reconciled = ctx.started_at
-        log.info("salesforce.reconcile", source=self.name, object=obj, live=len(live))
-        return Batch(object=obj, live_ids=live, cursor=cursor.dump(self._overlap))
+        log.info("salesforce.reconcile", source=self.name, object=obj, live=len(live), whole=whole)
+        yield Batch(object=obj, live_ids=live, cursor=cursor.dump(self._overlap))
 
     def _read_object(self, obj: str, cursor: Cursor, ctx: RunContext) -> Iterator[Batch]:
         fields = ", ".join(self._select[obj])
