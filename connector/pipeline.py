@@ -7,6 +7,7 @@
     diff    (diffing.py) labels that differ from the last label written per record and target; segment
             members to add and remove per target
     write   (run only) hand the differences to each writer; record what succeeded, keep what failed
+            (also when the writer lost its system part way: then that target stops, exit 4)
 
 `plan` does the same inside a state transaction that is rolled back, and calls no writer.
 """
@@ -50,7 +51,7 @@ from .retry import RetryPolicy
 from .schema import Person, encode_value
 from .sources.base import Source
 from .state import StateStore
-from .writers.base import Writer
+from .writers.base import Writer, WriteResult
 
 log = structlog.get_logger(__name__)
 
@@ -348,6 +349,7 @@ class Runner:
                 failed=len(result.failed),
                 calls=result.calls,
             )
+            _stop_if_unreachable(result)
         for change in plan.segments.get(writer.name, []):
             # writers that publish the whole segment (files) also want unchanged segments: names and stages
             # of members may have changed, and an empty segment still gets its (empty) file
@@ -385,6 +387,14 @@ class Runner:
                 failed=len(result.failed),
                 calls=result.calls,
             )
+            _stop_if_unreachable(result)
+
+
+def _stop_if_unreachable(result: WriteResult) -> None:
+    """A writer that lost its system part way returns what it did (recorded above) and says so: from here on
+    it is the same as a writer raising `UnreachableError` (this target stops, the others go on, exit 4)."""
+    if result.unreachable:
+        raise UnreachableError(result.unreachable)
 
 
 def _snapshot(person: Person) -> dict[str, Any]:

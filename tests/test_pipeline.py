@@ -5,12 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from spine_helpers import AS_OF, CONFIG_YAML, CONTRACTS_CSV, PEOPLE_CSV, Project, days
 
-from connector.pipeline import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, Runner, Summary
+from connector.context import RunContext
+from connector.errors import RecordError
+from connector.pipeline import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, EXIT_UNREACHABLE, Runner, Summary
 from connector.state import StateStore
+from connector.writers.base import SegmentChange, Writer, WriteResult
 
 
 def run(project: Project, as_of: dt.date = AS_OF, mode: str = "run") -> Summary:
@@ -274,3 +278,48 @@ def test_a_bad_row_that_stays_in_a_changed_file_counts_once(project: Project) ->
     project.write("data/contracts.csv", CONTRACTS_CSV.replace("01-03-2027", "01-04-2027") + bad_row)
     summary = run(project)
     assert (summary.exit_code, summary.rejected["count"], summary.rejected["pending"]) == (EXIT_PARTIAL, 1, 1)
+
+
+class _SystemGoesAway:
+    """The files writer, whose "system" goes away after the first added member of the first segment synced:
+    that member is written, the other adds come back failed as unreachable, and the result says so."""
+
+    def __init__(self, inner: Writer) -> None:
+        self.inner = inner
+        self.gone = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def sync_segment(self, change: SegmentChange, ctx: RunContext) -> WriteResult:
+        assert not self.gone, "the run loop must not call a writer again once it said its system is gone"
+        result = self.inner.sync_segment(change, ctx)
+        if len(change.adds) > 1:
+            self.gone = True
+            for member in change.adds[1:]:
+                result.failed[member.person_key] = RecordError("not written", code="UNREACHABLE")
+            result.unreachable = "files: gave up after 5 attempts"
+        return result
+
+
+def test_a_writer_losing_its_system_part_way_keeps_what_it_wrote_and_the_run_exits_unreachable(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_build = Runner.build_writers
+    monkeypatch.setattr(Runner, "build_writers", lambda self: [_SystemGoesAway(w) for w in real_build(self)])
+    summary = run(project)
+
+    assert (summary.outcome, summary.exit_code) == ("unreachable", EXIT_UNREACHABLE)
+    assert any(e.startswith("files: unreachable: ") for e in summary.errors), summary.errors
+    written = project.query("SELECT segment, person_key FROM memberships")
+    assert [segment for segment, _ in written] == ["acquisition"]  # bob's add landed; warm never started
+    (lost,) = project.query("SELECT item, code FROM rejected WHERE phase = 'write'")
+    assert lost[0].startswith("acquisition:") and lost[1] == "UNREACHABLE"
+    assert (summary.segments["files"]["acquisition"]["added"], summary.rejected["count"]) == (1, 1)
+
+    monkeypatch.setattr(Runner, "build_writers", real_build)
+    again = run(project)
+    assert (again.outcome, again.exit_code) == ("ok", EXIT_OK)
+    assert again.segments["files"]["acquisition"]["adds"] == 1  # only the one lost last time
+    assert again.segments["files"]["warm"]["adds"] == 3
+    assert project.query("SELECT * FROM rejected") == []

@@ -56,11 +56,19 @@ class SegmentChange:
 
 @dataclass
 class WriteResult:
-    """Items that failed, keyed by `str(ref)` for labels and by person key for segment members."""
+    """Items that failed, keyed by `str(ref)` for labels and by person key for segment members.
+
+    `unreachable` says the target system stopped answering part way through the call (the reason, as an
+    `UnreachableError` would give it). `failed` then holds every item that was not written, each with a
+    RecordError of code "UNREACHABLE", and everything else was written: the run loop records both, then
+    stops this target as unreachable (exit 4). Returning this instead of raising keeps the writes that did
+    land. A writer may still raise `UnreachableError` when it wrote nothing in the call.
+    """
 
     failed: dict[str, RecordError] = field(default_factory=dict)
     calls: int = 0
     notes: list[str] = field(default_factory=list)
+    unreachable: str | None = None
 
 
 class Writer(Protocol):

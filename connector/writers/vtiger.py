@@ -15,6 +15,10 @@ Filter lists and reports in vtiger on that field. People entering are also relat
 if the YAML names one (found by `campaignname`, created with its mandatory fields when it says `create: true`),
 so the campaign's related lists work; leaving does not remove that relation, it stays as history.
 
+If vtiger stops answering part way through a call (the retry policy gave up), records not yet started are
+not tried; the call returns what it wrote as written, the rest as failed with code UNREACHABLE, and says why in
+`WriteResult.unreachable`, so the run keeps those writes and still ends as unreachable (exit 4).
+
 Multi-select values are written as one string joined by " |##| ". A JSON list is accepted by the server but
 only its first value is stored, silently.
 """
@@ -25,13 +29,13 @@ import datetime as dt
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import structlog
 from pydantic import Field, model_validator
 
 from ..context import RunContext
-from ..errors import ConfigError, RecordError, RetriableError
+from ..errors import ConfigError, RecordError, RetriableError, UnreachableError
 from ..model import StrictModel
 from ..schema import RecordRef
 from ..sources.vtiger import vtql
@@ -42,7 +46,7 @@ from .base import LabelChange, Member, SegmentChange, WriterConfigBase, WriteRes
 
 log = structlog.get_logger(__name__)
 MULTI_SEPARATOR = " |##| "
-T = TypeVar("T")
+UNREACHABLE = "UNREACHABLE"  # the code of items not written because vtiger stopped answering
 
 
 class CampaignConfig(StrictModel):
@@ -210,7 +214,8 @@ class VtigerWriter:
                 return RecordError(f"{change.ref}: {exc}", code=exc.code)
             return None
 
-        for (change, _), error in zip(todo, self._parallel(one, todo), strict=True):
+        errors, result.unreachable = self._parallel(one, todo, lambda item: item[0].ref)
+        for (change, _), error in zip(todo, errors, strict=True):
             if error is not None:
                 result.failed[str(change.ref)] = error
         result.calls = self.client.calls.total() - before
@@ -220,6 +225,7 @@ class VtigerWriter:
             records=len(todo),
             failed=len(result.failed),
             calls=result.calls,
+            unreachable=bool(result.unreachable),
         )
         return result
 
@@ -281,7 +287,8 @@ class VtigerWriter:
                 return RecordError(f"{ref}: {exc}", code=exc.code)
             return None
 
-        for (ref, (_, owner)), error in zip(items, self._parallel(one, items), strict=True):
+        errors, result.unreachable = self._parallel(one, items, lambda item: item[0])
+        for (ref, (_, owner)), error in zip(items, errors, strict=True):
             if error is None:
                 continue
             log.warning(
@@ -303,6 +310,7 @@ class VtigerWriter:
             records=len(items),
             failed=len(result.failed),
             calls=result.calls,
+            unreachable=bool(result.unreachable),
         )
         return result
 
@@ -456,29 +464,45 @@ class VtigerWriter:
             offset += vtql.PAGE_SIZE
 
     # -- plumbing -----------------------------------------------------------------------------------------
-    def _parallel(self, fn: Callable[[Any], T], items: list[Any]) -> list[T]:
-        """`fn` over `items` on at most `concurrency` threads; the first run-level error stops the rest.
+    def _parallel(
+        self, fn: Callable[[Any], RecordError | None], items: list[Any], ref_of: Callable[[Any], object]
+    ) -> tuple[list[RecordError | None], str | None]:
+        """`fn` over `items` on at most `concurrency` threads: each item's record error (None: written), and
+        why vtiger became unreachable part way (None: it did not).
 
-        `fn` returns record errors; anything it raises (vtiger unreachable after the policy's retries, a
-        config error) is about the whole system, so items not yet started are skipped instead of each
-        spending the full retry policy against a server that is down.
+        Once one item finds vtiger unreachable (after the policy's retries), items not yet started are not
+        tried (each would spend the full policy against a server that is down) and fail with code
+        UNREACHABLE like that one, while the items written before it stay written: the caller returns them
+        as a partial result. Anything else `fn` raises (a config error) is about the whole run and re-raised.
         """
-        if self.cfg.concurrency <= 1 or len(items) <= 1:
-            return [fn(item) for item in items]
         stop = threading.Event()
+        reasons: list[str] = []
 
-        def guarded(item: Any) -> T | None:
+        def guarded(item: Any) -> RecordError | None:
             if stop.is_set():
-                return None
+                return RecordError(f"{ref_of(item)}: not written: {reasons[0]}", code=UNREACHABLE)
             try:
                 return fn(item)
+            except UnreachableError as exc:
+                with self._lock:
+                    reasons.append(str(exc))
+                stop.set()
+                return RecordError(f"{ref_of(item)}: {exc}", code=UNREACHABLE)
             except BaseException:
                 stop.set()
                 raise
 
-        with ThreadPoolExecutor(max_workers=self.cfg.concurrency, thread_name_prefix="vtiger-write") as pool:
-            futures = [pool.submit(guarded, item) for item in items]
-        return [f.result() for f in futures]  # type: ignore[misc]  # re-raises the first error, in order
+        if self.cfg.concurrency <= 1 or len(items) <= 1:
+            errors = [guarded(item) for item in items]
+        else:
+            with ThreadPoolExecutor(
+                max_workers=self.cfg.concurrency, thread_name_prefix="vtiger-write"
+            ) as pool:
+                futures = [pool.submit(guarded, item) for item in items]
+            errors = [f.result() for f in futures]  # re-raises the first other error, in order
+        if reasons:
+            log.error("vtiger.unreachable", target=self.name, error=reasons[0])
+        return errors, (reasons[0] if reasons else None)
 
     def estimate_calls(self, labels: int, adds: int, removes: int) -> int:
         """One revise per label; per segment change a revise (+ add_related for an add), the holders'

@@ -149,3 +149,32 @@ def test_strict_clears_a_hand_typed_value_on_the_next_run_even_without_changes(
     assert segments(vt_sandbox, other["id"]) == ["Partner"]
     assert segments(vt_sandbox, member["id"]) == ["Nurture newsletter"]
     assert vt_sandbox.calls["revise"] == 1 and writes(vt_sandbox) == 1
+
+
+def test_labels_written_before_vtiger_went_away_are_kept_and_the_run_exits_unreachable(
+    vt_sandbox: VtigerSandbox, tmp_path: Path
+) -> None:
+    for n in range(12):
+        vt_sandbox.store.create("Leads", {"lastname": f"L{n}", "email": f"l{n}@x.nl", "leadstatus": "Hot"})
+    (tmp_path / "connector.yaml").write_text(
+        CONFIG.format(url=vt_sandbox.url, strict="false"), encoding="utf-8"
+    )
+    runner = Runner(
+        load_config(tmp_path / "connector.yaml"),
+        environ=vt_sandbox.env(),
+        policy=RetryPolicy(attempts=3, sleep=lambda s: None),
+    )
+    vt_sandbox.faults.error_500_ops = {"revise"}
+    vt_sandbox.faults.down_after = 4  # four labels land, then vtiger stops answering
+
+    first = runner.execute("run", AS_OF)
+    assert (first.outcome, first.exit_code) == ("unreachable", 4)
+    assert any(e.startswith("vt_out: unreachable: ") for e in first.errors), first.errors
+    assert (first.labels["vt_out"]["written"], first.labels["vt_out"]["failed"]) == (4, 8)
+
+    vt_sandbox.faults.down_after = None
+    vt_sandbox.reset_calls()
+    second = runner.execute("run", AS_OF)
+    assert second.exit_code == 0, second.errors
+    assert vt_sandbox.calls["revise"] == 8  # the four that landed are not written again
+    assert second.rejected["pending"] == 0

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from connector.context import RunContext
-from connector.errors import ConfigError, RetriableError, UnreachableError
+from connector.errors import ConfigError, RetriableError
 from connector.retry import RetryPolicy
 from connector.sandboxes.vtiger import VtigerSandbox
 from connector.schema import RecordRef
@@ -275,10 +275,61 @@ def test_a_dead_server_stops_the_writer_after_one_round_of_retries(vt_sandbox: V
     out.label_field("Leads")  # described before the server goes down
     vt_sandbox.faults.error_500_ops = {"revise"}
     vt_sandbox.faults.fail_next = 10**6
-    with pytest.raises(UnreachableError):
-        out.write_labels([LabelChange(p.person_key, p.refs[0], None, "Lead") for p in people], ctx())
+    result = out.write_labels([LabelChange(p.person_key, p.refs[0], None, "Lead") for p in people], ctx())
+    assert result.unreachable is not None and "gave up after 3 attempts" in result.unreachable
+    assert set(result.failed) == {str(p.refs[0]) for p in people}
+    assert {e.code for e in result.failed.values()} == {"UNREACHABLE"}
     # the threads that were already running each spend the policy; nobody starts the other 36 records
     assert vt_sandbox.faults.injected["revise"] <= 4 * 3
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_labels_written_before_vtiger_went_away_are_reported_as_written(
+    vt_sandbox: VtigerSandbox, concurrency: int
+) -> None:
+    people = [person(vt_sandbox, "Leads", n) for n in range(30)]
+    out = writer(vt_sandbox, concurrency=concurrency)
+    out.client.policy = RetryPolicy(attempts=2, sleep=lambda s: None)
+    vt_sandbox.faults.error_500_ops = {"revise"}
+    vt_sandbox.faults.down_after = 5  # five revises land, then vtiger stops answering
+    result = out.write_labels([LabelChange(p.person_key, p.refs[0], None, "Lead") for p in people], ctx())
+
+    assert result.unreachable is not None and "vtiger revise" in result.unreachable
+    written = {str(p.refs[0]) for p in people if field(vt_sandbox, p.refs[0], "Funnel stage") == "Lead"}
+    assert len(written) >= 5
+    assert set(result.failed) == {str(p.refs[0]) for p in people} - written  # failed: exactly the unwritten
+    assert {e.code for e in result.failed.values()} == {"UNREACHABLE"}
+    if concurrency == 1:
+        assert len(written) == 5 and vt_sandbox.faults.injected["revise"] == 2  # one item spent the policy
+
+
+def test_segment_members_written_before_vtiger_went_away_are_reported_as_written(
+    vt_sandbox: VtigerSandbox,
+) -> None:
+    people = [person(vt_sandbox, "Leads", n) for n in range(30)]
+    out = writer(vt_sandbox, concurrency=3)
+    out.client.policy = RetryPolicy(attempts=2, sleep=lambda s: None)
+    out._campaign("renewal")  # found (created) while vtiger still answers
+    vt_sandbox.faults.error_500_ops = {"revise", "add_related"}
+    vt_sandbox.faults.down_after = 12  # about six members land (revise + add_related), then vtiger goes away
+    result = out.sync_segment(SegmentChange("renewal", people, adds=people, removes=[]), ctx())
+
+    assert result.unreachable is not None
+    assert {e.code for e in result.failed.values()} == {"UNREACHABLE"}
+    done = [p for p in people if p.person_key not in result.failed]
+    assert len(done) >= 5 and len(result.failed) >= 20
+    campaign = out._campaign_ids["renewal"]
+    related = set(vt_sandbox.store.related(campaign, "Leads"))
+    for p in done:  # reported as added: the field holds the value and the campaign relation is there
+        assert field(vt_sandbox, p.refs[0], "Segments") == "Renewal 2027"
+        assert p.refs[0].id in related
+
+    vt_sandbox.faults.down_after = None  # vtiger is back: the next run hands over what failed
+    lost = [p for p in people if p.person_key in result.failed]
+    again = writer(vt_sandbox).sync_segment(SegmentChange("renewal", people, adds=lost, removes=[]), ctx(10))
+    assert again.failed == {} and again.unreachable is None
+    assert all(field(vt_sandbox, p.refs[0], "Segments") == "Renewal 2027" for p in people)
+    assert set(vt_sandbox.store.related(campaign, "Leads")) == {p.refs[0].id for p in people}
 
 
 def test_a_campaign_whose_create_answer_was_lost_is_found_not_created_again(

@@ -18,6 +18,9 @@ class Faults:
     error_500_ops: set[str] = field(default_factory=set)
     #: the next N calls (of `error_500_ops`, if set) fail with an empty HTTP 500, then calls succeed again
     fail_next: int = 0
+    #: the server goes away mid-run: after N more calls (of `error_500_ops`, if set) every such call fails
+    #: with an empty HTTP 500 until this is set back to None
+    down_after: int | None = None
     #: stock 8.2 on PHP 8: `sync`, `logout` and `convertlead` answer HTTP 500 with an empty body. The
     #: recording comes from an instance with those lines patched, so the defaults are the patched behaviour.
     sync_broken: bool = False
@@ -45,6 +48,12 @@ class Faults:
         with self._lock:
             if self.error_500_ops and operation not in self.error_500_ops:
                 return False
+            if self.down_after is not None:
+                if self.down_after > 0:
+                    self.down_after -= 1
+                else:
+                    self.injected[operation] += 1
+                    return True
             if self.fail_next > 0:
                 self.fail_next -= 1
                 self.injected[operation] += 1

@@ -30,9 +30,9 @@ class VtigerSandbox:
     * `url` / `endpoint` (`url + "/webservice.php"`), `username`, `access_key`, `env()`
     * `store`: create / update / revise / delete / get / all / relate / related / field_by_label /
       add_custom_field / set_modifiedtime / deletions; records are plain string dicts without `label`
-    * `faults`: latency, error_500_rate (+ error_500_ops, fail_next, seed), sync_broken, logout_broken,
-      convertlead_broken (all False: the patched instance the recording comes from; `stock_php8()` sets them),
-      sync_zero_fails, expire_sessions_after, injected
+    * `faults`: latency, error_500_rate (+ error_500_ops, fail_next, down_after, seed), sync_broken,
+      logout_broken, convertlead_broken (all False: the patched instance the recording comes from;
+      `stock_php8()` sets them), sync_zero_fails, expire_sessions_after, injected
     * `calls` (operations answered, by name), `reset_calls()`, `clock` (set / advance / now)
     """
 
