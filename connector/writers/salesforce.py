@@ -34,6 +34,7 @@ log = structlog.get_logger(__name__)
 
 AUTO_ASSIGN_OFF = {"Sforce-Auto-Assign": "FALSE"}  # sent on every write, whatever it writes
 BULK_JOB_CALLS = 6  # create, upload, close, >=1 status poll, failed results (+ unprocessed when it failed)
+CAMPAIGN_LOOKUP_CALLS = 2  # the Campaign by name or id, then its CampaignMemberStatus values
 ALREADY_MEMBER = {"DUPLICATE_VALUE"}  # adding: the person is in the campaign already
 ALREADY_GONE = {"ENTITY_IS_DELETED"}  # removing: the member row is gone already
 PERSON_OBJECTS = ("Contact", "Lead")  # preference order for a campaign member
@@ -110,9 +111,34 @@ class SalesforceWriter:
 
     # -- planning -------------------------------------------------------------------------------------------
     def estimate_calls(self, labels: int, adds: int, removes: int) -> int:
-        calls = BULK_JOB_CALLS if labels > self.cfg.bulk_threshold else math.ceil(labels / COMPOSITE_MAX)
-        if adds or removes:
-            calls += 2 * len(self.cfg.campaigns)  # campaign lookup + its member statuses
+        """The calls this target makes in a run with these changes, none of them retried.
+
+        Counted, taking the label changes to fall on every label object: a describe per label object (each
+        is checked once a run) and its collection calls of 200 records, or one Bulk job. A campaign lookup
+        (the Campaign, then its member statuses) for every strict campaign, synced each run whether or not
+        its segment changed, and, when members change at all, for every other campaign too (which of them
+        changed is not known here). Per 200 added members a call; per 200 removed members a query for their
+        member rows and a delete (a person with both a Lead and a Contact counts once). The first page of
+        every strict campaign's member scan.
+
+        Not known before the run, so not counted: a strict campaign's further scan pages (one per 2,000
+        members) and the deletes of the members found there outside the segment (one per 200, e.g. added by
+        hand); a campaign created because `create: true` found none; a Bulk job's extra status polls;
+        retries (503, 429, row locks, an expired session); the login.
+
+        The source's reads, its periodic id reconciliation included, are not part of this estimate: `plan`
+        reads for real, so the read calls it reports are the ones the run will make again."""
+        calls = 0
+        if labels:
+            objects = min(labels, len(self.cfg.label_field))  # taken to have changes on every label object
+            calls += objects  # its describe
+            if labels > self.cfg.bulk_threshold:
+                calls += BULK_JOB_CALLS
+            else:  # chunked per object: each object may end on a part-filled call
+                calls += math.ceil(labels / COMPOSITE_MAX) + objects - 1
+        strict = sum(1 for t in self.cfg.campaigns.values() if t.strict)
+        looked_up = len(self.cfg.campaigns) if adds or removes else strict
+        calls += CAMPAIGN_LOOKUP_CALLS * looked_up + strict  # + the first member page of each strict scan
         calls += math.ceil(adds / COMPOSITE_MAX) + 2 * math.ceil(removes / COMPOSITE_MAX)
         return calls
 

@@ -307,9 +307,15 @@ def test_campaign_created_when_asked() -> None:
 def test_estimate_calls() -> None:
     w = writer()
     assert w.estimate_calls(0, 0, 0) == 0
-    assert w.estimate_calls(401, 0, 0) == 3
-    assert w.estimate_calls(5000, 0, 0) == 6  # one bulk job
+    # a describe per label object, then 3 collection calls (4 when both objects end on a part-filled one)
+    assert w.estimate_calls(401, 0, 0) == 2 + 4
+    assert w.estimate_calls(1, 0, 0) == 1 + 1
+    assert w.estimate_calls(5000, 0, 0) == 2 + 6  # one bulk job
     assert w.estimate_calls(0, 250, 201) == 2 + 2 + 4
+    # a strict campaign is looked up and scanned every run, whether its segment changed or not
+    strict = writer(campaigns={"a": {"campaign": "A", "strict": True}, "b": {"campaign": "B"}})
+    assert strict.estimate_calls(0, 0, 0) == 2 + 1
+    assert strict.estimate_calls(0, 1, 0) == 2 * 2 + 1 + 1
 
 
 def test_target_needs_a_salesforce_source() -> None:

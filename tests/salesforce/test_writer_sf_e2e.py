@@ -210,3 +210,44 @@ def test_campaign_names_with_quotes_and_backslashes_are_escaped(sf_sandbox) -> N
     assert result.failed == {}
     assert [c["Name"] for c in sf_sandbox.store.all("Campaign")].count(name) == 1
     assert members_of(sf_sandbox, created[0]["Id"]) == []
+
+
+def test_the_plan_estimate_is_the_calls_a_run_makes(sf_sandbox) -> None:
+    store = sf_sandbox.store
+    renewal = store.insert("Campaign", {"Name": "Renewal 2027", "IsActive": True})
+    winback = store.insert("Campaign", {"Name": "Win-back", "IsActive": True})
+    people = contacts(sf_sandbox, 250)
+    for cid in people[:220]:
+        store.insert("CampaignMember", {"CampaignId": winback, "ContactId": cid, "Status": "Sent"})
+    lead_ids = leads(sf_sandbox, 3)
+    in_winback = [member(f"p{i}", "Contact", c) for i, c in enumerate(people[:220])]
+    renewal_adds = [member(f"p{i}", "Contact", c) for i, c in enumerate(people[200:])]
+    campaigns = {
+        "renewal": {"campaign": renewal, "member_status": "Sent"},
+        "win-back": {"campaign": "Win-back", "member_status": "Sent", "strict": True},
+    }
+
+    def run(labels: list[LabelChange], changes: list[SegmentChange]) -> tuple[int, int]:
+        w = make_writer(sf_sandbox, campaigns=campaigns)
+        adds = sum(len(c.adds) for c in changes)
+        removes = sum(len(c.removes) for c in changes)
+        estimate = w.estimate_calls(len(labels), adds, removes)
+        if labels:
+            w.write_labels(labels, ctx())
+        for change in changes:
+            w.sync_segment(change, ctx())
+        return estimate, w.client.calls - w.client.logins
+
+    # a quiet run: only the strict campaign is looked up and scanned (nothing found to remove)
+    quiet = [SegmentChange("renewal", [], [], []), SegmentChange("win-back", in_winback, [], [])]
+    assert run([], quiet) == (3, 3)
+    # labels on both objects, 50 added to one campaign and 20 removed from the strict one
+    labels = label_changes("Lead", lead_ids) + label_changes("Contact", people[:2])
+    busy = [
+        SegmentChange("renewal", renewal_adds, renewal_adds, []),
+        SegmentChange("win-back", in_winback[20:], [], in_winback[:20]),
+    ]
+    estimate, actual = run(labels, busy)
+    # describes 2, a label call per object 2, two campaign lookups 4, one add, a removal query + delete, a scan
+    assert estimate == actual == 2 + 2 + 2 * 2 + 1 + 2 + 1
+    assert members_of(sf_sandbox, winback) == sorted(people[20:220])
