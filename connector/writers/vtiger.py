@@ -321,7 +321,7 @@ class VtigerWriter:
             after: str | None = None
             while True:
                 # `like` narrows on the server (MySQL, case-insensitive); the exact test is ours
-                where = [vtql.Cond(field, "like", f"%{value}%")]
+                where = [vtql.Cond(field, "like", vtql.like_contains(value))]
                 if after is not None:
                     where.append(vtql.Cond("id", ">", after))
                 known = set(self._info(module).fields)
@@ -438,7 +438,7 @@ class VtigerWriter:
         ids: set[str] = set()
         last: str | None = None
         while True:
-            where = [vtql.Cond(field, "like", f"%{value}%")]
+            where = [vtql.Cond(field, "like", vtql.like_contains(value))]
             if last:
                 where.append(vtql.Cond("id", ">", last))
             rows = self._query(module, vtql.select(module, ["id", field], where=where, order_by="id"))

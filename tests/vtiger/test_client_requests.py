@@ -161,6 +161,13 @@ def test_quoting_doubles_quote_and_backslash() -> None:
         vtql.quote("")
 
 
+def test_a_like_pattern_escapes_backslash_percent_and_underscore_before_quoting() -> None:
+    assert vtql.like_contains(r"Sales\EMEA 50%_x") == r"%Sales\\EMEA 50\%\_x%"
+    text = vtql.select("Leads", ["id"], where=[vtql.Cond("cf_1", "like", vtql.like_contains("a\\b's"))])
+    # MySQL reads the literal as `%a\\b's%`, and LIKE that as "a, backslash, b, quote, s" anywhere
+    assert text == r"select id from Leads where cf_1 like '%a\\\\b''s%' limit 0, 100;"
+
+
 def test_identifiers_are_checked() -> None:
     with pytest.raises(vtql.VtqlError):
         vtql.select("Leads", ["id; drop"])

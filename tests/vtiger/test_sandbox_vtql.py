@@ -99,6 +99,35 @@ def test_filters_over_http(vt_sandbox: VtigerSandbox, vt_client: WsClient) -> No
     assert vt_client.query("select count(*) from Leads where leadstatus = 'Hot';") == [{"count": "2"}]
 
 
+def test_like_follows_mysql_escaping(vt_sandbox: VtigerSandbox, vt_client: WsClient) -> None:
+    for first, last in [
+        ("Dee", "Back\\slash"),
+        ("Eve", "Backslash"),
+        ("Fay", "50% off"),
+        ("Gus", "500 off"),
+        ("Hal", "a_b"),
+        ("Ida", "axb"),
+        ("Jon", "ends\\"),
+    ]:
+        vt_sandbox.store.create("Leads", {"firstname": first, "lastname": last})
+
+    def names(pattern: str) -> list[str]:
+        rows = vt_client.query(
+            f"select firstname from Leads where lastname like {pattern} order by firstname;"
+        )
+        return [r["firstname"] for r in rows]
+
+    # the literal is MySQL's (`\\` is one backslash), then LIKE takes a backslash as "next character as is"
+    assert names(r"'%k\\\\s%'") == ["Dee"]  # LIKE sees `%k\\s%`: a backslash, then s
+    assert names(r"'%k\\s%'") == ["Eve"]  # LIKE sees `%k\s%`: an escaped s, no backslash
+    assert names(r"'50\\%%'") == ["Fay"]  # LIKE sees `50\%%`: a percent sign, then anything
+    assert names(r"'50\%%'") == ["Fay"]  # MySQL keeps `\%` in a literal as it is, for LIKE
+    assert names("'50%'") == ["Fay", "Gus"]
+    assert names(r"'a\\_b'") == ["Hal"]
+    assert names("'a_b'") == ["Hal", "Ida"]
+    assert names(r"'%s\\'") == ["Jon"]  # a backslash ending the pattern stands for itself
+
+
 def test_rows_have_requested_columns_and_no_label(vt_sandbox: VtigerSandbox, vt_client: WsClient) -> None:
     _people(vt_sandbox)
     rows = vt_client.query("select id, lastname, email from Leads limit 1;")

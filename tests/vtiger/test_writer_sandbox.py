@@ -385,3 +385,18 @@ def test_strict_checks_an_unchanged_segment_and_clears_hand_typed_values(vt_sand
     assert quiet.failed == {}
     assert {op for op, n in vt_sandbox.calls.items() if n} <= {"getchallenge", "login", "describe", "query"}
     assert vt_sandbox.calls["query"] == 2
+
+
+def test_a_segment_value_with_a_backslash_finds_its_stray_holders(vt_sandbox: VtigerSandbox) -> None:
+    # MySQL's LIKE takes `\` as its escape character: unescaped, `%Sales\EMEA%` would look for "SalesEMEA"
+    a, b, c = (person(vt_sandbox, m, n) for m, n in (("Leads", 1), ("Leads", 2), ("Contacts", 3)))
+    emea = {"campaign": "EMEA push", "value": "Sales\\EMEA", "create": True, "closingdate": "2027-12-31"}
+    out = writer(vt_sandbox, strict=True, campaigns={"emea": emea})
+    set_segments(vt_sandbox, b.refs[0], "Sales\\EMEA |##| VIP")  # typed by hand onto a non-member
+    set_segments(vt_sandbox, c.refs[0], "SalesEMEA")  # only looks like it: not ours to clear
+    result = out.sync_segment(SegmentChange("emea", [a], adds=[a], removes=[]), ctx())
+    assert result.failed == {}
+    assert field(vt_sandbox, a.refs[0], "Segments") == "Sales\\EMEA"
+    assert field(vt_sandbox, b.refs[0], "Segments") == "VIP"
+    assert field(vt_sandbox, c.refs[0], "Segments") == "SalesEMEA"
+    assert out.field_members("emea", "Leads") == {a.refs[0].id}

@@ -5,6 +5,10 @@
 Conditions use = != <> < > <= >= like in, combined with and/or and parentheses. The trailing `;` is
 required, `''` is refused with INTERNAL_SERVER_ERROR, `is null` is a syntax error, and inside a quoted value
 `''` and `\\\\` stand for `'` and `\\`. At most 100 rows come back whatever the limit says.
+
+vtiger pastes a quoted value into its SQL as written, so from there on MySQL's rules apply: a literal's
+backslash escapes (`\\n` a newline, `\\%` and `\\_` kept as they are, `\\x` otherwise `x`), and in `like` a
+backslash makes the next character literal (`%` any run, `_` one character, a trailing `\\` itself).
 """
 
 from __future__ import annotations
@@ -131,6 +135,10 @@ def tokenize(text: str) -> list[Token]:
     return tokens
 
 
+# MySQL string literal escapes; `\\%` and `\\_` stay two characters so that `like` can still see them escaped
+MYSQL_ESCAPES = {"0": "\0", "b": "\b", "n": "\n", "r": "\r", "t": "\t", "Z": "\x1a", "%": "\\%", "_": "\\_"}
+
+
 def _quoted(text: str, start: int) -> tuple[str, int]:
     quote = text[start]
     out: list[str] = []
@@ -138,7 +146,7 @@ def _quoted(text: str, start: int) -> tuple[str, int]:
     while i < len(text):
         ch = text[i]
         if ch == "\\" and i + 1 < len(text):
-            out.append(text[i + 1])
+            out.append(MYSQL_ESCAPES.get(text[i + 1], text[i + 1]))
             i += 2
             continue
         if ch == quote:
@@ -398,12 +406,20 @@ def _sort_key(record: Record, column: str, store: VtigerStore) -> tuple[int, flo
 
 
 def _like(pattern: str) -> re.Pattern[str]:
+    """MySQL's LIKE with its default escape character `\\` (a `\\` ending the pattern stands for itself)."""
     parts = []
-    for ch in pattern:
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            parts.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
         if ch == "%":
             parts.append(".*")
         elif ch == "_":
             parts.append(".")
         else:
             parts.append(re.escape(ch))
+        i += 1
     return re.compile("".join(parts), re.IGNORECASE | re.DOTALL)

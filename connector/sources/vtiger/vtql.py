@@ -6,7 +6,9 @@ VTQL is not SQL and the server is picky:
   `ORDER BY` and `LIMIT` are split case-sensitively, so they are written in upper case there;
 - at most 100 rows come back per query whatever the `limit`, so paging is `limit offset, 100` over a stable
   `order by` of a single column (the one ordering every install accepts);
-- `''` and `is null` are rejected, so "field is empty" cannot be asked for: callers filter client-side.
+- `''` and `is null` are rejected, so "field is empty" cannot be asked for: callers filter client-side;
+- vtiger pastes a literal into its SQL as written, so a `like` pattern is MySQL's: `%` and `_` are wildcards
+  and `\\` escapes the next character (a value's own `\\`, `%` and `_` need `like_contains`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,16 @@ def quote(value: str) -> str:
     if value == "":
         raise VtqlError("vtiger rejects an empty string literal ('')")
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def like_contains(value: str) -> str:
+    """A `like` pattern for "holds `value` anywhere", the value's `\\`, `%` and `_` escaped for MySQL's LIKE.
+
+    Quoting (`quote`) then doubles the `\\` again for the literal. Unescaped, `\\` would escape the next
+    character (`%Sales\\EMEA%` matches `SalesEMEA`, not `Sales\\EMEA`) and the value would be missed.
+    """
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def check_ident(name: str, known: Collection[str] | None = None, *, what: str = "field") -> str:
