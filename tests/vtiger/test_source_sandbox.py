@@ -201,6 +201,29 @@ def test_reconcile_every_n_runs(vt_sandbox: VtigerSandbox) -> None:
     assert ids[0] not in store.ids("Leads")
 
 
+def test_reconcile_every_hours_adds_reconciliations_and_never_skips_one(vt_sandbox: VtigerSandbox) -> None:
+    vt_sandbox.clock.set(T0)
+    ids = add_leads(vt_sandbox, 5)
+    store = Store()
+    # hours alone: reconcile_every keeps its default 1, so every query-mode run still reconciles
+    store.run(
+        source(vt_sandbox, incremental="query", reconcile_every_hours=24), T0 + dt.timedelta(seconds=10)
+    )
+    vt_sandbox.store.delete(ids[0])
+    store.run(
+        source(vt_sandbox, incremental="query", reconcile_every_hours=24), T0 + dt.timedelta(seconds=20)
+    )
+    assert ids[0] not in store.ids("Leads")  # reconciled, 24 hours or not
+
+    # with a run count, the hours bring a reconciliation forward
+    rarely = source(vt_sandbox, incremental="query", reconcile_every=100, reconcile_every_hours=1)
+    vt_sandbox.store.delete(ids[1])
+    store.run(rarely, T0 + dt.timedelta(minutes=30))
+    assert ids[1] in store.ids("Leads")  # 1 of 100 runs, half an hour since the last reconciliation
+    store.run(rarely, T0 + dt.timedelta(hours=1, seconds=20))
+    assert ids[1] not in store.ids("Leads")
+
+
 def test_cursor_never_passes_the_run_start(vt_sandbox: VtigerSandbox) -> None:
     vt_sandbox.clock.set(T0 + dt.timedelta(hours=2))  # the CRM clock runs ahead of ours
     add_leads(vt_sandbox, 3)

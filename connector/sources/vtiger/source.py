@@ -9,8 +9,8 @@ the run's start):
   than its newest second (that second is read again as the next page's start), and a page that lies wholly
   inside one second is read by `id` instead (keyset `id > last`, so an edit during the scan cannot shift a
   record out of view), so boundary records are neither skipped nor repeated. Deletions then come from an id
-  reconciliation (`live_ids`) every `reconcile_every` such runs; a reconciliation that fails half way hands
-  over nothing and leaves the cursor as it was.
+  reconciliation (`live_ids`) every `reconcile_every` such runs (or sooner, once `reconcile_every_hours` have
+  passed); a reconciliation that fails half way hands over nothing and leaves the cursor as it was.
 `incremental: auto` probes `sync` once per run (one attempt, no retries) and remembers the answer for the run;
 a `sync` that breaks after its first page goes on by `query` from where it got to, and the module then owes a
 reconciliation (sync's `deleted` stopped half way).
@@ -78,8 +78,11 @@ class VtigerSourceConfig(SourceConfigBase):
     ca_bundle: str | None = None
     timeout_seconds: float = Field(30.0, gt=0)
     incremental: Literal["auto", "sync", "query"] = "auto"
-    reconcile_every: int = Field(1, ge=1)  # query-mode runs between id reconciliations (deletions)
-    reconcile_every_hours: float | None = Field(None, gt=0)  # or: at least this often
+    # id reconciliation (deletions) of a module read by `query`: on every Nth such run (1: every one), and
+    # also once `reconcile_every_hours` have passed since the last one. The hours only add reconciliations,
+    # never skip one: with reconcile_every 1 they change nothing, so to reconcile by time raise that too.
+    reconcile_every: int = Field(1, ge=1)
+    reconcile_every_hours: float | None = Field(None, gt=0)
     modules: dict[str, VtigerModuleConfig]
 
     @field_validator("url")
