@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -404,3 +405,76 @@ def test_a_purged_contact_role_drops_its_contact_at_the_next_reconciliation(sf_s
     assert facts[opps[1]].attach == [f"sf_prod:Account:{account}"]  # the contact is no longer attached
     assert facts[opps[0]].attach == [f"sf_prod:Contact:{people[0]}"]
     assert next(b.live_ids for b in batches if b.live_ids is not None) == set(opps)
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "Status = 'Open",  # a quote never closed
+        "Status = 'a') OR (IsDeleted = true",  # would escape its parentheses and undo the cursor bounds
+        "(Status = 'a'",
+        "Status = 'a' ORDER BY Id",
+        "Status = 'a' LIMIT 5",
+        "Status = 'a'; DELETE",
+        "  ",
+    ],
+)
+def test_a_where_clause_that_is_no_condition_fails_with_the_config(where: str) -> None:
+    from connector.config import ConfigErrors, load_config_text
+
+    text = f"""\
+stage_model:
+  preset: default
+sources:
+  - name: sf_prod
+    type: salesforce
+    auth: session
+    objects:
+      Lead:
+        fields: {{Email: email}}
+        where: "{where}"
+"""
+    with pytest.raises(ConfigErrors) as info:
+        load_config_text(text, "connector.yaml", base_dir=Path("/srv"))
+    assert [(i.line, i.path) for i in info.value.issues] == [(10, "sources[0].objects.Lead.where")]
+    assert "not a SOQL condition" in str(info.value.issues[0])
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "Status != 'Closed' AND (Email LIKE '%@x.nl' OR Company = 'O\\'Neil (BV); order by')",
+        "CreatedDate = LAST_N_DAYS:30 AND Owner.Profile.Name != null",
+        "Id IN (SELECT LeadId FROM CampaignMember WHERE CampaignId = '701000000000001')",
+    ],
+)
+def test_a_where_clause_of_the_right_shape_passes_the_config(where: str) -> None:
+    cfg = SalesforceSourceConfig.model_validate(
+        {"name": "s", "type": "salesforce", "auth": "session", "objects": {"Lead": {"where": where}}}
+    )
+    assert cfg.objects["Lead"].where == where
+
+
+def test_the_org_judges_a_where_clause_before_anything_is_read(sf_sandbox) -> None:
+    seed_leads(sf_sandbox, 3)
+    objects = {
+        "Lead": {**OBJECTS["Lead"], "where": "Status != 'Closed - Not Converted'"},
+        "Contact": {**OBJECTS["Contact"], "where": "Contract_End__c > 2026-01-01 AND Nope__c = 'x'"},
+    }
+    src = make_source(sf_sandbox, objects=objects)
+    sf_sandbox.reset_calls()
+    with pytest.raises(ConfigError) as info:
+        list(src.read({}, run_ctx(sf_sandbox)))
+    message = str(info.value)
+    assert "objects.Contact.where" in message and "Nope__c = 'x'" in message and "INVALID_FIELD" in message
+    assert "objects.Lead" not in message
+    assert sf_sandbox.call_counts()["queryAll"] == 0  # refused before a single record was read
+
+    objects["Contact"]["where"] = "Contract_End__c > 2026-01-01 AND Email LIKE"  # no value: MALFORMED_QUERY
+    src = make_source(sf_sandbox, objects=objects)
+    with pytest.raises(ConfigError, match=r"objects\.Contact\.where: .*MALFORMED_QUERY"):
+        list(src.read({}, run_ctx(sf_sandbox)))
+
+    objects["Contact"]["where"] = "Contract_End__c > 2026-01-01"
+    records, _, _ = drain(list(make_source(sf_sandbox, objects=objects).read({}, run_ctx(sf_sandbox))))
+    assert len(records) == 3

@@ -78,3 +78,52 @@ def record_id(value: str) -> str:
 
 def looks_like_id(value: str, prefix: str | None = None) -> bool:
     return bool(_RECORD_ID.match(value)) and (prefix is None or value.startswith(prefix))
+
+
+# Words that end a WHERE clause and start another one: at the condition's own level (outside parentheses, where
+# a semi-join's sub-SELECT lives) they would change what the query around the condition does.
+_CLAUSE_WORDS = frozenset(
+    {"SELECT", "FROM", "WHERE", "ORDER", "GROUP", "HAVING", "LIMIT", "OFFSET", "FOR", "WITH", "UPDATE"}
+)
+
+
+def condition(text: str) -> str:
+    """`text` when it can stand as one SOQL condition inside `(...)` ANDed to connector's own bounds.
+
+    Only the shape is checked here (quotes closed, parentheses balanced and never closing the enclosing one,
+    no `;` and no clause of its own such as ORDER BY or LIMIT); fields and operators are checked by the org
+    itself before a read. Raises ConfigError saying what is wrong."""
+    if not text.strip():
+        raise ConfigError("the condition is empty")
+    depth = 0
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char == "'":
+            i += 1
+            while i < len(text) and text[i] != "'":
+                i += 2 if text[i] == "\\" else 1
+            if i >= len(text):
+                raise ConfigError("a quoted value is never closed")
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                # `A) OR (B` would escape the parentheses it is put in and undo connector's bounds
+                raise ConfigError("a ')' closes a parenthesis the condition did not open")
+        elif char in ';"`':
+            raise ConfigError(f"'{char}' has no place in a SOQL condition")
+        elif char.isalpha() or char == "_":
+            end = i
+            while end < len(text) and (text[end].isalnum() or text[end] in "_.:"):
+                end += 1
+            word = text[i:end]
+            if depth == 0 and word.upper() in _CLAUSE_WORDS:
+                raise ConfigError(f"'{word}' starts a clause of its own; give only the condition")
+            i = end
+            continue
+        i += 1
+    if depth:
+        raise ConfigError("a '(' is never closed")
+    return text

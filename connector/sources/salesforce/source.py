@@ -63,12 +63,26 @@ LINK_FIELDS: dict[str, tuple[str, ...]] = {
 }
 MAX_QUERY_RESTARTS = 3  # fresh queries after an expired query cursor, per object and run
 ID_CHUNK = 400  # ids per IN list: keeps a GET query URL well under Salesforce's URI limit
+# how the org refuses a condition that is not one: bad syntax, an unknown field, an operator or value that does
+# not fit the field's type
+REFUSED_CONDITION = frozenset({"MALFORMED_QUERY", "INVALID_FIELD", "INVALID_QUERY_FILTER_OPERATOR"})
 
 
 class SalesforceObjectMapping(ObjectMapping):
-    """An object's mapping plus an optional SOQL condition ANDed to every read (admin-written, not escaped)."""
+    """An object's mapping plus an optional SOQL condition ANDed to every read (admin-written, not escaped).
+    Its shape is checked with the config; the org checks its fields and operators before the first read."""
 
     where: str | None = None
+
+    @field_validator("where")
+    @classmethod
+    def _condition(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return soql.condition(value)
+        except ConfigError as exc:
+            raise ValueError(f"not a SOQL condition: {exc}") from None
 
 
 class SalesforceSourceConfig(SourceConfigBase, SalesforceConnection):
@@ -185,11 +199,13 @@ class SalesforceSource:
 
     # -- preparation: identifiers against describe, picklist meanings from the org ---------------------------
     def prepare(self) -> None:
-        """Check every object and field against describe and load picklist meanings (once per source)."""
+        """Check every object and field against describe and each `where` against the org, all problems
+        together, once per source; load the picklist meanings."""
         if not self._select:
             problems: list[str] = []
             for obj, mapping in self.cfg.objects.items():
-                problems.extend(self._check_object(obj, mapping))
+                # a condition on an object that does not exist, or lacks a mapped field, fails on that already
+                problems.extend(self._check_object(obj, mapping) or self._check_where(obj, mapping.where))
             if "Opportunity" in self.cfg.objects:
                 problems.extend(self._check_object(CONTACT_ROLE, ObjectMapping(fields={})))
             if problems:
@@ -215,6 +231,21 @@ class SalesforceSource:
         select += list(mapping.fields)
         self._select[obj] = list(dict.fromkeys(select))
         return problems
+
+    def _check_where(self, obj: str, where: str | None) -> list[str]:
+        """Let the org judge the admin's condition (its fields, operators and value types) with one cheap
+        query before anything is read, so a typo fails the run up front, naming the object and the clause,
+        instead of half way through the objects as a bare query error. `LIMIT 1` rather than COUNT(): the
+        org can stop at the first match instead of counting a large object."""
+        if not where:
+            return []
+        try:
+            self.client.query_all(f"SELECT Id FROM {obj} WHERE ({where}) LIMIT 1")
+        except SalesforceRequestError as exc:
+            if exc.code not in REFUSED_CONDITION:
+                raise
+            return [f"objects.{obj}.where: Salesforce refuses the condition ({where}) on {obj}: {exc}"]
+        return []
 
     def _has_field(self, obj: str, path: str) -> bool:
         """Whether `path` (`Email`, or `Account.Owner.Email` through parent relationships) exists on `obj`.
