@@ -27,7 +27,7 @@ from ..registry import PluginEnv
 from ..sources.salesforce import bulk, soql
 from ..sources.salesforce.auth import SalesforceConnection, SalesforceSecrets, check_secrets
 from ..sources.salesforce.budget import ApiBudget
-from ..sources.salesforce.client import COMPOSITE_MAX, RETRIABLE_CODES, SalesforceClient
+from ..sources.salesforce.client import COMPOSITE_MAX, RETRIABLE_CODES, SalesforceClient, has
 from .base import LabelChange, Member, SegmentChange, WriterConfigBase, WriteResult
 
 log = structlog.get_logger(__name__)
@@ -267,6 +267,7 @@ class SalesforceWriter:
                 json_body={"Name": target.campaign, "IsActive": True},
                 headers=AUTO_ASSIGN_OFF,
                 what="create campaign",
+                expect=lambda body: has(body, id=str),
             )
             campaign_id = str(created["id"])
             log.info("salesforce.campaign.created", target=self.name, campaign=campaign_id, segment=segment)

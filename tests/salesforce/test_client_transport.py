@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import requests
 import responses
@@ -7,9 +9,9 @@ from responses import matchers
 from sf_fakes import BASE, PASSWORD_ENV, SOAP, Sleeps, client, page, soap_ok, source_config
 
 from connector.errors import BudgetExceededError, ConfigError, UnreachableError
-from connector.sources.salesforce import soql
+from connector.sources.salesforce import bulk, soql
 from connector.sources.salesforce.budget import parse_limit_info
-from connector.sources.salesforce.client import SalesforceRequestError
+from connector.sources.salesforce.client import SalesforceClient, SalesforceRequestError
 
 LIMIT = {"Sforce-Limit-Info": "api-usage=10/1000"}
 
@@ -221,3 +223,65 @@ def test_a_2xx_that_is_not_json_is_retried() -> None:
     responses.get(f"{BASE}query/", json=page([{"Id": "00Q1"}]))
     assert client().query_all("SELECT Id FROM Lead") == [{"Id": "00Q1"}]
     assert len(responses.calls) == 3
+
+
+BROKEN_PAGES = [
+    None,  # `null`
+    [],
+    {"totalSize": 1, "done": True},  # no records
+    {"totalSize": 1, "done": True, "records": None},
+    {"totalSize": 1, "done": True, "records": ["00Q1"]},
+    {"totalSize": 1, "records": []},  # no done
+    {"totalSize": 4001, "done": False, "records": []},  # not done, and no next page to go to
+]
+
+
+@pytest.mark.parametrize("broken", BROKEN_PAGES)
+@responses.activate
+def test_a_query_page_of_the_wrong_shape_is_retried(broken: object) -> None:
+    responses.get(f"{BASE}query/", json=broken)
+    responses.get(f"{BASE}query/", json=page([{"Id": "00Q1"}], "/services/data/v59.0/query/01gX-1"))
+    responses.get(f"{BASE}query/01gX-1", json=broken)
+    responses.get(f"{BASE}query/01gX-1", json=page([{"Id": "00Q2"}]))
+    sleeps = Sleeps()
+    assert client(sleeps=sleeps).query_all("SELECT Id FROM Lead") == [{"Id": "00Q1"}, {"Id": "00Q2"}]
+    assert len(responses.calls) == 4 and len(sleeps) == 2  # each broken answer cost one retry, no crash
+
+
+SHAPED_CALLS: dict[str, tuple[str, str, Callable[[SalesforceClient], object]]] = {
+    "count": ("GET", "query/", lambda c: c.count("SELECT COUNT() FROM Lead")),
+    "describe": ("GET", "sobjects/Lead/describe", lambda c: c.field_names("Lead")),
+    "composite": (
+        "PATCH",
+        "composite/sobjects",
+        lambda c: c.composite("PATCH", [{"attributes": {"type": "Lead"}, "id": "00Q1"}]),
+    ),
+    "bulk": (
+        "POST",
+        "jobs/query",
+        lambda c: next(bulk.query_pages(c, "SELECT Id FROM Lead", include_deleted=False, page_size=200)),
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("call", "broken"),
+    [
+        ("count", None),
+        ("count", {"totalSize": "3", "done": True, "records": []}),
+        ("describe", None),
+        ("describe", {"name": "Lead", "fields": [None]}),
+        ("composite", {"success": True}),
+        ("composite", [{"success": False, "errors": "UNABLE_TO_LOCK_ROW"}]),
+        ("bulk", {"state": "UploadComplete"}),  # a job without its id
+    ],
+)
+@responses.activate
+def test_other_answers_of_the_wrong_shape_end_as_unreachable_not_as_a_crash(
+    call: str, broken: object
+) -> None:
+    method, path, run = SHAPED_CALLS[call]
+    rsp = responses.add(method, f"{BASE}{path}", json=broken)
+    with pytest.raises(UnreachableError, match="wrong shape"):
+        run(client(attempts=3))
+    assert rsp.call_count == 3  # retried inside the policy like a 5xx, then given up cleanly

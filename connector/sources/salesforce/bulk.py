@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from ...errors import UnreachableError
-from .client import SalesforceClient
+from .client import SalesforceClient, has
 
 log = structlog.get_logger(__name__)
 
@@ -51,10 +51,16 @@ def split_error(text: str | None) -> tuple[str | None, str]:
     return match.group(1), match.group(2).rstrip(":- ")
 
 
+def _is_job(body: Any) -> bool:
+    return has(body, id=str, state=str)
+
+
 def _wait(client: SalesforceClient, kind: str, job_id: str) -> dict[str, Any]:
     interval = POLL_FIRST
     for _ in range(POLL_LIMIT):
-        info: dict[str, Any] = client.get_json(f"jobs/{kind}/{job_id}", what=f"bulk {kind} status")
+        info: dict[str, Any] = client.get_json(
+            f"jobs/{kind}/{job_id}", what=f"bulk {kind} status", expect=_is_job
+        )
         state = info.get("state")
         if state == "JobComplete":
             return info
@@ -82,6 +88,7 @@ def query_pages(
             "lineEnding": "LF",
         },
         what="bulk query create",
+        expect=_is_job,
     )
     job_id = str(job["id"])
     info = _wait(client, "query", job_id)
@@ -134,6 +141,7 @@ def ingest_update(
         },
         headers=extra,
         what="bulk ingest create",
+        expect=_is_job,
     )
     job_id = str(job["id"])
     client.request(

@@ -4,7 +4,8 @@ Everything that goes over the wire passes through `SalesforceClient.request`, wh
 - sends with a timeout and the configured CA bundle (HTTPS only, as in production),
 - classifies the answer once (`raise_for_status`): 429 / 5xx / connection errors / `UNABLE_TO_LOCK_ROW` are
   retriable, the daily `REQUEST_LIMIT_EXCEEDED` stops the run cleanly, 401/403 are config errors, any other
-  4xx is never retried,
+  4xx is never retried; a 2xx whose body is not JSON, or not of the shape the call needs (`null`, a query
+  page without `records`), is a broken answer of the server or a proxy and retried like a 5xx,
 - logs in again once on `401 INVALID_SESSION_ID` and repeats the call with the same headers and body
   (simple-salesforce drops extra headers on its own re-login, and its Bulk 2.0 handler does not re-login),
 - reads `Sforce-Limit-Info` from every response into the API budget and checks the budget before each call,
@@ -117,6 +118,45 @@ def raise_for_status(resp: requests.Response, what: str) -> None:
     raise SalesforceRequestError(text, status=status, code=code)
 
 
+# -- what a 2xx answer must look like to be used (anything else is a broken answer, retried) ------------------
+Shape = Callable[[Any], bool]
+
+
+def anything(body: Any) -> bool:
+    return True
+
+
+def has(body: Any, **types: type) -> bool:
+    """`body` is a JSON object whose `key`s hold values of the given types."""
+    return isinstance(body, dict) and all(isinstance(body.get(k), t) for k, t in types.items())
+
+
+def _objects(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, dict) for item in value)
+
+
+def is_query_page(body: Any) -> bool:
+    """A query page: its records, `done`, and where the next page is when it is not done."""
+    return (
+        has(body, records=list, done=bool)
+        and _objects(body["records"])
+        and (body["done"] or isinstance(body.get("nextRecordsUrl"), str))
+    )
+
+
+def is_count(body: Any) -> bool:
+    return has(body, totalSize=int) and not isinstance(body["totalSize"], bool)
+
+
+def is_describe(body: Any) -> bool:
+    return has(body, fields=list) and all(has(f, name=str) for f in body["fields"])
+
+
+def is_collection_answer(body: Any) -> bool:
+    """sObject Collections: one result object per record, each with a list of error objects if any."""
+    return _objects(body) and all(_objects(item.get("errors") or []) for item in body)
+
+
 def _http_date(value: str | None) -> dt.datetime | None:
     if not value:
         return None
@@ -226,7 +266,7 @@ class SalesforceClient:
         what: str | None = None,
     ) -> requests.Response:
         """Send one call (with retries and one re-login); return the successful response."""
-        return self._send(method, path, params, json_body, data, headers, what, parse=False)[0]
+        return self._send(method, path, params, json_body, data, headers, what, None)[0]
 
     def request_json(
         self,
@@ -237,10 +277,12 @@ class SalesforceClient:
         json_body: Any = None,
         headers: Mapping[str, str] | None = None,
         what: str | None = None,
+        expect: Shape = anything,
     ) -> Any:
         """Like `request`, returning the decoded JSON answer (None when empty). A 2xx whose body does not
-        decode (cut short, a proxy's HTML page) is retried like a 5xx."""
-        return self._send(method, path, params, json_body, None, headers, what, parse=True)[1]
+        decode (cut short, a proxy's HTML page), or decodes to something `expect` refuses (`null`, a page
+        without its records), is a broken answer from the server or a proxy in between: retried like a 5xx."""
+        return self._send(method, path, params, json_body, None, headers, what, expect)[1]
 
     def _send(
         self,
@@ -251,8 +293,7 @@ class SalesforceClient:
         data: bytes | str | None,
         headers: Mapping[str, str] | None,
         what: str | None,
-        *,
-        parse: bool,
+        expect: Shape | None,
     ) -> tuple[requests.Response, Any]:
         label = what or f"{method} {path.split('?', 1)[0]}"
         body: bytes | None
@@ -264,7 +305,7 @@ class SalesforceClient:
             body = data.encode()
         else:
             body = data
-        return self.policy.call(self._attempt, method, path, params, body, extra, label, parse, what=label)
+        return self.policy.call(self._attempt, method, path, params, body, extra, label, expect, what=label)
 
     def _attempt(
         self,
@@ -274,7 +315,7 @@ class SalesforceClient:
         body: bytes | None,
         extra: dict[str, str],
         label: str,
-        parse: bool,
+        expect: Shape | None,  # None: the answer is not JSON (CSV, or no body wanted)
     ) -> tuple[requests.Response, Any]:
         # A 401 straight after a fresh login means the credentials lack access: ConfigError, no second login.
         # (A later attempt of the retry policy may log in again: by then the fresh session had worked.)
@@ -302,12 +343,18 @@ class SalesforceClient:
                     self.login()
                     continue
             raise_for_status(resp, label)
-            if not parse or not resp.content:
+            if expect is None:
                 return resp, None
             try:
-                return resp, resp.json()
+                answer = resp.json() if resp.content else None
             except ValueError:
                 raise RetriableError(f"{label}: answer is not JSON", code="BAD_RESPONSE") from None
+            if not expect(answer):
+                # the body is data of the org: its type is enough to tell what went wrong
+                raise RetriableError(
+                    f"{label}: answer has the wrong shape ({type(answer).__name__})", code="BAD_RESPONSE"
+                )
+            return resp, answer
 
     def get_json(self, path: str, **kwargs: Any) -> Any:
         return self.request_json("GET", path, **kwargs)
@@ -317,7 +364,9 @@ class SalesforceClient:
         """The describe of an sObject (cached); ConfigError when the org has no such object."""
         if obj not in self._describe:
             try:
-                self._describe[obj] = self.get_json(f"sobjects/{obj}/describe", what=f"describe {obj}")
+                self._describe[obj] = self.get_json(
+                    f"sobjects/{obj}/describe", what=f"describe {obj}", expect=is_describe
+                )
             except SalesforceRequestError as exc:
                 if exc.status == 404:
                     raise ConfigError(f"Salesforce object '{obj}' does not exist in the org") from None
@@ -334,17 +383,19 @@ class SalesforceClient:
         """Yield the records of `soql` one page at a time, following `nextRecordsUrl`."""
         endpoint = "queryAll/" if include_deleted else "query/"
         options = {"Sforce-Query-Options": f"batchSize={batch_size}"}
-        page = self.get_json(endpoint, params={"q": soql}, headers=options, what="query")
+        page = self.get_json(
+            endpoint, params={"q": soql}, headers=options, what="query", expect=is_query_page
+        )
         number = 0
         while True:
             number += 1
-            records = [strip_attributes(r) for r in page.get("records", [])]
+            records = [strip_attributes(r) for r in page["records"]]
             log.debug("salesforce.query.page", system=self.system, page=number, records=len(records))
             yield records
             next_url = page.get("nextRecordsUrl")
-            if page.get("done", True) or not next_url:
+            if page["done"]:
                 return
-            page = self.get_json(next_url, headers=options, what="query more")
+            page = self.get_json(next_url, headers=options, what="query more", expect=is_query_page)
 
     def query_all(self, soql: str, *, include_deleted: bool = False) -> list[dict[str, Any]]:
         """All records of a query known to be small (picklist values, one campaign's statuses)."""
@@ -355,8 +406,8 @@ class SalesforceClient:
 
     def count(self, soql: str, *, include_deleted: bool = False) -> int:
         endpoint = "queryAll/" if include_deleted else "query/"
-        result = self.get_json(endpoint, params={"q": soql}, what="count")
-        return int(result.get("totalSize", 0))
+        result = self.get_json(endpoint, params={"q": soql}, what="count", expect=is_count)
+        return int(result["totalSize"])
 
     def composite(
         self,
@@ -376,6 +427,7 @@ class SalesforceClient:
                 params={"ids": ",".join(ids), "allOrNone": "false"},
                 headers=headers,
                 what=what,
+                expect=is_collection_answer,
             )
         else:
             assert records is not None and len(records) <= COMPOSITE_MAX
@@ -385,10 +437,9 @@ class SalesforceClient:
                 json_body={"allOrNone": False, "records": records},
                 headers=headers,
                 what=what,
+                expect=is_collection_answer,
             )
-        if not isinstance(result, list):
-            raise RetriableError(f"{what}: unexpected composite answer", code="BAD_RESPONSE")
-        return result
+        return list(result)
 
     def close(self) -> None:
         self.http.close()
