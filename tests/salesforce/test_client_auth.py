@@ -120,3 +120,33 @@ def test_login_cut_off_mid_transfer_is_retried() -> None:
     c = client(source_config(auth="password"), PASSWORD_ENV)
     c.login()
     assert c.logins == 1 and len(responses.calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("flow", "answer"),
+    [
+        ("soap", {"body": "<html>proxy error page</html>", "content_type": "text/html"}),
+        ("soap", {"body": "", "content_type": "text/xml"}),
+        ("soap", {"body": "<?xml version='1.0'?><nothing/>", "content_type": "text/xml"}),
+        ("token", {"json": {}}),
+        ("token", {"json": []}),
+        ("token", {"json": {"access_token": "tok"}}),
+        ("token", {"json": {"instance_url": INSTANCE}}),
+        ("token", {"body": "<html>proxy</html>", "content_type": "text/html"}),
+    ],
+)
+@responses.activate
+def test_a_2xx_that_is_no_login_answer_is_retried_not_taken_for_refused_credentials(
+    flow: str, answer: dict[str, object]
+) -> None:
+    environ = dict(PASSWORD_ENV)
+    if flow == "soap":
+        responses.post(SOAP, status=200, **answer)
+        responses.post(SOAP, body=soap_ok("00Dnew!x"), content_type="text/xml")
+    else:
+        environ.update(SF_CLIENT_ID="cid", SF_CLIENT_SECRET="csecret")
+        responses.post(TOKEN, status=200, **answer)
+        responses.post(TOKEN, json={"access_token": "tok", "instance_url": INSTANCE})
+    c = client(source_config(auth="password"), environ)
+    c.login()
+    assert len(responses.calls) == 2 and c.base_url == f"{INSTANCE}/services/data/v59.0/"

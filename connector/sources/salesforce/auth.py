@@ -16,6 +16,7 @@ from html import escape as xml_escape
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
+from xml.parsers.expat import ExpatError
 
 import jwt
 import requests
@@ -211,13 +212,26 @@ def login(conn: SalesforceConnection, secrets: SalesforceSecrets, http: requests
         code = exc.code
         if isinstance(code, int) and (code >= 500 or code == 429):
             raise RetriableError(f"Salesforce login ({conn.auth}): HTTP {code}", code=str(code)) from None
+        if (isinstance(code, int) and code < 300) or code == "UNKNOWN_EXCEPTION_CODE":
+            # simple-salesforce's word for a 2xx that is no login answer at all (a proxy's page, a body cut
+            # short): the credentials were never judged
+            raise _broken_answer(conn) from None
         raise ConfigError(f"Salesforce login ({conn.auth}) refused: {code}") from None
+    except (ExpatError, AttributeError):
+        # a 2xx whose XML does not parse, or whose JSON lacks the token fields simple-salesforce reads
+        raise _broken_answer(conn) from None
     except TRANSIENT_ERRORS as exc:
         raise RetriableError(f"Salesforce login ({conn.auth}): {type(exc).__name__}") from None
     if not token or not instance:
-        raise ConfigError(f"Salesforce login ({conn.auth}) returned no session")
+        raise _broken_answer(conn)
     register_secret(str(token))
     return Session(str(token), f"https://{instance}")
+
+
+def _broken_answer(conn: SalesforceConnection) -> RetriableError:
+    return RetriableError(
+        f"Salesforce login ({conn.auth}): the answer is not a login answer", code="BAD_RESPONSE"
+    )
 
 
 def _run_flow(
