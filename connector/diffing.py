@@ -61,7 +61,8 @@ class ChangePlanner:
                             changes.append(LabelChange(person.key, ref, old, label))
             changes.sort(key=lambda c: (c.ref.object, c.ref.id))
             labels[writer.name] = changes
-            summary.labels[writer.name] = {"changes": len(changes)}
+            if writer.label_objects:  # a target that takes no labels (files) gets no label line
+                summary.labels[writer.name] = {"changes": len(changes)}
             for change in changes:
                 summary.label_changes.append(
                     {

@@ -327,8 +327,8 @@ class Runner:
         rejected_now: Counter[str],
     ) -> None:
         changes = plan.labels.get(writer.name, [])
-        stats = summary.labels[writer.name]
         if changes:
+            stats = summary.labels[writer.name]
             result = writer.write_labels(changes, ctx)
             done = [c for c in changes if str(c.ref) not in result.failed]
             with store.transaction():
