@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import signal
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -172,15 +173,28 @@ def _stop_on_sigterm() -> None:
 @AS_OF
 @JSON
 @click.option("--full", is_flag=True, help="List every label change and segment add/remove.")
-def run(config_path: str, as_of: str | None, as_json: bool, full: bool) -> None:
+@click.option(
+    "--metrics-file",
+    envvar="CONNECTOR_METRICS_FILE",
+    type=click.Path(dir_okay=False),
+    help="Also write the run's figures as Prometheus metrics (node_exporter textfile collector).",
+)
+def run(config_path: str, as_of: str | None, as_json: bool, full: bool, metrics_file: str | None) -> None:
     """Pull what changed, decide stages, push labels and segment memberships that changed."""
     config = _load(config_path)
     _stop_on_sigterm()
+    started = time.monotonic()
     try:
         summary = Runner(config).execute("run", _as_of(as_of))
     except KeyboardInterrupt:
         click.echo("interrupted: committed work is kept; the next run carries on", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    if metrics_file:
+        from .metrics import write_metrics
+
+        write_metrics(
+            summary, metrics_file, duration_seconds=time.monotonic() - started, finished_at=time.time()
+        )
     _print_summary(summary, as_json, full)
     sys.exit(summary.exit_code)
 

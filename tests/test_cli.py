@@ -262,3 +262,22 @@ def test_rejected_lists_kept_records_with_reasons_until_fixed(project: Project) 
     project.write("data/contracts.csv", CONTRACTS_CSV + "gert@bad.example;TeleCorp;31-12-2027\n")
     invoke("run", *cfg(project), "--as-of", AS_OF.isoformat())
     assert invoke("rejected", *cfg(project)).output.strip() == "no rejected records"
+
+
+def test_run_writes_prometheus_metrics_when_asked(project: Project) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    metrics = project.root / "metrics" / "connector.prom"
+    result = invoke("run", *cfg(project), "--as-of", AS_OF.isoformat(), "--metrics-file", str(metrics))
+    assert result.exit_code == 0, result.output
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(metrics.read_text())
+        for s in family.samples
+    }
+    assert samples[("connector_run_exit_code", ())] == 0
+    assert samples[("connector_run_outcome", (("mode", "run"), ("outcome", "ok")))] == 1
+    assert samples[("connector_people", ())] > 0
+    stage_total = sum(v for (name, _), v in samples.items() if name == "connector_stage_people")
+    assert stage_total == samples[("connector_people", ())]
+    assert any(name == "connector_segment_members" for name, _ in samples)
