@@ -31,6 +31,7 @@ from ...errors import BudgetExceededError, ConfigError, RetriableError
 from ...retry import RetryPolicy, parse_retry_after
 from .auth import TRANSIENT_ERRORS, SalesforceConnection, SalesforceSecrets, Session, login
 from .budget import ApiBudget
+from .describe_cache import DescribeCache, trim_describe
 
 log = structlog.get_logger(__name__)
 
@@ -189,6 +190,7 @@ class SalesforceClient:
         budget: ApiBudget | None = None,
         system: str = "salesforce",
         http: requests.Session | None = None,
+        describe_cache: DescribeCache | None = None,
     ) -> None:
         self.conn = conn
         self.secrets = secrets
@@ -204,6 +206,9 @@ class SalesforceClient:
         self._session: Session | None = None
         self._sf: Salesforce | None = None
         self._describe: dict[str, dict[str, Any]] = {}
+        self.describe_cache = describe_cache
+        # objects whose describe in this client came from the cache file, not from the org
+        self.cached_describes: set[str] = set()
 
     # -- session -----------------------------------------------------------------------------------------
     def _count(self) -> None:
@@ -361,17 +366,52 @@ class SalesforceClient:
 
     # -- REST helpers ----------------------------------------------------------------------------------------
     def describe(self, obj: str) -> dict[str, Any]:
-        """The describe of an sObject (cached); ConfigError when the org has no such object."""
+        """The describe of an sObject, trimmed to what connector reads (`describe_cache.trim_describe`): from
+        memory, else the cache file while it is fresh, else the org. ConfigError when the org has no such
+        object."""
         if obj not in self._describe:
-            try:
-                self._describe[obj] = self.get_json(
-                    f"sobjects/{obj}/describe", what=f"describe {obj}", expect=is_describe
-                )
-            except SalesforceRequestError as exc:
-                if exc.status == 404:
-                    raise ConfigError(f"Salesforce object '{obj}' does not exist in the org") from None
-                raise
+            cached = self.describe_cache.get("describe", obj) if self.describe_cache else None
+            if isinstance(cached, dict) and is_describe(cached):
+                self._describe[obj] = cached
+                self.cached_describes.add(obj)
+            else:
+                self._describe[obj] = self._describe_from_org(obj)
         return self._describe[obj]
+
+    def refresh_describe(self, obj: str) -> bool:
+        """Describe `obj` again from the org if this client's describe of it came from the cache file (once:
+        the fresh one is not from the cache); whether it did."""
+        if obj not in self.cached_describes:
+            return False
+        self.cached_describes.discard(obj)
+        del self._describe[obj]
+        self._describe[obj] = self._describe_from_org(obj)
+        return True
+
+    def forget_describe(self, obj: str) -> bool:
+        """Drop a describe that came from the cache file, from memory and from the file, so it is asked of
+        the org next time; whether there was one."""
+        if obj not in self.cached_describes:
+            return False
+        self.cached_describes.discard(obj)
+        self._describe.pop(obj, None)
+        if self.describe_cache is not None:
+            self.describe_cache.drop("describe", obj)
+        return True
+
+    def _describe_from_org(self, obj: str) -> dict[str, Any]:
+        try:
+            body = self.get_json(f"sobjects/{obj}/describe", what=f"describe {obj}", expect=is_describe)
+        except SalesforceRequestError as exc:
+            if exc.status == 404:
+                if self.describe_cache is not None:
+                    self.describe_cache.drop("describe", obj)
+                raise ConfigError(f"Salesforce object '{obj}' does not exist in the org") from None
+            raise
+        described = trim_describe(body)
+        if self.describe_cache is not None:
+            self.describe_cache.put("describe", obj, described)
+        return described
 
     def field_names(self, obj: str) -> dict[str, dict[str, Any]]:
         """Field describes by API name."""

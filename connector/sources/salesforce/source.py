@@ -21,9 +21,11 @@ changed roles are read again.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import structlog
@@ -49,6 +51,7 @@ from .auth import SalesforceConnection, SalesforceSecrets, check_secrets
 from .budget import ApiBudget
 from .client import SalesforceClient, SalesforceRequestError
 from .cursor import Cursor
+from .describe_cache import DescribeCache, cache_path
 
 log = structlog.get_logger(__name__)
 
@@ -66,6 +69,8 @@ ID_CHUNK = 400  # ids per IN list: keeps a GET query URL well under Salesforce's
 # how the org refuses a condition that is not one: bad syntax, an unknown field, an operator or value that does
 # not fit the field's type
 REFUSED_CONDITION = frozenset({"MALFORMED_QUERY", "INVALID_FIELD", "INVALID_QUERY_FILTER_OPERATOR"})
+# how the org refuses a query naming a field or object it no longer has: a cached describe may be stale
+STALE_DESCRIBE = frozenset({"INVALID_FIELD", "INVALID_TYPE"})
 
 
 class SalesforceObjectMapping(ObjectMapping):
@@ -97,6 +102,9 @@ class SalesforceSourceConfig(SourceConfigBase, SalesforceConnection):
     reconcile_every_hours: float | None = Field(default=168, gt=0)
     # reads stop cleanly (exit 6) before this share of the org's daily API allocation is used
     api_budget_share: float | None = Field(default=0.8, gt=0, le=1)
+    # how long describes and the LeadStatus / OpportunityStage rows are reused from the state directory
+    # instead of asked again each run (metadata changes rarely, a 15-minute cron asks often); 0: every run
+    describe_cache_hours: float = Field(default=24, ge=0)
     objects: dict[str, SalesforceObjectMapping] = Field(min_length=1)
 
     @field_validator("objects")
@@ -136,13 +144,23 @@ class SalesforceSource:
         self.unknown_values: Counter[tuple[str, str]] = Counter()
         self._overlap = dt.timedelta(seconds=cfg.overlap_seconds)
         self._select: dict[str, list[str]] = {}
+        # the objects whose describes decided what is read of each object (its own, and those its mapped
+        # relationship paths reach): dropped from the cache when the org refuses that read
+        self._consulted: dict[str, set[str]] = {}
+        self._meanings_cached = False  # some picklist rows came from the cache file
+        self._meanings_refreshed = False  # ... and were read again this run for a value they did not know
 
     @classmethod
     def from_config(cls, cfg: SalesforceSourceConfig, env: PluginEnv) -> SalesforceSource:
         secrets = SalesforceSecrets.load(cfg.env_prefix, env.environ)
         check_secrets(cfg, secrets)
         client = SalesforceClient(
-            cfg, secrets, policy=env.policy, system=cfg.name, budget=ApiBudget(share=cfg.api_budget_share)
+            cfg,
+            secrets,
+            policy=env.policy,
+            system=cfg.name,
+            budget=ApiBudget(share=cfg.api_budget_share),
+            describe_cache=open_describe_cache(cfg, getattr(env, "state_dir", None)),
         )
         return cls(cfg, client)
 
@@ -155,6 +173,9 @@ class SalesforceSource:
         if mapping is None:
             raise RecordError(f"{self.name}: no mapping for object {obj}", code="NO_MAPPING")
         result = map_record(self.name, obj, raw, mapping, self.meanings)
+        if self._meanings_outdated(result.unknown):
+            self._refresh_meanings()
+            result = map_record(self.name, obj, raw, mapping, self.meanings)
         for field_name, value in result.unknown:
             key = (field_name, value)
             if key not in self.unknown_values:
@@ -166,6 +187,8 @@ class SalesforceSource:
 
     def read(self, cursors: Mapping[str, str], ctx: RunContext) -> Iterator[Batch]:
         self.client.on_call = lambda: ctx.count_call(self.name)
+        if self.client.describe_cache is not None:
+            self.client.describe_cache.now = ctx.started_at
         self.prepare()
         full_opportunity_read = False
         roles_current_at = ctx.started_at
@@ -178,10 +201,11 @@ class SalesforceSource:
                 roles_current_at = min(self.client.server_time or ctx.started_at, ctx.started_at)
             if cursor.newest is None:
                 cursor.reconciled = ctx.started_at  # a full read leaves nothing stale to reconcile
-            for batch in self._read_and_reconcile(obj, cursor, ctx):
-                if obj == "Opportunity":
-                    opportunity_ids.update(str(r["Id"]) for r in batch.records)
-                yield batch
+            with self._describes_checked(self._consulted.get(obj, {obj})):
+                for batch in self._read_and_reconcile(obj, cursor, ctx):
+                    if obj == "Opportunity":
+                        opportunity_ids.update(str(r["Id"]) for r in batch.records)
+                    yield batch
         if "Opportunity" in self.cfg.objects:
             if full_opportunity_read:
                 # every opportunity was just read with its current roles: only later role changes can be pending
@@ -190,9 +214,13 @@ class SalesforceSource:
                     cursor=Cursor(newest=_floor_second(roles_current_at)).dump(self._overlap),
                 )
             else:
-                yield from self._read_role_changes(
-                    Cursor.parse(cursors.get(CONTACT_ROLE)), opportunity_ids, ctx
+                consulted = self._consulted.get(CONTACT_ROLE, set()) | self._consulted.get(
+                    "Opportunity", set()
                 )
+                with self._describes_checked(consulted):
+                    yield from self._read_role_changes(
+                        Cursor.parse(cursors.get(CONTACT_ROLE)), opportunity_ids, ctx
+                    )
 
     def close(self) -> None:
         self.client.close()
@@ -210,9 +238,56 @@ class SalesforceSource:
                 problems.extend(self._check_object(CONTACT_ROLE, ObjectMapping(fields={})))
             if problems:
                 raise ConfigError(f"source {self.name}: " + "; ".join(problems))
+            cached = sorted(self.client.cached_describes)
+            if cached:
+                log.info("salesforce.describe.cached", source=self.name, objects=cached)
         self.meanings = self._load_meanings()
 
     def _check_object(self, obj: str, mapping: ObjectMapping) -> list[str]:
+        consulted = {obj}
+        problems = self._object_problems(obj, mapping, consulted)
+        # a field the cached describe lacks may be one an admin just added in the org: ask the org once
+        # before calling it a config error
+        if problems and self._refresh_describes(consulted, reason="mapped field not in cached describe"):
+            consulted = {obj}
+            problems = self._object_problems(obj, mapping, consulted)
+        self._consulted[obj] = consulted
+        return problems
+
+    def _refresh_describes(self, objects: Collection[str], *, reason: str) -> bool:
+        """Describe again those of `objects` whose describe came from the cache file; whether any did."""
+        refreshed = []
+        for obj in sorted(objects):
+            try:
+                if self.client.refresh_describe(obj):
+                    refreshed.append(obj)
+            except ConfigError:
+                refreshed.append(obj)  # gone from the org: checking again says so
+        if refreshed:
+            log.info("salesforce.describe.refresh", source=self.name, objects=refreshed, reason=reason)
+        return bool(refreshed)
+
+    @contextlib.contextmanager
+    def _describes_checked(self, objects: Collection[str]) -> Iterator[None]:
+        """The org refusing a query for a field or object it does not have, while what the query names came
+        from cached describes: those may be stale (an admin deleted or renamed a field), so they are dropped
+        from the cache and the next run describes again. This run still fails: the query was wrong."""
+        try:
+            yield
+        except SalesforceRequestError as exc:
+            if exc.code in STALE_DESCRIBE:
+                dropped = [obj for obj in sorted(objects) if self.client.forget_describe(obj)]
+                if dropped:
+                    log.warning(
+                        "salesforce.describe.dropped",
+                        source=self.name,
+                        objects=dropped,
+                        code=exc.code,
+                        reason="query refused: cached describe dropped, the next run describes again",
+                    )
+            raise
+
+    def _object_problems(self, obj: str, mapping: ObjectMapping, consulted: set[str]) -> list[str]:
         try:
             fields = self.client.field_names(obj)
         except ConfigError as exc:
@@ -220,7 +295,7 @@ class SalesforceSource:
         problems = [
             f"objects.{obj}.fields.{name}: no such field on {obj}"
             for name in mapping.fields
-            if not self._has_field(obj, name)
+            if not self._has_field(obj, name, consulted)
         ]
         select = [f for f in SYSTEM_FIELDS if f in fields]
         missing = [f for f in ("Id", "SystemModstamp") if f not in fields]
@@ -247,9 +322,11 @@ class SalesforceSource:
             return [f"objects.{obj}.where: Salesforce refuses the condition ({where}) on {obj}: {exc}"]
         return []
 
-    def _has_field(self, obj: str, path: str) -> bool:
-        """Whether `path` (`Email`, or `Account.Owner.Email` through parent relationships) exists on `obj`.
-        Names compare exactly: the org answers with its own spelling, which is the key the mapper reads."""
+    def _has_field(self, obj: str, path: str, consulted: set[str]) -> bool:
+        """Whether `path` (`Email`, or `Account.Owner.Email` through parent relationships) exists on `obj`;
+        the objects described on the way go into `consulted`. Names compare exactly: the org answers with its
+        own spelling, which is the key the mapper reads."""
+        consulted.add(obj)
         fields = self.client.field_names(obj)
         head, _, rest = path.partition(".")
         if not rest:
@@ -262,33 +339,59 @@ class SalesforceSource:
             return True  # the org does not say what the relationship points to: nothing more to check
         for target in targets:  # polymorphic (Owner: User or Group): any one that has it will do
             try:
-                if self._has_field(target, rest):
+                if self._has_field(target, rest, consulted):
                     return True
             except ConfigError:
                 continue
         return False
 
-    def _load_meanings(self) -> OrgMeanings:
+    def _load_meanings(self, *, refresh: bool = False) -> OrgMeanings:
         meanings = OrgMeanings()
         if "Lead" in self.cfg.objects:
-            for row in self._picklist_rows("LeadStatus", ("IsConverted",)):
+            for row in self._picklist_rows("LeadStatus", ("IsConverted",), refresh=refresh):
                 for key in _labels(row):
                     meanings.lead_converted[key] = truthy(row.get("IsConverted"))
         if "Opportunity" in self.cfg.objects:
-            for row in self._picklist_rows("OpportunityStage", ("IsClosed", "IsWon")):
+            for row in self._picklist_rows("OpportunityStage", ("IsClosed", "IsWon"), refresh=refresh):
                 meaning = StageMeaning(closed=truthy(row.get("IsClosed")), won=truthy(row.get("IsWon")))
                 for key in _labels(row):
                     meanings.opportunity[key] = meaning
         return meanings
 
-    def _picklist_rows(self, obj: str, flags: tuple[str, ...]) -> list[dict[str, Any]]:
+    def _picklist_rows(self, obj: str, flags: tuple[str, ...], *, refresh: bool) -> list[dict[str, Any]]:
+        cache = self.client.describe_cache
+        if cache is not None and not refresh:
+            cached = cache.get("rows", obj)
+            if isinstance(cached, list) and all(isinstance(row, dict) for row in cached):
+                self._meanings_cached = True
+                return cached
         try:
             fields = self.client.field_names(obj)
         except ConfigError:
             log.warning("salesforce.picklist.unavailable", source=self.name, object=obj)
             return []
         names = [f for f in ("ApiName", "MasterLabel", *flags) if f in fields]
-        return self.client.query_all(f"SELECT {', '.join(names)} FROM {obj}")
+        with self._describes_checked({obj}):
+            rows = self.client.query_all(f"SELECT {', '.join(names)} FROM {obj}")
+        if cache is not None:
+            cache.put("rows", obj, rows)
+        return rows
+
+    def _meanings_outdated(self, unknown: list[tuple[str, str]]) -> bool:
+        """Whether a value the org explains was not in its picklist rows as cached: an admin may have added
+        it since, so the rows are read again (once a run) before the value is reported as unknown."""
+        if not self._meanings_cached or self._meanings_refreshed:
+            return False
+        known: dict[str, Collection[str]] = {
+            "lead_status": self.meanings.lead_converted.keys(),
+            "opportunity_stage": self.meanings.opportunity.keys(),
+        }
+        return any(name in known and value.strip().casefold() not in known[name] for name, value in unknown)
+
+    def _refresh_meanings(self) -> None:
+        self._meanings_refreshed = True
+        log.info("salesforce.picklist.refresh", source=self.name, reason="value not in cached picklist rows")
+        self.meanings = self._load_meanings(refresh=True)
 
     # -- reading --------------------------------------------------------------------------------------------
     def _where(self, obj: str, cursor: Cursor, ctx: RunContext, extra: str | None = None) -> str:
@@ -477,6 +580,19 @@ class SalesforceSource:
             yield Batch(object=CONTACT_ROLE, cursor=cursor.dump(self._overlap))
         cursor.settle(server_time, self._overlap, complete=True)
         yield Batch(object=CONTACT_ROLE, cursor=cursor.dump(self._overlap))
+
+
+def open_describe_cache(cfg: SalesforceSourceConfig, state_dir: Path | None) -> DescribeCache | None:
+    """The describe cache of source `cfg` (its target shares it), or None when it is off (0 hours) or the
+    caller keeps no state directory."""
+    if not cfg.describe_cache_hours or state_dir is None:
+        return None
+    return DescribeCache(
+        cache_path(Path(state_dir), cfg.name),
+        api_version=cfg.api_version,
+        login=cfg.login_base(),
+        ttl=dt.timedelta(hours=cfg.describe_cache_hours),
+    )
 
 
 def _labels(row: Mapping[str, Any]) -> set[str]:
