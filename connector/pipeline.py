@@ -224,13 +224,19 @@ class Runner:
     def _forget_gone_records(
         self, store: StateStore, writers: list[Writer], people: dict[str, Person]
     ) -> None:
-        """Drop remembered labels of records that no longer exist (deleted, merged away)."""
+        """Drop remembered labels of records that no longer exist (deleted, merged away), and people with no
+        records left once no target still lists them in a segment: until their removal went through, their
+        last snapshot is what describes them to the writers (e-mail, records)."""
         live = {str(ref) for person in people.values() for ref in person.refs}
         with store.transaction():
+            still_member: set[str] = set()
             for writer in writers:
                 stale = [ref for ref in store.labels(writer.name) if ref not in live]
                 store.forget_labels(writer.name, stale)
                 store.clear_rejected("write", writer.name, stale)
+                for keys in store.members(writer.name).values():
+                    still_member |= keys
+            store.remove_people(k for k in store.people() if k not in people and k not in still_member)
 
     # ---- read ---------------------------------------------------------------------------------------
 
@@ -301,8 +307,6 @@ class Runner:
                         snapshot,
                         run_id,
                     )
-            gone = set(previous) - {p.key for p in people}
-            store.remove_people(gone)
         summary.stages = {s: stage_counts.get(s, 0) for s in self.config.stage_model.ordered()}
         summary.transitions = dict(moves.most_common())
         per_source: Counter[str] = Counter()

@@ -202,6 +202,9 @@ def test_a_deleted_row_removes_the_person_from_segments(project: Project) -> Non
     assert "frank@newco.example" not in project.segment_rows("warm")
     assert "frank@newco.example" not in stages(project)
     assert project.query("SELECT COUNT(*) FROM memberships") == [(3,)]
+    # marketers see who left, by e-mail, although the person's last record is gone
+    changes = (project.out / "acquisition.changes.csv").read_text(encoding="utf-8-sig")
+    assert "removed;frank@newco.example" in changes
 
 
 def test_as_of_moving_into_a_window_changes_stage_with_a_transition(project: Project) -> None:
