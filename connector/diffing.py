@@ -41,80 +41,105 @@ class ChangePlanner:
         summary: Summary,
         superseded: set[str],
     ) -> Plan:
-        model = self.config.stage_model
-        labels: dict[str, list[LabelChange]] = {}
-        segments: dict[str, list[SegmentChange]] = {}
-        unlabelled = superseded
-        suppressed = set(model.suppress)
+        # who is in each segment does not depend on the target: evaluate every segment once
+        insiders = {seg.name: self._insiders(seg, people, decisions, as_of) for seg in self.config.segments}
+        plan = Plan({}, {})
         for writer in writers:
-            changes: list[LabelChange] = []
-            if writer.source and writer.label_objects:
-                written = store.labels(writer.name)
-                for person in people.values():
-                    stage = decisions[person.key].stage
-                    label = model.stage(stage).label_for(writer.name)
-                    for ref in person.refs_in(writer.source):
-                        if ref.object not in writer.label_objects or str(ref) in unlabelled:
-                            continue
-                        old = written.get(str(ref))
-                        if old != label:
-                            changes.append(LabelChange(person.key, ref, old, label))
-            changes.sort(key=lambda c: (c.ref.object, c.ref.id))
-            labels[writer.name] = changes
-            if writer.label_objects:  # a target that takes no labels (files) gets no label line
-                summary.labels[writer.name] = {"changes": len(changes)}
-            for change in changes:
-                summary.label_changes.append(
+            plan.labels[writer.name] = self._label_changes(
+                store, writer, people, decisions, superseded, summary
+            )
+            plan.segments[writer.name] = self._segment_changes(
+                store, writer, insiders, people, decisions, summary
+            )
+        return plan
+
+    def _insiders(
+        self,
+        segment: SegmentConfig,
+        people: dict[str, Person],
+        decisions: dict[str, Decision],
+        as_of: dt.date,
+    ) -> list[str]:
+        when = compile_condition(segment.when)
+        suppressed = set(self.config.stage_model.suppress)
+        return [
+            key
+            for key, person in people.items()
+            if in_segment(person, decisions[key].stage, None, segment, suppressed, as_of, when)
+        ]
+
+    def _label_changes(
+        self,
+        store: StateStore,
+        writer: Writer,
+        people: dict[str, Person],
+        decisions: dict[str, Decision],
+        superseded: set[str],
+        summary: Summary,
+    ) -> list[LabelChange]:
+        if not (writer.source and writer.label_objects):
+            return []  # a target that takes no labels (files) gets no label line either
+        model = self.config.stage_model
+        written = store.labels(writer.name)
+        changes: list[LabelChange] = []
+        for person in people.values():
+            label = model.stage(decisions[person.key].stage).label_for(writer.name)
+            for ref in person.refs_in(writer.source):
+                if ref.object not in writer.label_objects or str(ref) in superseded:
+                    continue
+                old = written.get(str(ref))
+                if old != label:
+                    changes.append(LabelChange(person.key, ref, old, label))
+        changes.sort(key=lambda c: (c.ref.object, c.ref.id))
+        summary.labels[writer.name] = {"changes": len(changes)}
+        summary.label_changes.extend(
+            {"target": writer.name, "ref": str(c.ref), "person": c.person_key, "from": c.old, "to": c.new}
+            for c in changes
+        )
+        return changes
+
+    def _segment_changes(
+        self,
+        store: StateStore,
+        writer: Writer,
+        insiders: dict[str, list[str]],
+        people: dict[str, Person],
+        decisions: dict[str, Decision],
+        summary: Summary,
+    ) -> list[SegmentChange]:
+        current = store.members(writer.name)
+        out: list[SegmentChange] = []
+        for segment in self.config.segments:
+            if writer.name not in segment.targets:
+                continue
+            members = [self._member(people[key], writer, decisions[key]) for key in insiders[segment.name]]
+            if writer.source:
+                members = [m for m in members if m.refs]  # the target system holds no record of the others
+            members.sort(key=lambda m: (m.email or "", m.person_key))
+            now_keys = {m.person_key for m in members}
+            before = current.get(segment.name, set())
+            adds = [m for m in members if m.person_key not in before]
+            removes = [
+                self._gone_member(store, key, writer, people, decisions) for key in sorted(before - now_keys)
+            ]
+            out.append(SegmentChange(segment.name, members, adds, removes))
+            summary.segments.setdefault(writer.name, {})[segment.name] = {
+                "members": len(members),
+                "adds": len(adds),
+                "removes": len(removes),
+            }
+            for change, group in (("add", adds), ("remove", removes)):
+                summary.segment_changes.extend(
                     {
                         "target": writer.name,
-                        "ref": str(change.ref),
-                        "person": change.person_key,
-                        "from": change.old,
-                        "to": change.new,
+                        "segment": segment.name,
+                        "change": change,
+                        "person": m.person_key,
+                        "email": m.email,
                     }
+                    for m in group
                 )
-
-            current = store.members(writer.name)
-            seg_changes: list[SegmentChange] = []
-            for segment in self.config.segments:
-                if writer.name not in segment.targets:
-                    continue
-                members = self._members(segment, writer, people, decisions, suppressed, as_of)
-                now_keys = {m.person_key for m in members}
-                before = current.get(segment.name, set())
-                adds = [m for m in members if m.person_key not in before]
-                removes = [
-                    self._gone_member(store, key, writer, people, decisions)
-                    for key in sorted(before - now_keys)
-                ]
-                seg_changes.append(SegmentChange(segment.name, members, adds, removes))
-                summary.segments.setdefault(writer.name, {})[segment.name] = {
-                    "members": len(members),
-                    "adds": len(adds),
-                    "removes": len(removes),
-                }
-                for m in adds:
-                    summary.segment_changes.append(
-                        {
-                            "target": writer.name,
-                            "segment": segment.name,
-                            "change": "add",
-                            "person": m.person_key,
-                            "email": m.email,
-                        }
-                    )
-                for m in removes:
-                    summary.segment_changes.append(
-                        {
-                            "target": writer.name,
-                            "segment": segment.name,
-                            "change": "remove",
-                            "person": m.person_key,
-                            "email": m.email,
-                        }
-                    )
-            segments[writer.name] = seg_changes
-        return Plan(labels, segments)
+        return out
 
     def _member(self, person: Person, writer: Writer, decision: Decision) -> Member:
         refs = tuple(person.refs_in(writer.source)) if writer.source else tuple(person.refs)
@@ -128,28 +153,6 @@ class ChangePlanner:
             stage=decision.stage,
             label=self.config.stage_model.stage(decision.stage).label_for(writer.name),
         )
-
-    def _members(
-        self,
-        segment: SegmentConfig,
-        writer: Writer,
-        people: dict[str, Person],
-        decisions: dict[str, Decision],
-        suppressed: set[str],
-        as_of: dt.date,
-    ) -> list[Member]:
-        out = []
-        when = compile_condition(segment.when)
-        for person in people.values():
-            decision = decisions[person.key]
-            if not in_segment(person, decision.stage, None, segment, suppressed, as_of, when):
-                continue
-            member = self._member(person, writer, decision)
-            if writer.source and not member.refs:
-                continue  # the target system holds no record of this person
-            out.append(member)
-        out.sort(key=lambda m: (m.email or "", m.person_key))
-        return out
 
     def _gone_member(
         self,
