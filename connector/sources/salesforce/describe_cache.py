@@ -70,9 +70,9 @@ class DescribeCache:
             return None
         if at.tzinfo is None:
             return None
-        age = self._now() - at
-        # a stamp from the future (the clock was set back) proves nothing about freshness
-        if age < dt.timedelta(0) or age >= self.ttl:
+        # a stamp ahead of now (runs started by another host's clock, a clock set back) counts by its distance
+        # too, so a wrong clock can keep an entry for at most twice the TTL
+        if abs(self._now() - at) >= self.ttl:
             return None
         return entry["value"]
 
