@@ -27,7 +27,14 @@ from ..registry import PluginEnv
 from ..sources.salesforce import bulk, soql
 from ..sources.salesforce.auth import SalesforceConnection, SalesforceSecrets, check_secrets
 from ..sources.salesforce.budget import ApiBudget
-from ..sources.salesforce.client import COMPOSITE_MAX, RETRIABLE_CODES, SalesforceClient, has
+from ..sources.salesforce.client import (
+    COMPOSITE_MAX,
+    RETRIABLE_CODES,
+    SalesforceClient,
+    SalesforceRequestError,
+    has,
+)
+from ..sources.salesforce.source import STALE_DESCRIBE, SalesforceSourceConfig, open_describe_cache
 from .base import LabelChange, Member, SegmentChange, WriterConfigBase, WriteResult
 
 log = structlog.get_logger(__name__)
@@ -97,12 +104,16 @@ class SalesforceWriter:
                 raise ConfigError(f"target {cfg.name}: label_field.{obj}: {exc}") from None
         secrets = SalesforceSecrets.load(source_cfg.env_prefix, env.environ)
         check_secrets(source_cfg, secrets)
+        cache = None
+        if isinstance(source_cfg, SalesforceSourceConfig):  # the source's describes serve its target too
+            cache = open_describe_cache(source_cfg, getattr(env, "state_dir", None))
         client = SalesforceClient(
             source_cfg,
             secrets,
             policy=env.policy,
             budget=ApiBudget(share=cfg.api_budget_share),
             system=cfg.name,
+            describe_cache=cache,
         )
         return cls(cfg, client)
 
@@ -114,7 +125,8 @@ class SalesforceWriter:
         """The calls this target makes in a run with these changes, none of them retried.
 
         Counted, taking the label changes to fall on every label object: a describe per label object (each
-        is checked once a run) and its collection calls of 200 records, or one Bulk job. A campaign lookup
+        is checked once a run) unless the describe cache holds it, and its collection calls of 200 records, or
+        one Bulk job. A campaign lookup
         (the Campaign, then its member statuses) for every strict campaign, synced each run whether or not
         its segment changed, and, when members change at all, for every other campaign too (which of them
         changed is not known here). Per 200 added members a call; per 200 removed members a query for their
@@ -131,7 +143,7 @@ class SalesforceWriter:
         calls = 0
         if labels:
             objects = min(labels, len(self.cfg.label_field))  # taken to have changes on every label object
-            calls += objects  # its describe
+            calls += min(objects, self._describes_to_make())
             if labels > self.cfg.bulk_threshold:
                 calls += BULK_JOB_CALLS
             else:  # chunked per object: each object may end on a part-filled call
@@ -141,6 +153,14 @@ class SalesforceWriter:
         calls += CAMPAIGN_LOOKUP_CALLS * looked_up + strict  # + the first member page of each strict scan
         calls += math.ceil(adds / COMPOSITE_MAX) + 2 * math.ceil(removes / COMPOSITE_MAX)
         return calls
+
+    def _describes_to_make(self) -> int:
+        cache = self.client.describe_cache
+        return sum(
+            1
+            for obj in self.cfg.label_field
+            if obj not in self._checked_labels and (cache is None or cache.get("describe", obj) is None)
+        )
 
     # -- labels ---------------------------------------------------------------------------------------------
     def write_labels(self, changes: list[LabelChange], ctx: RunContext) -> WriteResult:
@@ -159,14 +179,22 @@ class SalesforceWriter:
         for obj, items in by_object.items():
             fld = self.cfg.label_field[obj]
             self._check_label_field(obj, fld)
-            if len(items) > self.cfg.bulk_threshold:
-                failed = self._labels_bulk(obj, fld, items)
-            else:
-                failed = {}
-                for start_at in range(0, len(items), COMPOSITE_MAX):
-                    failed.update(
-                        self._labels_composite(obj, fld, items[start_at : start_at + COMPOSITE_MAX])
-                    )
+            try:
+                if len(items) > self.cfg.bulk_threshold:
+                    failed = self._labels_bulk(obj, fld, items)
+                else:
+                    failed = {}
+                    for start_at in range(0, len(items), COMPOSITE_MAX):
+                        failed.update(
+                            self._labels_composite(obj, fld, items[start_at : start_at + COMPOSITE_MAX])
+                        )
+            except SalesforceRequestError as exc:
+                if exc.code in STALE_DESCRIBE:
+                    self._forget_describe(obj, exc.code)
+                raise
+            stale = next((e.code for e in failed.values() if e.code in STALE_DESCRIBE), None)
+            if stale is not None:
+                self._forget_describe(obj, stale)
             result.failed.update(failed)
             log.info(
                 "salesforce.labels.written",
@@ -182,11 +210,31 @@ class SalesforceWriter:
         if obj in self._checked_labels:
             return
         described = self.client.field_names(obj).get(fld)
+        # the describe may come from the cache: an admin may just have added the field or opened it for
+        # updates, so the org is asked once before this is called a config error
+        if (described is None or not described.get("updateable", True)) and self.client.refresh_describe(obj):
+            log.info(
+                "salesforce.describe.refresh",
+                target=self.name,
+                objects=[obj],
+                reason="label field missing or read-only in cached describe",
+            )
+            described = self.client.field_names(obj).get(fld)
         if described is None:
             raise ConfigError(f"target {self.name}: label_field.{obj}: {obj} has no field {fld}")
         if not described.get("updateable", True):
             raise ConfigError(f"target {self.name}: label_field.{obj}: {obj}.{fld} is not updateable")
         self._checked_labels.add(obj)
+
+    def _forget_describe(self, obj: str, code: str | None) -> None:
+        if self.client.forget_describe(obj):
+            log.warning(
+                "salesforce.describe.dropped",
+                target=self.name,
+                objects=[obj],
+                code=code,
+                reason="label write refused: cached describe dropped, the next run describes again",
+            )
 
     def _labels_composite(self, obj: str, fld: str, items: list[LabelChange]) -> dict[str, RecordError]:
         by_id = {c.ref.id: c for c in items}
@@ -428,3 +476,5 @@ class SalesforceWriter:
 
     def _bind(self, ctx: RunContext) -> None:
         self.client.on_call = lambda: ctx.count_call(self.name)
+        if self.client.describe_cache is not None:
+            self.client.describe_cache.now = ctx.started_at

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
 from simple_salesforce import Salesforce
 
 from connector.sandboxes.salesforce import SalesforceSandbox
+from connector.sources.salesforce.client import SalesforceClient
 
 API = "59.0"
 
@@ -65,3 +67,17 @@ def sf_client(sf_sandbox: SalesforceSandbox) -> Salesforce:
 def sf_login() -> object:
     """`sf_login(sandbox, http=None) -> token response`: the password grant, for tests that need a second one."""
     return password_login
+
+
+@pytest.fixture
+def described(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The objects described from the org, in order (the sandbox counts calls by kind only, not by object)."""
+    seen: list[str] = []
+    ask_org = SalesforceClient._describe_from_org
+
+    def noting(self: SalesforceClient, obj: str) -> dict[str, Any]:
+        seen.append(obj)
+        return ask_org(self, obj)
+
+    monkeypatch.setattr(SalesforceClient, "_describe_from_org", noting)
+    return seen

@@ -8,6 +8,8 @@ from typing import Any
 
 from connector.context import RunContext
 from connector.retry import RetryPolicy
+from connector.sandboxes.salesforce import SalesforceSandbox
+from connector.sandboxes.salesforce.objects import FieldDef
 from connector.sources.salesforce.auth import SalesforceSecrets
 from connector.sources.salesforce.budget import ApiBudget
 from connector.sources.salesforce.client import SalesforceClient
@@ -106,3 +108,19 @@ def describe(obj: str, fields: list[str], relationships: dict[str, str] | None =
             for f in fields
         ],
     }
+
+
+def add_field(sb: SalesforceSandbox, obj: str, name: str, type_: str = "string") -> None:
+    """An admin adds a custom field in the org."""
+    odef = sb.store.object_def(obj)
+    assert odef is not None
+    fd = FieldDef(name=name, type=type_, label=name.removesuffix("__c"), length=255)
+    odef.fields[name] = fd
+    odef.by_lower[name.lower()] = fd
+
+
+def delete_field(sb: SalesforceSandbox, obj: str, name: str) -> None:
+    odef = sb.store.object_def(obj)
+    assert odef is not None
+    del odef.fields[name]
+    del odef.by_lower[name.lower()]

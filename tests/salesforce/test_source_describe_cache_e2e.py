@@ -13,16 +13,15 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from sf_fakes import add_field, delete_field
 from structlog.testing import capture_logs
 
 from connector.context import RunContext
 from connector.errors import ConfigError
 from connector.retry import RetryPolicy
 from connector.sandboxes.salesforce import SalesforceSandbox
-from connector.sandboxes.salesforce.objects import FieldDef
 from connector.sandboxes.salesforce.seed import seed_people
 from connector.schema import Fact
-from connector.sources.salesforce.client import SalesforceClient
 from connector.sources.salesforce.source import SalesforceSource, SalesforceSourceConfig
 
 pytestmark = pytest.mark.e2e
@@ -86,36 +85,6 @@ def run(
 def start(sb: SalesforceSandbox) -> dt.datetime:
     """A run start after everything the test wrote (the sandbox stamps by the wall clock)."""
     return sb.store.now() + dt.timedelta(seconds=1)
-
-
-@pytest.fixture
-def described(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The objects described from the org, in order (the sandbox counts calls by kind only, not by object)."""
-    seen: list[str] = []
-    ask_org = SalesforceClient._describe_from_org
-
-    def noting(self: SalesforceClient, obj: str) -> dict[str, Any]:
-        seen.append(obj)
-        return ask_org(self, obj)
-
-    monkeypatch.setattr(SalesforceClient, "_describe_from_org", noting)
-    return seen
-
-
-def add_field(sb: SalesforceSandbox, obj: str, name: str, type_: str = "string") -> None:
-    """An admin adds a custom field in the org."""
-    odef = sb.store.object_def(obj)
-    assert odef is not None
-    fd = FieldDef(name=name, type=type_, label=name.removesuffix("__c"), length=255)
-    odef.fields[name] = fd
-    odef.by_lower[name.lower()] = fd
-
-
-def delete_field(sb: SalesforceSandbox, obj: str, name: str) -> None:
-    odef = sb.store.object_def(obj)
-    assert odef is not None
-    del odef.fields[name]
-    del odef.by_lower[name.lower()]
 
 
 def cache_file(state_dir: Path) -> dict[str, Any]:
