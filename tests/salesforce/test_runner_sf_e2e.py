@@ -15,6 +15,7 @@ from connector.demo.dataset import generate
 from connector.demo.world import World, seeded_world
 from connector.pipeline import Runner
 from connector.retry import RetryPolicy
+from connector.sources.salesforce.client import SalesforceClient
 from connector.state import StateStore
 
 pytestmark = pytest.mark.e2e
@@ -112,3 +113,35 @@ def test_a_purged_member_leaves_its_campaign_at_the_next_reconciliation(make_wor
     assert not [ref for ref in state.labels("sf_out") if ref.endswith(gone)]
     assert len(state.members("sf_out")["win-back"]) == len(members) - 1
     state.close()
+
+
+def test_a_no_change_run_within_a_day_asks_the_org_for_no_metadata(make_world, monkeypatch) -> None:
+    queries: list[str] = []
+    query_pages = SalesforceClient.query_pages
+
+    def noting(self: SalesforceClient, soql: str, **kwargs: Any) -> Any:
+        queries.append(soql)
+        return query_pages(self, soql, **kwargs)
+
+    monkeypatch.setattr(SalesforceClient, "query_pages", noting)
+    world, runner = make_world(DEMO_CONFIG)
+    now = dt.datetime.now(dt.UTC)
+    runner.clock = lambda: now
+    runner.execute("run", AS_OF)
+    # Lead, Contact, Account, Opportunity, Contract, OpportunityContactRole, LeadStatus, OpportunityStage: the
+    # target labelled Leads and Contacts through the source's connection and found them in the source's cache
+    assert world.sf.call_counts()["describe"] == 8
+    assert (world.config_path.parent / "cache" / "salesforce-sf_prod-describe.json").is_file()
+
+    world.sf.reset_calls()
+    queries.clear()
+    runner.clock = lambda: now + dt.timedelta(minutes=15)
+    summary = runner.execute("run", AS_OF)
+    assert summary.exit_code == 3, summary.errors  # only the demo files' malformed rows
+    assert world.sf.call_counts()["describe"] == 0
+    assert queries and not [q for q in queries if "FROM LeadStatus" in q or "FROM OpportunityStage" in q]
+
+    world.sf.reset_calls()
+    runner.clock = lambda: now + dt.timedelta(hours=25)  # the default TTL of 24 hours has passed
+    runner.execute("run", AS_OF)
+    assert world.sf.call_counts()["describe"] == 8

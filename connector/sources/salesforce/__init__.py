@@ -1,4 +1,5 @@
-"""Salesforce as a source: `client` (transport), `bulk`, `auth`, `budget`, `soql`, `cursor`, and `source`."""
+"""Salesforce as a source: `client` (transport), `bulk`, `auth`, `budget`, `soql`, `cursor`,
+`describe_cache` (org metadata kept between runs), and `source`."""
 
 from __future__ import annotations
 

@@ -14,6 +14,12 @@ are reconciled by reading each one whole with its current contact roles (one cal
 one per 400 opportunities for their roles): a role purged from the recycle bin leaves no trace the role cursor
 could see, and only a fresh read of its opportunity drops the contact it attached.
 
+Describes and the LeadStatus / OpportunityStage rows are kept between runs for `describe_cache_hours`
+(`describe_cache`): a run with nothing new then makes no metadata call. The org overrules the cache: a mapped
+field the cached describe lacks is described again once before it is a config error, a read the org refuses
+with INVALID_FIELD / INVALID_TYPE drops the cached describes it was built from, and a status or stage value the
+cached rows do not know has them read again, once a run, before it is reported as unknown.
+
 Opportunities carry the contacts of their OpportunityContactRoles (looked up per page). A role added or removed
 later does not touch the opportunity's SystemModstamp, so roles have their own cursor: the opportunities of
 changed roles are read again.
