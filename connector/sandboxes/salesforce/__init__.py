@@ -8,6 +8,7 @@ Tests, the demo and the benchmarks point real clients (simple-salesforce, reques
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from .auth import Credentials
@@ -39,9 +40,8 @@ def serve(host: str = "127.0.0.1", port: int = 0, seed_people: int = 0) -> None:
     for line in lines:
         print(line, flush=True)
     try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a user stops the sandbox
+            while True:
+                time.sleep(3600)
     finally:
         sandbox.stop()

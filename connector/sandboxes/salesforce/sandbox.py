@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import threading
@@ -124,10 +125,8 @@ class SalesforceSandbox:
         stopper = threading.Thread(target=server.shutdown, daemon=True)
         stopper.start()
         while stopper.is_alive():
-            try:
+            with contextlib.suppress(OSError):  # the listener may already be closed: then we are done
                 socket.create_connection((self.host, self.port), timeout=1).close()
-            except OSError:
-                pass
             stopper.join(timeout=0.01)
         server.close_connections()
         server.server_close()

@@ -6,6 +6,7 @@ others, and open keep-alive connections are closed on stop so no handler thread 
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import threading
@@ -45,25 +46,20 @@ class HttpsServer(ThreadingHTTPServer):
         with self._open_lock:
             self._open.add(tls)
         try:
-            _RequestHandler(tls, client_address, self)
-        except (ConnectionError, ssl.SSLError, TimeoutError):
-            pass
+            with contextlib.suppress(ConnectionError, ssl.SSLError, TimeoutError):  # the client hung up
+                _RequestHandler(tls, client_address, self)
         finally:
             with self._open_lock:
                 self._open.discard(tls)
-            try:
+            with contextlib.suppress(OSError):  # already closed by the peer
                 tls.close()
-            except OSError:
-                pass
 
     def close_connections(self) -> None:
         with self._open_lock:
             conns = list(self._open)
         for conn in conns:
-            try:
+            with contextlib.suppress(OSError):  # already gone
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class _RequestHandler(BaseHTTPRequestHandler):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 from connector.sandboxes.vtiger.clock import SandboxClock
@@ -19,9 +20,8 @@ def serve(host: str = "127.0.0.1", port: int = 0, seed_people: int = 0) -> None:
     for key, value in sandbox.env().items():
         print(f"{key}={value}", flush=True)
     try:
-        _wait_for_interrupt()
-    except KeyboardInterrupt:
-        pass
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a user stops the sandbox
+            _wait_for_interrupt()
     finally:
         sandbox.stop()
 
