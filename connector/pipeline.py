@@ -236,9 +236,7 @@ class Runner:
                 store.clear_rejected("write", writer.name, stale)
                 for keys in store.members(writer.name).values():
                     still_member |= keys
-            store.remove_people(k for k in store.people() if k not in people and k not in still_member)
-
-    # ---- read ---------------------------------------------------------------------------------------
+            store.remove_people(k for k in store.person_keys() if k not in people and k not in still_member)
 
     # ---- resolve and decide -------------------------------------------------------------------------
 

@@ -249,6 +249,9 @@ class StateStore:
     def people(self) -> dict[str, sqlite3.Row]:
         return {r["person_key"]: r for r in self.db.execute("SELECT * FROM people")}
 
+    def person_keys(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT person_key FROM people")}
+
     def person(self, key: str) -> sqlite3.Row | None:
         row: sqlite3.Row | None = self.db.execute(
             "SELECT * FROM people WHERE person_key=?", (key,)

@@ -258,9 +258,8 @@ def _fsync_directory(directory: Path) -> None:
     except OSError:
         return
     try:
-        with contextlib.suppress(
-            OSError
-        ):  # some filesystems cannot fsync a directory; the rename still stands
+        # some filesystems cannot fsync a directory; the rename still stands
+        with contextlib.suppress(OSError):
             os.fsync(fd)
     finally:
         os.close(fd)
