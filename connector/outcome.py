@@ -40,6 +40,7 @@ class Summary:
     api_calls: dict[str, int] = field(default_factory=dict)
     estimated_write_calls: dict[str, int] = field(default_factory=dict)
     unknown_values: dict[str, int] = field(default_factory=dict)
+    no_baseline: list[str] = field(default_factory=list)  # sources never read to their end: run held
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     label_changes: list[dict[str, Any]] = field(default_factory=list)

@@ -169,10 +169,13 @@ class Runner:
     ) -> None:
         rejected_now: Counter[str] = Counter()
         unreachable = False
+        no_baseline: list[str] = []
         for source in sources:
             try:
                 stats = summary.read.setdefault(source.name, new_stats())
                 read_source(store, source, ctx, stats, run_id, rejected_now)
+                with store.transaction():
+                    store.mark_baseline(source.name, run_id)
             except (ConfigError, BudgetExceededError, UnreachableError, OSError) as exc:
                 kind = record_failure(summary, "source", source.name, exc)
                 if kind != "unreachable":
@@ -180,10 +183,16 @@ class Runner:
                     summary.outcome, summary.exit_code = OUTCOMES[kind]
                     return
                 unreachable = True  # the others go on; this source's last known records still count
+                if not store.has_baseline(source.name):
+                    no_baseline.append(source.name)
             unknown = getattr(source, "unknown_values", None)
             if unknown:
                 for (fname, value), n in unknown.items():
                     summary.unknown_values[f"{source.name}.{fname}={value}"] = n
+
+        if no_baseline:
+            self._hold_without_baseline(store, no_baseline, summary, rejected_now)
+            return
 
         resolution = self._resolve(store, as_of=ctx.as_of)
         decisions = self._decide(store, resolution.people, ctx.as_of, run_id, summary)
@@ -220,6 +229,28 @@ class Runner:
             summary.outcome, summary.exit_code = "unreachable", EXIT_UNREACHABLE
         elif summary.rejected["count"]:
             summary.outcome, summary.exit_code = "partial", EXIT_PARTIAL
+
+    def _hold_without_baseline(
+        self, store: StateStore, missing: list[str], summary: Summary, rejected_now: Counter[str]
+    ) -> None:
+        """A source that has never been read to its end is down: nothing may be decided or written.
+
+        Its facts are not "last known", they are unknown: an opt-out or a sales decision held only there would
+        be missed, and a marketer's segment or a CRM label would carry the mistake. What the other sources
+        read stays stored (their cursors moved with it), so the next run that reaches the missing source
+        decides on everything at once."""
+        names = ", ".join(missing)
+        summary.outcome, summary.exit_code = "no_baseline", EXIT_UNREACHABLE
+        summary.no_baseline = list(missing)
+        summary.errors.append(
+            f"{names}: never read completely yet (no baseline) and unreachable now: no stage decided, "
+            "no label and no segment membership written anywhere this run; the next run that reaches "
+            f"{names} reads it in full and then decides"
+        )
+        log.error("run.held.no_baseline", sources=missing)
+        summary.rejected["count"] = sum(rejected_now.values())
+        summary.rejected["reasons"] = dict(rejected_now.most_common(20))
+        summary.rejected["pending"] = len(store.rejected())
 
     def _forget_gone_records(
         self, store: StateStore, writers: list[Writer], people: dict[str, Person]

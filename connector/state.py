@@ -52,6 +52,8 @@ CREATE TABLE IF NOT EXISTS labels (
 CREATE TABLE IF NOT EXISTS memberships (
     target TEXT NOT NULL, segment TEXT NOT NULL, person_key TEXT NOT NULL, since TEXT NOT NULL,
     run_id INTEGER, PRIMARY KEY (target, segment, person_key));
+CREATE TABLE IF NOT EXISTS baselines (
+    source TEXT PRIMARY KEY, run_id INTEGER, completed_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS rejected (
     phase TEXT NOT NULL, system TEXT NOT NULL, item TEXT NOT NULL, object TEXT, code TEXT, reason TEXT NOT NULL,
     payload TEXT, first_run INTEGER, last_run INTEGER, attempts INTEGER NOT NULL DEFAULT 1,
@@ -74,7 +76,10 @@ class StateStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
+        had_baselines = self._has_table("baselines")
         self.db.executescript(SCHEMA)
+        if not had_baselines:
+            self._backfill_baselines()
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
         self._depth = 0
         self._lock_file: Any = None
@@ -82,6 +87,18 @@ class StateStore:
     def close(self) -> None:
         self.unlock()
         self.db.close()
+
+    def _has_table(self, name: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone()
+        return row is not None
+
+    def _backfill_baselines(self) -> None:
+        """A state from before baselines were kept: a source with stored cursors or facts has been read."""
+        self.db.execute(
+            "INSERT OR IGNORE INTO baselines (source, run_id, completed_at) "
+            "SELECT source, NULL, ? FROM (SELECT source FROM cursors UNION SELECT source FROM facts)",
+            (_now(),),
+        )
 
     # ---- locking and transactions ---------------------------------------------------------------------
 
@@ -173,6 +190,18 @@ class StateStore:
             "value=excluded.value, updated_at=excluded.updated_at",
             (source, obj, value, _now()),
         )
+
+    # ---- baselines ------------------------------------------------------------------------------------
+
+    def mark_baseline(self, source: str, run_id: int) -> None:
+        """`source` has been read to its end once: its facts are a baseline decisions may rest on."""
+        self.db.execute(
+            "INSERT INTO baselines VALUES (?, ?, ?) ON CONFLICT (source) DO NOTHING", (source, run_id, _now())
+        )
+
+    def has_baseline(self, source: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM baselines WHERE source=?", (source,)).fetchone()
+        return row is not None
 
     # ---- facts --------------------------------------------------------------------------------------
 
