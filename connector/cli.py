@@ -138,6 +138,18 @@ def _print_summary(summary: Summary, as_json: bool, full: bool) -> None:
         click.echo(f"rejected: {summary.rejected}")
     if summary.unknown_values:
         click.echo(f"unknown picklist values (not guessed; add them to value_maps): {summary.unknown_values}")
+    if summary.guard["verdict"] != "pass":
+        verdict = {"hold": "would hold the run: nothing written", "allowed": "let through"}[
+            summary.guard["verdict"]
+        ]
+        if summary.mode == "plan" and summary.guard["verdict"] == "hold":
+            verdict = "a run would be held (nothing written) unless --allow-mass-change"
+        click.echo(f"mass-change guard: {verdict}")
+        for b in summary.guard["breaches"]:
+            what = f"segment {b['segment']} removals" if b["segment"] else "label changes"
+            click.echo(
+                f"    {b['target']} {what}: {b['count']} of {b['held']} ({b['share']:.0%} > {b['limit']:.0%})"
+            )
     click.echo(f"api calls: {summary.api_calls}  estimated write calls: {summary.estimated_write_calls}")
     for note in summary.notes:
         click.echo(f"  {note}")
@@ -179,13 +191,25 @@ def _stop_on_sigterm() -> None:
     type=click.Path(dir_okay=False),
     help="Also write the run's figures as Prometheus metrics (node_exporter textfile collector).",
 )
-def run(config_path: str, as_of: str | None, as_json: bool, full: bool, metrics_file: str | None) -> None:
+@click.option(
+    "--allow-mass-change",
+    is_flag=True,
+    help="Let this one run through the mass-change guard (after checking what `plan` says it would change).",
+)
+def run(
+    config_path: str,
+    as_of: str | None,
+    as_json: bool,
+    full: bool,
+    metrics_file: str | None,
+    allow_mass_change: bool,
+) -> None:
     """Pull what changed, decide stages, push labels and segment memberships that changed."""
     config = _load(config_path)
     _stop_on_sigterm()
     started = time.monotonic()
     try:
-        summary = Runner(config).execute("run", _as_of(as_of))
+        summary = Runner(config, allow_mass_change=allow_mass_change).execute("run", _as_of(as_of))
     except KeyboardInterrupt:
         click.echo("interrupted: committed work is kept; the next run carries on", err=True)
         sys.exit(EXIT_INTERRUPTED)

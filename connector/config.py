@@ -37,6 +37,18 @@ class IdentityConfig(StrictModel):
     source_priority: list[str] = Field(default_factory=list)
 
 
+class GuardConfig(StrictModel):
+    """The mass-change guard (connector/guard.py): hold a run that would change too much at once."""
+
+    enabled: bool = True
+    # share of a segment's current members one run may remove (per segment: `max_removal_share`)
+    max_segment_removal_share: float = Field(default=0.2, ge=0, le=1)
+    # share of the stage labels a target holds that one run may change
+    max_label_change_share: float = Field(default=0.5, ge=0, le=1)
+    # fewer removals or label changes than this never hold a run (small segments move in big steps)
+    min_count: int = Field(default=10, ge=1)
+
+
 class SegmentConfig(StrictModel):
     name: str = Field(pattern=SEGMENT_NAME)
     description: str = ""
@@ -46,6 +58,8 @@ class SegmentConfig(StrictModel):
     include_suppressed: bool = False
     # `opt_out`: leave out who opted out or refused consent; `explicit`: also who never gave consent
     consent: Literal["opt_out", "explicit"] = "opt_out"
+    # the mass-change guard's removal share for this segment (default: guard.max_segment_removal_share)
+    max_removal_share: float | None = Field(default=None, ge=0, le=1)
 
 
 class AppConfigBase(StrictModel):
@@ -55,6 +69,7 @@ class AppConfigBase(StrictModel):
     state: StateConfig = Field(default_factory=StateConfig)
     stage_model: StageModel
     identity: IdentityConfig = Field(default_factory=IdentityConfig)
+    guard: GuardConfig = Field(default_factory=GuardConfig)
     sources: list[Any] = Field(default_factory=list)
     targets: list[Any] = Field(default_factory=list)
     segments: list[SegmentConfig] = Field(default_factory=list)

@@ -20,6 +20,8 @@ EXIT_PARTIAL = 3
 EXIT_UNREACHABLE = 4
 EXIT_LOCKED = 5
 EXIT_BUDGET = 6
+EXIT_MASS_CHANGE = 8  # 7 is "state unusable"
+EXIT_UNKNOWN_PERSON = 9  # `explain` of a person the state does not know
 EXIT_INTERRUPTED = 130
 
 
@@ -41,6 +43,8 @@ class Summary:
     estimated_write_calls: dict[str, int] = field(default_factory=dict)
     unknown_values: dict[str, int] = field(default_factory=dict)
     no_baseline: list[str] = field(default_factory=list)  # sources never read to their end: run held
+    # the mass-change guard's verdict: "pass", "hold" (nothing written) or "allowed" (held, let through)
+    guard: dict[str, Any] = field(default_factory=lambda: {"verdict": "pass", "breaches": []})
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     label_changes: list[dict[str, Any]] = field(default_factory=list)

@@ -31,6 +31,7 @@ from .errors import (
     ConnectorError,
     UnreachableError,
 )
+from .guard import mass_change_breaches
 from .identity import Resolution, resolve
 from .outcome import (
     EXIT_BUDGET,
@@ -38,6 +39,7 @@ from .outcome import (
     EXIT_CRASH,
     EXIT_INTERRUPTED,
     EXIT_LOCKED,
+    EXIT_MASS_CHANGE,
     EXIT_OK,
     EXIT_PARTIAL,
     EXIT_UNREACHABLE,
@@ -61,6 +63,7 @@ __all__ = [
     "EXIT_CRASH",
     "EXIT_INTERRUPTED",
     "EXIT_LOCKED",
+    "EXIT_MASS_CHANGE",
     "EXIT_OK",
     "EXIT_PARTIAL",
     "EXIT_UNREACHABLE",
@@ -77,8 +80,10 @@ class Runner:
         environ: dict[str, str] | None = None,
         policy: RetryPolicy | None = None,
         clock: Any = None,
+        allow_mass_change: bool = False,
     ) -> None:
         self.config = config
+        self.allow_mass_change = allow_mass_change
         self.environ = environ
         self.policy = policy or RetryPolicy()
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
@@ -204,6 +209,10 @@ class Runner:
             removes = sum(len(c.removes) for c in plan.segments.get(w.name, []))
             summary.estimated_write_calls[w.name] = w.estimate_calls(n_labels, adds, removes)
 
+        if self._held_by_guard(store, plan, summary):
+            _tally_rejected(store, summary, rejected_now)
+            return
+
         budget_stop = False
         if not ctx.dry_run:
             for writer in writers:
@@ -220,15 +229,40 @@ class Runner:
 
         if not ctx.dry_run:
             self._forget_gone_records(store, writers, people)
-        summary.rejected["count"] = sum(rejected_now.values())
-        summary.rejected["reasons"] = dict(rejected_now.most_common(20))
-        summary.rejected["pending"] = len(store.rejected())
+        _tally_rejected(store, summary, rejected_now)
         if budget_stop:
             summary.outcome, summary.exit_code = "budget_stop", EXIT_BUDGET
         elif unreachable:
             summary.outcome, summary.exit_code = "unreachable", EXIT_UNREACHABLE
         elif summary.rejected["count"]:
             summary.outcome, summary.exit_code = "partial", EXIT_PARTIAL
+
+    def _held_by_guard(self, store: StateStore, plan: Plan, summary: Summary) -> bool:
+        """The mass-change guard's verdict on the plan (guard.py); True when nothing may be written."""
+        breaches = mass_change_breaches(self.config, store, plan)
+        if not breaches:
+            return False
+        summary.guard = {
+            "verdict": "allowed" if self.allow_mass_change else "hold",
+            "breaches": [b.to_json() for b in breaches],
+        }
+        if self.allow_mass_change:
+            for breach in breaches:
+                log.warning("guard.mass_change.allowed", detail=breach.describe())
+                summary.notes.append(
+                    f"mass-change guard let through (--allow-mass-change): {breach.describe()}"
+                )
+            return False
+        for breach in breaches:
+            log.error("guard.mass_change.hold", detail=breach.describe())
+            summary.errors.append(f"mass-change guard: {breach.describe()}")
+        summary.errors.append(
+            "mass-change guard: nothing was written. Check the sources and the config (a source that answered "
+            "with part of its records, a changed value map or rule); if the change is right, run once with "
+            "--allow-mass-change"
+        )
+        summary.outcome, summary.exit_code = "mass_change_held", EXIT_MASS_CHANGE
+        return True
 
     def _hold_without_baseline(
         self, store: StateStore, missing: list[str], summary: Summary, rejected_now: Counter[str]
@@ -248,9 +282,7 @@ class Runner:
             f"{names} reads it in full and then decides"
         )
         log.error("run.held.no_baseline", sources=missing)
-        summary.rejected["count"] = sum(rejected_now.values())
-        summary.rejected["reasons"] = dict(rejected_now.most_common(20))
-        summary.rejected["pending"] = len(store.rejected())
+        _tally_rejected(store, summary, rejected_now)
 
     def _forget_gone_records(
         self, store: StateStore, writers: list[Writer], people: dict[str, Person]
@@ -421,6 +453,12 @@ class Runner:
                 calls=result.calls,
             )
             _stop_if_unreachable(result)
+
+
+def _tally_rejected(store: StateStore, summary: Summary, rejected_now: Counter[str]) -> None:
+    summary.rejected["count"] = sum(rejected_now.values())
+    summary.rejected["reasons"] = dict(rejected_now.most_common(20))
+    summary.rejected["pending"] = len(store.rejected())
 
 
 def _stop_if_unreachable(result: WriteResult) -> None:

@@ -350,6 +350,10 @@ class StateStore:
         rows = self.db.execute("SELECT ref, label FROM labels WHERE target=?", (target,))
         return {r[0]: r[1] for r in rows}
 
+    def count_labels(self, target: str) -> int:
+        row = self.db.execute("SELECT COUNT(*) FROM labels WHERE target=?", (target,)).fetchone()
+        return int(row[0])
+
     def set_labels(self, target: str, items: Iterable[tuple[RecordRef, str, str]], run_id: int) -> None:
         now = _now()
         self.db.executemany(
