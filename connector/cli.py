@@ -1,15 +1,15 @@
 """The `connector` command line: validate, plan, run, explain, report, demo and the loopback sandboxes.
 
 Exit codes: 0 ok, 1 unexpected crash, 2 config error, 3 partial failure (records rejected; they are kept and
-retried next run), 4 a system was unreachable, 5 another run holds the lock, 6 stopped at the API budget,
-130 interrupted (SIGTERM or Ctrl-C).
+retried next run), 4 a system was unreachable (or a source never read completely is down: nothing written), 5
+another run holds the lock, 6 stopped at the API budget, 8 held by the mass-change guard (nothing written), 9
+`explain`: no such person, 130 interrupted (SIGTERM or Ctrl-C, at any moment).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import signal
 import sys
 import time
 from collections import Counter
@@ -21,7 +21,8 @@ import click
 from . import logs
 from .config import AppConfigBase, ConfigErrors, load_config
 from .errors import ConfigError
-from .pipeline import EXIT_CONFIG, EXIT_INTERRUPTED, Runner, Summary
+from .outcome import EXIT_UNKNOWN_PERSON
+from .pipeline import EXIT_CONFIG, Runner, Summary
 from .report import funnel_report, funnel_svg, funnel_text
 from .schema import decode_value, normalise_email
 from .state import StateStore
@@ -170,16 +171,6 @@ def plan(config_path: str, as_of: str | None, as_json: bool, full: bool) -> None
     sys.exit(summary.exit_code)
 
 
-def _stop_on_sigterm() -> None:
-    """A container stop (SIGTERM) ends the run like Ctrl-C: the current transaction rolls back, the run row
-    says "interrupted", the lock is released, and the next run carries on from the last committed cursor."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, handler)
-
-
 @cli.command()
 @CONFIG
 @AS_OF
@@ -206,13 +197,9 @@ def run(
 ) -> None:
     """Pull what changed, decide stages, push labels and segment memberships that changed."""
     config = _load(config_path)
-    _stop_on_sigterm()
     started = time.monotonic()
-    try:
-        summary = Runner(config, allow_mass_change=allow_mass_change).execute("run", _as_of(as_of))
-    except KeyboardInterrupt:
-        click.echo("interrupted: committed work is kept; the next run carries on", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+    # SIGTERM / Ctrl-C leave as KeyboardInterrupt: connector.entry ends the process with 130
+    summary = Runner(config, allow_mass_change=allow_mass_change).execute("run", _as_of(as_of))
     if metrics_file:
         from .metrics import write_metrics
 
@@ -251,8 +238,11 @@ def explain(config_path: str, key: str, as_json: bool) -> None:
     store = _open_state(config)
     person_key = find_person(store, key)
     if person_key is None:
-        click.echo(f"no person known as '{key}'", err=True)
-        sys.exit(1)
+        store.close()
+        click.echo(
+            f"no person known as '{key}' (try an e-mail, an external id or source:Object:Id)", err=True
+        )
+        sys.exit(EXIT_UNKNOWN_PERSON)
     row = store.person(person_key)
     assert row is not None
     decision = json.loads(row["decision"])
@@ -413,4 +403,17 @@ def sandbox_vtiger(host: str, port: int, seed_people: int) -> None:
 
 
 def main() -> None:
-    cli()
+    """Run the command line; SIGTERM / Ctrl-C leave as `KeyboardInterrupt` (connector.entry makes it 130).
+
+    Click's standalone mode would turn an interrupt into "Aborted!" and exit 1, which means "a bug" here."""
+    try:
+        code = cli.main(standalone_mode=False)
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            raise exc.__context__ from None
+        click.echo("Aborted!", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from . import interrupts
 from .config import AppConfigBase
 from .context import RunContext
 from .diffing import ChangePlanner, Plan, superseded_refs
@@ -144,12 +145,17 @@ class Runner:
                 except BaseException as exc:  # also SIGTERM / Ctrl-C: the run row must not say "ok"
                     interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
                     summary.outcome = "interrupted" if interrupted else "crashed"
-                    summary.exit_code = EXIT_CRASH
+                    summary.exit_code = EXIT_INTERRUPTED if interrupted else EXIT_CRASH
                     summary.errors.append(f"{type(exc).__name__}: {exc}")
                     raise
                 finally:
                     summary.api_calls = dict(ctx.api_calls)
-                    store.finish_run(run_id, summary.outcome, summary.exit_code, summary.to_json())
+                    with interrupts.deferred() as stop:
+                        store.finish_run(run_id, summary.outcome, summary.exit_code, summary.to_json())
+                        if stop.pending and summary.outcome != "interrupted":
+                            # stopped while the row was being written: the process ends 130, so must the row
+                            summary.outcome, summary.exit_code = "interrupted", EXIT_INTERRUPTED
+                            store.finish_run(run_id, summary.outcome, summary.exit_code, summary.to_json())
         finally:
             plugins: list[Source | Writer] = [*sources, *writers]
             for plugin in plugins:

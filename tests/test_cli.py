@@ -16,6 +16,7 @@ from click.testing import CliRunner, Result
 from spine_helpers import AS_OF, CONTRACTS_CSV, Project
 
 from connector.cli import cli
+from connector.outcome import EXIT_UNKNOWN_PERSON
 from connector.state import StateStore
 
 SUMMARY_KEYS = {"people", "labels", "segments", "rejected", "api_calls"}
@@ -181,7 +182,7 @@ def test_explain_json_by_key_and_by_external_id(project: Project) -> None:
 def test_explain_an_unknown_person(project: Project) -> None:
     invoke("run", *cfg(project), "--as-of", AS_OF.isoformat())
     result = invoke("explain", *cfg(project), "nobody@nowhere.example")
-    assert result.exit_code == 1
+    assert result.exit_code == EXIT_UNKNOWN_PERSON == 9  # 1 means a bug
     assert "no person known as 'nobody@nowhere.example'" in result.stderr
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, Literal
 
 import structlog
@@ -495,10 +495,18 @@ class VtigerWriter:
         if self.cfg.concurrency <= 1 or len(items) <= 1:
             errors = [guarded(item) for item in items]
         else:
-            with ThreadPoolExecutor(
-                max_workers=self.cfg.concurrency, thread_name_prefix="vtiger-write"
-            ) as pool:
+            pool = ThreadPoolExecutor(max_workers=self.cfg.concurrency, thread_name_prefix="vtiger-write")
+            try:
                 futures = [pool.submit(guarded, item) for item in items]
+                wait(futures)
+            except BaseException:
+                # a stop (SIGTERM, Ctrl-C) while waiting: items not started are dropped and the calls in
+                # flight are not waited for (that would hold the stop as long as vtiger takes to answer);
+                # what they write is not recorded, so the next run writes it again, which changes nothing
+                stop.set()
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown(wait=True)
             errors = [f.result() for f in futures]  # re-raises the first other error, in order
         if reasons:
             log.error("vtiger.unreachable", target=self.name, error=reasons[0])

@@ -30,6 +30,11 @@ class Faults:
     sync_zero_fails: bool = True
     #: a session stops working after this many calls (INVALID_SESSIONID); a new login works
     expire_sessions_after: int | None = None
+    #: hold every call of these operations until `release` is set; `arrived` is set when one is waiting
+    #: (tests stop a client at an exact point of its run this way, instead of guessing with sleeps)
+    hold_ops: set[str] = field(default_factory=set)
+    arrived: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
     seed: int = 0
     #: empty-500 answers given so far, by operation
     injected: Counter[str] = field(default_factory=Counter)
@@ -43,6 +48,12 @@ class Faults:
         """Behave like an unpatched 8.2.0 on PHP 8."""
         self.sync_broken = self.logout_broken = self.convertlead_broken = True
         return self
+
+    def hold(self, operation: str) -> None:
+        """Wait while `operation` is held (bounded, so a forgotten release cannot hang a test run)."""
+        if operation in self.hold_ops:
+            self.arrived.set()
+            self.release.wait(timeout=600)
 
     def should_fail(self, operation: str) -> bool:
         with self._lock:

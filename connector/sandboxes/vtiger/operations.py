@@ -71,6 +71,7 @@ class Operations:
             return 500, None
         if self.faults.latency > 0:
             time.sleep(self.faults.latency)
+        self.faults.hold(operation)
         if self.faults.should_fail(operation):
             return 500, None
         with self._calls_lock:
