@@ -13,7 +13,10 @@ reported as an alias.
 Precedence when facts disagree on a single-valued field (documented for admins in the README):
 1. a sales decision (lead status, conversion, lost deals, nurture dates) from a `sales` source beats any value
    from a `marketing` source;
-2. otherwise the newer fact wins (`modified_at`; files have none and count as oldest);
+2. otherwise the value that changed last wins: each value's own change stamp (`Fact.changed`), not the whole
+   record's modified time, so an edit of one field (a company name) does not make the record's other values
+   (an old lead status) newer than a decision taken since in another system; files have no time and count as
+   oldest;
 3. otherwise the source listed first in `identity.source_priority`, then the record key, decides.
 """
 
@@ -195,7 +198,7 @@ def _rank(fact: Fact, fname: str, roles: Mapping[str, str], priority: Mapping[st
     )
     return (
         sales_first,
-        fact.modified_at or EPOCH,
+        fact.changed(fname) or EPOCH,
         -priority.get(fact.ref.source, len(priority)),
         str(fact.ref),
     )

@@ -70,7 +70,7 @@ def read_source(
                     )
                     retry_failed[row["item"]] = f"{name}: {exc.code or 'rejected'}"
                     continue
-                store.upsert_facts([fact])
+                store.upsert_facts(drop_echoes(store, name, [fact]))
                 store.clear_rejected("read", name, [row["item"]])
                 stats["retried_ok"] += 1
 
@@ -147,12 +147,17 @@ def store_batch(
 
 
 def drop_echoes(store: StateStore, source: str, facts: list[Fact]) -> list[Fact]:
-    """Leave out records whose mapped content did not change, only their modified time.
+    """Leave out records whose mapped content did not change, only their modified time; stamp each value of
+    the rest with when it last changed.
 
     A run's own writes (stage labels, segment fields) come back through the next incremental read with a new
     modified time. The label is not a signal, so the mapped fact is identical except for that time. Keeping
     the stored fact keeps its time too, so the run's own writes never make a record look newer in the
     precedence between sources (which would flip a person's stage back and forth between runs).
+
+    A record that did change keeps the stamps of the values that did not (`Fact.stamp_changes`): precedence is
+    per field, so an edit of a company name does not make the same record's old lead status newer than a
+    sales decision taken since in another CRM.
     """
     by_object: dict[str, list[Fact]] = defaultdict(list)
     for fact in facts:
@@ -164,14 +169,15 @@ def drop_echoes(store: StateStore, source: str, facts: list[Fact]) -> list[Fact]
             old = stored.get(fact.ref.id)
             if old is not None and same_content(old, fact.to_json()):
                 continue
+            fact.stamp_changes(Fact.from_json(old) if old is not None else None)
             fresh.append(fact)
     return fresh
 
 
 def same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return {k: v for k, v in a.items() if k != "modified_at"} == {
-        k: v for k, v in b.items() if k != "modified_at"
-    }
+    # times are not content: a fresh read carries no stamps yet, and old stored facts carry none at all
+    times = ("modified_at", "changed_at")
+    return {k: v for k, v in a.items() if k not in times} == {k: v for k, v in b.items() if k not in times}
 
 
 def raw_id(raw: dict[str, Any]) -> str:

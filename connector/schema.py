@@ -154,6 +154,11 @@ class Fact:
     facts sharing one are merged. `attach` are keys a non-person fact hangs on (``sf:Account:001…``,
     ``email:…``): the fact joins every person carrying one of them in `keys` or `member_of`. `member_of` are
     keys a person belongs to without merging on them (an account, a domain).
+
+    `changed_at` stamps each value with when it last changed (reading keeps a stamp while the record's value
+    stays the same), so precedence can weigh a value by its own age: an edit of one field of a record does not
+    make its other values newer. A value without a stamp changed when the record did (`modified_at`); facts
+    stored before stamps existed carry none.
     """
 
     ref: RecordRef
@@ -165,12 +170,33 @@ class Fact:
     member_of: list[str] = field(default_factory=list)
     values: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    changed_at: dict[str, dt.datetime] = field(default_factory=dict)
+
+    def changed(self, name: str) -> dt.datetime | None:
+        """When the value of `name` last changed: its own stamp, else the record's modified time."""
+        return self.changed_at.get(name) or self.modified_at
+
+    def stamp_changes(self, previous: Fact | None) -> None:
+        """Stamp each value: a value equal to the one `previous` (this record's stored facts) held keeps that
+        one's stamp (A -> B -> A is stamped at the last change); any other value changed at `modified_at`.
+
+        Only stamps that differ from `modified_at` are kept: that is the fallback of `changed` anyway."""
+        stamps: dict[str, dt.datetime] = {}
+        for name, value in self.values.items():
+            stamp = self.modified_at
+            if previous is not None and name in previous.values:
+                if encode_value(previous.values[name]) == encode_value(value):
+                    stamp = previous.changed(name)
+            if stamp is not None and stamp != self.modified_at:
+                stamps[name] = stamp
+        self.changed_at = stamps
 
     def to_json(self) -> dict[str, Any]:
         return {
             "ref": str(self.ref),
             "kind": self.kind.value,
             "modified_at": self.modified_at.isoformat() if self.modified_at else None,
+            "changed_at": {k: v.isoformat() for k, v in sorted(self.changed_at.items())},
             "keys": self.keys,
             "attach": self.attach,
             "member_of": self.member_of,
@@ -189,6 +215,8 @@ class Fact:
             member_of=list(data.get("member_of", [])),
             values={k: decode_value(v) for k, v in data.get("values", {}).items()},
             extra={k: decode_value(v) for k, v in data.get("extra", {}).items()},
+            # absent from facts stored before per-field stamps: every value then dates from `modified_at`
+            changed_at={k: dt.datetime.fromisoformat(v) for k, v in data.get("changed_at", {}).items()},
         )
 
 

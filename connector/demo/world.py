@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,10 +37,19 @@ def org_clock() -> dt.datetime:
 
 @contextlib.contextmanager
 def seeded_world(
-    root: Path, population: list[DemoPerson], as_of: dt.date, *, seed: int, config_text: str = DEMO_CONFIG
+    root: Path,
+    population: list[DemoPerson],
+    as_of: dt.date,
+    *,
+    seed: int,
+    config_text: str = DEMO_CONFIG,
+    sf_clock: Callable[[], dt.datetime] = org_clock,
 ) -> Iterator[World]:
-    """Start both sandboxes, seed them and the files under `root`, write `root/connector.yaml`; stop on exit."""
-    with SalesforceSandbox(clock=org_clock).start() as sf, VtigerSandbox().start() as vt:
+    """Start both sandboxes, seed them and the files under `root`, write `root/connector.yaml`; stop on exit.
+
+    `sf_clock` is the org's clock (tests that let hours pass between runs move it along with vtiger's).
+    """
+    with SalesforceSandbox(clock=sf_clock).start() as sf, VtigerSandbox().start() as vt:
         counts = {
             "salesforce": seed_salesforce(sf.store, population, as_of),
             "vtiger": seed_vtiger(vt.store, population, as_of),
