@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -64,9 +66,29 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], operations: Operations) -> None:
+    def __init__(
+        self, address: tuple[str, int], operations: Operations, context: ssl.SSLContext | None = None
+    ) -> None:
         super().__init__(address, _Handler)
         self.operations = operations
+        self.context = context
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.context is None:
+            super().finish_request(request, client_address)
+            return
+        # the handshake runs in the connection's own thread, so a client that never completes it stalls no one
+        try:
+            request.settimeout(10)
+            tls = self.context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return  # a client that refused our certificate (the point of some tests) or probed the port
+        try:
+            with contextlib.suppress(ConnectionError, ssl.SSLError, TimeoutError):  # the client hung up
+                _Handler(tls, client_address, self)
+        finally:
+            with contextlib.suppress(OSError):  # already closed by the peer
+                tls.close()
 
 
 def _encode(payload: dict[str, Any]) -> bytes:
@@ -75,8 +97,14 @@ def _encode(payload: dict[str, Any]) -> bytes:
 
 
 class HttpServer:
-    def __init__(self, operations: Operations, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._server = _Server((host, port), operations)
+    def __init__(
+        self,
+        operations: Operations,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        context: ssl.SSLContext | None = None,
+    ) -> None:
+        self._server = _Server((host, port), operations, context)
         self._thread: threading.Thread | None = None
 
     @property
