@@ -33,7 +33,8 @@ class VtigerSandbox:
       add_custom_field / set_modifiedtime / deletions; records are plain string dicts without `label`
     * `faults`: latency, error_500_rate (+ error_500_ops, fail_next, down_after, seed), sync_broken,
       logout_broken, convertlead_broken (all False: the patched instance the recording comes from;
-      `stock_php8()` sets them), sync_zero_fails, expire_sessions_after, injected
+      `stock_php8()` sets them), sync_zero_fails, expire_sessions_after, injected; broken_body ("truncated"
+      JSON or an "html" page with HTTP 200; + broken_body_ops, broken_body_after, broken_body_count), broken
     * `calls` (operations answered, by name), `reset_calls()`, `clock` (set / advance / now)
     * `tls=True`: serve HTTPS with a self-signed certificate (`ca_bundle`), as a real install behind TLS does;
       its temporary key folder is removed by `stop()`
@@ -124,6 +125,7 @@ class VtigerSandbox:
     def reset_calls(self) -> None:
         self.operations.calls.clear()
         self.faults.injected.clear()
+        self.faults.broken.clear()
 
     def env(self) -> dict[str, str]:
         """What a connector run needs in its environment to reach this sandbox."""

@@ -15,6 +15,11 @@ from connector.sandboxes.vtiger.operations import Operations
 
 ENDPOINT = "/webservice.php"
 MAX_BODY = 10 * 1024 * 1024
+# what a reverse proxy or a maintenance mode in front of vtiger answers, with HTTP 200
+MAINTENANCE_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>Down for maintenance</title></head>"
+    b"<body><h1>We'll be back soon</h1><p>The CRM is being updated.</p></body></html>\n"
+)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -43,11 +48,20 @@ class _Handler(BaseHTTPRequestHandler):
             body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
             # PHP's $_REQUEST: the form body wins over the query string
             params.update(parse_qsl(body, keep_blank_values=True))
-        status, payload = self.server.operations.handle(method, params)
+        operations = self.server.operations
+        broken = operations.faults.broken_answer(params.get("operation", ""))
+        if broken == "html":
+            self._send(200, MAINTENANCE_PAGE, "text/html; charset=UTF-8")
+            return
+        status, payload = operations.handle(method, params)
         if payload is None:
             self._send(status, b"", "text/html; charset=UTF-8")
-        else:
-            self._send(status, _encode(payload), "application/json; charset=UTF-8")
+            return
+        body = _encode(payload)
+        if broken == "truncated":
+            body = body[: max(len(body) // 2, 1)]  # Content-Length matches: PHP's output simply stopped
+            status = 200
+        self._send(status, body, "application/json; charset=UTF-8")
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)
