@@ -57,11 +57,11 @@ class _Handler(BaseHTTPRequestHandler):
         if payload is None:
             self._send(status, b"", "text/html; charset=UTF-8")
             return
-        body = _encode(payload)
+        answer = _encode(payload)
         if broken == "truncated":
-            body = body[: max(len(body) // 2, 1)]  # Content-Length matches: PHP's output simply stopped
+            answer = answer[: max(len(answer) // 2, 1)]  # Content-Length matches: PHP's output simply stopped
             status = 200
-        self._send(status, body, "application/json; charset=UTF-8")
+        self._send(status, answer, "application/json; charset=UTF-8")
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)
