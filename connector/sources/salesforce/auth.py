@@ -20,7 +20,7 @@ from xml.parsers.expat import ExpatError
 
 import jwt
 import requests
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed
 from simple_salesforce.login import soap_login, token_login
@@ -28,6 +28,7 @@ from simple_salesforce.login import soap_login, token_login
 from ...errors import ConfigError, RetriableError
 from ...logs import register_secret
 from ...model import StrictModel
+from ...transport import ca_bundle_path
 
 # A body cut off mid-transfer is as transient as a reset connection (requests raises these while reading it).
 TRANSIENT_ERRORS = (
@@ -57,7 +58,7 @@ class SalesforceConnection(StrictModel):
     login_url: str | None = None  # a full https:// login URL; wins over `domain`
     api_version: str = "59.0"
     env_prefix: str = "SF_"
-    ca_bundle: str | None = None  # a CA bundle path (the sandbox's self-signed certificate)
+    ca_bundle: str | None = None  # PEM file of the CAs to trust, relative to the config file
     # JWT bearer `aud`; by default derived from where we log in (login / test, or an Experience Cloud site)
     jwt_audience: str | None = None
     timeout_seconds: float = Field(default=30.0, gt=0)
@@ -70,6 +71,11 @@ class SalesforceConnection(StrictModel):
         if len(parts) != 2 or not all(p.isdigit() for p in parts):
             raise ValueError(f"api_version must look like '59.0', got '{value}'")
         return text
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_bundle(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return ca_bundle_path(value, info)
 
     @field_validator("login_url")
     @classmethod
