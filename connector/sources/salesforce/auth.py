@@ -28,7 +28,7 @@ from simple_salesforce.login import soap_login, token_login
 from ...errors import ConfigError, RetriableError
 from ...logs import register_secret
 from ...model import StrictModel
-from ...transport import ca_bundle_path
+from ...transport import ca_bundle_path, certificate_error, certificate_failure
 
 # A body cut off mid-transfer is as transient as a reset connection (requests raises these while reading it).
 TRANSIENT_ERRORS = (
@@ -227,6 +227,11 @@ def login(conn: SalesforceConnection, secrets: SalesforceSecrets, http: requests
         # a 2xx whose XML does not parse, or whose JSON lacks the token fields simple-salesforce reads
         raise _broken_answer(conn) from None
     except TRANSIENT_ERRORS as exc:
+        reason = certificate_failure(exc)
+        if reason is not None:  # waiting does not make a certificate valid
+            raise certificate_error(
+                f"Salesforce login ({conn.auth})", conn.login_base(), reason, conn.ca_bundle
+            ) from None
         raise RetriableError(f"Salesforce login ({conn.auth}): {type(exc).__name__}") from None
     if not token or not instance:
         raise _broken_answer(conn)
