@@ -29,6 +29,7 @@ from requests.adapters import HTTPAdapter
 from ...errors import ConfigError, ConnectorError, RecordError, RetriableError, UnreachableError
 from ...logs import register_secret
 from ...retry import RetryPolicy, parse_retry_after
+from ...transport import certificate_error, certificate_failure
 
 log = structlog.get_logger(__name__)
 
@@ -112,6 +113,9 @@ class VtigerClient:
         self.policy = policy or RetryPolicy()
         self.timeout = timeout
         self.http = session or requests.Session()
+        # passed with every request (`_request`): requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE in the
+        # environment override `Session.verify`, which would silently drop the configured ca_bundle
+        self.verify = verify
         self.http.verify = verify
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(pool_size, 1))
         self.http.mount("http://", adapter)
@@ -281,11 +285,19 @@ class VtigerClient:
         self._count(operation)
         try:
             if operation in GET_OPERATIONS:
-                response = self.http.get(self.endpoint, params=data, timeout=self.timeout)
+                response = self.http.get(self.endpoint, params=data, timeout=self.timeout, verify=self.verify)
             elif operation in POST_OPERATIONS:
-                response = self.http.post(self.endpoint, data=data, timeout=self.timeout)
+                response = self.http.post(self.endpoint, data=data, timeout=self.timeout, verify=self.verify)
             else:
                 raise ValueError(f"unknown vtiger operation '{operation}'")
+        except requests.exceptions.SSLError as exc:
+            reason = certificate_failure(exc)
+            if reason is not None:  # waiting does not make a certificate valid
+                ca_bundle = self.verify if isinstance(self.verify, str) else None
+                raise certificate_error(f"vtiger {operation}", self.endpoint, reason, ca_bundle) from None
+            raise RetriableError(
+                f"vtiger {operation}: SSLError talking to {self.endpoint}", code="TLS"
+            ) from None
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
             # a reset or a body cut short mid-transfer is as transient as a refused connection
             raise RetriableError(
