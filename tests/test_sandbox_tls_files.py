@@ -80,12 +80,13 @@ def test_ctrl_c_on_the_salesforce_sandbox_command_removes_its_key_folder(tmp_pat
     )
     try:
         assert proc.stdout is not None
-        bundle = ""
-        while not bundle:
+        settings: dict[str, str] = {}
+        while "SF_API_VERSION" not in settings:  # the last line: serve() is now waiting for Ctrl-C
             line = proc.stdout.readline()
             assert line, "serve() exited before printing its settings"
-            if line.startswith("SF_CA_BUNDLE="):
-                bundle = line.strip().partition("=")[2]
+            name, _, value = line.strip().partition("=")
+            settings[name] = value
+        bundle = settings["SF_CA_BUNDLE"]
         assert Path(bundle).parent in tls_folders(folder_root)
     finally:
         proc.send_signal(signal.SIGINT)
