@@ -248,7 +248,8 @@ def load_config_text(text: str, file: str, *, base_dir: Path) -> AppConfigBase:
     model = _app_model()
     config: AppConfigBase | None = None
     try:
-        config = model.model_validate(data, context={"defer_stage_checks": True})
+        # base_dir: plugin configs resolve their paths (ca_bundle) against the config file's folder
+        config = model.model_validate(data, context={"defer_stage_checks": True, "base_dir": base_dir})
     except ValidationError as exc:
         for err in exc.errors():
             loc = _fix_loc(tuple(err["loc"]), data)

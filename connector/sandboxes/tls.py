@@ -1,14 +1,19 @@
-"""A self-signed certificate for the loopback sandboxes, minted once per process.
+"""Self-signed certificates for the loopback sandboxes.
 
 Clients talk real HTTPS to the sandboxes and verify the server with `verify=<cert path>`, so the certificate
-names both `127.0.0.1` (IP SAN) and `localhost` (DNS SAN). Minting an RSA key costs tens of milliseconds; the
-files are therefore cached per process and per directory, which keeps a function-scoped fixture cheap.
+names both `127.0.0.1` (IP SAN) and `localhost` (DNS SAN). An EC key takes well under a millisecond to mint, so
+every sandbox gets a private temporary folder (`connector-tls-*`) of its own and hands it back with
+`remove_cert` when it stops: a private key never outlives its server. Folders a caller names are the caller's
+and are reused (cached per directory) and never removed. Folders still held when the interpreter exits (a
+sandbox never stopped) are removed then, as a last resort.
 """
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import ipaddress
+import shutil
 import ssl
 import tempfile
 import threading
@@ -33,30 +38,62 @@ class CertFiles:
 
 
 _lock = threading.Lock()
-_cache: dict[Path | None, CertFiles] = {}
+_cache: dict[Path, CertFiles] = {}
 _contexts: dict[CertFiles, ssl.SSLContext] = {}
+_owned: set[Path] = set()  # temporary folders minted here and not yet removed
 
 
 def loopback_cert(directory: str | Path | None = None) -> CertFiles:
-    """Write (once per process) a self-signed cert+key for 127.0.0.1/localhost and return their paths.
+    """A self-signed cert+key for 127.0.0.1/localhost; the paths of the two PEM files.
 
-    Without `directory` the files go to a private temporary directory that lives as long as the process.
+    Without `directory`: a fresh private temporary folder on every call, which the caller gives back with
+    `remove_cert`. With `directory`: written once per process into that folder and reused; never removed.
     """
-    key_dir = Path(directory) if directory is not None else None
+    if directory is None:
+        target = Path(tempfile.mkdtemp(prefix="connector-tls-"))
+        with _lock:
+            _owned.add(target)
+        return _write_cert(target)
+    key_dir = Path(directory)
     with _lock:
         cached = _cache.get(key_dir)
         if cached is not None and cached.cert.exists() and cached.key.exists():
             return cached
-        target = key_dir if key_dir is not None else Path(tempfile.mkdtemp(prefix="connector-tls-"))
-        target.mkdir(parents=True, exist_ok=True)
-        files = _write_cert(target)
+        key_dir.mkdir(parents=True, exist_ok=True)
+        files = _write_cert(key_dir)
         _cache[key_dir] = files
         return files
 
 
-def server_context(files: CertFiles | None = None) -> ssl.SSLContext:
+def remove_cert(files: CertFiles) -> None:
+    """Delete a temporary folder minted by `loopback_cert()` (key first); a caller-named folder is kept."""
+    folder = files.cert.parent
+    with _lock:
+        _contexts.pop(files, None)
+        if folder not in _owned:
+            return
+        _owned.discard(folder)
+    _remove_folder(folder)
+
+
+def _remove_folder(folder: Path) -> None:
+    # the key goes first and on its own, so even a folder that cannot be removed as a whole holds no key
+    (folder / KEY_NAME).unlink(missing_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@atexit.register
+def _remove_left_over_folders() -> None:
+    """Last resort for sandboxes never stopped (a crashed test, an interpreter exiting mid-run)."""
+    with _lock:
+        left = list(_owned)
+        _owned.clear()
+    for folder in left:
+        _remove_folder(folder)
+
+
+def server_context(files: CertFiles) -> ssl.SSLContext:
     """A server-side TLS context holding the loopback certificate (cached: loading it is not free either)."""
-    files = files or loopback_cert()
     with _lock:
         ctx = _contexts.get(files)
         if ctx is None:

@@ -278,8 +278,10 @@ def test_php_notices_before_the_envelope_are_tolerated(fake: FakeVtiger) -> None
     assert "types" in client().call("listtypes")
 
 
-def test_html_instead_of_an_envelope_is_a_config_error(fake: FakeVtiger) -> None:
-    fake.on("listtypes", (200, "<html>login page</html>"))
+def test_html_instead_of_an_envelope_from_first_contact_on_is_a_config_error(fake: FakeVtiger) -> None:
+    # once the url has answered like vtiger, a page instead of an envelope is an outage instead
+    # (test_client_broken_bodies.py)
+    fake.on("getchallenge", (200, "<html>login page</html>"))
     with pytest.raises(ConfigError):
         client().call("listtypes")
 

@@ -22,25 +22,27 @@ __all__ = ["Credentials", "Faults", "SObjectError", "SalesforceSandbox", "Store"
 def serve(host: str = "127.0.0.1", port: int = 0, seed_people: int = 0) -> None:
     """Run a sandbox in the foreground, print how to reach it (as exportable env lines), block until Ctrl-C."""
     sandbox = SalesforceSandbox(host=host, port=port, seed_people=seed_people).start()
-    lines = [
-        f"SF_INSTANCE_URL={sandbox.instance_url}",
-        f"SF_LOGIN_URL={sandbox.login_url}",
-        f"SF_CA_BUNDLE={sandbox.ca_bundle}",
-        f"REQUESTS_CA_BUNDLE={sandbox.ca_bundle}",
-        f"SF_USERNAME={sandbox.username}",
-        f"SF_PASSWORD={sandbox.password}",
-        f"SF_SECURITY_TOKEN={sandbox.security_token}",
-        f"SF_CLIENT_ID={sandbox.client_id}",
-        f"SF_CLIENT_SECRET={sandbox.client_secret}",
-        f"SF_API_VERSION={sandbox.api_version}",
-    ]
-    print(
-        "# Salesforce sandbox running; export these to point connector at it (Ctrl-C stops it):", flush=True
-    )
-    for line in lines:
-        print(line, flush=True)
+    # from here on every way out (Ctrl-C even while the settings print) stops it and removes its key folder
     try:
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a user stops the sandbox
+            lines = [
+                f"SF_INSTANCE_URL={sandbox.instance_url}",
+                f"SF_LOGIN_URL={sandbox.login_url}",
+                f"SF_CA_BUNDLE={sandbox.ca_bundle}",
+                f"REQUESTS_CA_BUNDLE={sandbox.ca_bundle}",
+                f"SF_USERNAME={sandbox.username}",
+                f"SF_PASSWORD={sandbox.password}",
+                f"SF_SECURITY_TOKEN={sandbox.security_token}",
+                f"SF_CLIENT_ID={sandbox.client_id}",
+                f"SF_CLIENT_SECRET={sandbox.client_secret}",
+                f"SF_API_VERSION={sandbox.api_version}",
+            ]
+            print(
+                "# Salesforce sandbox running; export these to point connector at it (Ctrl-C stops it):",
+                flush=True,
+            )
+            for line in lines:
+                print(line, flush=True)
             while True:
                 time.sleep(3600)
     finally:

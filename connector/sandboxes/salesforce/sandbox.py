@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from ..tls import loopback_cert, server_context
+from ..tls import CertFiles, loopback_cert, remove_cert, server_context
 from . import auth, bulk, rest
 from . import seed as seeding
 from .faults import Faults
@@ -64,6 +64,7 @@ class SalesforceSandbox:
         major = int(float(api_version))
         self.versions = [f"{v}.0" for v in range(min(52, major), major + 1)]
         self._cert_dir = cert_dir
+        self._cert: CertFiles | None = None  # minted on first use, removed by stop()
         self._lock = threading.Lock()
         self._server: HttpsServer | None = None
         self._thread: threading.Thread | None = None
@@ -99,13 +100,19 @@ class SalesforceSandbox:
 
     @property
     def ca_bundle(self) -> str:
-        return str(loopback_cert(self._cert_dir).cert)
+        return str(self._cert_files().cert)
+
+    def _cert_files(self) -> CertFiles:
+        with self._lock:
+            if self._cert is None:
+                self._cert = loopback_cert(self._cert_dir)
+            return self._cert
 
     # ----- lifecycle ----------------------------------------------------------------------------------------
     def start(self) -> SalesforceSandbox:
         if self._server is not None:
             return self
-        files = loopback_cert(self._cert_dir)
+        files = self._cert_files()
         self._server = HttpsServer((self.host, self.port), self.handle, server_context(files))
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
@@ -118,6 +125,16 @@ class SalesforceSandbox:
         return self
 
     def stop(self) -> None:
+        """Stop serving and remove the certificate's temporary folder (its private key with it)."""
+        try:
+            self._stop_server()
+        finally:
+            with self._lock:
+                cert, self._cert = self._cert, None
+            if cert is not None:
+                remove_cert(cert)
+
+    def _stop_server(self) -> None:
         server, self._server = self._server, None
         if server is None:
             return

@@ -16,11 +16,12 @@ __all__ = ["Faults", "SandboxClock", "VtigerSandbox", "VtigerStore", "serve"]
 def serve(host: str = "127.0.0.1", port: int = 0, seed_people: int = 0) -> None:
     """Run a sandbox in the foreground, print how to reach it, and block until Ctrl-C."""
     sandbox = VtigerSandbox(host=host, port=port, seed_people=seed_people).start()
-    print(f"vtiger sandbox listening on {sandbox.endpoint}", flush=True)
-    for key, value in sandbox.env().items():
-        print(f"{key}={value}", flush=True)
+    # from here on every way out (Ctrl-C even while the settings print) stops it
     try:
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a user stops the sandbox
+            print(f"vtiger sandbox listening on {sandbox.endpoint}", flush=True)
+            for key, value in sandbox.env().items():
+                print(f"{key}={value}", flush=True)
             _wait_for_interrupt()
     finally:
         sandbox.stop()

@@ -6,6 +6,7 @@ import random
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 @dataclass
@@ -35,9 +36,21 @@ class Faults:
     hold_ops: set[str] = field(default_factory=set)
     arrived: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
+    #: answer HTTP 200 with a body that is no webservice envelope: "truncated" (the operation runs and its JSON
+    #: is cut off half way, as when PHP dies mid-output) or "html" (a proxy's or maintenance page in front of
+    #: vtiger: the operation never runs); None: off
+    broken_body: Literal["truncated", "html"] | None = None
+    #: restrict `broken_body` to these operations (empty: every operation)
+    broken_body_ops: set[str] = field(default_factory=set)
+    #: that many calls (of `broken_body_ops`, if set) are answered whole before the broken answers start
+    broken_body_after: int = 0
+    #: then this many broken answers before vtiger answers whole again (None: until `broken_body` is reset)
+    broken_body_count: int | None = None
     seed: int = 0
     #: empty-500 answers given so far, by operation
     injected: Counter[str] = field(default_factory=Counter)
+    #: broken-body answers given so far, by operation
+    broken: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -77,3 +90,19 @@ class Faults:
                 self.injected[operation] += 1
                 return True
             return False
+
+    def broken_answer(self, operation: str) -> Literal["truncated", "html"] | None:
+        """Whether (and how) this call's answer is broken; counts it when it is."""
+        with self._lock:
+            kind = self.broken_body
+            if kind is None or (self.broken_body_ops and operation not in self.broken_body_ops):
+                return None
+            if self.broken_body_after > 0:
+                self.broken_body_after -= 1
+                return None
+            if self.broken_body_count is not None:
+                if self.broken_body_count <= 0:
+                    return None
+                self.broken_body_count -= 1
+            self.broken[operation] += 1
+            return kind

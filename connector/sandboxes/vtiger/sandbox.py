@@ -7,6 +7,7 @@ import string
 from collections import Counter
 from types import TracebackType
 
+from connector.sandboxes.tls import CertFiles, loopback_cert, remove_cert, server_context
 from connector.sandboxes.vtiger.clock import SandboxClock
 from connector.sandboxes.vtiger.faults import Faults
 from connector.sandboxes.vtiger.operations import Operations
@@ -32,8 +33,11 @@ class VtigerSandbox:
       add_custom_field / set_modifiedtime / deletions; records are plain string dicts without `label`
     * `faults`: latency, error_500_rate (+ error_500_ops, fail_next, down_after, seed), sync_broken,
       logout_broken, convertlead_broken (all False: the patched instance the recording comes from;
-      `stock_php8()` sets them), sync_zero_fails, expire_sessions_after, injected
+      `stock_php8()` sets them), sync_zero_fails, expire_sessions_after, injected; broken_body ("truncated"
+      JSON or an "html" page with HTTP 200; + broken_body_ops, broken_body_after, broken_body_count), broken
     * `calls` (operations answered, by name), `reset_calls()`, `clock` (set / advance / now)
+    * `tls=True`: serve HTTPS with a self-signed certificate (`ca_bundle`), as a real install behind TLS does;
+      its temporary key folder is removed by `stop()`
     """
 
     def __init__(
@@ -46,6 +50,7 @@ class VtigerSandbox:
         port: int = 0,
         seed_people: int = 0,
         faults: Faults | None = None,
+        tls: bool = False,
     ) -> None:
         self.username = username
         self.access_key = access_key or new_access_key()
@@ -56,20 +61,34 @@ class VtigerSandbox:
         self.operations = Operations(self.store, self.sessions, self.faults)
         self._host, self._port = host, port
         self._http: HttpServer | None = None
+        self.tls = tls
+        self._cert: CertFiles | None = None
         if seed_people:
             _seed_people(self.store, seed_people)
 
     # ---- lifecycle ------------------------------------------------------------------------------------
     def start(self) -> VtigerSandbox:
         if self._http is None:
-            self._http = HttpServer(self.operations, self._host, self._port)
+            context = server_context(self._cert_files()) if self.tls else None
+            self._http = HttpServer(self.operations, self._host, self._port, context)
             self._http.start()
         return self
 
     def stop(self) -> None:
-        if self._http is not None:
-            self._http.stop()
-            self._http = None
+        """Stop serving; with `tls`, also remove the certificate's temporary folder (its private key too)."""
+        try:
+            if self._http is not None:
+                self._http.stop()
+                self._http = None
+        finally:
+            cert, self._cert = self._cert, None
+            if cert is not None:
+                remove_cert(cert)
+
+    def _cert_files(self) -> CertFiles:
+        if self._cert is None:
+            self._cert = loopback_cert()
+        return self._cert
 
     def __enter__(self) -> VtigerSandbox:
         return self.start()
@@ -85,7 +104,14 @@ class VtigerSandbox:
         if self._http is None:
             raise RuntimeError("the sandbox is not started")
         host, port = self._http.address
-        return f"http://{host}:{port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{port}"
+
+    @property
+    def ca_bundle(self) -> str:
+        """The certificate to verify the server with (`tls=True` only)."""
+        if not self.tls:
+            raise RuntimeError("the sandbox serves plain HTTP; start it with tls=True")
+        return str(self._cert_files().cert)
 
     @property
     def endpoint(self) -> str:
@@ -99,6 +125,7 @@ class VtigerSandbox:
     def reset_calls(self) -> None:
         self.operations.calls.clear()
         self.faults.injected.clear()
+        self.faults.broken.clear()
 
     def env(self) -> dict[str, str]:
         """What a connector run needs in its environment to reach this sandbox."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -13,6 +15,11 @@ from connector.sandboxes.vtiger.operations import Operations
 
 ENDPOINT = "/webservice.php"
 MAX_BODY = 10 * 1024 * 1024
+# what a reverse proxy or a maintenance mode in front of vtiger answers, with HTTP 200
+MAINTENANCE_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>Down for maintenance</title></head>"
+    b"<body><h1>We'll be back soon</h1><p>The CRM is being updated.</p></body></html>\n"
+)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -41,11 +48,20 @@ class _Handler(BaseHTTPRequestHandler):
             body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
             # PHP's $_REQUEST: the form body wins over the query string
             params.update(parse_qsl(body, keep_blank_values=True))
-        status, payload = self.server.operations.handle(method, params)
+        operations = self.server.operations
+        broken = operations.faults.broken_answer(params.get("operation", ""))
+        if broken == "html":
+            self._send(200, MAINTENANCE_PAGE, "text/html; charset=UTF-8")
+            return
+        status, payload = operations.handle(method, params)
         if payload is None:
             self._send(status, b"", "text/html; charset=UTF-8")
-        else:
-            self._send(status, _encode(payload), "application/json; charset=UTF-8")
+            return
+        answer = _encode(payload)
+        if broken == "truncated":
+            answer = answer[: max(len(answer) // 2, 1)]  # Content-Length matches: PHP's output simply stopped
+            status = 200
+        self._send(status, answer, "application/json; charset=UTF-8")
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)
@@ -64,9 +80,29 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], operations: Operations) -> None:
+    def __init__(
+        self, address: tuple[str, int], operations: Operations, context: ssl.SSLContext | None = None
+    ) -> None:
         super().__init__(address, _Handler)
         self.operations = operations
+        self.context = context
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.context is None:
+            super().finish_request(request, client_address)
+            return
+        # the handshake runs in the connection's own thread, so a client that never completes it stalls no one
+        try:
+            request.settimeout(10)
+            tls = self.context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return  # a client that refused our certificate (the point of some tests) or probed the port
+        try:
+            with contextlib.suppress(ConnectionError, ssl.SSLError, TimeoutError):  # the client hung up
+                _Handler(tls, client_address, self)
+        finally:
+            with contextlib.suppress(OSError):  # already closed by the peer
+                tls.close()
 
 
 def _encode(payload: dict[str, Any]) -> bytes:
@@ -75,8 +111,14 @@ def _encode(payload: dict[str, Any]) -> bytes:
 
 
 class HttpServer:
-    def __init__(self, operations: Operations, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._server = _Server((host, port), operations)
+    def __init__(
+        self,
+        operations: Operations,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        context: ssl.SSLContext | None = None,
+    ) -> None:
+        self._server = _Server((host, port), operations, context)
         self._thread: threading.Thread | None = None
 
     @property

@@ -20,7 +20,7 @@ from xml.parsers.expat import ExpatError
 
 import jwt
 import requests
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed
 from simple_salesforce.login import soap_login, token_login
@@ -28,6 +28,7 @@ from simple_salesforce.login import soap_login, token_login
 from ...errors import ConfigError, RetriableError
 from ...logs import register_secret
 from ...model import StrictModel
+from ...transport import ca_bundle_path, certificate_error, certificate_failure
 
 # A body cut off mid-transfer is as transient as a reset connection (requests raises these while reading it).
 TRANSIENT_ERRORS = (
@@ -57,7 +58,7 @@ class SalesforceConnection(StrictModel):
     login_url: str | None = None  # a full https:// login URL; wins over `domain`
     api_version: str = "59.0"
     env_prefix: str = "SF_"
-    ca_bundle: str | None = None  # a CA bundle path (the sandbox's self-signed certificate)
+    ca_bundle: str | None = None  # PEM file of the CAs to trust, relative to the config file
     # JWT bearer `aud`; by default derived from where we log in (login / test, or an Experience Cloud site)
     jwt_audience: str | None = None
     timeout_seconds: float = Field(default=30.0, gt=0)
@@ -70,6 +71,11 @@ class SalesforceConnection(StrictModel):
         if len(parts) != 2 or not all(p.isdigit() for p in parts):
             raise ValueError(f"api_version must look like '59.0', got '{value}'")
         return text
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_bundle(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return ca_bundle_path(value, info)
 
     @field_validator("login_url")
     @classmethod
@@ -221,6 +227,11 @@ def login(conn: SalesforceConnection, secrets: SalesforceSecrets, http: requests
         # a 2xx whose XML does not parse, or whose JSON lacks the token fields simple-salesforce reads
         raise _broken_answer(conn) from None
     except TRANSIENT_ERRORS as exc:
+        reason = certificate_failure(exc)
+        if reason is not None:  # waiting does not make a certificate valid
+            raise certificate_error(
+                f"Salesforce login ({conn.auth})", conn.login_base(), reason, conn.ca_bundle
+            ) from None
         raise RetriableError(f"Salesforce login ({conn.auth}): {type(exc).__name__}") from None
     if not token or not instance:
         raise _broken_answer(conn)

@@ -29,6 +29,7 @@ from simple_salesforce import Salesforce
 
 from ...errors import BudgetExceededError, ConfigError, RetriableError
 from ...retry import RetryPolicy, parse_retry_after
+from ...transport import certificate_error, certificate_failure
 from .auth import TRANSIENT_ERRORS, SalesforceConnection, SalesforceSecrets, Session, login
 from .budget import ApiBudget
 from .describe_cache import DescribeCache, trim_describe
@@ -337,6 +338,9 @@ class SalesforceClient:
             try:
                 resp = self.http.request(method, url, params=params, data=body, headers=headers)
             except TRANSIENT_ERRORS as exc:
+                reason = certificate_failure(exc)
+                if reason is not None:  # waiting does not make a certificate valid
+                    raise certificate_error(label, url, reason, self.conn.ca_bundle) from None
                 raise RetriableError(f"{label}: {type(exc).__name__}", code=type(exc).__name__) from None
             self.budget.update(resp.headers.get("Sforce-Limit-Info"))
             self.server_time = _http_date(resp.headers.get("Date")) or self.server_time

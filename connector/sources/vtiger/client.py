@@ -5,7 +5,10 @@ Built to what a real vtiger 8.2.0 does (see docs in the vtiger package), not to 
 - `element` travels as a JSON *string* in a form body;
 - stock 8.2 on PHP 8 answers some operations (`sync`, `logout`) with HTTP 500 and an *empty* body: that is an
   error (retriable), never an empty result;
-- a challenge token is per user and a new `getchallenge` replaces the previous one, so logins are serialised.
+- a challenge token is per user and a new `getchallenge` replaces the previous one, so logins are serialised;
+- a 200 whose body is no webservice envelope (JSON cut short when PHP dies mid-output, a proxy's or a
+  maintenance page) is an outage, retried like a 5xx; only a url that never answered with an envelope (first
+  contact, every attempt) is a config error.
 
 This module knows nothing about modules, fields or the funnel; `vtql.py`, `describe.py` and `source.py` do.
 """
@@ -26,6 +29,7 @@ from requests.adapters import HTTPAdapter
 from ...errors import ConfigError, ConnectorError, RecordError, RetriableError, UnreachableError
 from ...logs import register_secret
 from ...retry import RetryPolicy, parse_retry_after
+from ...transport import certificate_error, certificate_failure
 
 log = structlog.get_logger(__name__)
 
@@ -49,6 +53,7 @@ SESSION_ERRORS = frozenset({"INVALID_SESSIONID", "AUTHENTICATION_REQUIRED"})
 LOGIN_ERRORS = frozenset({"INVALID_USER_CREDENTIALS", "INVALID_AUTH_TOKEN"})
 RETRIABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 CONFIG_STATUS = frozenset({401, 403, 404, 405})
+NOT_AN_ENVELOPE = "NOT_AN_ENVELOPE"
 
 
 class VtigerApiError(RecordError):
@@ -108,6 +113,9 @@ class VtigerClient:
         self.policy = policy or RetryPolicy()
         self.timeout = timeout
         self.http = session or requests.Session()
+        # passed with every request (`_request`): requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE in the
+        # environment override `Session.verify`, which would silently drop the configured ca_bundle
+        self.verify = verify
         self.http.verify = verify
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(pool_size, 1))
         self.http.mount("http://", adapter)
@@ -120,6 +128,9 @@ class VtigerClient:
         self.user_id: str | None = None
         self._login_lock = login_lock(self.endpoint, username)
         self._count_lock = threading.Lock()
+        # whether this url ever answered like vtiger: until it has, answers that are never an envelope point
+        # at a wrong url (config), afterwards they are an outage
+        self._envelope_seen = False
 
     # -- public -------------------------------------------------------------------------------------------
     def call(
@@ -136,9 +147,20 @@ class VtigerClient:
         like a 500 instead of escaping the policy as a bare `RetriableError`.
         """
         encoded = _encode_params(params or {})
-        if retry:
-            return self.policy.call(self._attempt, operation, encoded, check, what=f"vtiger {operation}")
-        return self._attempt(operation, encoded, check)
+        failures: list[str | None] = []  # the code of each failed attempt, to tell a wrong url from an outage
+        if not retry:
+            return self._attempt(operation, encoded, check, failures)
+        try:
+            return self.policy.call(
+                self._attempt, operation, encoded, check, failures, what=f"vtiger {operation}"
+            )
+        except UnreachableError:
+            # every attempt got a page or a fragment, and this url never answered like vtiger: a wrong url
+            if failures and not self._envelope_seen and all(code == NOT_AN_ENVELOPE for code in failures):
+                raise ConfigError(
+                    f"is url the vtiger base URL? {self.endpoint} never answered with a webservice envelope"
+                ) from None
+            raise
 
     def query(self, vtql: str, *, retry: bool = True) -> list[dict[str, Any]]:
         return list(self.call("query", {"query": vtql}, retry=retry, check=_rows))
@@ -222,9 +244,19 @@ class VtigerClient:
             log.info("vtiger.login", user=self.username, vtiger_version=result.get("vtigerVersion"))
             return
 
-    def _attempt(self, operation: str, params: dict[str, str], check: Callable[[Any], Any] | None) -> Any:
-        result = self._call_with_session(operation, params)
-        return check(result) if check is not None else result
+    def _attempt(
+        self,
+        operation: str,
+        params: dict[str, str],
+        check: Callable[[Any], Any] | None,
+        failures: list[str | None],
+    ) -> Any:
+        try:
+            result = self._call_with_session(operation, params)
+            return check(result) if check is not None else result
+        except RetriableError as exc:
+            failures.append(exc.code)
+            raise
 
     def _call_with_session(self, operation: str, params: dict[str, str]) -> Any:
         session = self._current_session()
@@ -253,11 +285,19 @@ class VtigerClient:
         self._count(operation)
         try:
             if operation in GET_OPERATIONS:
-                response = self.http.get(self.endpoint, params=data, timeout=self.timeout)
+                response = self.http.get(self.endpoint, params=data, timeout=self.timeout, verify=self.verify)
             elif operation in POST_OPERATIONS:
-                response = self.http.post(self.endpoint, data=data, timeout=self.timeout)
+                response = self.http.post(self.endpoint, data=data, timeout=self.timeout, verify=self.verify)
             else:
                 raise ValueError(f"unknown vtiger operation '{operation}'")
+        except requests.exceptions.SSLError as exc:
+            reason = certificate_failure(exc)
+            if reason is not None:  # waiting does not make a certificate valid
+                ca_bundle = self.verify if isinstance(self.verify, str) else None
+                raise certificate_error(f"vtiger {operation}", self.endpoint, reason, ca_bundle) from None
+            raise RetriableError(
+                f"vtiger {operation}: SSLError talking to {self.endpoint}", code="TLS"
+            ) from None
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
             # a reset or a body cut short mid-transfer is as transient as a refused connection
             raise RetriableError(
@@ -284,10 +324,15 @@ class VtigerClient:
             # PHP dying before it printed anything is not an answer (and not an empty result) whatever the status
             raise RetriableError(f"vtiger {operation}: HTTP {status} with an empty body", code="EMPTY_BODY")
         body = _decode(response.text)
-        if body is None:
-            raise ConfigError(
-                f"vtiger {operation}: the answer from {self.endpoint} is not a webservice envelope (check the url)"
+        if body is None or not isinstance(body.get("success"), bool):
+            # cut short, a proxy's page, a maintenance page: the server (or something in front of it) is not
+            # answering properly right now. `call` turns it into a config error if this url never answered so.
+            raise RetriableError(
+                f"vtiger {operation}: HTTP {status} but the answer is not a webservice envelope "
+                f"({_body_kind(response)})",
+                code=NOT_AN_ENVELOPE,
             )
+        self._envelope_seen = True
         if body.get("success") is True:
             return body.get("result")
         error: dict[str, Any] = body["error"] if isinstance(body.get("error"), dict) else {}
@@ -295,8 +340,6 @@ class VtigerClient:
         message = str(error.get("message", ""))
         if code in SESSION_ERRORS:
             raise _SessionRejected(code)
-        if body.get("success") is not False:
-            raise ConfigError(f"vtiger {operation}: the answer has no success flag (check the url)")
         raise VtigerApiError(f"vtiger {operation}: {code} {message}".strip(), code=code)
 
 
@@ -327,6 +370,13 @@ def _decode(text: str) -> dict[str, Any] | None:
             return None
         log.warning("vtiger.response.noise", prefix_chars=start)
     return body if isinstance(body, dict) else None
+
+
+def _body_kind(response: requests.Response) -> str:
+    """What came instead of an envelope, for the log: the type and size only, never the body (it may echo
+    the request, session name included)."""
+    content_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip() or "no content type"
+    return f"{content_type}, {len(response.content)} bytes"
 
 
 def _rows(result: Any) -> list[dict[str, Any]]:

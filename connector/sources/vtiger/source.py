@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import structlog
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ...context import RunContext
@@ -43,6 +43,7 @@ from ...mappers.vtiger import (
 )
 from ...retry import RetryPolicy
 from ...schema import LEAD_STATUS_MEANINGS, OPPORTUNITY_MEANINGS, Fact, FactKind
+from ...transport import ca_bundle_path, https_unless_loopback
 from ..base import Batch, SourceConfigBase
 from . import vtql
 from .client import VtigerApiError, VtigerClient, read_error
@@ -73,9 +74,10 @@ class VtigerModuleConfig(ObjectMapping):
 
 class VtigerSourceConfig(SourceConfigBase):
     type: Literal["vtiger"]
-    url: str  # the CRM's base url; the webservice is <url>/webservice.php
+    # the CRM's base url (https://, or http:// to a loopback host); the webservice is <url>/webservice.php
+    url: str
     env_prefix: str = "VTIGER_"  # <prefix>USERNAME and <prefix>ACCESS_KEY
-    ca_bundle: str | None = None
+    ca_bundle: str | None = None  # PEM file of the CAs to trust, relative to the config file
     timeout_seconds: float = Field(30.0, gt=0)
     incremental: Literal["auto", "sync", "query"] = "auto"
     # id reconciliation (deletions) of a module read by `query`: on every Nth such run (1: every one), and
@@ -87,10 +89,13 @@ class VtigerSourceConfig(SourceConfigBase):
 
     @field_validator("url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("url must start with http:// or https://")
-        return value.rstrip("/")
+    def _https_url(cls, value: str) -> str:
+        return https_unless_loopback(value)
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_bundle(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return ca_bundle_path(value, info)
 
     @field_validator("modules")
     @classmethod
