@@ -10,7 +10,8 @@ leaving gets it removed, and the field of a person in two segments holds both. T
 `value`, else its `campaign` name, else the segment's own name. Only that value is ever added or removed: any
 other value in the field (set by hand) stays. Whenever a segment changes, records that hold its value without
 belonging to a member (typed by hand, or left from a lost state) have it removed, so the field stays exact
-(with `strict: true` this check runs every run, not only when the segment changes).
+(with `strict: true` this check runs every run, not only when the segment changes, and also puts the value back
+on a member's record where someone removed it by hand).
 Filter lists and reports in vtiger on that field. People entering are also related to the segment's Campaign,
 if the YAML names one (found by `campaignname`, created with its mandatory fields when it says `create: true`),
 so the campaign's related lists work; leaving does not remove that relation, it stays as history.
@@ -77,7 +78,8 @@ class VtigerWriterConfig(WriterConfigBase):
     concurrency: int = Field(4, ge=1, le=32)
     campaigns: dict[str, CampaignConfig] = Field(default_factory=dict)  # segment name -> campaign
     # check every segment's field each run (one `like` query per module and segment), so a managed value
-    # typed onto a non-member by hand is cleared by the next run, not only when the segment next changes
+    # typed onto a non-member by hand is cleared by the next run, not only when the segment next changes, and
+    # one removed by hand from a member is put back
     strict: bool = False
 
     @model_validator(mode="after")
@@ -237,7 +239,9 @@ class VtigerWriter:
         values set by hand) stays. Records that hold the value but belong to no member (set by hand, or left
         over from a lost state) are found with one `like` query per module and cleared too: whenever the
         segment changes, or every run when the target is `strict` (then a segment without changes costs
-        those queries and nothing else unless it finds such a record).
+        those queries and nothing else unless it finds such a record). Strict also puts the value back on
+        members' records that lost it by hand: their current values are read (100 ids a query) and revised;
+        they are not related to the campaign again (leaving never took that relation away).
         """
         self._begin(ctx)
         result = WriteResult()
@@ -262,10 +266,31 @@ class VtigerWriter:
             wanted[ref] = (False, None)
         if strays:
             log.info("vtiger.segment.strays", target=self.name, segment=change.segment, records=len(strays))
+        # strict: a member's record without the value lost it by hand (the state still has the membership)
+        restores: set[RecordRef] = set()
+        if self.publishes_snapshots:
+            owners = {ref: m for m in change.members for ref in self._own_refs(m)}
+            restores = {ref for ref in owners if ref not in holders and ref not in wanted}
+            wanted.update({ref: (True, owners[ref]) for ref in restores})
         # holders came with their values; the rest are read by id (100 a query). A record gone from vtiger
         # fails an add (the next run knows it is deleted) but has nothing left to remove.
         missing = self._load_values([ref for ref in wanted if ref not in holders and ref not in self._values])
-        items = [(ref, want) for ref, want in wanted.items() if want[0] or ref not in missing]
+        # a record gone since the read has nothing to put back either: the source sees the deletion
+        items = [
+            (ref, want)
+            for ref, want in wanted.items()
+            if (want[0] and ref not in restores) or ref not in missing
+        ]
+        if restores:
+            log.info(
+                "vtiger.segment.restore",
+                target=self.name,
+                segment=change.segment,
+                records=len(restores - missing),
+            )
+            result.notes.append(
+                f"{self.name}: strict: put '{value}' back on {len(restores - missing)} member record(s)"
+            )
 
         def one(item: tuple[RecordRef, tuple[bool, Member | None]]) -> RecordError | None:
             ref, (add, _member) = item
@@ -281,7 +306,7 @@ class VtigerWriter:
                     self.client.revise({"id": ref.id, fields[ref.object]: join_multi(updated)})
                     with self._lock:
                         self._values[ref] = updated
-                if add and campaign_id:
+                if add and campaign_id and ref not in restores:
                     self.client.add_related(campaign_id, ref.id, ref.object)
             except RecordError as exc:
                 return RecordError(f"{ref}: {exc}", code=exc.code)
