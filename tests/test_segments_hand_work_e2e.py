@@ -164,8 +164,11 @@ def test_strict_vtiger_target_puts_back_a_segment_value_removed_by_hand(
     assert world.vt.calls["revise"] == 1
     assert world.vt.calls["add_related"] == 0  # the campaign relation was never taken away: not re-added
 
-    world.run()
+    replay = world.run()
     assert world.vt_writes() == 0
+    # the plan's estimate counts what strict costs each run: the holders' query per segment and module
+    # (tests/vtiger/test_writer_sandbox.py checks a quiet strict segment makes exactly those queries)
+    assert replay.estimated_write_calls["vt_out"] == 2 * 2
 
 
 # ---- not strict: a member connector did not create is never deleted ----------------------------------------

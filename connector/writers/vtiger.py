@@ -103,7 +103,13 @@ def join_multi(values: Iterable[str]) -> str:
 
 
 class VtigerWriter:
-    def __init__(self, cfg: VtigerWriterConfig, source_cfg: VtigerSourceConfig, client: VtigerClient) -> None:
+    def __init__(
+        self,
+        cfg: VtigerWriterConfig,
+        source_cfg: VtigerSourceConfig,
+        client: VtigerClient,
+        segments: int = 0,
+    ) -> None:
         self.name = cfg.name
         self.source: str | None = cfg.source
         self.cfg = cfg
@@ -112,6 +118,7 @@ class VtigerWriter:
         self.label_objects = frozenset(cfg.label_field)
         # strict: the run loop hands over every segment each run, changed or not (see `sync_segment`)
         self.publishes_snapshots = cfg.strict and bool(cfg.segments_field)
+        self.segments = segments  # how many configured segments go to this target (for the estimate)
         self._infos: dict[str, ModuleInfo] = {}
         self._label_fields: dict[str, str] = {}
         self._segment_fields: dict[str, str] = {}
@@ -130,7 +137,9 @@ class VtigerWriter:
         source_cfg = found[0]
         if not isinstance(source_cfg, VtigerSourceConfig):
             raise ConfigError(f"targets.{cfg.name}.source: '{cfg.source}' is not a vtiger source")
-        return cls(cfg, source_cfg, build_client(source_cfg, env, pool_size=cfg.concurrency + 2))
+        segments = getattr(getattr(env, "app", None), "segments", None) or []
+        served = sum(1 for segment in segments if cfg.name in getattr(segment, "targets", ()))
+        return cls(cfg, source_cfg, build_client(source_cfg, env, pool_size=cfg.concurrency + 2), served)
 
     def _check_own_fields_not_signals(self) -> None:
         # the writer's own fields move modifiedtime on every write; read back as signals they would feed
@@ -531,10 +540,17 @@ class VtigerWriter:
 
     def estimate_calls(self, labels: int, adds: int, removes: int) -> int:
         """One revise per label; per segment change a revise (+ add_related for an add), the holders'
-        `like` query and the current values of added records (100 a query) per module, a campaign lookup."""
+        `like` query and the current values of added records (100 a query) per module, a campaign lookup.
+        Strict: the holders' query of every segment, per module, each run whether it changed or not. Not
+        known before the run, so not counted: strays and (strict) values removed by hand from members, each
+        a revise, their values read 100 a query."""
         changes = adds + removes
         modules = max(len(self.cfg.segments_field), 1)
-        reads = (-(-changes // vtql.PAGE_SIZE) + -(-adds // vtql.PAGE_SIZE)) * modules if changes else 0
+        if self.publishes_snapshots:
+            holders = self.segments * modules
+        else:
+            holders = -(-changes // vtql.PAGE_SIZE) * modules if changes else 0
+        reads = holders + (-(-adds // vtql.PAGE_SIZE) * modules if changes else 0)
         campaign = 1 if adds and self.cfg.campaigns else 0
         return labels + reads + changes + adds + campaign
 
