@@ -484,11 +484,24 @@ class SalesforceWriter:
             and self._person_record(m) is not None
         ]
         if missing:
-            before = len(result.failed)
-            self._add_members(campaign, missing, result)
-            back = len(missing) - (len(result.failed) - before)
+            # the state holds these memberships already: a failure here is no rejected record (nothing
+            # would clear it), but a note; the next run's scan tries again
+            again = WriteResult()
+            self._add_members(campaign, missing, again)
+            result.created.update(again.created)
+            back = len(missing) - len(again.failed)
             log.info("salesforce.campaign.restored", target=self.name, segment=change.segment, members=back)
-            result.notes.append(f"strict: added back {back} member(s) of segment {change.segment}")
+            if back:
+                result.notes.append(f"strict: added back {back} member(s) of segment {change.segment}")
+            for key, error in again.failed.items():
+                log.warning(
+                    "salesforce.campaign.restore_failed",
+                    target=self.name,
+                    segment=change.segment,
+                    person=key,
+                    code=error.code,
+                )
+                result.notes.append(f"strict: could not add back {key} to segment {change.segment}: {error}")
 
     def _delete_rows(self, row_ids: list[str], gone: frozenset[str] = ALREADY_GONE) -> dict[str, Outcome]:
         outcomes: dict[str, Outcome] = {}

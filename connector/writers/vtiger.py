@@ -332,8 +332,12 @@ class VtigerWriter:
                 ref=str(ref),
                 code=error.code,
             )
-            if owner is not None:
+            if owner is not None and ref not in restores:
                 result.failed.setdefault(owner.person_key, error)
+            elif (
+                owner is not None
+            ):  # the state holds this membership already: the next strict run tries again
+                result.notes.append(f"{self.name}: could not put '{value}' back on {ref}: {error}")
             else:  # a stray belongs to no one the state tracks: the next change of the segment tries again
                 result.notes.append(f"{self.name}: could not clear '{value}' on {ref}: {error}")
         result.calls = self.client.calls.total() - before

@@ -328,6 +328,19 @@ def test_strict_campaign_adds_back_a_member_deleted_by_hand() -> None:
 
 
 @responses.activate
+def test_a_member_strict_cannot_add_back_is_a_note_not_a_rejected_membership() -> None:
+    campaign_queries(["Sent"])
+    coll = Collections()
+    coll.errors["003B"] = ["INVALID_CROSS_REFERENCE_KEY"]  # her Contact was deleted since the read
+    w = writer(campaigns={"renewal": {"campaign": "Renewal 2027", "strict": True}})
+    result = w.sync_segment(SegmentChange("renewal", [member("pb", ("Contact", "003B"))], [], []), ctx())
+    assert len(coll.bodies) == 1
+    assert result.failed == {} and result.created == {}  # the state keeps her membership as it was
+    [note] = result.notes
+    assert note.startswith("strict: could not add back pb to segment renewal: ")
+
+
+@responses.activate
 def test_unknown_member_status_and_missing_campaign_are_config_errors() -> None:
     campaign_queries(["Responded"])
     with pytest.raises(ConfigError, match="member_status 'Sent'"):
