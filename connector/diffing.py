@@ -122,7 +122,9 @@ class ChangePlanner:
             removes = [
                 self._gone_member(store, key, writer, people, decisions) for key in sorted(before - now_keys)
             ]
-            out.append(SegmentChange(segment.name, members, adds, removes))
+            made = store.membership_records(writer.name, segment.name) if removes else {}
+            created = {m.person_key: made[m.person_key] for m in removes if m.person_key in made}
+            out.append(SegmentChange(segment.name, members, adds, removes, created))
             summary.segments.setdefault(writer.name, {})[segment.name] = {
                 "members": len(members),
                 "adds": len(adds),

@@ -432,6 +432,7 @@ class Runner:
             with store.transaction():
                 store.add_members(writer.name, change.segment, added, ctx.as_of, run_id)
                 store.remove_members(writer.name, change.segment, removed)
+                store.set_membership_records(writer.name, change.segment, result.created)
                 store.clear_rejected("write", writer.name, [f"{change.segment}:{k}" for k in added + removed])
                 for item, exc in result.failed.items():
                     store.reject(

@@ -2,8 +2,8 @@
 
 Tables: per-source cursors; the last known facts of every source record; identity links (merge key -> person
 key); each person's stage with its reason; the stage transition history; the last label written per record per
-target; segment memberships per target; one row per run; and rejected records (read and write) with their reason
-so the next run retries them.
+target; segment memberships per target (with the target records connector created for them); one row per run;
+and rejected records (read and write) with their reason so the next run retries them.
 
 The run loop decides transaction boundaries (`transaction()`): facts and the cursor that covers them commit
 together, so a cursor never moves past something not stored. A `plan` runs everything inside one outer
@@ -19,7 +19,7 @@ import fcntl
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,11 @@ CREATE TABLE IF NOT EXISTS memberships (
     run_id INTEGER, PRIMARY KEY (target, segment, person_key));
 CREATE TABLE IF NOT EXISTS baselines (
     source TEXT PRIMARY KEY, run_id INTEGER, completed_at TEXT NOT NULL);
+-- the target records connector itself created for a membership (Salesforce CampaignMember Ids): a removal
+-- deletes only these, never a member someone else made; a table of its own so older state files gain it
+CREATE TABLE IF NOT EXISTS membership_records (
+    target TEXT NOT NULL, segment TEXT NOT NULL, person_key TEXT NOT NULL, record_id TEXT NOT NULL,
+    PRIMARY KEY (target, segment, person_key, record_id));
 CREATE TABLE IF NOT EXISTS rejected (
     phase TEXT NOT NULL, system TEXT NOT NULL, item TEXT NOT NULL, object TEXT, code TEXT, reason TEXT NOT NULL,
     payload TEXT, first_run INTEGER, last_run INTEGER, attempts INTEGER NOT NULL DEFAULT 1,
@@ -321,6 +326,9 @@ class StateStore:
         self.db.execute("UPDATE OR IGNORE labels SET person_key=? WHERE person_key=?", (new, old))
         self.db.execute("UPDATE OR IGNORE memberships SET person_key=? WHERE person_key=?", (new, old))
         self.db.execute("DELETE FROM memberships WHERE person_key=?", (old,))
+        # every record either person's membership created is still connector's to remove
+        self.db.execute("UPDATE OR IGNORE membership_records SET person_key=? WHERE person_key=?", (new, old))
+        self.db.execute("DELETE FROM membership_records WHERE person_key=?", (old,))
         self.db.execute("DELETE FROM people WHERE person_key=?", (old,))
 
     def add_transition(
@@ -381,10 +389,35 @@ class StateStore:
         )
 
     def remove_members(self, target: str, segment: str, keys: Iterable[str]) -> None:
+        rows = [(target, segment, k) for k in keys]
+        self.db.executemany("DELETE FROM memberships WHERE target=? AND segment=? AND person_key=?", rows)
         self.db.executemany(
-            "DELETE FROM memberships WHERE target=? AND segment=? AND person_key=?",
-            [(target, segment, k) for k in keys],
+            "DELETE FROM membership_records WHERE target=? AND segment=? AND person_key=?", rows
         )
+
+    def membership_records(self, target: str, segment: str) -> dict[str, tuple[str, ...]]:
+        """Person key -> the target records connector created for that membership (see `set_...`)."""
+        out: dict[str, list[str]] = {}
+        for row in self.db.execute(
+            "SELECT person_key, record_id FROM membership_records WHERE target=? AND segment=? "
+            "ORDER BY person_key, record_id",
+            (target, segment),
+        ):
+            out.setdefault(row[0], []).append(row[1])
+        return {k: tuple(v) for k, v in out.items()}
+
+    def set_membership_records(self, target: str, segment: str, records: Mapping[str, Iterable[str]]) -> None:
+        """Replace the created records of these memberships: a record made again (e.g. a strict campaign
+        adding back a member deleted by hand) supersedes the one that is gone."""
+        for key, ids in records.items():
+            self.db.execute(
+                "DELETE FROM membership_records WHERE target=? AND segment=? AND person_key=?",
+                (target, segment, key),
+            )
+            self.db.executemany(
+                "INSERT OR IGNORE INTO membership_records VALUES (?, ?, ?, ?)",
+                [(target, segment, key, rid) for rid in ids],
+            )
 
     # ---- rejected records ---------------------------------------------------------------------------
 

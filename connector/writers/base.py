@@ -52,6 +52,9 @@ class SegmentChange:
     members: list[Member]  # everyone in the segment now, in stable order
     adds: list[Member]
     removes: list[Member]
+    # person key -> the target records connector created for that membership (from state), for the removes:
+    # a writer that can tell its own records from hand-made ones deletes only these
+    created: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass
@@ -69,6 +72,9 @@ class WriteResult:
     calls: int = 0
     notes: list[str] = field(default_factory=list)
     unreachable: str | None = None
+    # person key -> the target records this call created for the person's membership (CampaignMember Ids);
+    # the run loop keeps them in state, replacing what it held for that membership
+    created: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 class Writer(Protocol):

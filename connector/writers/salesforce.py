@@ -5,8 +5,11 @@ FALSE` so a label write never re-runs assignment rules), or one Bulk API 2.0 upd
 `bulk_threshold`. Records Salesforce rejects come back in `WriteResult.failed` with their error code; records
 that lost a row lock are sent again (only those, through the retry policy) before they count as failed.
 
-Campaign sync adds the members a segment gained (a `DUPLICATE_VALUE` means already a member: done) and deletes
-the CampaignMember rows of those it lost. Members someone added by hand stay unless the campaign is `strict`.
+Campaign sync adds the members a segment gained (a `DUPLICATE_VALUE` means already a member: done) and, for
+those it lost, deletes only the CampaignMember rows connector's own inserts created (their Ids are kept in
+state): a member that was there before connector added the person, or added by hand at any time, is hand work
+(a 'Responded' status is response history) and stays. A `strict` campaign is mirrored exactly instead: every
+run its members are scanned, anyone not in the segment is deleted and a member deleted by hand is added back.
 """
 
 from __future__ import annotations
@@ -43,14 +46,18 @@ AUTO_ASSIGN_OFF = {"Sforce-Auto-Assign": "FALSE"}  # sent on every write, whatev
 BULK_JOB_CALLS = 6  # create, upload, close, >=1 status poll, failed results (+ unprocessed when it failed)
 CAMPAIGN_LOOKUP_CALLS = 2  # the Campaign by name or id, then its CampaignMemberStatus values
 ALREADY_MEMBER = {"DUPLICATE_VALUE"}  # adding: the person is in the campaign already
-ALREADY_GONE = {"ENTITY_IS_DELETED"}  # removing: the member row is gone already
+ALREADY_GONE = frozenset({"ENTITY_IS_DELETED"})  # removing: the member row is gone already
+# deleting a row by the Id connector's own insert returned: the Id cannot be mistyped, so "no such record" (the
+# row was purged, e.g. with its Lead) means gone as well
+OWN_ROW_GONE = ALREADY_GONE | {"INVALID_CROSS_REFERENCE_KEY"}
 PERSON_OBJECTS = ("Contact", "Lead")  # preference order for a campaign member
 
 
 class CampaignTarget(StrictModel):
     campaign: str  # Campaign Name or Id
     member_status: str = "Sent"
-    strict: bool = False  # also remove members that are not in the segment (e.g. added by hand)
+    # mirror exactly: also remove members not in the segment (e.g. added by hand), add back members deleted by hand
+    strict: bool = False
     create: bool = False  # create the campaign when no campaign has this name
 
 
@@ -129,14 +136,17 @@ class SalesforceWriter:
         one Bulk job. A campaign lookup
         (the Campaign, then its member statuses) for every strict campaign, synced each run whether or not
         its segment changed, and, when members change at all, for every other campaign too (which of them
-        changed is not known here). Per 200 added members a call; per 200 removed members a query for their
-        member rows and a delete (a person with both a Lead and a Contact counts once). The first page of
+        changed is not known here). Per 200 added members a call. Per 200 removed members a delete of the
+        rows connector created (their Ids are in state: no query), and, when any campaign is strict, a query
+        for their member rows first (strict removes whatever row the person has); which campaign lost members
+        is not known here, so with strict and other campaigns this is an upper bound. The first page of
         every strict campaign's member scan.
 
         Not known before the run, so not counted: a strict campaign's further scan pages (one per 2,000
-        members) and the deletes of the members found there outside the segment (one per 200, e.g. added by
-        hand); a campaign created because `create: true` found none; a Bulk job's extra status polls;
-        retries (503, 429, row locks, an expired session); the login.
+        members), the deletes of the members found there outside the segment (one per 200, e.g. added by
+        hand) and the inserts of members it finds missing (one per 200, deleted by hand); a campaign created
+        because `create: true` found none; a Bulk job's extra status polls; retries (503, 429, row locks,
+        an expired session); the login.
 
         The source's reads, its periodic id reconciliation included, are not part of this estimate: `plan`
         reads for real, so the read calls it reports are the ones the run will make again."""
@@ -151,7 +161,8 @@ class SalesforceWriter:
         strict = sum(1 for t in self.cfg.campaigns.values() if t.strict)
         looked_up = len(self.cfg.campaigns) if adds or removes else strict
         calls += CAMPAIGN_LOOKUP_CALLS * looked_up + strict  # + the first member page of each strict scan
-        calls += math.ceil(adds / COMPOSITE_MAX) + 2 * math.ceil(removes / COMPOSITE_MAX)
+        per_removal = 2 if strict else 1  # (a member-row query +) a delete
+        calls += math.ceil(adds / COMPOSITE_MAX) + per_removal * math.ceil(removes / COMPOSITE_MAX)
         return calls
 
     def _describes_to_make(self) -> int:
@@ -279,11 +290,11 @@ class SalesforceWriter:
             return result
         campaign = self._campaign(change.segment, target)
         self._add_members(campaign, change.adds, result)
-        self._remove_members(campaign, change.removes, result)
         if target.strict:
-            removed = self._remove_strangers(campaign, change.members, result)
-            if removed:
-                result.notes.append(f"strict: removed {removed} member(s) not in segment {change.segment}")
+            self._remove_members(campaign, change.removes, result)
+            self._mirror(campaign, change, result)
+        else:
+            self._remove_created(change, result)
         result.calls = self.client.calls - start
         log.info(
             "salesforce.campaign.synced",
@@ -350,6 +361,8 @@ class SalesforceWriter:
         return None
 
     def _add_members(self, campaign: _Campaign, adds: list[Member], result: WriteResult) -> None:
+        """Insert a member row per person. The rows an insert created go into `result.created` (state keeps
+        them: only those are ever deleted when not strict); a `DUPLICATE_VALUE` row is someone else's."""
         rows: dict[str, dict[str, Any]] = {}
         for member in adds:
             target = self._person_record(member)
@@ -373,9 +386,11 @@ class SalesforceWriter:
                     "POST", [rows[k] for k in ks], headers=AUTO_ASSIGN_OFF, what="add campaign members"
                 )
 
-            for key, outcome in self._collection(chunk, send, "add campaign members").items():
+            made: dict[str, str] = {}
+            for key, outcome in self._collection(chunk, send, "add campaign members", made).items():
                 if outcome is not None and outcome[0] not in ALREADY_MEMBER:
                     result.failed[key] = RecordError(outcome[1], code=outcome[0])
+            result.created.update({key: (row_id,) for key, row_id in made.items()})
 
     def _member_rows(self, campaign: _Campaign, record_ids: list[str]) -> Iterator[dict[str, Any]]:
         for start_at in range(0, len(record_ids), COMPOSITE_MAX):
@@ -402,28 +417,93 @@ class SalesforceWriter:
             if outcome is not None:
                 result.failed[row_owner[row_id]] = RecordError(outcome[1], code=outcome[0])
 
-    def _remove_strangers(self, campaign: _Campaign, members: list[Member], result: WriteResult) -> int:
-        keep = {r.id for m in members for r in m.refs if r.source == self.source}
+    def _remove_created(self, change: SegmentChange, result: WriteResult) -> None:
+        """Not strict: delete only the rows connector's inserts created for the people who left.
+
+        A person without such a record keeps her row: it was there before connector added her (the insert
+        answered DUPLICATE_VALUE) or, in a state from before these records were kept, nobody can say who made
+        it. Leaving a stale member is the lesser harm there: deleting a hand-made one loses its status and
+        response history for good, while a stale one stays visible and `strict: true` clears it. The
+        membership leaves the state either way.
+        """
+        owner: dict[str, str] = {}  # CampaignMember Id -> person key
+        kept = 0
+        for member in change.removes:
+            rows = change.created.get(member.person_key, ())
+            kept += not rows
+            owner.update(dict.fromkeys(rows, member.person_key))
+        for row_id, outcome in self._delete_rows(list(owner), gone=OWN_ROW_GONE).items():
+            if outcome is not None:
+                result.failed[owner[row_id]] = RecordError(outcome[1], code=outcome[0])
+        if kept:
+            log.info(
+                "salesforce.campaign.kept",
+                target=self.name,
+                segment=change.segment,
+                members=kept,
+                reason="member rows connector did not create are left alone (not strict)",
+            )
+            result.notes.append(
+                f"{self.name}: kept {kept} member(s) of segment {change.segment} in the campaign: connector "
+                "did not create their member rows (set strict: true to mirror the segment exactly)"
+            )
+
+    def _mirror(self, campaign: _Campaign, change: SegmentChange, result: WriteResult) -> None:
+        """Strict: delete every member row of people outside the segment, add back members whose row is gone
+        (deleted by hand). Costs the member scan, made every run; deletes and inserts only when the campaign
+        drifted from the segment."""
+        keep = {r.id for m in change.members for r in m.refs if r.source == self.source}
+        present: set[str] = set()
         removed = failed = 0
         # page by page: a campaign can hold far more members than should sit in memory; deleting rows does
         # not disturb the query cursor (a snapshot)
         for page in self.client.query_pages(
             f"SELECT Id, ContactId, LeadId FROM CampaignMember WHERE CampaignId = {soql.literal(campaign.id)}"
         ):
-            strangers = [
-                str(row["Id"])
-                for row in page
-                if str(row.get("ContactId")) not in keep and str(row.get("LeadId")) not in keep
-            ]
+            strangers = []
+            for row in page:
+                ids = {str(row.get("ContactId")), str(row.get("LeadId"))}
+                if ids & keep:
+                    present |= ids
+                else:
+                    strangers.append(str(row["Id"]))
             outcomes = self._delete_rows(strangers)
             bad = sum(1 for o in outcomes.values() if o is not None)
             removed += len(strangers) - bad
             failed += bad
+        if removed:
+            result.notes.append(f"strict: removed {removed} member(s) not in segment {change.segment}")
         if failed:
             result.notes.append(f"strict: {failed} campaign member(s) could not be removed")
-        return removed
+        # this call's own adds are in the scan already; an add that failed is reported, and retried next run
+        missing = [
+            m
+            for m in change.members
+            if m.person_key not in result.failed
+            and not any(r.id in present for r in m.refs if r.source == self.source)
+            and self._person_record(m) is not None
+        ]
+        if missing:
+            # the state holds these memberships already: a failure here is no rejected record (nothing
+            # would clear it), but a note; the next run's scan tries again
+            again = WriteResult()
+            self._add_members(campaign, missing, again)
+            result.created.update(again.created)
+            back = len(missing) - len(again.failed)
+            log.info("salesforce.campaign.restored", target=self.name, segment=change.segment, members=back)
+            if back:
+                result.notes.append(f"strict: added back {back} member(s) of segment {change.segment}")
+            for key, error in again.failed.items():
+                log.warning(
+                    "salesforce.campaign.restore_failed",
+                    target=self.name,
+                    segment=change.segment,
+                    person=key,
+                    code=error.code,
+                )
+                result.notes.append(f"strict: could not add back {key} to segment {change.segment}: {error}")
 
-    def _delete_rows(self, row_ids: list[str]) -> dict[str, Outcome]:
+    def _delete_rows(self, row_ids: list[str], gone: frozenset[str] = ALREADY_GONE) -> dict[str, Outcome]:
         outcomes: dict[str, Outcome] = {}
         for start_at in range(0, len(row_ids), COMPOSITE_MAX):
             chunk = row_ids[start_at : start_at + COMPOSITE_MAX]
@@ -434,13 +514,18 @@ class SalesforceWriter:
                 )
 
             for rid, outcome in self._collection(chunk, send, "remove campaign members").items():
-                outcomes[rid] = None if outcome is None or outcome[0] in ALREADY_GONE else outcome
+                outcomes[rid] = None if outcome is None or outcome[0] in gone else outcome
         return outcomes
 
     # -- one sObject Collections call, with row-lock retries of only the locked records ----------------------
     def _collection(
-        self, keys: list[str], send: Callable[[list[str]], list[dict[str, Any]]], what: str
+        self,
+        keys: list[str],
+        send: Callable[[list[str]], list[dict[str, Any]]],
+        what: str,
+        created: dict[str, str] | None = None,
     ) -> dict[str, Outcome]:
+        """Each key's outcome; with `created`, also the Id each successful insert answered, by key."""
         outcomes: dict[str, Outcome] = {}
         pending = list(keys)
 
@@ -455,6 +540,8 @@ class SalesforceWriter:
             for key, answer in zip(pending, answers, strict=True):
                 if answer.get("success"):
                     outcomes[key] = None
+                    if created is not None and answer.get("id"):
+                        created[key] = str(answer["id"])
                     continue
                 errors = answer.get("errors") or [{}]
                 code = errors[0].get("statusCode") or errors[0].get("errorCode")

@@ -10,7 +10,8 @@ leaving gets it removed, and the field of a person in two segments holds both. T
 `value`, else its `campaign` name, else the segment's own name. Only that value is ever added or removed: any
 other value in the field (set by hand) stays. Whenever a segment changes, records that hold its value without
 belonging to a member (typed by hand, or left from a lost state) have it removed, so the field stays exact
-(with `strict: true` this check runs every run, not only when the segment changes).
+(with `strict: true` this check runs every run, not only when the segment changes, and also puts the value back
+on a member's record where someone removed it by hand).
 Filter lists and reports in vtiger on that field. People entering are also related to the segment's Campaign,
 if the YAML names one (found by `campaignname`, created with its mandatory fields when it says `create: true`),
 so the campaign's related lists work; leaving does not remove that relation, it stays as history.
@@ -77,7 +78,8 @@ class VtigerWriterConfig(WriterConfigBase):
     concurrency: int = Field(4, ge=1, le=32)
     campaigns: dict[str, CampaignConfig] = Field(default_factory=dict)  # segment name -> campaign
     # check every segment's field each run (one `like` query per module and segment), so a managed value
-    # typed onto a non-member by hand is cleared by the next run, not only when the segment next changes
+    # typed onto a non-member by hand is cleared by the next run, not only when the segment next changes, and
+    # one removed by hand from a member is put back
     strict: bool = False
 
     @model_validator(mode="after")
@@ -101,7 +103,13 @@ def join_multi(values: Iterable[str]) -> str:
 
 
 class VtigerWriter:
-    def __init__(self, cfg: VtigerWriterConfig, source_cfg: VtigerSourceConfig, client: VtigerClient) -> None:
+    def __init__(
+        self,
+        cfg: VtigerWriterConfig,
+        source_cfg: VtigerSourceConfig,
+        client: VtigerClient,
+        segments: int = 0,
+    ) -> None:
         self.name = cfg.name
         self.source: str | None = cfg.source
         self.cfg = cfg
@@ -110,6 +118,7 @@ class VtigerWriter:
         self.label_objects = frozenset(cfg.label_field)
         # strict: the run loop hands over every segment each run, changed or not (see `sync_segment`)
         self.publishes_snapshots = cfg.strict and bool(cfg.segments_field)
+        self.segments = segments  # how many configured segments go to this target (for the estimate)
         self._infos: dict[str, ModuleInfo] = {}
         self._label_fields: dict[str, str] = {}
         self._segment_fields: dict[str, str] = {}
@@ -128,7 +137,9 @@ class VtigerWriter:
         source_cfg = found[0]
         if not isinstance(source_cfg, VtigerSourceConfig):
             raise ConfigError(f"targets.{cfg.name}.source: '{cfg.source}' is not a vtiger source")
-        return cls(cfg, source_cfg, build_client(source_cfg, env, pool_size=cfg.concurrency + 2))
+        segments = getattr(getattr(env, "app", None), "segments", None) or []
+        served = sum(1 for segment in segments if cfg.name in getattr(segment, "targets", ()))
+        return cls(cfg, source_cfg, build_client(source_cfg, env, pool_size=cfg.concurrency + 2), served)
 
     def _check_own_fields_not_signals(self) -> None:
         # the writer's own fields move modifiedtime on every write; read back as signals they would feed
@@ -237,7 +248,9 @@ class VtigerWriter:
         values set by hand) stays. Records that hold the value but belong to no member (set by hand, or left
         over from a lost state) are found with one `like` query per module and cleared too: whenever the
         segment changes, or every run when the target is `strict` (then a segment without changes costs
-        those queries and nothing else unless it finds such a record).
+        those queries and nothing else unless it finds such a record). Strict also puts the value back on
+        members' records that lost it by hand: their current values are read (100 ids a query) and revised;
+        they are not related to the campaign again (leaving never took that relation away).
         """
         self._begin(ctx)
         result = WriteResult()
@@ -262,10 +275,31 @@ class VtigerWriter:
             wanted[ref] = (False, None)
         if strays:
             log.info("vtiger.segment.strays", target=self.name, segment=change.segment, records=len(strays))
+        # strict: a member's record without the value lost it by hand (the state still has the membership)
+        restores: set[RecordRef] = set()
+        if self.publishes_snapshots:
+            owners = {ref: m for m in change.members for ref in self._own_refs(m)}
+            restores = {ref for ref in owners if ref not in holders and ref not in wanted}
+            wanted.update({ref: (True, owners[ref]) for ref in restores})
         # holders came with their values; the rest are read by id (100 a query). A record gone from vtiger
         # fails an add (the next run knows it is deleted) but has nothing left to remove.
         missing = self._load_values([ref for ref in wanted if ref not in holders and ref not in self._values])
-        items = [(ref, want) for ref, want in wanted.items() if want[0] or ref not in missing]
+        # a record gone since the read has nothing to put back either: the source sees the deletion
+        items = [
+            (ref, want)
+            for ref, want in wanted.items()
+            if (want[0] and ref not in restores) or ref not in missing
+        ]
+        if restores:
+            log.info(
+                "vtiger.segment.restore",
+                target=self.name,
+                segment=change.segment,
+                records=len(restores - missing),
+            )
+            result.notes.append(
+                f"{self.name}: strict: put '{value}' back on {len(restores - missing)} member record(s)"
+            )
 
         def one(item: tuple[RecordRef, tuple[bool, Member | None]]) -> RecordError | None:
             ref, (add, _member) = item
@@ -281,7 +315,7 @@ class VtigerWriter:
                     self.client.revise({"id": ref.id, fields[ref.object]: join_multi(updated)})
                     with self._lock:
                         self._values[ref] = updated
-                if add and campaign_id:
+                if add and campaign_id and ref not in restores:
                     self.client.add_related(campaign_id, ref.id, ref.object)
             except RecordError as exc:
                 return RecordError(f"{ref}: {exc}", code=exc.code)
@@ -298,8 +332,12 @@ class VtigerWriter:
                 ref=str(ref),
                 code=error.code,
             )
-            if owner is not None:
+            if owner is not None and ref not in restores:
                 result.failed.setdefault(owner.person_key, error)
+            elif (
+                owner is not None
+            ):  # the state holds this membership already: the next strict run tries again
+                result.notes.append(f"{self.name}: could not put '{value}' back on {ref}: {error}")
             else:  # a stray belongs to no one the state tracks: the next change of the segment tries again
                 result.notes.append(f"{self.name}: could not clear '{value}' on {ref}: {error}")
         result.calls = self.client.calls.total() - before
@@ -514,10 +552,17 @@ class VtigerWriter:
 
     def estimate_calls(self, labels: int, adds: int, removes: int) -> int:
         """One revise per label; per segment change a revise (+ add_related for an add), the holders'
-        `like` query and the current values of added records (100 a query) per module, a campaign lookup."""
+        `like` query and the current values of added records (100 a query) per module, a campaign lookup.
+        Strict: the holders' query of every segment, per module, each run whether it changed or not. Not
+        known before the run, so not counted: strays and (strict) values removed by hand from members, each
+        a revise, their values read 100 a query."""
         changes = adds + removes
         modules = max(len(self.cfg.segments_field), 1)
-        reads = (-(-changes // vtql.PAGE_SIZE) + -(-adds // vtql.PAGE_SIZE)) * modules if changes else 0
+        if self.publishes_snapshots:
+            holders = self.segments * modules
+        else:
+            holders = -(-changes // vtql.PAGE_SIZE) * modules if changes else 0
+        reads = holders + (-(-adds // vtql.PAGE_SIZE) * modules if changes else 0)
         campaign = 1 if adds and self.cfg.campaigns else 0
         return labels + reads + changes + adds + campaign
 

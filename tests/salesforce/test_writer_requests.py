@@ -250,7 +250,29 @@ def test_campaign_adds_prefer_contact_and_duplicate_counts_as_present() -> None:
 
 
 @responses.activate
-def test_campaign_removes_query_member_rows_then_delete_in_chunks() -> None:
+def test_campaign_removes_delete_only_the_member_rows_connector_created() -> None:
+    seen = campaign_queries(["Sent"])
+    coll = Collections()
+    removes = [
+        member("pa", ("Contact", "003A")),
+        member("pb", ("Lead", "00QB")),
+        member("pc", ("Lead", "00QC")),
+    ]
+    # pa's and pc's rows came from connector's inserts (state kept their Ids); pb's was there before
+    created = {"pa": ("00vA",), "pc": ("00vC",)}
+    coll.errors["00vC"] = ["INVALID_CROSS_REFERENCE_KEY"]  # purged with its Lead: gone is gone
+    result = writer().sync_segment(SegmentChange("renewal", [], [], removes, created), ctx())
+    assert coll.deleted == [["00vA", "00vC"]]  # by Id: no member query
+    assert result.failed == {}
+    assert len(seen) == 2  # the campaign and its statuses
+    assert result.notes == [
+        "sf_out: kept 1 member(s) of segment renewal in the campaign: connector did not create their member "
+        "rows (set strict: true to mirror the segment exactly)"
+    ]
+
+
+@responses.activate
+def test_strict_campaign_removes_query_member_rows_then_delete_in_chunks() -> None:
     rows = [
         {"Id": "00vA", "ContactId": "003A", "LeadId": None},
         {"Id": "00vB", "ContactId": None, "LeadId": "00QB"},
@@ -258,8 +280,9 @@ def test_campaign_removes_query_member_rows_then_delete_in_chunks() -> None:
     seen = campaign_queries(["Sent"], rows)
     coll = Collections()
     removes = [member("pa", ("Contact", "003A")), member("pb", ("Lead", "00QB"))]
-    result = writer().sync_segment(SegmentChange("renewal", [], [], removes), ctx())
-    assert coll.deleted == [["00vA", "00vB"]]
+    w = writer(campaigns={"renewal": {"campaign": "Renewal 2027", "strict": True}})
+    result = w.sync_segment(SegmentChange("renewal", [], [], removes), ctx())
+    assert coll.deleted[0] == ["00vA", "00vB"]  # whoever made them; then the scan (answered the same rows)
     assert result.failed == {}
     assert seen[2] == (
         "SELECT Id, ContactId, LeadId FROM CampaignMember WHERE CampaignId = '701C' "
@@ -280,6 +303,41 @@ def test_strict_campaign_removes_hand_added_members() -> None:
     result = w.sync_segment(SegmentChange("renewal", keep, [], []), ctx())
     assert coll.deleted == [["00vX"]]
     assert result.notes == ["strict: removed 1 member(s) not in segment renewal"]
+
+
+@responses.activate
+def test_strict_campaign_adds_back_a_member_deleted_by_hand() -> None:
+    campaign_queries(["Sent"], [{"Id": "00vA", "ContactId": "003A", "LeadId": None}])
+    coll = Collections()
+    segment = [member("pa", ("Contact", "003A")), member("pb", ("Lead", "00QB"), ("Contact", "003B"))]
+    w = writer(campaigns={"renewal": {"campaign": "Renewal 2027", "strict": True}})
+    result = w.sync_segment(SegmentChange("renewal", segment, [], []), ctx())
+    assert coll.deleted == []
+    [body] = coll.bodies  # the scan saw no row of pb: her row is inserted again, on her Contact
+    assert body["records"] == [
+        {
+            "attributes": {"type": "CampaignMember"},
+            "CampaignId": "701C",
+            "ContactId": "003B",
+            "Status": "Sent",
+        }
+    ]
+    assert result.failed == {}
+    assert result.created == {"pb": ("003B",)}  # the answered Id (this double answers the record's own key)
+    assert result.notes == ["strict: added back 1 member(s) of segment renewal"]
+
+
+@responses.activate
+def test_a_member_strict_cannot_add_back_is_a_note_not_a_rejected_membership() -> None:
+    campaign_queries(["Sent"])
+    coll = Collections()
+    coll.errors["003B"] = ["INVALID_CROSS_REFERENCE_KEY"]  # her Contact was deleted since the read
+    w = writer(campaigns={"renewal": {"campaign": "Renewal 2027", "strict": True}})
+    result = w.sync_segment(SegmentChange("renewal", [member("pb", ("Contact", "003B"))], [], []), ctx())
+    assert len(coll.bodies) == 1
+    assert result.failed == {} and result.created == {}  # the state keeps her membership as it was
+    [note] = result.notes
+    assert note.startswith("strict: could not add back pb to segment renewal: ")
 
 
 @responses.activate
@@ -311,11 +369,12 @@ def test_estimate_calls() -> None:
     assert w.estimate_calls(401, 0, 0) == 2 + 4
     assert w.estimate_calls(1, 0, 0) == 1 + 1
     assert w.estimate_calls(5000, 0, 0) == 2 + 6  # one bulk job
-    assert w.estimate_calls(0, 250, 201) == 2 + 2 + 4
+    assert w.estimate_calls(0, 250, 201) == 2 + 2 + 2  # removals delete by the Ids state kept: no query
     # a strict campaign is looked up and scanned every run, whether its segment changed or not
     strict = writer(campaigns={"a": {"campaign": "A", "strict": True}, "b": {"campaign": "B"}})
     assert strict.estimate_calls(0, 0, 0) == 2 + 1
     assert strict.estimate_calls(0, 1, 0) == 2 * 2 + 1 + 1
+    assert strict.estimate_calls(0, 0, 1) == 2 * 2 + 1 + 2  # strict removes any row: a query, then a delete
 
 
 def test_target_needs_a_salesforce_source() -> None:
@@ -333,7 +392,7 @@ def test_every_campaign_write_sends_auto_assign_off() -> None:
     Collections()
     w = writer(campaigns={"renewal": {"campaign": "New one", "create": True}})
     adds, removes = [member("pb", ("Lead", "00QB"))], [member("pa", ("Contact", "003A"))]
-    w.sync_segment(SegmentChange("renewal", adds, adds, removes), ctx())
+    w.sync_segment(SegmentChange("renewal", adds, adds, removes, {"pa": ("00vA",)}), ctx())
     writes = [c.request for c in responses.calls if c.request.method != "GET"]
     assert [r.method for r in writes] == ["POST", "POST", "DELETE"]  # campaign, member add, member remove
     assert all(r.headers.get("Sforce-Auto-Assign") == "FALSE" for r in writes)
@@ -347,7 +406,7 @@ def test_adding_a_deleted_person_fails_but_removing_a_deleted_row_is_done() -> N
     coll.errors["00QB"] = ["ENTITY_IS_DELETED"]
     coll.errors["00vA"] = ["ENTITY_IS_DELETED"]
     adds, removes = [member("pb", ("Lead", "00QB"))], [member("pa", ("Contact", "003A"))]
-    result = writer().sync_segment(SegmentChange("renewal", adds, adds, removes), ctx())
+    result = writer().sync_segment(SegmentChange("renewal", adds, adds, removes, {"pa": ("00vA",)}), ctx())
     # the add did not happen: kept as failed, so state never claims a membership Salesforce lacks
     assert {k: e.code for k, e in result.failed.items()} == {"pb": "ENTITY_IS_DELETED"}
 

@@ -146,20 +146,24 @@ def test_campaign_adds_removes_and_duplicates(sf_sandbox) -> None:
     assert result.failed == {}
     assert members_of(sf_sandbox, campaign) == sorted([*cids, lead_only, by_hand])
     assert all(r["Status"] == "Sent" for r in store.all("CampaignMember"))
+    created = result.created  # the state keeps these: every member row but the one that was already there
+    assert set(created) == {m.person_key for m in segment} - {"p0"}
 
     # replaying the same adds changes nothing (DUPLICATE_VALUE counts as present)
     again = w.sync_segment(SegmentChange("renewal", segment, segment, []), ctx())
     assert again.failed == {} and members_of(sf_sandbox, campaign) == sorted([*cids, lead_only, by_hand])
 
     removes = segment[:3]
-    result = w.sync_segment(SegmentChange("renewal", segment[3:], [], removes), ctx())
+    mine = {m.person_key: created[m.person_key] for m in removes if m.person_key in created}
+    result = w.sync_segment(SegmentChange("renewal", segment[3:], [], removes, mine), ctx())
     assert result.failed == {}
-    assert members_of(sf_sandbox, campaign) == sorted([*cids[3:], lead_only, by_hand])  # hand-added one stays
+    # the one that was a member before connector added her stays, like the one added by hand
+    assert members_of(sf_sandbox, campaign) == sorted([cids[0], *cids[3:], lead_only, by_hand])
 
     strict = make_writer(sf_sandbox, campaigns={"renewal": {"campaign": campaign, "strict": True}})
     result = strict.sync_segment(SegmentChange("renewal", segment[3:], [], []), ctx())
     assert members_of(sf_sandbox, campaign) == sorted([*cids[3:], lead_only])
-    assert result.notes == ["strict: removed 1 member(s) not in segment renewal"]
+    assert result.notes == ["strict: removed 2 member(s) not in segment renewal"]
 
 
 def test_faults_survived_nothing_lost_no_duplicate_membership(sf_sandbox) -> None:
@@ -180,7 +184,8 @@ def test_faults_survived_nothing_lost_no_duplicate_membership(sf_sandbox) -> Non
     result = w.sync_segment(SegmentChange("renewal", segment, segment, []), ctx())
     assert result.failed == {}
     assert members_of(sf_sandbox, campaign) == sorted(ids)  # each exactly once
-    result = w.sync_segment(SegmentChange("renewal", segment[100:], [], segment[:100]), ctx())
+    mine = {m.person_key: result.created[m.person_key] for m in segment[:100]}
+    result = w.sync_segment(SegmentChange("renewal", segment[100:], [], segment[:100], mine), ctx())
     assert result.failed == {} and members_of(sf_sandbox, campaign) == sorted(ids[100:])
     assert w.client.logins >= 2
 
@@ -201,12 +206,14 @@ def test_campaign_names_with_quotes_and_backslashes_are_escaped(sf_sandbox) -> N
     cid = contacts(sf_sandbox, 1)[0]
     target = {"renewal": {"campaign": name, "member_status": "Sent", "create": True}}
     adds = [member("p", "Contact", cid)]
-    make_writer(sf_sandbox, campaigns=target).sync_segment(SegmentChange("renewal", adds, adds, []), ctx())
+    first = make_writer(sf_sandbox, campaigns=target).sync_segment(
+        SegmentChange("renewal", adds, adds, []), ctx()
+    )
     created = [c for c in sf_sandbox.store.all("Campaign") if c["Name"] == name]
     assert len(created) == 1
     # a second run finds it by that exact name instead of creating another one
     again = make_writer(sf_sandbox, campaigns=target)
-    result = again.sync_segment(SegmentChange("renewal", adds, [], adds), ctx())
+    result = again.sync_segment(SegmentChange("renewal", adds, [], adds, first.created), ctx())
     assert result.failed == {}
     assert [c["Name"] for c in sf_sandbox.store.all("Campaign")].count(name) == 1
     assert members_of(sf_sandbox, created[0]["Id"]) == []
