@@ -47,3 +47,14 @@ class RecordError(ConnectorError):
 
 class LockedError(ConnectorError):
     """Another run holds the state lock; overlapping runs must not interleave."""
+
+
+class StateError(ConnectorError):
+    """The state file cannot be trusted or written (corrupt, not a database, read-only, disk full, not a file).
+
+    The run stops before any further CRM write: a write the state cannot record would be repeated or lost.
+    The message names the file and what to do; `path` is that file."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path

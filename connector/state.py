@@ -9,6 +9,10 @@ The run loop decides transaction boundaries (`transaction()`): facts and the cur
 together, so a cursor never moves past something not stored. A `plan` runs everything inside one outer
 transaction that is rolled back (`dry_run()`), so it sees its own reads without keeping them. Overlapping runs
 are kept apart by an exclusive lock file beside the database.
+
+A state that cannot be trusted or written (corrupt, not a database, read-only, disk full, not a regular file)
+raises `StateError` at open or at whichever later statement finds it (state_guard.py); its schema version is
+checked and migrated on open (state_migrations.py).
 """
 
 from __future__ import annotations
@@ -23,9 +27,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import LockedError
+from .errors import LockedError, StateError
 from .schema import Fact, RecordRef
+from .state_guard import GuardedConnection, open_sqlite, state_error
+from .state_migrations import prepare
 
+# Version 1 of the schema, as first shipped. Never edit it: change the schema with a numbered migration in
+# state_migrations.py (a fresh state is created as version 1 and then migrated like any old one).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -57,7 +65,29 @@ CREATE TABLE IF NOT EXISTS rejected (
     payload TEXT, first_run INTEGER, last_run INTEGER, attempts INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (phase, system, item));
 """
-SCHEMA_VERSION = "1"
+
+
+def _check_state_path(path: Path) -> None:
+    """Refuse a state path SQLite would open without complaint but could not keep a state in: a folder, or a
+    device such as /dev/null (reads come back empty, writes vanish, and -wal/-shm files land beside it)."""
+    if path.is_dir():
+        raise StateError(
+            f"state file {path} is a folder: set state.path in the config to a file inside it", path=str(path)
+        )
+    if path.exists() and not path.is_file():
+        raise StateError(
+            f"state file {path} is not a regular file (a device or a pipe cannot keep a state): set state.path "
+            "in the config to a file",
+            path=str(path),
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StateError(
+            f"state file {path}: its folder cannot be created ({exc.strerror}): create it, writable by the user "
+            "running connector, or set state.path in the config",
+            path=str(path),
+        ) from None
 
 
 def _now() -> str:
@@ -67,17 +97,27 @@ def _now() -> str:
 class StateStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        if str(self.path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.executescript(SCHEMA)
-        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
         self._depth = 0
         self._lock_file: Any = None
+        if str(self.path) != ":memory:":
+            _check_state_path(self.path)
+        try:
+            raw = open_sqlite(self.path)
+        except sqlite3.Error as exc:
+            error = state_error(exc, self.path)
+            if error is None:
+                raise
+            raise error from exc
+        raw.row_factory = sqlite3.Row
+        self.db = GuardedConnection(raw, self.path)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.schema_version = prepare(self.db, self.path, SCHEMA)
+        except BaseException:
+            raw.close()  # a half-opened state must not keep the file open (rebuild moves it aside)
+            raise
 
     def close(self) -> None:
         self.unlock()
@@ -88,7 +128,14 @@ class StateStore:
     def lock(self) -> None:
         """Take the exclusive run lock, or raise `LockedError` when another run holds it."""
         lock_path = Path(str(self.path) + ".lock")
-        handle = open(lock_path, "a+")  # noqa: SIM115 - held for the life of the run
+        try:
+            handle = open(lock_path, "a+")  # noqa: SIM115 - held for the life of the run
+        except OSError as exc:
+            raise StateError(
+                f"state lock file {lock_path} cannot be created ({exc.strerror}): the folder of the state file "
+                "must be writable by the user running connector",
+                path=str(self.path),
+            ) from None
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -118,7 +165,9 @@ class StateStore:
             yield
         except BaseException:
             self._depth -= 1
-            if self._depth == 0:
+            if not self.db.in_transaction:
+                pass  # SQLite already rolled the whole transaction back (disk full, I/O error): nothing to undo
+            elif self._depth == 0:
                 self.db.execute("ROLLBACK")
             else:
                 self.db.execute(f"ROLLBACK TO sp{self._depth}")
@@ -139,7 +188,8 @@ class StateStore:
             yield
         finally:
             self._depth -= 1
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:  # SQLite may have rolled back by itself (disk full, I/O error)
+                self.db.execute("ROLLBACK")
 
     # ---- runs ---------------------------------------------------------------------------------------
 
