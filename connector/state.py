@@ -25,7 +25,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .errors import LockedError, StateError
 from .schema import Fact, RecordRef
@@ -72,13 +72,16 @@ def _check_state_path(path: Path) -> None:
     device such as /dev/null (reads come back empty, writes vanish, and -wal/-shm files land beside it)."""
     if path.is_dir():
         raise StateError(
-            f"state file {path} is a folder: set state.path in the config to a file inside it", path=str(path)
+            f"state file {path} is a folder: set state.path in the config to a file inside it",
+            path=str(path),
+            kind="path",
         )
     if path.exists() and not path.is_file():
         raise StateError(
             f"state file {path} is not a regular file (a device or a pipe cannot keep a state): set state.path "
             "in the config to a file",
             path=str(path),
+            kind="path",
         )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,7 +90,33 @@ def _check_state_path(path: Path) -> None:
             f"state file {path}: its folder cannot be created ({exc.strerror}): create it, writable by the user "
             "running connector, or set state.path in the config",
             path=str(path),
+            kind="access",
         ) from None
+
+
+def take_run_lock(path: Path) -> IO[str]:
+    """The exclusive run lock of the state at `path` (held until the returned file is closed), or
+    `LockedError` when another run holds it. `state rebuild` takes it too, without opening the state."""
+    lock_path = Path(str(path) + ".lock")
+    try:
+        handle = open(lock_path, "a+")  # noqa: SIM115 - held for the life of the run
+    except OSError as exc:
+        raise StateError(
+            f"state lock file {lock_path} cannot be created ({exc.strerror}): the folder of the state file "
+            "must be writable by the user running connector",
+            path=str(path),
+            kind="access",
+        ) from None
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise LockedError(f"another run holds {lock_path}; not starting an overlapping run") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
 
 
 def _now() -> str:
@@ -127,25 +156,7 @@ class StateStore:
 
     def lock(self) -> None:
         """Take the exclusive run lock, or raise `LockedError` when another run holds it."""
-        lock_path = Path(str(self.path) + ".lock")
-        try:
-            handle = open(lock_path, "a+")  # noqa: SIM115 - held for the life of the run
-        except OSError as exc:
-            raise StateError(
-                f"state lock file {lock_path} cannot be created ({exc.strerror}): the folder of the state file "
-                "must be writable by the user running connector",
-                path=str(self.path),
-            ) from None
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            raise LockedError(f"another run holds {lock_path}; not starting an overlapping run") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        self._lock_file = handle
+        self._lock_file = take_run_lock(self.path)
 
     def unlock(self) -> None:
         if self._lock_file is not None:
@@ -190,6 +201,23 @@ class StateStore:
             self._depth -= 1
             if self.db.in_transaction:  # SQLite may have rolled back by itself (disk full, I/O error)
                 self.db.execute("ROLLBACK")
+
+    def check_writable(self, rows: int) -> None:
+        """Prove the state can still record about `rows` rows before a CRM write it will have to record.
+
+        Called right before each writer call: a state that turned read-only or full stops the run *before* the
+        CRM is changed, not after (a write the state cannot record would be lost or repeated). The space is
+        taken and handed back in one committed transaction, so the pages stay in the file for the record that
+        follows (SQLite reuses freed pages) and a full disk or quota shows up here."""
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO meta VALUES ('write_check', ?) ON CONFLICT (key) DO UPDATE SET value=excluded.value",
+                (_now(),),
+            )
+            if rows > 0:
+                # about what a label, membership or rejected row takes with its index entries
+                self.db.execute("INSERT INTO meta VALUES ('write_reserve', zeroblob(?))", (rows * 512,))
+                self.db.execute("DELETE FROM meta WHERE key='write_reserve'")
 
     # ---- runs ---------------------------------------------------------------------------------------
 

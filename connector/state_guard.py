@@ -20,7 +20,10 @@ from .errors import StateError
 # byte is the primary one (SQLITE_READONLY_DIRECTORY = 1544 -> 8)
 _DAMAGED = {11: "is damaged (database disk image is malformed)", 26: "is not a SQLite database"}
 _NOT_WRITABLE = {3: "cannot be accessed", 8: "is read-only", 14: "cannot be opened", 23: "cannot be accessed"}
-_DISK = {10: "could not be read or written (disk I/O error)", 13: "cannot grow: the disk (or its quota) is full"}
+_DISK = {
+    10: "could not be read or written (disk I/O error)",
+    13: "cannot grow: the disk (or its quota) is full",
+}
 
 REBUILD_HINT = (
     "move it aside and start a fresh state with `connector state rebuild -c <config>` "
@@ -47,10 +50,12 @@ def state_error(exc: sqlite3.Error, path: Path | str) -> StateError | None:
     code = getattr(exc, "sqlite_errorcode", None)
     if code is None:
         return None
-    what = advice(code & 0xFF)
+    primary = code & 0xFF
+    what = advice(primary)
     if what is None:
         return None
-    return StateError(f"state file {path} {what} [{exc}]", path=str(path))
+    kind = "damaged" if primary in _DAMAGED else "access" if primary in _NOT_WRITABLE else "disk"
+    return StateError(f"state file {path} {what} [{exc}]", path=str(path), kind=kind)
 
 
 def open_sqlite(path: Path) -> sqlite3.Connection:

@@ -39,12 +39,17 @@ def stored_version(db: GuardedConnection, path: Path) -> int | None:
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     if not tables:
         return None
-    row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() if "meta" in tables else None
+    row = (
+        db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if "meta" in tables
+        else None
+    )
     if row is None:
         raise StateError(
             f"state file {path} is a SQLite database but not a connector state (no schema version; it holds "
             f"{', '.join(sorted(tables)[:5])}): point state.path in the config at another file",
             path=str(path),
+            kind="foreign",
         )
     try:
         return int(row[0])
@@ -62,6 +67,7 @@ def prepare(db: GuardedConnection, path: Path, base_schema: str) -> int:
             f"state file {path} has schema version {version}, written by a newer connector (this one knows up to "
             f"{SCHEMA_VERSION}): upgrade connector, or {REBUILD_HINT}",
             path=str(path),
+            kind="newer",
         )
     if version is None:
         _in_transaction(db, path, 1, _statements(base_schema), created=True)
