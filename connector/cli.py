@@ -114,7 +114,7 @@ def _print_summary(summary: Summary, as_json: bool, full: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary.to_json(detail=summary.mode == "plan" or full), indent=2, default=str))
         return
-    head = "plan (dry run: nothing written)" if summary.mode == "plan" else f"run #{summary.run_id}"
+    head = "plan (dry run: nothing written)" if summary.mode == "plan" else f"run #{summary.run_id or '-'}"
     click.echo(f"{head} as of {summary.as_of}: {summary.outcome} (exit {summary.exit_code})")
     click.echo(f"people: {summary.people}")
     for src, stats in summary.read.items():

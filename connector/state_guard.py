@@ -59,7 +59,8 @@ def state_error(exc: sqlite3.Error, path: Path | str) -> StateError | None:
 
 
 def open_sqlite(path: Path) -> sqlite3.Connection:
-    """The one place a state connection is opened (tests replace it to open read-only as root)."""
+    """The one place a state connection is opened (tests replace `connector.state.open_sqlite` to open it
+    read-only or with a page limit: chmod does not stop root, and a full disk is hard to come by)."""
     return sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
 
 
