@@ -52,7 +52,9 @@ def assert_state_unusable(result: Result, path: Path, *words: str) -> None:
 
 def assert_lock_released(project: Project) -> None:
     with open(f"{project.state_path}.lock", "a+") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError if the run still held it
+        fcntl.flock(
+            handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB
+        )  # BlockingIOError if the run still held it
 
 
 def first_run(project: Project) -> None:
