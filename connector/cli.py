@@ -2,26 +2,30 @@
 
 Exit codes: 0 ok, 1 unexpected crash, 2 config error, 3 partial failure (records rejected; they are kept and
 retried next run), 4 a system was unreachable (or a source never read completely is down: nothing written), 5
-another run holds the lock, 6 stopped at the API budget, 8 held by the mass-change guard (nothing written), 9
-`explain`: no such person, 130 interrupted (SIGTERM or Ctrl-C, at any moment).
+another run holds the lock, 6 stopped at the API budget, 7 the state file is unusable (corrupt, not a database,
+read-only, disk full, newer schema: the message says what to do; `connector state rebuild` starts over), 8 held
+by the mass-change guard (nothing written), 9 `explain`: no such person, 130 interrupted (SIGTERM or Ctrl-C, at
+any moment).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from . import logs
 from .config import AppConfigBase, ConfigErrors, load_config
-from .errors import ConfigError
-from .outcome import EXIT_UNKNOWN_PERSON
+from .errors import ConfigError, LockedError, StateError
+from .outcome import EXIT_LOCKED, EXIT_STATE, EXIT_UNKNOWN_PERSON
 from .pipeline import EXIT_CONFIG, Runner, Summary
 from .report import funnel_report, funnel_svg, funnel_text
 from .schema import decode_value, normalise_email
@@ -111,7 +115,7 @@ def _print_summary(summary: Summary, as_json: bool, full: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary.to_json(detail=summary.mode == "plan" or full), indent=2, default=str))
         return
-    head = "plan (dry run: nothing written)" if summary.mode == "plan" else f"run #{summary.run_id}"
+    head = "plan (dry run: nothing written)" if summary.mode == "plan" else f"run #{summary.run_id or '-'}"
     click.echo(f"{head} as of {summary.as_of}: {summary.outcome} (exit {summary.exit_code})")
     click.echo(f"people: {summary.people}")
     for src, stats in summary.read.items():
@@ -210,6 +214,24 @@ def run(
     sys.exit(summary.exit_code)
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _exit_7_on_state_error(command: F) -> F:
+    """A command that reads the state ends with the state's own message and exit 7, not a traceback, when the
+    state turns out unusable (at open, or at the first damaged page a query meets)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except StateError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_STATE)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _open_state(config: AppConfigBase) -> StateStore:
     path = config.state_path()
     if not path.exists():
@@ -232,6 +254,7 @@ def find_person(store: StateStore, key: str) -> str | None:
 @CONFIG
 @click.argument("key")
 @click.option("--json", "as_json", is_flag=True)
+@_exit_7_on_state_error
 def explain(config_path: str, key: str, as_json: bool) -> None:
     """Why a person (person key, e-mail, external id or source:Object:Id) has their stage."""
     config = _load(config_path)
@@ -297,6 +320,7 @@ def explain(config_path: str, key: str, as_json: bool) -> None:
 @click.option(
     "--svg", "svg_path", type=click.Path(dir_okay=False), help="Also draw the funnel into this SVG file."
 )
+@_exit_7_on_state_error
 def report(config_path: str, as_json: bool, svg_path: str | None) -> None:
     """Counts per stage, conversion between stages, time in stage and transitions, from the state."""
     config = _load(config_path)
@@ -325,6 +349,7 @@ def report(config_path: str, as_json: bool, svg_path: str | None) -> None:
 @cli.command()
 @CONFIG
 @click.option("--json", "as_json", is_flag=True)
+@_exit_7_on_state_error
 def rejected(config_path: str, as_json: bool) -> None:
     """Records kept from earlier runs because they could not be read or written, with their reasons.
 
@@ -357,6 +382,44 @@ def rejected(config_path: str, as_json: bool) -> None:
             f"{r['phase']:<5} {r['system']}  {r['item']}  [{r['code'] or '-'}, {tries}]  {r['reason']}"
         )
     click.echo(f"{len(rows)} rejected record(s); each is retried on the next run")
+
+
+@cli.group("state")
+def state_group() -> None:
+    """Look after the state file."""
+
+
+@state_group.command("rebuild")
+@CONFIG
+@click.option("--force", is_flag=True, help="Start over even when the state is healthy (or newer).")
+def state_rebuild(config_path: str, force: bool) -> None:
+    """Move a damaged state aside (<state>.broken-<UTC stamp>) and start a fresh one.
+
+    The next run then reads every source from scratch, decides every person again, writes every label once
+    more and adds every segment member again (members already there are left as they are)."""
+    from .state_rebuild import NothingToDo, rebuild
+
+    config = _load(config_path)
+    try:
+        done = rebuild(config.state_path(), force=force)
+    except LockedError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_LOCKED)
+    except StateError as exc:
+        click.echo(f"error: {exc}", err=True)
+        click.echo("error: starting over would not help here: nothing was moved", err=True)
+        sys.exit(EXIT_STATE)
+    except NothingToDo as exc:
+        click.echo(f"{exc}: nothing was moved (use --force to start over anyway)", err=True)
+        sys.exit(EXIT_CONFIG)
+    if done.problem:
+        click.echo(f"was unusable: {done.problem}")
+    for original, target in done.moved.items():
+        click.echo(f"moved {original} -> {target}")
+    click.echo(
+        f"fresh state at {done.path} (schema version {done.schema_version}): the next run reads every source "
+        "from scratch"
+    )
 
 
 @cli.command()

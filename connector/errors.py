@@ -47,3 +47,18 @@ class RecordError(ConnectorError):
 
 class LockedError(ConnectorError):
     """Another run holds the state lock; overlapping runs must not interleave."""
+
+
+class StateError(ConnectorError):
+    """The state file cannot be trusted or written (corrupt, not a database, read-only, disk full, not a file).
+
+    The run stops before any further CRM write: a write the state cannot record would be repeated or lost.
+    The message names the file and what to do; `path` is that file. `kind` says what `state rebuild` can do:
+    "damaged" (corrupt, not a database: move it aside), "newer" (written by a newer connector), "foreign" (a
+    database of something else), "access" (read-only, cannot be opened), "disk" (full, I/O error) or "path"
+    (a folder or a device): the last four are not fixed by starting over."""
+
+    def __init__(self, message: str, *, path: str, kind: str = "damaged") -> None:
+        super().__init__(message)
+        self.path = path
+        self.kind = kind

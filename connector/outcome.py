@@ -7,7 +7,7 @@ from typing import Any
 
 import structlog
 
-from .errors import BudgetExceededError, ConfigError
+from .errors import BudgetExceededError, ConfigError, StateError
 from .logs import mask_text
 
 log = structlog.get_logger(__name__)
@@ -20,7 +20,8 @@ EXIT_PARTIAL = 3
 EXIT_UNREACHABLE = 4
 EXIT_LOCKED = 5
 EXIT_BUDGET = 6
-EXIT_MASS_CHANGE = 8  # 7 is "state unusable"
+EXIT_STATE = 7  # the state file is unusable: nothing more is written until it is fixed or rebuilt
+EXIT_MASS_CHANGE = 8
 EXIT_UNKNOWN_PERSON = 9  # `explain` of a person the state does not know
 EXIT_INTERRUPTED = 130
 
@@ -57,7 +58,18 @@ class Summary:
         return out
 
 
-OUTCOMES = {"config": ("config_error", EXIT_CONFIG), "budget": ("budget_stop", EXIT_BUDGET)}
+OUTCOMES = {
+    "config": ("config_error", EXIT_CONFIG),
+    "budget": ("budget_stop", EXIT_BUDGET),
+    "state": ("state_unusable", EXIT_STATE),
+}
+
+
+def record_state_failure(summary: Summary, exc: StateError) -> None:
+    """The state cannot record what a run does: the run stops where it is (no further CRM write), exit 7."""
+    summary.outcome, summary.exit_code = OUTCOMES["state"]
+    summary.errors.append(mask_text(str(exc)))
+    log.error("state.unusable", path=exc.path, error=mask_text(str(exc)))
 
 
 def record_failure(summary: Summary, role: str, name: str, exc: Exception) -> str:

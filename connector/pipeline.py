@@ -30,6 +30,7 @@ from .errors import (
     BudgetExceededError,
     ConfigError,
     ConnectorError,
+    StateError,
     UnreachableError,
 )
 from .guard import mass_change_breaches
@@ -47,6 +48,7 @@ from .outcome import (
     OUTCOMES,
     Summary,
     record_failure,
+    record_state_failure,
 )
 from .reading import new_stats, read_source, reject_reason
 from .registry import PluginEnv, source_plugins, writer_plugins
@@ -111,9 +113,18 @@ class Runner:
         """`mode` is "run" or "plan". Never raises for expected failures: the summary carries the outcome."""
         summary = Summary(mode=mode, as_of=as_of.isoformat())
         owns_store = store is None
-        store = store or StateStore(self.config.state_path())
+        try:
+            store = store or StateStore(self.config.state_path())
+        except StateError as exc:
+            record_state_failure(summary, exc)
+            return summary
         try:
             store.lock()
+        except StateError as exc:
+            record_state_failure(summary, exc)
+            if owns_store:
+                store.close()
+            return summary
         except ConnectorError as exc:
             summary.outcome, summary.exit_code = "locked", EXIT_LOCKED
             summary.errors.append(str(exc))
@@ -142,6 +153,8 @@ class Runner:
                 summary.run_id = run_id
                 try:
                     self._execute(store, sources, writers, ctx, summary, run_id)
+                except StateError as exc:  # stop before any further CRM write: nothing more can be recorded
+                    record_state_failure(summary, exc)
                 except BaseException as exc:  # also SIGTERM / Ctrl-C: the run row must not say "ok"
                     interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
                     summary.outcome = "interrupted" if interrupted else "crashed"
@@ -156,6 +169,9 @@ class Runner:
                             # stopped while the row was being written: the process ends 130, so must the row
                             summary.outcome, summary.exit_code = "interrupted", EXIT_INTERRUPTED
                             store.finish_run(run_id, summary.outcome, summary.exit_code, summary.to_json())
+        except StateError as exc:  # at begin_run, in a plan, or the run row itself could not be finished
+            if summary.outcome != OUTCOMES["state"][0]:
+                record_state_failure(summary, exc)
         finally:
             plugins: list[Source | Writer] = [*sources, *writers]
             for plugin in plugins:
@@ -400,6 +416,7 @@ class Runner:
         changes = plan.labels.get(writer.name, [])
         if changes:
             stats = summary.labels[writer.name]
+            store.check_writable(len(changes))
             result = writer.write_labels(changes, ctx)
             done = [c for c in changes if str(c.ref) not in result.failed]
             with store.transaction():
@@ -426,6 +443,7 @@ class Runner:
             # of members may have changed, and an empty segment still gets its (empty) file
             if not change.adds and not change.removes and not getattr(writer, "publishes_snapshots", False):
                 continue
+            store.check_writable(len(change.adds) + len(change.removes))
             result = writer.sync_segment(change, ctx)
             added = [m.person_key for m in change.adds if m.person_key not in result.failed]
             removed = [m.person_key for m in change.removes if m.person_key not in result.failed]

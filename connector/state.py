@@ -9,6 +9,10 @@ The run loop decides transaction boundaries (`transaction()`): facts and the cur
 together, so a cursor never moves past something not stored. A `plan` runs everything inside one outer
 transaction that is rolled back (`dry_run()`), so it sees its own reads without keeping them. Overlapping runs
 are kept apart by an exclusive lock file beside the database.
+
+A state that cannot be trusted or written (corrupt, not a database, read-only, disk full, not a regular file)
+raises `StateError` at open or at whichever later statement finds it (state_guard.py); its schema version is
+checked and migrated on open (state_migrations.py).
 """
 
 from __future__ import annotations
@@ -21,11 +25,15 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from .errors import LockedError
+from .errors import LockedError, StateError
 from .schema import Fact, RecordRef
+from .state_guard import GuardedConnection, open_sqlite, state_error
+from .state_migrations import prepare
 
+# Version 1 of the schema, as first shipped. Never edit it: change the schema with a numbered migration in
+# state_migrations.py (a fresh state is created as version 1 and then migrated like any old one).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -52,19 +60,63 @@ CREATE TABLE IF NOT EXISTS labels (
 CREATE TABLE IF NOT EXISTS memberships (
     target TEXT NOT NULL, segment TEXT NOT NULL, person_key TEXT NOT NULL, since TEXT NOT NULL,
     run_id INTEGER, PRIMARY KEY (target, segment, person_key));
-CREATE TABLE IF NOT EXISTS baselines (
-    source TEXT PRIMARY KEY, run_id INTEGER, completed_at TEXT NOT NULL);
--- the target records connector itself created for a membership (Salesforce CampaignMember Ids): a removal
--- deletes only these, never a member someone else made; a table of its own so older state files gain it
-CREATE TABLE IF NOT EXISTS membership_records (
-    target TEXT NOT NULL, segment TEXT NOT NULL, person_key TEXT NOT NULL, record_id TEXT NOT NULL,
-    PRIMARY KEY (target, segment, person_key, record_id));
 CREATE TABLE IF NOT EXISTS rejected (
     phase TEXT NOT NULL, system TEXT NOT NULL, item TEXT NOT NULL, object TEXT, code TEXT, reason TEXT NOT NULL,
     payload TEXT, first_run INTEGER, last_run INTEGER, attempts INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (phase, system, item));
 """
-SCHEMA_VERSION = "1"
+
+
+def _check_state_path(path: Path) -> None:
+    """Refuse a state path SQLite would open without complaint but could not keep a state in: a folder, or a
+    device such as /dev/null (reads come back empty, writes vanish, and -wal/-shm files land beside it)."""
+    if path.is_dir():
+        raise StateError(
+            f"state file {path} is a folder: set state.path in the config to a file inside it",
+            path=str(path),
+            kind="path",
+        )
+    if path.exists() and not path.is_file():
+        raise StateError(
+            f"state file {path} is not a regular file (a device or a pipe cannot keep a state): set state.path "
+            "in the config to a file",
+            path=str(path),
+            kind="path",
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StateError(
+            f"state file {path}: its folder cannot be created ({exc.strerror}): create it, writable by the user "
+            "running connector, or set state.path in the config",
+            path=str(path),
+            kind="access",
+        ) from None
+
+
+def take_run_lock(path: Path) -> IO[str]:
+    """The exclusive run lock of the state at `path` (held until the returned file is closed), or
+    `LockedError` when another run holds it. `state rebuild` takes it too, without opening the state."""
+    lock_path = Path(str(path) + ".lock")
+    try:
+        handle = open(lock_path, "a+")  # noqa: SIM115 - held for the life of the run
+    except OSError as exc:
+        raise StateError(
+            f"state lock file {lock_path} cannot be created ({exc.strerror}): the folder of the state file "
+            "must be writable by the user running connector",
+            path=str(path),
+            kind="access",
+        ) from None
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise LockedError(f"another run holds {lock_path}; not starting an overlapping run") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
 
 
 def _now() -> str:
@@ -74,53 +126,37 @@ def _now() -> str:
 class StateStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        if str(self.path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        had_baselines = self._has_table("baselines")
-        self.db.executescript(SCHEMA)
-        if not had_baselines:
-            self._backfill_baselines()
-        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
         self._depth = 0
         self._lock_file: Any = None
+        if str(self.path) != ":memory:":
+            _check_state_path(self.path)
+        try:
+            raw = open_sqlite(self.path)
+        except sqlite3.Error as exc:
+            error = state_error(exc, self.path)
+            if error is None:
+                raise
+            raise error from exc
+        raw.row_factory = sqlite3.Row
+        self.db = GuardedConnection(raw, self.path)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.schema_version = prepare(self.db, self.path, SCHEMA)
+        except BaseException:
+            raw.close()  # a half-opened state must not keep the file open (rebuild moves it aside)
+            raise
 
     def close(self) -> None:
         self.unlock()
         self.db.close()
 
-    def _has_table(self, name: str) -> bool:
-        row = self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone()
-        return row is not None
-
-    def _backfill_baselines(self) -> None:
-        """A state from before baselines were kept: a source with stored cursors or facts has been read."""
-        self.db.execute(
-            "INSERT OR IGNORE INTO baselines (source, run_id, completed_at) "
-            "SELECT source, NULL, ? FROM (SELECT source FROM cursors UNION SELECT source FROM facts)",
-            (_now(),),
-        )
-
     # ---- locking and transactions ---------------------------------------------------------------------
 
     def lock(self) -> None:
         """Take the exclusive run lock, or raise `LockedError` when another run holds it."""
-        lock_path = Path(str(self.path) + ".lock")
-        handle = open(lock_path, "a+")  # noqa: SIM115 - held for the life of the run
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            raise LockedError(f"another run holds {lock_path}; not starting an overlapping run") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        self._lock_file = handle
+        self._lock_file = take_run_lock(self.path)
 
     def unlock(self) -> None:
         if self._lock_file is not None:
@@ -140,7 +176,9 @@ class StateStore:
             yield
         except BaseException:
             self._depth -= 1
-            if self._depth == 0:
+            if not self.db.in_transaction:
+                pass  # SQLite already rolled the whole transaction back (disk full, I/O error): nothing to undo
+            elif self._depth == 0:
                 self.db.execute("ROLLBACK")
             else:
                 self.db.execute(f"ROLLBACK TO sp{self._depth}")
@@ -161,7 +199,25 @@ class StateStore:
             yield
         finally:
             self._depth -= 1
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:  # SQLite may have rolled back by itself (disk full, I/O error)
+                self.db.execute("ROLLBACK")
+
+    def check_writable(self, rows: int) -> None:
+        """Prove the state can still record about `rows` rows before a CRM write it will have to record.
+
+        Called right before each writer call: a state that turned read-only or full stops the run *before* the
+        CRM is changed, not after (a write the state cannot record would be lost or repeated). The space is
+        taken and handed back in one committed transaction, so the pages stay in the file for the record that
+        follows (SQLite reuses freed pages) and a full disk or quota shows up here."""
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO meta VALUES ('write_check', ?) ON CONFLICT (key) DO UPDATE SET value=excluded.value",
+                (_now(),),
+            )
+            if rows > 0:
+                # about what a label, membership or rejected row takes with its index entries
+                self.db.execute("INSERT INTO meta VALUES ('write_reserve', zeroblob(?))", (rows * 512,))
+                self.db.execute("DELETE FROM meta WHERE key='write_reserve'")
 
     # ---- runs ---------------------------------------------------------------------------------------
 

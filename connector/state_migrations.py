@@ -1,0 +1,124 @@
+"""The state's schema version, checked on open, and the numbered migrations that bring an older state up to it.
+
+A fresh state gets the version-1 schema (`state.SCHEMA`, as connector first shipped it) and then every
+migration in order, exactly like an old state does: a fresh state and a migrated one cannot drift apart.
+Each migration runs in its own transaction together with the version bump, so a crash (or a full disk) part
+way leaves the state at the last version that completed. A state written by a newer connector is refused: its
+tables may mean things this connector does not know.
+
+To change the schema, add the next number to `MIGRATIONS` (never edit one that has shipped) and a test that
+opens tests/data/state-v1.sqlite (a state written by the version-1 code).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import structlog
+
+from .errors import StateError
+from .state_guard import REBUILD_HINT, GuardedConnection
+
+log = structlog.get_logger(__name__)
+
+# number -> (why, statements); each statement runs with execute() (executescript would commit part way)
+MIGRATIONS: dict[int, tuple[str, tuple[str, ...]]] = {
+    2: (
+        "index labels and memberships by person: a merge renames a person in both without scanning them",
+        (
+            "CREATE INDEX IF NOT EXISTS labels_person ON labels (person_key)",
+            "CREATE INDEX IF NOT EXISTS memberships_person ON memberships (person_key)",
+        ),
+    ),
+    3: (
+        "baselines: which sources have been read to their end once (a run never decides without them); a "
+        "state from before counts a source with stored cursors or facts as read",
+        (
+            "CREATE TABLE IF NOT EXISTS baselines (source TEXT PRIMARY KEY, run_id INTEGER, completed_at TEXT NOT NULL)",
+            "INSERT OR IGNORE INTO baselines (source, run_id, completed_at) "
+            "SELECT source, NULL, strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+            "FROM (SELECT source FROM cursors UNION SELECT source FROM facts)",
+        ),
+    ),
+    4: (
+        "membership_records: the target records connector itself created for a membership (Salesforce "
+        "CampaignMember Ids): a removal deletes only these, never a member someone else made",
+        (
+            "CREATE TABLE IF NOT EXISTS membership_records (target TEXT NOT NULL, segment TEXT NOT NULL, "
+            "person_key TEXT NOT NULL, record_id TEXT NOT NULL, PRIMARY KEY (target, segment, person_key, record_id))",
+        ),
+    ),
+}
+SCHEMA_VERSION = max(MIGRATIONS, default=1)
+
+
+def stored_version(db: GuardedConnection, path: Path) -> int | None:
+    """The schema version the state says it has; None for an empty file (a state not created yet)."""
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if not tables:
+        return None
+    row = (
+        db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if "meta" in tables
+        else None
+    )
+    if row is None:
+        raise StateError(
+            f"state file {path} is a SQLite database but not a connector state (no schema version; it holds "
+            f"{', '.join(sorted(tables)[:5])}): point state.path in the config at another file",
+            path=str(path),
+            kind="foreign",
+        )
+    try:
+        return int(row[0])
+    except ValueError:
+        raise StateError(
+            f"state file {path} has an unreadable schema version {row[0]!r}: {REBUILD_HINT}", path=str(path)
+        ) from None
+
+
+def prepare(db: GuardedConnection, path: Path, base_schema: str) -> int:
+    """Create or migrate the state up to `SCHEMA_VERSION`; refuse one newer than that. Returns the version."""
+    version = stored_version(db, path)
+    if version is not None and version > SCHEMA_VERSION:
+        raise StateError(
+            f"state file {path} has schema version {version}, written by a newer connector (this one knows up to "
+            f"{SCHEMA_VERSION}): upgrade connector, or {REBUILD_HINT}",
+            path=str(path),
+            kind="newer",
+        )
+    if version is None:
+        _in_transaction(db, path, 1, _statements(base_schema), created=True)
+        version = 1
+    while version < SCHEMA_VERSION:
+        version += 1
+        why, statements = MIGRATIONS[version]
+        _in_transaction(db, path, version, statements)
+        log.info("state.migrated", path=str(path), version=version, why=why)
+    return version
+
+
+def _in_transaction(
+    db: GuardedConnection, path: Path, version: int, statements: tuple[str, ...], created: bool = False
+) -> None:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        # another process may have done this step while we waited for the write lock
+        current = stored_version(db, path)
+        if (current is None and created) or (current is not None and current == version - 1):
+            for sql in statements:
+                db.execute(sql)
+            db.execute(
+                "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value=excluded.value",
+                (str(version),),
+            )
+    except BaseException:
+        if db.in_transaction:  # SQLite rolls back by itself on some failures (disk full, I/O error)
+            db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _statements(script: str) -> tuple[str, ...]:
+    """The statements of a schema script (no semicolon inside a statement there)."""
+    return tuple(s.strip() for s in script.split(";") if s.strip())

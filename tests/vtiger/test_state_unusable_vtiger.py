@@ -1,0 +1,133 @@
+"""A state that turns full or read-only between the read and the write phase: `connector run` (real HTTP to the
+vtiger sandbox) ends with exit 7 and makes no CRM write the state could not record; once the state fails while
+recording a writer's batch, no further CRM write follows. The space a writer's batch needs is reserved before
+the writer is called, so a disk that fills up during the call does not stop its record."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from click.testing import CliRunner, Result
+
+from connector.cli import cli
+from connector.diffing import ChangePlanner
+from connector.sandboxes.vtiger import VtigerSandbox
+from connector.writers.vtiger import VtigerWriter
+
+pytestmark = pytest.mark.e2e
+WRITE_OPS = {"create", "update", "revise", "delete", "add_related"}
+CONFIG = """\
+state: {{path: state.sqlite}}
+stage_model: {{preset: default}}
+identity: {{merge_on: [email]}}
+sources:
+  - name: vt_main
+    type: vtiger
+    url: {url}
+    modules:
+      Leads: {{fields: {{email: email, lastname: last_name, leadstatus: lead_status}}}}
+targets:
+  - name: vt_out
+    type: vtiger
+    source: vt_main
+    label_field: {{Leads: "label:Funnel stage"}}
+    segments_field: {{Leads: "label:Segments"}}
+segments:
+  - name: later
+    when: {{field: lead_status, eq: nurture}}
+    targets: [vt_out]
+"""
+
+# how each case makes the state's connection refuse further growth or any write: SQLite then answers
+# SQLITE_FULL / SQLITE_READONLY exactly as for a full disk or a file turned read-only
+BREAK = {
+    "full": lambda db: db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0]}"),
+    "read_only": lambda db: db.execute("PRAGMA query_only = 1"),
+}
+
+
+@pytest.fixture(autouse=True)
+def _reset_logging() -> Iterator[None]:
+    yield
+    structlog.reset_defaults()
+
+
+def writes(sandbox: VtigerSandbox) -> int:
+    return sum(n for op, n in sandbox.calls.items() if op in WRITE_OPS)
+
+
+def start(vt_sandbox: VtigerSandbox, tmp_path: Path) -> Path:
+    st = vt_sandbox.store
+    for i in range(40):
+        status = "Contact in Future" if i % 2 else "Hot"
+        st.create("Leads", {"lastname": f"L{i}", "email": f"l{i}@x.nl", "leadstatus": status})
+    config = tmp_path / "connector.yaml"
+    config.write_text(CONFIG.format(url=vt_sandbox.url), encoding="utf-8")
+    return config
+
+
+def run(config: Path, sandbox: VtigerSandbox) -> Result:
+    return CliRunner().invoke(
+        cli,
+        ["--log-level", "warning", "run", "-c", str(config), "--as-of", "2026-11-23"],
+        env=sandbox.env(),
+        catch_exceptions=False,
+    )
+
+
+@pytest.mark.parametrize("case", sorted(BREAK))
+def test_state_broken_after_reading_no_crm_write(
+    vt_sandbox: VtigerSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    config = start(vt_sandbox, tmp_path)
+    planned = ChangePlanner.plan
+
+    def plan_then_break(self: ChangePlanner, store: Any, *args: Any, **kwargs: Any) -> Any:
+        out = planned(self, store, *args, **kwargs)
+        BREAK[case](store.db.raw)  # the state breaks after reading and deciding, before any write
+        return out
+
+    monkeypatch.setattr(ChangePlanner, "plan", plan_then_break)
+    vt_sandbox.reset_calls()
+    result = run(config, vt_sandbox)
+    assert result.exit_code == 7, result.output
+    assert f"state file {tmp_path / 'state.sqlite'}" in result.stderr
+    assert "Traceback" not in result.output
+    assert writes(vt_sandbox) == 0  # the writer was never called
+    assert vt_sandbox.calls["query"] > 0  # it did read: the state broke between the phases
+
+
+def test_state_read_only_while_recording_a_batch_stops_every_later_write(
+    vt_sandbox: VtigerSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = start(vt_sandbox, tmp_path)
+    write_labels = VtigerWriter.write_labels
+    store_dbs: list[Any] = []
+    planned = ChangePlanner.plan
+
+    def plan_and_keep_store(self: ChangePlanner, store: Any, *args: Any, **kwargs: Any) -> Any:
+        store_dbs.append(store.db.raw)
+        return planned(self, store, *args, **kwargs)
+
+    def labels_then_read_only(self: VtigerWriter, changes: Any, ctx: Any) -> Any:
+        result = write_labels(self, changes, ctx)
+        # read-only rather than full here: the space checked before the call is already reserved for the
+        # labels' record, so a full disk could no longer stop it
+        BREAK["read_only"](store_dbs[0])
+        return result
+
+    monkeypatch.setattr(ChangePlanner, "plan", plan_and_keep_store)
+    monkeypatch.setattr(VtigerWriter, "write_labels", labels_then_read_only)
+    vt_sandbox.reset_calls()
+    result = run(config, vt_sandbox)
+    assert result.exit_code == 7, result.output
+    assert "is read-only" in result.stderr
+    # the labels went out (the state was fine when the writer was called), one write per lead...
+    assert writes(vt_sandbox) == 40
+    # ...and nothing after them: the 20 nurture leads never got the segment value
+    seg = vt_sandbox.store.field_by_label("Leads", "Segments")
+    assert all(not r.get(seg) for r in vt_sandbox.store.all("Leads"))
