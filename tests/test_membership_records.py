@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import sqlite3
 from pathlib import Path
 
 from connector.state import StateStore
 
 DAY = dt.date(2026, 11, 23)
+V1_STATE = Path(__file__).parent / "data" / "state-v1.sqlite"
 
 
 def test_records_follow_a_merge_and_leave_with_the_membership(tmp_path: Path) -> None:
@@ -33,14 +35,15 @@ def test_records_follow_a_merge_and_leave_with_the_membership(tmp_path: Path) ->
 
 def test_a_state_file_from_before_gains_the_table_and_vouches_for_nothing(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite"
-    old = sqlite3.connect(path)  # the memberships table as states written before kept it, and nothing else
-    old.executescript(
-        "CREATE TABLE memberships (target TEXT NOT NULL, segment TEXT NOT NULL, person_key TEXT NOT NULL, "
-        "since TEXT NOT NULL, run_id INTEGER, PRIMARY KEY (target, segment, person_key));"
-        "INSERT INTO memberships VALUES ('sf_out', 'win-back', 'p1', '2026-01-01', 1);"
-    )
+    shutil.copy(V1_STATE, path)  # written by the version-1 code: memberships, no record of who made them
+    old = sqlite3.connect(path)
+    members = old.execute("SELECT target, segment, person_key FROM memberships").fetchall()
     old.close()
+    assert members
     store = StateStore(path)
-    assert store.members("sf_out") == {"win-back": {"p1"}}
-    assert store.membership_records("sf_out", "win-back") == {}  # p1's member row may be hand work
-    store.close()
+    try:
+        for target, segment, key in members:
+            assert key in store.members(target)[segment]
+            assert store.membership_records(target, segment) == {}  # the member rows may be hand work
+    finally:
+        store.close()

@@ -15,6 +15,7 @@ from spine_helpers import AS_OF, Project
 from connector import state_migrations
 from connector.cli import cli
 from connector.state import StateStore
+from connector.state_migrations import SCHEMA_VERSION
 
 V1_STATE = Path(__file__).parent / "data" / "state-v1.sqlite"
 
@@ -44,9 +45,13 @@ def test_a_version_1_state_is_migrated_on_open_and_keeps_its_data(project: Proje
         cli, ["run", "-c", str(project.config_path), "--as-of", AS_OF.isoformat(), "--json"]
     )
     assert result.exit_code == 0, result.output
-    assert version(project.state_path) == "2"
+    assert version(project.state_path) == str(SCHEMA_VERSION) == "4"
     names = {name for name, _ in schema(project.state_path)}
-    assert {"labels_person", "memberships_person"} <= names
+    assert {"labels_person", "memberships_person", "baselines", "membership_records"} <= names
+    # every source the version-1 state had read counts as read: the run was not held for a baseline
+    assert project.query("SELECT source FROM baselines ORDER BY source") == project.query(
+        "SELECT DISTINCT source FROM cursors ORDER BY source"
+    )
     # the same people, cursors and memberships: nothing new to decide or write
     assert project.query("SELECT COUNT(*) FROM people") == [(6,)]
     assert project.query("SELECT COUNT(*) FROM runs") == [(2,)]
