@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .conditions import compile_condition
@@ -18,6 +19,7 @@ from .outcome import Summary
 from .schema import Fact, Person, RecordRef
 from .segments import in_segment
 from .state import StateStore
+from .vetoes import Veto
 from .writers.base import LabelChange, Member, SegmentChange, Writer
 
 
@@ -40,9 +42,13 @@ class ChangePlanner:
         as_of: dt.date,
         summary: Summary,
         superseded: set[str],
+        vetoes: Mapping[str, Veto] | None = None,
     ) -> Plan:
         # who is in each segment does not depend on the target: evaluate every segment once
-        insiders = {seg.name: self._insiders(seg, people, decisions, as_of) for seg in self.config.segments}
+        insiders = {
+            seg.name: self._insiders(seg, people, decisions, as_of, vetoes or {})
+            for seg in self.config.segments
+        }
         plan = Plan({}, {})
         for writer in writers:
             plan.labels[writer.name] = self._label_changes(
@@ -59,6 +65,7 @@ class ChangePlanner:
         people: dict[str, Person],
         decisions: dict[str, Decision],
         as_of: dt.date,
+        vetoes: Mapping[str, Veto],
     ) -> list[str]:
         when = compile_condition(segment.when)
         suppressed = set(self.config.stage_model.suppress)
@@ -66,6 +73,7 @@ class ChangePlanner:
             key
             for key, person in people.items()
             if in_segment(person, decisions[key].stage, None, segment, suppressed, as_of, when)
+            and not _vetoed(vetoes.get(key), segment)
         ]
 
     def _label_changes(
@@ -184,6 +192,12 @@ class ChangePlanner:
             stage,
             self.config.stage_model.stage(stage).label_for(writer.name),
         )
+
+
+def _vetoed(veto: Veto | None, segment: SegmentConfig) -> bool:
+    """An opt-out or refused consent on any record keeps a person out of every segment; a sales suppression on
+    any record keeps them out unless the segment asks for suppressed people (vetoes.py)."""
+    return veto is not None and not (veto.sales and segment.include_suppressed)
 
 
 def superseded_refs(facts: list[Fact]) -> set[str]:

@@ -56,6 +56,7 @@ from .retry import RetryPolicy
 from .schema import Person, encode_value
 from .sources.base import Source
 from .state import StateStore
+from .vetoes import Veto, segment_vetoes
 from .writers.base import Writer, WriteResult
 
 log = structlog.get_logger(__name__)
@@ -93,6 +94,7 @@ class Runner:
         self.engine = StageEngine(config.stage_model)
         self.planner = ChangePlanner(config)
         self._superseded: set[str] = set()
+        self._vetoes: dict[str, Veto] = {}
         self.env = PluginEnv(
             app=config, policy=self.policy, state_dir=config.state_path().parent, environ=environ
         )
@@ -224,7 +226,9 @@ class Runner:
         resolution = self._resolve(store, as_of=ctx.as_of)
         decisions = self._decide(store, resolution.people, ctx.as_of, run_id, summary)
         people = {p.key: p for p in resolution.people}
-        plan = self.planner.plan(store, writers, people, decisions, ctx.as_of, summary, self._superseded)
+        plan = self.planner.plan(
+            store, writers, people, decisions, ctx.as_of, summary, self._superseded, self._vetoes
+        )
         for w in writers:
             n_labels = len(plan.labels.get(w.name, []))
             adds = sum(len(c.adds) for c in plan.segments.get(w.name, []))
@@ -337,6 +341,7 @@ class Runner:
             roles=roles,
             source_priority=self.config.identity.source_priority,
         )
+        self._vetoes = segment_vetoes(facts, resolution.people, roles)
         with store.transaction():
             for old, new in resolution.aliases.items():
                 store.rename_person(old, new)
