@@ -16,3 +16,7 @@ def project(tmp_path: Path) -> Project:
     proj.write("data/contracts.csv", CONTRACTS_CSV)
     proj.write("data/visits.jsonl", VISITS_JSONL)
     return proj
+
+
+# docs/reliability.md is written by the run of the tests marked `reliability` (scripts/reliability-doc)
+pytest_plugins = ("reliability_doc",)

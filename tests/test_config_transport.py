@@ -9,6 +9,8 @@ import pytest
 
 from connector.config import ConfigErrors, load_config
 
+pytestmark = pytest.mark.reliability("Transport and secrets")
+
 HEAD = """\
 stage_model: {preset: default}
 sources:

@@ -147,6 +147,7 @@ def test_deleted_contact_leaves_its_campaign_segment(world: World) -> None:
     store.close()
 
 
+@pytest.mark.reliability("Outages and broken answers")
 def test_faults_in_both_crms_lose_nothing(world: World) -> None:
     world.sf.faults.seed = 11
     world.sf.faults.error_503_rate = 0.15
@@ -181,6 +182,7 @@ def test_faults_in_both_crms_lose_nothing(world: World) -> None:
     assert pairs and max(pairs.values()) == 1  # no duplicate membership
 
 
+@pytest.mark.reliability("Guards against wrong writes")
 def test_plan_writes_nothing_anywhere(world: World) -> None:
     summary = world.run("plan")
     assert summary.labels["sf_out"]["changes"] > 0
@@ -192,6 +194,7 @@ def test_plan_writes_nothing_anywhere(world: World) -> None:
     store.close()
 
 
+@pytest.mark.reliability("Guards against wrong writes")
 def test_api_budget_stops_the_run_cleanly_before_the_ceiling(world: World) -> None:
     world.sf.reset_calls()
     world.sf.api_usage = int(world.sf.daily_limit * 0.8)  # other integrations already used 80% today
@@ -204,6 +207,7 @@ def test_api_budget_stops_the_run_cleanly_before_the_ceiling(world: World) -> No
     assert sum(n for kind, n in world.sf.call_counts().items() if kind != "login") <= 2
 
 
+@pytest.mark.reliability("Transport and secrets")
 def test_no_secret_reaches_the_logs(world: World, capsys: pytest.CaptureFixture[str]) -> None:
     from connector import logs
 
@@ -223,6 +227,7 @@ def test_no_secret_reaches_the_logs(world: World, capsys: pytest.CaptureFixture[
         assert token not in text
 
 
+@pytest.mark.reliability("Crashes and signals")
 def test_sigterm_mid_run_is_recorded_and_the_next_run_carries_on(world: World, tmp_path: Path) -> None:
     import os
     import signal

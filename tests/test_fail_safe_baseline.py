@@ -24,6 +24,8 @@ from connector.pipeline import Runner
 from connector.retry import RetryPolicy
 from connector.state import StateStore
 
+pytestmark = pytest.mark.reliability("Outages and broken answers")
+
 AS_OF = dt.date(2026, 11, 23)
 VT_WRITE_OPS = {"create", "update", "revise", "delete", "add_related"}
 

@@ -28,6 +28,8 @@ from connector.sandboxes.salesforce import SalesforceSandbox
 from connector.sandboxes.vtiger import VtigerSandbox
 from connector.sandboxes.vtiger.clock import parse_wall
 
+pytestmark = pytest.mark.reliability("Guards against wrong writes")
+
 AS_OF = dt.date(2026, 11, 23)
 # the org's clock runs an hour behind ours, as in the demo world (seeding must not stamp into the future)
 ORG_LAG = dt.timedelta(hours=1)

@@ -21,6 +21,8 @@ from connector.retry import RetryPolicy
 from connector.sandboxes.vtiger import VtigerSandbox
 from connector.state import StateStore
 
+pytestmark = pytest.mark.reliability("Guards against wrong writes")
+
 AS_OF = dt.date(2026, 11, 23)
 
 FILES_CONFIG = """\

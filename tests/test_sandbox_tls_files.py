@@ -22,6 +22,8 @@ import requests
 from connector.sandboxes.salesforce import SalesforceSandbox
 from connector.sandboxes.vtiger import VtigerSandbox
 
+pytestmark = pytest.mark.reliability("Transport and secrets")
+
 
 @pytest.fixture
 def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:

@@ -6,8 +6,12 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
+
 from connector.config import load_config
 from connector.pipeline import Runner
+
+pytestmark = pytest.mark.reliability("Guards against wrong writes")
 
 AS_OF = dt.date(2026, 11, 23)
 CONFIG = """\

@@ -25,7 +25,7 @@ from connector.sandboxes.salesforce import SalesforceSandbox
 from connector.sandboxes.vtiger import VtigerSandbox
 from connector.state import StateStore
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.reliability("Hand work in the CRMs")]
 AS_OF = dt.date(2026, 11, 23)
 SF_WRITE_KINDS = {"composite/sobjects", "sobject.post", "sobject.patch", "sobject.delete", "bulk2.ingest"}
 VT_WRITE_OPS = {"create", "update", "revise", "delete", "add_related"}

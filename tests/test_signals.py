@@ -21,6 +21,8 @@ from connector.outcome import EXIT_INTERRUPTED
 from connector.sandboxes.vtiger import VtigerSandbox
 from connector.state import StateStore
 
+pytestmark = pytest.mark.reliability("Crashes and signals")
+
 EXE = str(Path(sys.executable).with_name("connector"))
 CONFIG = """\
 state: {{path: state.sqlite}}

@@ -17,6 +17,8 @@ from connector.cli import cli
 from connector.state import StateStore
 from connector.state_migrations import SCHEMA_VERSION
 
+pytestmark = pytest.mark.reliability("State")
+
 V1_STATE = Path(__file__).parent / "data" / "state-v1.sqlite"
 
 

@@ -18,6 +18,8 @@ from spine_helpers import AS_OF, Project
 import connector.state
 from connector.cli import cli
 
+pytestmark = pytest.mark.reliability("State")
+
 
 @pytest.fixture(autouse=True)
 def _reset_logging() -> Iterator[None]:

@@ -24,6 +24,8 @@ from spine_helpers import AS_OF, Project
 import connector.state
 from connector.cli import cli
 
+pytestmark = pytest.mark.reliability("State")
+
 AS_ROOT = os.geteuid() == 0
 
 

@@ -9,6 +9,8 @@ from sf_fakes import BASE, INSTANCE, PASSWORD_ENV, SOAP, TOKEN, client, soap_ok,
 
 from connector.errors import ConfigError, UnreachableError
 
+pytestmark = pytest.mark.reliability("Outages and broken answers")
+
 CUT_SHORT_PAGE = '{"totalSize": 2, "done": true, "records": [{"attributes": {"type": "Lead"}, "Id": "00Q'
 PROXY_PAGE = "<!DOCTYPE html><html><body>Bad gateway</body></html>"
 

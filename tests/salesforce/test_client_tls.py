@@ -18,7 +18,7 @@ from connector.sources.salesforce.auth import SalesforceSecrets
 from connector.sources.salesforce.client import SalesforceClient
 from connector.sources.salesforce.source import SalesforceSourceConfig
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.reliability("Transport and secrets")]
 
 
 def sf_client(

@@ -17,6 +17,8 @@ from connector.sources.vtiger.client import VtigerClient
 
 from .test_client_requests import ACCESS_KEY, ENDPOINT, URL, answer
 
+pytestmark = pytest.mark.reliability("Outages and broken answers")
+
 PAGE = "<!DOCTYPE html><html><body><h1>We'll be back soon</h1></body></html>"
 
 

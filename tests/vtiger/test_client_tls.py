@@ -18,7 +18,7 @@ from connector.sandboxes.tls import loopback_cert
 from connector.sandboxes.vtiger import VtigerSandbox
 from connector.sources.vtiger.client import VtigerClient
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.reliability("Transport and secrets")]
 AS_OF = dt.date(2026, 11, 23)
 
 

@@ -16,7 +16,7 @@ from connector.sandboxes.vtiger import VtigerSandbox
 
 from .test_pipeline_vtiger import AS_OF, CONFIG, writes
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.reliability("Outages and broken answers")]
 LEADS = 12
 
 

@@ -11,6 +11,8 @@ from connector.sandboxes.vtiger import VtigerSandbox
 
 from .conftest import WsClient
 
+pytestmark = pytest.mark.reliability("Outages and broken answers")
+
 
 def revise(client: WsClient, record_id: str, description: str) -> tuple[int, bytes, str]:
     response = client.raw(

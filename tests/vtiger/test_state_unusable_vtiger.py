@@ -18,7 +18,7 @@ from connector.diffing import ChangePlanner
 from connector.sandboxes.vtiger import VtigerSandbox
 from connector.writers.vtiger import VtigerWriter
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.reliability("State")]
 WRITE_OPS = {"create", "update", "revise", "delete", "add_related"}
 CONFIG = """\
 state: {{path: state.sqlite}}
