@@ -166,9 +166,14 @@ def _number(raw: Any, integer: bool) -> int | float:
             raise ValueError(f"'{_short(raw)}' is not a number") from None
     if isinstance(number, float) and not math.isfinite(number):
         raise ValueError(f"'{_short(raw)}' is not a finite number")
-    if abs(number) >= MAX_NUMBER:
+    try:
+        result = int(number) if integer else float(number)
+    except OverflowError:  # an int too large for a float
+        raise ValueError(f"'{_short(raw)}' is out of range") from None
+    # checked after the conversion: an int just below 2**63 can round up to it as a float
+    if abs(result) >= MAX_NUMBER:
         raise ValueError(f"'{_short(raw)}' is out of range")
-    return int(number) if integer else float(number)
+    return result
 
 
 def _short(raw: Any) -> str:
