@@ -14,9 +14,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, ValidationError, create_model, field_validator
 from pydantic import Tag as _Tag  # noqa: F401 - re-exported for plugin authors
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError
 
+from . import safe_yaml
 from .conditions import Condition
 from .errors import ConfigError
 from .model import NAME_PATTERN, StrictModel
@@ -210,14 +209,10 @@ def _message(err: Any) -> str:
 
 
 def parse_yaml(text: str, file: str) -> Any:
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
     try:
-        return yaml.load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigErrors([ConfigIssue(file, line, "", f"YAML: {exc.problem or exc.context}")]) from None
+        return safe_yaml.load(text)
+    except safe_yaml.YamlProblem as exc:
+        raise ConfigErrors([ConfigIssue(file, exc.line, "", exc.message)]) from None
 
 
 def load_config(path: str | Path) -> AppConfigBase:
@@ -225,9 +220,11 @@ def load_config(path: str | Path) -> AppConfigBase:
     path = Path(path)
     shown = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = safe_yaml.decode(path.read_bytes())
     except OSError as exc:
         raise ConfigErrors([ConfigIssue(shown, None, "", f"cannot read: {exc.strerror}")]) from None
+    except safe_yaml.YamlProblem as exc:
+        raise ConfigErrors([ConfigIssue(shown, exc.line, "", exc.message)]) from None
     return load_config_text(text, shown, base_dir=path.resolve().parent)
 
 

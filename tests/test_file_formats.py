@@ -116,9 +116,11 @@ def test_row_with_more_cells_than_the_header_is_an_error_row(tmp_path: Path) -> 
     assert rows[2] == (4, {"a": "6"})  # short rows load; the missing cells are simply empty
 
 
-def test_duplicate_header_keeps_the_first_column(tmp_path: Path) -> None:
-    path = write(tmp_path, "a.csv", b"a;b;a\n1;2;3\n")
-    assert list(read_csv(path, encoding="utf-8")) == [(2, {"a": "1", "b": "2"})]
+def test_a_duplicate_column_name_is_a_config_error_naming_the_file(tmp_path: Path) -> None:
+    # which of the two columns a mapping means cannot be known; empty header cells may repeat
+    path = write(tmp_path, "a.csv", b"a;b;;a;\n1;2;;3;\n")
+    with pytest.raises(ConfigError, match=r"a\.csv: columns 1 and 4 are both named 'a'"):
+        list(read_csv(path, encoding="utf-8"))
 
 
 def test_csv_is_read_lazily(tmp_path: Path) -> None:

@@ -8,11 +8,13 @@ date formats a file uses. Mapping is pure: no I/O, no client, no clock.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import Field, field_validator, model_validator
 
 from ..errors import RecordError
@@ -30,6 +32,9 @@ from ..schema import (
 XREF_PREFIX = "xref."
 XREF_TARGET = re.compile(r"^xref\.[A-Za-z][A-Za-z0-9_.-]*\.[A-Za-z][A-Za-z0-9_]*$")
 DEFAULT_DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%d-%m-%Y", "%d/%m/%Y")
+# SQLite stores integers in 64 bits; anything beyond is not a count, an amount or a score.
+MAX_NUMBER = 2**63
+MAX_NUMBER_CHARS = 40
 TRUE_WORDS = {"1", "true", "yes", "y", "ja", "j", "on", "x"}
 FALSE_WORDS = {"0", "false", "no", "n", "nee", "off", ""}
 
@@ -132,11 +137,21 @@ def coerce(raw: Any, ftype: FieldType, formats: list[str] | tuple[str, ...]) -> 
             return False
         raise ValueError(f"'{raw}' is not a yes/no value")
     if ftype in (FieldType.INT, FieldType.FLOAT):
-        if isinstance(raw, bool):
-            raise ValueError(f"'{raw}' is not a number")
-        if isinstance(raw, int | float):
-            return int(raw) if ftype is FieldType.INT else float(raw)
+        return _number(raw, ftype is FieldType.INT)
+    return parse_date(raw, formats)
+
+
+def _number(raw: Any, integer: bool) -> int | float:
+    """A finite number within SQLite's integer range; counts and amounts never come near the bounds."""
+    if isinstance(raw, bool):
+        raise ValueError(f"'{raw}' is not a number")
+    if isinstance(raw, int | float):
+        number: float | int = raw
+    else:
         text = str(raw).strip().replace(" ", "")
+        if len(text) > MAX_NUMBER_CHARS:
+            # int() of thousands of digits is refused (or slow); float() would quietly make it infinity
+            raise ValueError(f"'{_short(text)}' ({len(text)} characters) is not a number")
         if "," in text and "." not in text:
             text = text.replace(",", ".")  # Dutch decimal comma
         elif "," in text and "." in text:
@@ -148,9 +163,42 @@ def coerce(raw: Any, ftype: FieldType, formats: list[str] | tuple[str, ...]) -> 
         try:
             number = float(text)
         except ValueError:
-            raise ValueError(f"'{raw}' is not a number") from None
-        return int(number) if ftype is FieldType.INT else number
-    return parse_date(raw, formats)
+            raise ValueError(f"'{_short(raw)}' is not a number") from None
+    if isinstance(number, float) and not math.isfinite(number):
+        raise ValueError(f"'{_short(raw)}' is not a finite number")
+    try:
+        result = int(number) if integer else float(number)
+    except OverflowError:  # an int too large for a float
+        raise ValueError(f"'{_short(raw)}' is out of range") from None
+    # checked after the conversion: an int just below 2**63 can round up to it as a float
+    if abs(result) >= MAX_NUMBER:
+        raise ValueError(f"'{_short(raw)}' is out of range")
+    return result
+
+
+def _short(raw: Any) -> str:
+    """A value as a reason may quote it: short, whatever it is."""
+    try:
+        text = str(raw)
+    except ValueError:  # an int beyond Python's digit limit
+        return f"a number of {int(raw).bit_length()} bits"
+    return text if len(text) <= 40 else f"{text[:40]}…"
+
+
+def checked_email(text: str) -> str:
+    """The address lower-cased (the identity key's form), or ValueError when it is not an e-mail address.
+
+    A real validator (RFC 5322/6531 syntax, no DNS): a spreadsheet formula, control characters or NUL would
+    otherwise become identity keys and be written into segments.
+    """
+    candidate = text.strip()
+    if candidate[:7].lower() == "mailto:":
+        candidate = candidate[7:]
+    try:
+        validate_email(candidate, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"'{_short(text)}' is not an e-mail address ({exc})") from None
+    return candidate.lower()
 
 
 def translate(target: str, raw: Any, value_map: Mapping[str, Any]) -> tuple[bool, Any]:
@@ -187,6 +235,8 @@ def map_fields(raw: Mapping[str, Any], mapping: ObjectMapping, *, getter: Any = 
             raw_value = meaning
         try:
             value = coerce(raw_value, mapping.schema_type(target), mapping.date_formats)
+            if target == "email" and value is not None:
+                value = checked_email(value)
         except ValueError as exc:
             raise RecordError(f"field {src} -> {target}: {exc}", code="BAD_VALUE") from None
         if value is not None:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from ..errors import RecordError
 from ..schema import Fact, FactKind, RecordRef, decode_value, normalise_email
-from .fields import ObjectMapping, map_fields
+from .fields import ObjectMapping, checked_email, map_fields
 
 FILE_KEY = "__file__"
 LINE_KEY = "__line__"
@@ -124,9 +124,7 @@ def _email(raw: Mapping[str, Any], spec: FileRowSpec, at: str) -> str | None:
     text = _text(get_field(raw, spec.email_column))
     if text is None:
         return None
-    email = normalise_email(text)
-    if email is None:
-        raise RecordError(
-            f"{at}: column {spec.email_column}: '{text}' is not an e-mail address", code="BAD_VALUE"
-        )
-    return email
+    try:
+        return checked_email(text)
+    except ValueError as exc:
+        raise RecordError(f"{at}: column {spec.email_column}: {exc}", code="BAD_VALUE") from None
