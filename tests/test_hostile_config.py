@@ -22,6 +22,8 @@ from connector import safe_yaml
 from connector.cli import cli
 from connector.config import ConfigErrors, load_config, load_config_text
 
+pytestmark = pytest.mark.reliability("Hostile input")
+
 HEAD = "stage_model: {preset: default}\n"
 
 

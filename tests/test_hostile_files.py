@@ -14,6 +14,8 @@ from connector.outcome import EXIT_CONFIG, EXIT_PARTIAL
 from connector.pipeline import Runner, Summary
 from connector.sources.file_formats import read_csv, read_jsonl
 
+pytestmark = pytest.mark.reliability("Hostile input")
+
 MAX_CELL_CHARS = 128 * 1024
 AFTER = "hank@newco.example;TeleCorp;01-04-2027\n"  # a good row after the bad one: it must still load
 

@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import Field, field_validator, model_validator
@@ -95,6 +95,7 @@ class Mapped:
     unknown: list[tuple[str, str]] = field(
         default_factory=list
     )  # (schema field, raw value) not in a value map
+    dropped: list[str] = field(default_factory=list)  # why a CRM record's e-mail was left out
 
 
 def parse_date(raw: Any, formats: list[str] | tuple[str, ...]) -> dt.date | None:
@@ -215,10 +216,20 @@ def translate(target: str, raw: Any, value_map: Mapping[str, Any]) -> tuple[bool
     return False, None
 
 
-def map_fields(raw: Mapping[str, Any], mapping: ObjectMapping, *, getter: Any = None) -> Mapped:
+def map_fields(
+    raw: Mapping[str, Any],
+    mapping: ObjectMapping,
+    *,
+    getter: Any = None,
+    bad_email: Literal["reject", "drop"] = "reject",
+) -> Mapped:
     """Apply `mapping` to one raw record. A value that cannot be coerced raises `RecordError` naming the field.
 
     `getter(raw, source_field)` reads a (possibly dotted, e.g. `Account.Name`) field; default is `raw.get`.
+    `bad_email="drop"` (CRM records): an e-mail that is no address is left out (noted in `dropped`) instead of
+    rejecting the record. A lead with "n/a" in its e-mail is still a lead sales works on and should carry its
+    stage label; it just never becomes an identity key or a segment file's address. An enrichment row lives
+    by its e-mail (the join key), so there it is a rejected row.
     """
     out = Mapped()
     get = getter or (lambda record, name: record.get(name))
@@ -236,7 +247,13 @@ def map_fields(raw: Mapping[str, Any], mapping: ObjectMapping, *, getter: Any = 
         try:
             value = coerce(raw_value, mapping.schema_type(target), mapping.date_formats)
             if target == "email" and value is not None:
-                value = checked_email(value)
+                try:
+                    value = checked_email(value)
+                except ValueError as exc:
+                    if bad_email == "reject":
+                        raise
+                    out.dropped.append(f"field {src} -> {target}: {exc}")
+                    value = None
         except ValueError as exc:
             raise RecordError(f"field {src} -> {target}: {exc}", code="BAD_VALUE") from None
         if value is not None:

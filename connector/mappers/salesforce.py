@@ -13,9 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
 from ..errors import RecordError
 from ..schema import LEAD_STATUS_MEANINGS, OPPORTUNITY_MEANINGS, Fact, FactKind, RecordRef, normalise_email
 from .fields import ObjectMapping, map_fields, translate
+
+log = structlog.get_logger(__name__)
 
 # Key under which the source puts an opportunity's contact ids (read from OpportunityContactRole).
 CONTACT_ROLES_KEY = "_contact_ids"
@@ -131,9 +135,11 @@ def map_record(
     except ValueError as exc:
         raise RecordError(f"{ref}: SystemModstamp: {exc}", code="BAD_VALUE") from None
     try:
-        mapped = map_fields(raw, mapping, getter=get_field)
+        mapped = map_fields(raw, mapping, getter=get_field, bad_email="drop")
     except RecordError as exc:
         raise RecordError(f"{ref}: {exc}", code=exc.code) from None
+    for why in mapped.dropped:  # the record still counts; only its e-mail is no identity key
+        log.warning("mapper.email.dropped", record=str(ref), reason=why)
     values, unknown = mapped.values, list(mapped.unknown)
     fact = Fact(ref=ref, kind=mapping.kind, modified_at=modified_at, values=values, extra=mapped.extra)
 

@@ -16,9 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
 from ..errors import RecordError
 from ..schema import Fact, FactKind, RecordRef, normalise_email
 from .fields import ObjectMapping, map_fields, translate
+
+log = structlog.get_logger(__name__)
 
 # Stock vtiger lead statuses. Sales' own verdicts (junk, lost) are qualified_out; "Contact in Future" is
 # vtiger's nurture; untouched or cold leads are new; being worked on (including hot/warm interest) is
@@ -118,9 +122,11 @@ def map_record(raw: Mapping[str, Any], spec: VtigerModuleSpec) -> MappedRecord:
             code="BAD_VALUE",
         ) from None
     try:
-        mapped = map_fields(raw, spec.mapping)
+        mapped = map_fields(raw, spec.mapping, bad_email="drop")
     except RecordError as exc:
         raise RecordError(f"{where}: {exc}", code=exc.code) from None
+    for why in mapped.dropped:  # the record still counts; only its e-mail is no identity key
+        log.warning("mapper.email.dropped", record=where, reason=why)
 
     values = dict(mapped.values)
     unknown = list(mapped.unknown)

@@ -80,13 +80,10 @@ def test_yaml_value_map_overrides_the_default() -> None:
     assert fact.values["lead_status"] == "qualified"
 
 
-def test_an_invalid_email_is_a_rejected_record() -> None:
-    # vtiger stores "not-an-email" as given: kept with its reason and retried, never an identity key
-    with pytest.raises(
-        RecordError, match="email -> email: 'not-an-email' is not an e-mail address"
-    ) as caught:
-        map_record(lead(email="not-an-email", cf_864=""), lead_spec())
-    assert caught.value.code == "BAD_VALUE"
+def test_an_invalid_email_is_no_identity() -> None:
+    fact = map_record(lead(email="not-an-email", cf_864=""), lead_spec()).fact
+    assert fact.keys == ["vt:Leads:10x4"]
+    assert "email" not in fact.values
 
 
 def test_contact_is_member_of_its_account() -> None:
