@@ -1,11 +1,11 @@
 """The `connector` command line: validate, plan, run, explain, report, demo and the loopback sandboxes.
 
 Exit codes: 0 ok, 1 unexpected crash, 2 config error, 3 partial failure (records rejected; they are kept and
-retried next run), 4 a system was unreachable (or a source never read completely is down: nothing written), 5
-another run holds the lock, 6 stopped at the API budget, 7 the state file is unusable (corrupt, not a database,
-read-only, disk full, newer schema: the message says what to do; `connector state rebuild` starts over), 8 held
-by the mass-change guard (nothing written), 9 `explain`: no such person, 130 interrupted (SIGTERM or Ctrl-C, at
-any moment).
+retried next run), 4 a system was unreachable (or a source never read completely is down: nothing written),
+5 another run holds the lock, 6 stopped at the API budget, 7 the state file is unusable (corrupt, not a
+database, read-only, disk full, newer schema: the message says what to do; `connector state rebuild` starts
+over), 8 held by the mass-change guard (nothing written), 9 nothing to show (`explain`: no such person; no
+state yet), 130 interrupted (SIGTERM or Ctrl-C, at any moment).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import click
 from . import logs
 from .config import AppConfigBase, ConfigErrors, load_config
 from .errors import ConfigError, LockedError, StateError
-from .outcome import EXIT_LOCKED, EXIT_STATE, EXIT_UNKNOWN_PERSON
+from .outcome import EXIT_LOCKED, EXIT_NOT_FOUND, EXIT_STATE
 from .pipeline import EXIT_CONFIG, Runner, Summary
 from .report import funnel_report, funnel_svg, funnel_text
 from .schema import decode_value, normalise_email
@@ -236,7 +236,7 @@ def _open_state(config: AppConfigBase) -> StateStore:
     path = config.state_path()
     if not path.exists():
         click.echo(f"no state at {path} yet: nothing has run with this config", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_NOT_FOUND)
     return StateStore(path)
 
 
@@ -265,7 +265,7 @@ def explain(config_path: str, key: str, as_json: bool) -> None:
         click.echo(
             f"no person known as '{key}' (try an e-mail, an external id or source:Object:Id)", err=True
         )
-        sys.exit(EXIT_UNKNOWN_PERSON)
+        sys.exit(EXIT_NOT_FOUND)
     row = store.person(person_key)
     assert row is not None
     decision = json.loads(row["decision"])

@@ -22,7 +22,7 @@ EXIT_LOCKED = 5
 EXIT_BUDGET = 6
 EXIT_STATE = 7  # the state file is unusable: nothing more is written until it is fixed or rebuilt
 EXIT_MASS_CHANGE = 8
-EXIT_UNKNOWN_PERSON = 9  # `explain` of a person the state does not know
+EXIT_NOT_FOUND = 9  # what a command asked about is not there: an unknown person, no state yet
 EXIT_INTERRUPTED = 130
 
 

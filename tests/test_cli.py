@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 from spine_helpers import AS_OF, CONTRACTS_CSV, Project
 
 from connector.cli import cli
-from connector.outcome import EXIT_UNKNOWN_PERSON
+from connector.outcome import EXIT_NOT_FOUND
 from connector.state import StateStore
 
 SUMMARY_KEYS = {"people", "labels", "segments", "rejected", "api_calls"}
@@ -182,7 +182,7 @@ def test_explain_json_by_key_and_by_external_id(project: Project) -> None:
 def test_explain_an_unknown_person(project: Project) -> None:
     invoke("run", *cfg(project), "--as-of", AS_OF.isoformat())
     result = invoke("explain", *cfg(project), "nobody@nowhere.example")
-    assert result.exit_code == EXIT_UNKNOWN_PERSON == 9  # 1 means a bug
+    assert result.exit_code == EXIT_NOT_FOUND == 9  # 1 means a bug
     assert "no person known as 'nobody@nowhere.example'" in result.stderr
 
 
@@ -240,11 +240,11 @@ def test_validate_notices_a_missing_input_file(project: Project) -> None:
     assert "people.csv" in result.output and "not found" in result.output
 
 
-@pytest.mark.parametrize("command", ["explain", "report"])
+@pytest.mark.parametrize("command", ["explain", "report", "rejected"])
 def test_explain_and_report_before_any_run_say_so_and_create_nothing(project: Project, command: str) -> None:
     args = [command, *cfg(project)] + (["someone@example.test"] if command == "explain" else [])
     result = invoke(*args)
-    assert result.exit_code == 1
+    assert result.exit_code == EXIT_NOT_FOUND  # 1 would mean a bug
     assert "no state" in result.output
     assert not project.state_path.exists()
 
