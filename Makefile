@@ -11,16 +11,18 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev]'
+# The loopback sandboxes and the demo are their own package (sandboxes/), outside connector's wheel and image;
+# the demo, the tests and the benchmarks need both.
+$(STAMP): pyproject.toml sandboxes/pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev]' -e ./sandboxes
 	@touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/connector demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check connector tests benchmarks
-	$(BIN)/ruff format --check connector tests benchmarks
+	$(BIN)/ruff check connector sandboxes tests benchmarks
+	$(BIN)/ruff format --check connector sandboxes tests benchmarks
 
 types: $(STAMP)
 	$(BIN)/mypy
@@ -34,4 +36,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) .demo build *.egg-info
+	rm -rf $(VENV) .demo build *.egg-info sandboxes/*.egg-info sandboxes/build

@@ -17,11 +17,11 @@ from pathlib import Path
 
 from connector import logs
 from connector.config import load_config
-from connector.demo.config_template import DEMO_CONFIG
-from connector.demo.dataset import generate
-from connector.demo.world import seeded_world
 from connector.pipeline import Runner
 from connector.retry import RetryPolicy
+from connector_sandboxes.demo.config_template import DEMO_CONFIG
+from connector_sandboxes.demo.dataset import generate
+from connector_sandboxes.demo.world import seeded_world
 
 AS_OF = dt.date(2026, 11, 23)
 

@@ -10,13 +10,14 @@ state yet), 130 interrupted (SIGTERM or Ctrl-C, at any moment).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -422,6 +423,26 @@ def state_rebuild(config_path: str, force: bool) -> None:
     )
 
 
+SANDBOXES_MISSING = (
+    "the loopback sandboxes and the demo are not installed here (connector's wheel and Docker image leave them "
+    "out): in a clone of the repository run `make demo`, or `pip install -e ./sandboxes` beside connector"
+)
+
+
+@contextlib.contextmanager
+def _needs_sandboxes() -> Iterator[None]:
+    """Exit 2 with a plain message when the sandbox package (sandboxes/ in the repository) is not installed.
+
+    Imported only inside `demo` and `sandbox`, so every other command works in the runtime install."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "connector_sandboxes":
+            raise
+        click.echo(f"error: {SANDBOXES_MISSING}", err=True)
+        sys.exit(EXIT_CONFIG)
+
+
 @cli.command()
 @click.option("--dir", "workdir", default=".demo", show_default=True, type=click.Path(file_okay=False))
 @click.option("--people", default=3000, show_default=True, help="Synthetic people to generate.")
@@ -430,7 +451,8 @@ def state_rebuild(config_path: str, force: bool) -> None:
 @click.option("--verbose", is_flag=True, help="Show the runs' info logs too (default: warnings only).")
 def demo(workdir: str, people: int, as_of: str, seed: int, verbose: bool) -> None:
     """Run the main job end to end on synthetic data and the loopback sandboxes, with no setup."""
-    from .demo import run_demo
+    with _needs_sandboxes():
+        from connector_sandboxes.demo import run_demo
 
     if not verbose:
         logs.configure("error")  # the demo prints its own account of rejected rows
@@ -449,7 +471,8 @@ def sandbox() -> None:
 @click.option("--seed-people", default=0, show_default=True)
 def sandbox_salesforce(host: str, port: int, seed_people: int) -> None:
     """Serve a Salesforce REST/Bulk 2.0 sandbox over HTTPS until Ctrl-C."""
-    from .sandboxes.salesforce import serve
+    with _needs_sandboxes():
+        from connector_sandboxes.salesforce import serve
 
     serve(host, port, seed_people=seed_people)
 
@@ -460,7 +483,8 @@ def sandbox_salesforce(host: str, port: int, seed_people: int) -> None:
 @click.option("--seed-people", default=0, show_default=True)
 def sandbox_vtiger(host: str, port: int, seed_people: int) -> None:
     """Serve a vtiger 8.2 webservice sandbox until Ctrl-C."""
-    from .sandboxes.vtiger import serve
+    with _needs_sandboxes():
+        from connector_sandboxes.vtiger import serve
 
     serve(host, port, seed_people=seed_people)
 

@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 
 from connector.config import load_config
-from connector.demo.dataset import generate
-from connector.demo.world import seeded_world
 from connector.pipeline import Runner
 from connector.retry import RetryPolicy
-from connector.sandboxes.salesforce import SalesforceSandbox
-from connector.sandboxes.vtiger import VtigerSandbox
 from connector.state import StateStore
+from connector_sandboxes.demo.dataset import generate
+from connector_sandboxes.demo.world import seeded_world
+from connector_sandboxes.salesforce import SalesforceSandbox
+from connector_sandboxes.vtiger import VtigerSandbox
 
 AS_OF = dt.date(2026, 11, 23)
 SF_WRITE_KINDS = {"composite/sobjects", "sobject.post", "sobject.patch", "sobject.delete", "bulk2.ingest"}

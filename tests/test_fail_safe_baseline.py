@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 
 from connector.config import load_config
-from connector.demo.dataset import generate
-from connector.demo.world import seeded_world
 from connector.outcome import EXIT_UNREACHABLE
 from connector.pipeline import Runner
 from connector.retry import RetryPolicy
 from connector.state import StateStore
+from connector_sandboxes.demo.dataset import generate
+from connector_sandboxes.demo.world import seeded_world
 
 pytestmark = pytest.mark.reliability("Outages and broken answers")
 

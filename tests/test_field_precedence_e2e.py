@@ -20,13 +20,13 @@ from typing import Any
 import pytest
 
 from connector.config import load_config
-from connector.demo.dataset import DemoPerson, generate
-from connector.demo.world import seeded_world
 from connector.pipeline import Runner, Summary
 from connector.retry import RetryPolicy
-from connector.sandboxes.salesforce import SalesforceSandbox
-from connector.sandboxes.vtiger import VtigerSandbox
-from connector.sandboxes.vtiger.clock import parse_wall
+from connector_sandboxes.demo.dataset import DemoPerson, generate
+from connector_sandboxes.demo.world import seeded_world
+from connector_sandboxes.salesforce import SalesforceSandbox
+from connector_sandboxes.vtiger import VtigerSandbox
+from connector_sandboxes.vtiger.clock import parse_wall
 
 pytestmark = pytest.mark.reliability("Guards against wrong writes")
 

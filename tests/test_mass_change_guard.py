@@ -18,8 +18,8 @@ from connector.config import load_config
 from connector.outcome import EXIT_MASS_CHANGE
 from connector.pipeline import Runner
 from connector.retry import RetryPolicy
-from connector.sandboxes.vtiger import VtigerSandbox
 from connector.state import StateStore
+from connector_sandboxes.vtiger import VtigerSandbox
 
 pytestmark = pytest.mark.reliability("Guards against wrong writes")
 

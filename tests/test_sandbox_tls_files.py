@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from connector.sandboxes.salesforce import SalesforceSandbox
-from connector.sandboxes.vtiger import VtigerSandbox
+from connector_sandboxes.salesforce import SalesforceSandbox
+from connector_sandboxes.vtiger import VtigerSandbox
 
 pytestmark = pytest.mark.reliability("Transport and secrets")
 
@@ -75,7 +75,7 @@ def test_ctrl_c_on_the_salesforce_sandbox_command_removes_its_key_folder(tmp_pat
     folder_root.mkdir()
     env = {**os.environ, "TMPDIR": str(folder_root)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from connector.sandboxes.salesforce import serve; serve(port=0)"],
+        [sys.executable, "-c", "from connector_sandboxes.salesforce import serve; serve(port=0)"],
         stdout=subprocess.PIPE,
         text=True,
         env=env,

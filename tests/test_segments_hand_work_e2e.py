@@ -15,15 +15,15 @@ from typing import Any
 import pytest
 
 from connector.config import load_config
-from connector.demo.config_template import DEMO_CONFIG
-from connector.demo.dataset import generate
-from connector.demo.world import seeded_world
 from connector.outcome import Summary
 from connector.pipeline import Runner
 from connector.retry import RetryPolicy
-from connector.sandboxes.salesforce import SalesforceSandbox
-from connector.sandboxes.vtiger import VtigerSandbox
 from connector.state import StateStore
+from connector_sandboxes.demo.config_template import DEMO_CONFIG
+from connector_sandboxes.demo.dataset import generate
+from connector_sandboxes.demo.world import seeded_world
+from connector_sandboxes.salesforce import SalesforceSandbox
+from connector_sandboxes.vtiger import VtigerSandbox
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability("Hand work in the CRMs")]
 AS_OF = dt.date(2026, 11, 23)

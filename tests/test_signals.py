@@ -18,8 +18,8 @@ import pytest
 from spine_helpers import AS_OF
 
 from connector.outcome import EXIT_INTERRUPTED
-from connector.sandboxes.vtiger import VtigerSandbox
 from connector.state import StateStore
+from connector_sandboxes.vtiger import VtigerSandbox
 
 pytestmark = pytest.mark.reliability("Crashes and signals")
 

@@ -8,12 +8,12 @@ from typing import Any
 
 from connector.context import RunContext
 from connector.retry import RetryPolicy
-from connector.sandboxes.salesforce import SalesforceSandbox
-from connector.sandboxes.salesforce.objects import FieldDef
 from connector.sources.salesforce.auth import SalesforceSecrets
 from connector.sources.salesforce.budget import ApiBudget
 from connector.sources.salesforce.client import SalesforceClient
 from connector.sources.salesforce.source import SalesforceSourceConfig
+from connector_sandboxes.salesforce import SalesforceSandbox
+from connector_sandboxes.salesforce.objects import FieldDef
 
 LOGIN = "https://login.example.test"
 INSTANCE = "https://org.example.test"

@@ -20,9 +20,9 @@ from cryptography.x509.oid import NameOID
 from connector.context import RunContext
 from connector.errors import ConfigError
 from connector.retry import RetryPolicy
-from connector.sandboxes.salesforce import Credentials, SalesforceSandbox
 from connector.sources.salesforce.auth import SalesforceConnection
 from connector.sources.salesforce.source import SalesforceSource, SalesforceSourceConfig
+from connector_sandboxes.salesforce import Credentials, SalesforceSandbox
 
 pytestmark = pytest.mark.e2e
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"

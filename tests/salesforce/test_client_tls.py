@@ -11,12 +11,12 @@ import pytest
 from sf_fakes import Sleeps, policy
 
 from connector.errors import ConfigError
-from connector.sandboxes.salesforce import SalesforceSandbox
-from connector.sandboxes.tls import loopback_cert
 from connector.sources.salesforce import bulk
 from connector.sources.salesforce.auth import SalesforceSecrets
 from connector.sources.salesforce.client import SalesforceClient
 from connector.sources.salesforce.source import SalesforceSourceConfig
+from connector_sandboxes.salesforce import SalesforceSandbox
+from connector_sandboxes.tls import loopback_cert
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability("Transport and secrets")]
 

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 
 from connector.config import load_config
-from connector.demo.config_template import DEMO_CONFIG
-from connector.demo.dataset import generate
-from connector.demo.world import World, seeded_world
 from connector.pipeline import Runner
 from connector.retry import RetryPolicy
 from connector.sources.salesforce.client import SalesforceClient
 from connector.state import StateStore
+from connector_sandboxes.demo.config_template import DEMO_CONFIG
+from connector_sandboxes.demo.dataset import generate
+from connector_sandboxes.demo.world import World, seeded_world
 
 pytestmark = pytest.mark.e2e
 AS_OF = dt.date(2026, 11, 23)

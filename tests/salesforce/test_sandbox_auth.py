@@ -12,7 +12,7 @@ from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed, SalesforceExpiredSession
 from simple_salesforce.login import SalesforceLogin
 
-from connector.sandboxes.salesforce import SalesforceSandbox
+from connector_sandboxes.salesforce import SalesforceSandbox
 
 
 def token(sb: SalesforceSandbox, **form: str) -> requests.Response:

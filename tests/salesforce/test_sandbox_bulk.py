@@ -8,7 +8,7 @@ import io
 import requests
 from simple_salesforce import Salesforce
 
-from connector.sandboxes.salesforce import SalesforceSandbox
+from connector_sandboxes.salesforce import SalesforceSandbox
 
 
 def poll(http: requests.Session, url: str) -> list[str]:

@@ -10,7 +10,7 @@ import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceExpiredSession
 
-from connector.sandboxes.salesforce import SalesforceSandbox
+from connector_sandboxes.salesforce import SalesforceSandbox
 
 
 def statuses(http: requests.Session, url: str, n: int) -> list[int]:

@@ -10,7 +10,7 @@ import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceResourceNotFound
 
-from connector.sandboxes.salesforce import SalesforceSandbox
+from connector_sandboxes.salesforce import SalesforceSandbox
 
 
 def test_crud_round_trip_with_simple_salesforce(sf_client: Salesforce, sf_sandbox: SalesforceSandbox) -> None:

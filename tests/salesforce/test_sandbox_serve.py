@@ -14,7 +14,7 @@ def test_serve_prints_exportable_settings_and_serves_seeded_people() -> None:
         [
             sys.executable,
             "-c",
-            "from connector.sandboxes.salesforce import serve; serve(port=0, seed_people=12)",
+            "from connector_sandboxes.salesforce import serve; serve(port=0, seed_people=12)",
         ],
         stdout=subprocess.PIPE,
         text=True,

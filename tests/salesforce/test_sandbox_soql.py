@@ -9,7 +9,7 @@ import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
-from connector.sandboxes.salesforce import SalesforceSandbox
+from connector_sandboxes.salesforce import SalesforceSandbox
 
 
 @pytest.fixture

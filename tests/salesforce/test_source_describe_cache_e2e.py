@@ -19,10 +19,10 @@ from structlog.testing import capture_logs
 from connector.context import RunContext
 from connector.errors import ConfigError
 from connector.retry import RetryPolicy
-from connector.sandboxes.salesforce import SalesforceSandbox
-from connector.sandboxes.salesforce.seed import seed_people
 from connector.schema import Fact
 from connector.sources.salesforce.source import SalesforceSource, SalesforceSourceConfig
+from connector_sandboxes.salesforce import SalesforceSandbox
+from connector_sandboxes.salesforce.seed import seed_people
 
 pytestmark = pytest.mark.e2e
 HOUR = dt.timedelta(hours=1)

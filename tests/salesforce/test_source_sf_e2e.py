@@ -13,9 +13,9 @@ import pytest
 from connector.context import RunContext
 from connector.errors import ConfigError
 from connector.retry import RetryPolicy
-from connector.sandboxes.salesforce import SalesforceSandbox
 from connector.sources.base import Batch
 from connector.sources.salesforce.source import SalesforceSource, SalesforceSourceConfig
+from connector_sandboxes.salesforce import SalesforceSandbox
 
 pytestmark = pytest.mark.e2e
 PAST = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

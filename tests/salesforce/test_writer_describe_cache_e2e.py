@@ -16,11 +16,11 @@ from structlog.testing import capture_logs
 from connector.context import RunContext
 from connector.errors import ConfigError
 from connector.retry import RetryPolicy
-from connector.sandboxes.salesforce import SalesforceSandbox
 from connector.schema import RecordRef
 from connector.sources.salesforce.source import SalesforceSource, SalesforceSourceConfig
 from connector.writers.base import LabelChange
 from connector.writers.salesforce import SalesforceWriter, SalesforceWriterConfig
+from connector_sandboxes.salesforce import SalesforceSandbox
 
 pytestmark = pytest.mark.e2e
 

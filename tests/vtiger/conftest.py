@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from connector.sandboxes.vtiger import VtigerSandbox
+from connector_sandboxes.vtiger import VtigerSandbox
 
 
 class WsClient:

@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from connector.retry import RetryPolicy
-from connector.sandboxes.vtiger import VtigerSandbox
 from connector.sources.vtiger.client import VtigerClient
+from connector_sandboxes.vtiger import VtigerSandbox
 
 pytestmark = pytest.mark.e2e
 

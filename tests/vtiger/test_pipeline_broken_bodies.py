@@ -12,7 +12,7 @@ import pytest
 from connector.config import load_config
 from connector.pipeline import Runner
 from connector.retry import RetryPolicy
-from connector.sandboxes.vtiger import VtigerSandbox
+from connector_sandboxes.vtiger import VtigerSandbox
 
 from .test_pipeline_vtiger import AS_OF, CONFIG, writes
 

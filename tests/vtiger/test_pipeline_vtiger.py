@@ -12,8 +12,8 @@ import pytest
 from connector.config import load_config
 from connector.pipeline import Runner
 from connector.retry import RetryPolicy
-from connector.sandboxes.vtiger import VtigerSandbox
 from connector.writers.vtiger import split_multi
+from connector_sandboxes.vtiger import VtigerSandbox
 
 pytestmark = pytest.mark.e2e
 AS_OF = dt.date(2026, 11, 23)

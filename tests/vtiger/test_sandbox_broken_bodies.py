@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from connector.sandboxes.vtiger import VtigerSandbox
+from connector_sandboxes.vtiger import VtigerSandbox
 
 from .conftest import WsClient
 

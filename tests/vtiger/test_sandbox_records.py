@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.sandboxes.vtiger import VtigerSandbox
+from connector_sandboxes.vtiger import VtigerSandbox
 
 from .conftest import WsClient
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connector.sandboxes.vtiger import VtigerSandbox
+from connector_sandboxes.vtiger import VtigerSandbox
 
 from .conftest import WsClient
 

@@ -9,7 +9,7 @@ from unittest import mock
 
 import pytest
 
-from connector.sandboxes.vtiger import VtigerSandbox, serve
+from connector_sandboxes.vtiger import VtigerSandbox, serve
 
 from .conftest import WsClient
 
@@ -139,7 +139,7 @@ def test_latency_is_applied(vt_sandbox: VtigerSandbox, vt_client: WsClient) -> N
 
 @pytest.fixture
 def no_wait() -> Iterator[None]:
-    with mock.patch("connector.sandboxes.vtiger._wait_for_interrupt", side_effect=KeyboardInterrupt):
+    with mock.patch("connector_sandboxes.vtiger._wait_for_interrupt", side_effect=KeyboardInterrupt):
         yield
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from connector.sandboxes.vtiger import VtigerSandbox
+from connector_sandboxes.vtiger import VtigerSandbox
 
 from .conftest import WsClient
 

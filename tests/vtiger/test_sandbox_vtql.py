@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connector.sandboxes.vtiger import VtigerSandbox
-from connector.sandboxes.vtiger.vtql import Comparison, Junction, QuerySyntaxError, parse
+from connector_sandboxes.vtiger import VtigerSandbox
+from connector_sandboxes.vtiger.vtql import Comparison, Junction, QuerySyntaxError, parse
 
 from .conftest import WsClient
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from connector.errors import ConfigError, UnreachableError
-from connector.sandboxes.vtiger import VtigerSandbox
 from connector.sources.vtiger.source import VtigerSource
+from connector_sandboxes.vtiger import VtigerSandbox
 
 from .test_source_sandbox import Store, add_leads, cursor_time, source
 

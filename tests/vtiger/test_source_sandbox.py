@@ -12,8 +12,8 @@ import pytest
 from connector.context import RunContext
 from connector.errors import ConfigError
 from connector.retry import RetryPolicy
-from connector.sandboxes.vtiger import VtigerSandbox
 from connector.sources.vtiger.source import VtigerSource, VtigerSourceConfig
+from connector_sandboxes.vtiger import VtigerSandbox
 
 pytestmark = pytest.mark.e2e
 T0 = dt.datetime(2026, 11, 23, 12, 0, 0, tzinfo=dt.UTC)

@@ -11,11 +11,11 @@ import pytest
 from connector.context import RunContext
 from connector.errors import ConfigError, RetriableError
 from connector.retry import RetryPolicy
-from connector.sandboxes.vtiger import VtigerSandbox
 from connector.schema import RecordRef
 from connector.sources.vtiger.source import VtigerSourceConfig
 from connector.writers.base import LabelChange, Member, SegmentChange
 from connector.writers.vtiger import VtigerWriter, VtigerWriterConfig, join_multi, split_multi
+from connector_sandboxes.vtiger import VtigerSandbox
 
 pytestmark = pytest.mark.e2e
 T0 = dt.datetime(2026, 11, 23, 12, 0, 0, tzinfo=dt.UTC)

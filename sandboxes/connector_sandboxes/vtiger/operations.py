@@ -13,12 +13,12 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from connector.sandboxes.vtiger import vtql
-from connector.sandboxes.vtiger.describe import listtypes_payload, relatedtypes_payload
-from connector.sandboxes.vtiger.faults import Faults
-from connector.sandboxes.vtiger.sessions import Sessions
-from connector.sandboxes.vtiger.store import CAMPAIGN_PEERS, ID_PATTERN, Record, VtigerStore
-from connector.sandboxes.vtiger.wserrors import (
+from connector_sandboxes.vtiger import vtql
+from connector_sandboxes.vtiger.describe import listtypes_payload, relatedtypes_payload
+from connector_sandboxes.vtiger.faults import Faults
+from connector_sandboxes.vtiger.sessions import Sessions
+from connector_sandboxes.vtiger.store import CAMPAIGN_PEERS, ID_PATTERN, Record, VtigerStore
+from connector_sandboxes.vtiger.wserrors import (
     EmptyServerError,
     WebserviceError,
     access_denied,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from connector.sandboxes.vtiger.store import VtigerStore
+from connector_sandboxes.vtiger.store import VtigerStore
 
 FIRST = ("Lotte", "Thijs", "Ines", "Zoe", "Marloes", "Anouk", "Daan", "Sem", "Fleur", "Bram", "Noor", "Jesse")
 LAST = (

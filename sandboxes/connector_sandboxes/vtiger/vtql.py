@@ -18,10 +18,10 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Union
 
-from connector.sandboxes.vtiger.wserrors import WebserviceError, no_such_module
+from connector_sandboxes.vtiger.wserrors import WebserviceError, no_such_module
 
 if TYPE_CHECKING:
-    from connector.sandboxes.vtiger.store import Record, VtigerStore
+    from connector_sandboxes.vtiger.store import Record, VtigerStore
 
 MAX_ROWS = 100
 _TIE_SALT = itertools.count(1)

@@ -15,11 +15,12 @@ from typing import Any
 
 import click
 
-from ..config import load_config
-from ..pipeline import EXIT_CONFIG, EXIT_CRASH, EXIT_UNREACHABLE, Runner, Summary
-from ..report import funnel_report, funnel_svg, funnel_text
-from ..retry import RetryPolicy
-from ..state import StateStore
+from connector.config import load_config
+from connector.pipeline import EXIT_CONFIG, EXIT_CRASH, EXIT_UNREACHABLE, Runner, Summary
+from connector.report import funnel_report, funnel_svg, funnel_text
+from connector.retry import RetryPolicy
+from connector.state import StateStore
+
 from .dataset import generate
 from .world import seeded_world
 

@@ -7,14 +7,14 @@ import string
 from collections import Counter
 from types import TracebackType
 
-from connector.sandboxes.tls import CertFiles, loopback_cert, remove_cert, server_context
-from connector.sandboxes.vtiger.clock import SandboxClock
-from connector.sandboxes.vtiger.faults import Faults
-from connector.sandboxes.vtiger.operations import Operations
-from connector.sandboxes.vtiger.seed import seed_people as _seed_people
-from connector.sandboxes.vtiger.server import ENDPOINT, HttpServer
-from connector.sandboxes.vtiger.sessions import Sessions
-from connector.sandboxes.vtiger.store import VtigerStore
+from connector_sandboxes.tls import CertFiles, loopback_cert, remove_cert, server_context
+from connector_sandboxes.vtiger.clock import SandboxClock
+from connector_sandboxes.vtiger.faults import Faults
+from connector_sandboxes.vtiger.operations import Operations
+from connector_sandboxes.vtiger.seed import seed_people as _seed_people
+from connector_sandboxes.vtiger.server import ENDPOINT, HttpServer
+from connector_sandboxes.vtiger.sessions import Sessions
+from connector_sandboxes.vtiger.store import VtigerStore
 
 
 def new_access_key() -> str:

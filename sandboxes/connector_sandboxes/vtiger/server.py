@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from connector.sandboxes.vtiger.operations import Operations
+from connector_sandboxes.vtiger.operations import Operations
 
 ENDPOINT = "/webservice.php"
 MAX_BODY = 10 * 1024 * 1024

@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from connector.sandboxes.vtiger.clock import SandboxClock, format_wall
-from connector.sandboxes.vtiger.describe import (
+from connector_sandboxes.vtiger.clock import SandboxClock, format_wall
+from connector_sandboxes.vtiger.describe import (
     MULTI_SEPARATOR,
     FieldSpec,
     ModuleMeta,
     build_modules,
     custom_field,
 )
-from connector.sandboxes.vtiger.wserrors import WebserviceError, access_denied
+from connector_sandboxes.vtiger.wserrors import WebserviceError, access_denied
 
 ADMIN_ID = "19x1"
 ID_PATTERN = re.compile(r"^(\d+)x(\d+)$")

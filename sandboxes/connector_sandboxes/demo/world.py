@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..sandboxes.salesforce import SalesforceSandbox
-from ..sandboxes.vtiger import VtigerSandbox
+from ..salesforce import SalesforceSandbox
+from ..vtiger import VtigerSandbox
 from .config_template import DEMO_CONFIG
 from .dataset import DemoPerson
 from .seed import seed_salesforce, seed_vtiger, write_files

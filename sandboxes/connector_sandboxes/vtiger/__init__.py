@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 import threading
 
-from connector.sandboxes.vtiger.clock import SandboxClock
-from connector.sandboxes.vtiger.faults import Faults
-from connector.sandboxes.vtiger.sandbox import VtigerSandbox
-from connector.sandboxes.vtiger.store import VtigerStore
+from connector_sandboxes.vtiger.clock import SandboxClock
+from connector_sandboxes.vtiger.faults import Faults
+from connector_sandboxes.vtiger.sandbox import VtigerSandbox
+from connector_sandboxes.vtiger.store import VtigerStore
 
 __all__ = ["Faults", "SandboxClock", "VtigerSandbox", "VtigerStore", "serve"]
 

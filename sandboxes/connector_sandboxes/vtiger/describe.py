@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from connector.sandboxes.vtiger.modules import (
+from connector_sandboxes.vtiger.modules import (
     CAMPAIGN_RELATED,
     DOUBLE_FORMATS,
     EXTRA_EMAIL_MODULES,

@@ -7,8 +7,8 @@ import secrets
 import threading
 from dataclasses import dataclass
 
-from connector.sandboxes.vtiger.clock import SandboxClock
-from connector.sandboxes.vtiger.wserrors import WebserviceError
+from connector_sandboxes.vtiger.clock import SandboxClock
+from connector_sandboxes.vtiger.wserrors import WebserviceError
 
 TOKEN_LIFETIME = 300
 # PHP's session.gc_maxlifetime on the observed instance
