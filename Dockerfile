@@ -7,6 +7,8 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
+# connector/ only: the loopback sandboxes and the demo (sandboxes/, with their fixed test credentials) are another
+# distribution and stay out of the image (tests/test_runtime_package.py builds this wheel and checks it)
 COPY connector ./connector
 RUN pip install --no-cache-dir --upgrade pip && pip wheel --no-cache-dir --wheel-dir /wheels .
 
