@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -133,3 +134,29 @@ def test_starting_and_stopping_a_sandbox_is_cheap() -> None:
     stop_took = time.perf_counter() - started
     assert start_took < 0.1
     assert stop_took < 0.2
+
+
+def test_a_held_kind_of_call_waits_until_released(
+    sf_sandbox: SalesforceSandbox, sf_http: requests.Session, sf_api: str
+) -> None:
+    # Tests stop a run at a named point with this (and then signal it), instead of sleeping and hoping.
+    sf_sandbox.faults.hold = {"composite/sobjects"}
+    body = {"records": [{"attributes": {"type": "Account"}, "Name": "Held"}]}
+    answers: list[requests.Response] = []
+    writer = threading.Thread(
+        target=lambda: answers.append(sf_http.post(f"{sf_api}/composite/sobjects", json=body, timeout=120))
+    )
+    writer.start()
+    try:
+        assert sf_sandbox.faults.held.wait(timeout=120), "the write never reached the sandbox"
+        # other kinds go on meanwhile, and the held write has not been applied
+        assert sf_sandbox.http_session(sf_sandbox.login()).get(f"{sf_api}/limits", timeout=120).ok
+        assert answers == [] and sf_sandbox.store.all("Account") == []
+    finally:
+        sf_sandbox.faults.release()
+        writer.join(timeout=120)
+    assert not writer.is_alive()
+    assert answers[0].json()[0]["success"] is True
+    assert [a["Name"] for a in sf_sandbox.store.all("Account")] == ["Held"]
+    # released for good: the next call of that kind is answered at once
+    assert sf_http.post(f"{sf_api}/composite/sobjects", json=body, timeout=120).ok
