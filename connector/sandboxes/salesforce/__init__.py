@@ -34,13 +34,16 @@ def serve(host: str = "127.0.0.1", port: int = 0, seed_people: int = 0) -> None:
         f"SF_CLIENT_SECRET={sandbox.client_secret}",
         f"SF_API_VERSION={sandbox.api_version}",
     ]
-    print(
-        "# Salesforce sandbox running; export these to point connector at it (Ctrl-C stops it):", flush=True
-    )
-    for line in lines:
-        print(line, flush=True)
     try:
-        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a user stops the sandbox
+        # Ctrl-C is how a user stops the sandbox; it may come as soon as the settings are out (a test's
+        # SIGINT on a busy machine), so the prints are inside the guard too
+        with contextlib.suppress(KeyboardInterrupt):
+            print(
+                "# Salesforce sandbox running; export these to point connector at it (Ctrl-C stops it):",
+                flush=True,
+            )
+            for line in lines:
+                print(line, flush=True)
             while True:
                 time.sleep(3600)
     finally:
