@@ -9,8 +9,8 @@ import pytest
 import requests
 from simple_salesforce import Salesforce
 
+from connector.crm.salesforce.client import SalesforceClient
 from connector.sandboxes.salesforce import SalesforceSandbox
-from connector.sources.salesforce.client import SalesforceClient
 
 API = "59.0"
 

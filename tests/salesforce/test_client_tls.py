@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from sf_fakes import Sleeps, policy
 
+from connector.crm.salesforce import bulk
+from connector.crm.salesforce.auth import SalesforceSecrets
+from connector.crm.salesforce.client import SalesforceClient
 from connector.errors import ConfigError
 from connector.sandboxes.salesforce import SalesforceSandbox
 from connector.sandboxes.tls import loopback_cert
-from connector.sources.salesforce import bulk
-from connector.sources.salesforce.auth import SalesforceSecrets
-from connector.sources.salesforce.client import SalesforceClient
-from connector.sources.salesforce.source import SalesforceSourceConfig
+from connector.sources.salesforce.config import SalesforceSourceConfig
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability("Transport and secrets")]
 

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from connector.config import load_config
+from connector.crm.salesforce.client import SalesforceClient
 from connector.demo.config_template import DEMO_CONFIG
 from connector.demo.dataset import generate
 from connector.demo.world import World, seeded_world
 from connector.pipeline import Runner
 from connector.retry import RetryPolicy
-from connector.sources.salesforce.client import SalesforceClient
 from connector.state import StateStore
 
 pytestmark = pytest.mark.e2e

@@ -8,9 +8,9 @@ from collections.abc import Callable
 import pytest
 from waiting import HANG_GUARD
 
+from connector.crm.vtiger.client import VtigerClient
 from connector.retry import RetryPolicy
 from connector.sandboxes.vtiger import VtigerSandbox
-from connector.sources.vtiger.client import VtigerClient
 
 pytestmark = pytest.mark.e2e
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from connector.config import load_config
+from connector.crm.vtiger.client import VtigerClient
 from connector.errors import ConfigError
 from connector.pipeline import Runner
 from connector.retry import RetryPolicy
 from connector.sandboxes.tls import loopback_cert
 from connector.sandboxes.vtiger import VtigerSandbox
-from connector.sources.vtiger.client import VtigerClient
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability("Transport and secrets")]
 AS_OF = dt.date(2026, 11, 23)

@@ -13,7 +13,7 @@ from connector.config import load_config
 from connector.pipeline import Runner
 from connector.retry import RetryPolicy
 from connector.sandboxes.vtiger import VtigerSandbox
-from connector.writers.vtiger import split_multi
+from connector.writers.vtiger.writer import split_multi
 
 pytestmark = pytest.mark.e2e
 AS_OF = dt.date(2026, 11, 23)

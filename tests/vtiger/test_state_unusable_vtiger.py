@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 from connector.cli import cli
 from connector.diffing import ChangePlanner
 from connector.sandboxes.vtiger import VtigerSandbox
-from connector.writers.vtiger import VtigerWriter
+from connector.writers.vtiger.writer import VtigerWriter
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability("State")]
 WRITE_OPS = {"create", "update", "revise", "delete", "add_related"}
