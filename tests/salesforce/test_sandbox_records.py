@@ -134,13 +134,13 @@ def test_composite_create_and_update_report_per_record(
     ok_id = created[0]["id"]
     updates = [
         {"attributes": {"type": "Lead"}, "id": ok_id, "Funnel_Stage__c": "Nurture"},
-        {"attributes": {"type": "Lead"}, "id": "00Q000000000000AAA", "Funnel_Stage__c": "Lead"},
+        {"attributes": {"type": "Lead"}, "id": "00Q000000000000EAA", "Funnel_Stage__c": "Lead"},
     ]
     updated = sf_http.patch(
         f"{sf_api}/composite/sobjects", json={"allOrNone": False, "records": updates}, timeout=10
     ).json()
     assert updated[0] == {"id": ok_id, "success": True, "errors": []}
-    assert updated[1]["id"] == "00Q000000000000AAA" and updated[1]["success"] is False
+    assert updated[1]["id"] == "00Q000000000000EAA" and updated[1]["success"] is False
     assert sf_sandbox.store.get("Lead", ok_id)["Funnel_Stage__c"] == "Nurture"
 
 
