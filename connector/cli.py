@@ -28,9 +28,12 @@ from .config import AppConfigBase, ConfigErrors, load_config
 from .errors import ConfigError, LockedError, StateError
 from .outcome import EXIT_LOCKED, EXIT_NOT_FOUND, EXIT_STATE
 from .pipeline import EXIT_CONFIG, Runner, Summary
+from .registry import load_source, load_writer
 from .report import funnel_report, funnel_svg, funnel_text
 from .schema import decode_value, normalise_email
+from .sources.base import Source
 from .state import StateStore
+from .writers.base import Writer
 
 
 def _as_of(value: str | None) -> dt.date:
@@ -85,23 +88,33 @@ def validate(config_path: str) -> None:
     """Check the config: every error at once, each with file, line and key path (exit 2)."""
     config = _load(config_path)
     runner = Runner(config)
-    problems = []
-    for build in (runner.build_sources, runner.build_writers):
+    problems: list[str] = []
+    plugins: list[Source | Writer] = []
+    # every plugin is built and checked even when another one fails: all problems in one round
+    builds: list[Callable[[], Source | Writer]] = [
+        *(
+            functools.partial(load_source(c.type).from_config, c, runner.env)
+            for c in config.sources
+            if c.enabled
+        ),
+        *(
+            functools.partial(load_writer(c.type).from_config, c, runner.env)
+            for c in config.targets
+            if c.enabled
+        ),
+    ]
+    for build in builds:
         try:
-            plugins = build()
+            plugin = build()
         except ConfigError as exc:
             problems.append(str(exc))
             continue
-        for plugin in plugins:
-            # an optional, network-free self-check (a file source: its file exists)
-            check = getattr(plugin, "check", None)
-            try:
-                if check is not None:
-                    check()
-            except ConfigError as exc:
-                problems.append(str(exc))
-            finally:
-                plugin.close()
+        plugins.append(plugin)
+        try:
+            plugin.check()  # offline: a file source's file exists, nothing goes over the network
+        except ConfigError as exc:
+            problems.append(str(exc))
+    runner.close_plugins(plugins)
     if problems:
         for p in dict.fromkeys(problems):  # a source and its target share credentials: say it once
             click.echo(f"error: {config_path}: {p}", err=True)

@@ -8,9 +8,10 @@ target entries are a discriminated union on `type`, built from the plugin regist
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, TypeVar, Union
 
 from pydantic import Field, ValidationError, create_model, field_validator
 from pydantic import Tag as _Tag  # noqa: F401 - re-exported for plugin authors
@@ -19,9 +20,12 @@ from . import safe_yaml
 from .conditions import Condition
 from .errors import ConfigError
 from .model import NAME_PATTERN, StrictModel
+from .plugin_config import SourceConfigBase, WriterConfigBase
 from .registry import source_plugins, writer_plugins
 from .stage_model import StageModel, merge_preset, stage_model_problems
+from .writers.segment_files.config import check_segment_name
 
+M = TypeVar("M", bound=StrictModel)
 SEGMENT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
@@ -69,8 +73,9 @@ class AppConfigBase(StrictModel):
     stage_model: StageModel
     identity: IdentityConfig = Field(default_factory=IdentityConfig)
     guard: GuardConfig = Field(default_factory=GuardConfig)
-    sources: list[Any] = Field(default_factory=list)
-    targets: list[Any] = Field(default_factory=list)
+    # narrowed by `_app_model` to the union of the registered plugin configs, discriminated on `type`
+    sources: list[SourceConfigBase] = Field(default_factory=list)
+    targets: list[WriterConfigBase] = Field(default_factory=list)
     segments: list[SegmentConfig] = Field(default_factory=list)
 
     @field_validator("stage_model", mode="before")
@@ -82,7 +87,7 @@ class AppConfigBase(StrictModel):
         path = Path(self.state.path)
         return path if path.is_absolute() else self.base_dir / path
 
-    def source(self, name: str) -> Any:
+    def source(self, name: str) -> SourceConfigBase:
         return next(s for s in self.sources if s.name == name)
 
 
@@ -253,6 +258,7 @@ def load_config_text(text: str, file: str, *, base_dir: Path) -> AppConfigBase:
             line, key_path = _line_of(root, loc)
             issues.append(ConfigIssue(file, line, key_path, _message(err)))
     issues.extend(_cross_check(data, root, file))
+    issues.extend(_plugin_cross_checks(data, root, file, base_dir))
     if issues or config is None:
         raise ConfigErrors(_sorted(_dedupe(issues)))
     return config
@@ -318,8 +324,6 @@ def _cross_check(data: dict[str, Any], root: Any, file: str) -> list[ConfigIssue
         name, seg_targets = seg.get("name"), seg.get("targets")
         seg_targets = seg_targets if isinstance(seg_targets, list) else []
         if isinstance(name, str) and file_targets & set(map(str, seg_targets)):
-            from .writers.segment_files import check_segment_name
-
             try:
                 check_segment_name(name)
             except ConfigError as exc:
@@ -352,6 +356,38 @@ def _cross_check(data: dict[str, Any], root: Any, file: str) -> list[ConfigIssue
         if name not in source_names:
             issue(("identity", "source_priority", i), f"no source named '{name}'")
     return issues
+
+
+def _plugin_cross_checks(data: dict[str, Any], root: Any, file: str, base_dir: Path) -> list[ConfigIssue]:
+    """Each target's checks against the source it writes back to (`WriterConfigBase.cross_check`), for every
+    entry that validates on its own: a broken entry elsewhere in the file does not hide these."""
+    source_models = {kind: plugin.config for kind, plugin in source_plugins().items()}
+    writer_models = {kind: plugin.config for kind, plugin in writer_plugins().items()}
+    sources = {cfg.name: cfg for cfg in _valid_entries(data, "sources", source_models, base_dir).values()}
+    issues: list[ConfigIssue] = []
+    for i, target in _valid_entries(data, "targets", writer_models, base_dir).items():
+        for loc, message in target.cross_check(sources):
+            line, key_path = _line_of(root, ("targets", i, *loc))
+            issues.append(ConfigIssue(file, line, key_path, message))
+    return issues
+
+
+def _valid_entries(
+    data: dict[str, Any], section: str, models: Mapping[str, type[M]], base_dir: Path
+) -> dict[int, M]:
+    """Index -> validated config model of the entries of `section` that validate alone."""
+    items = data.get(section)
+    found: dict[int, M] = {}
+    for i, item in enumerate(items if isinstance(items, list) else []):
+        kind = item.get("type") if isinstance(item, dict) else None
+        model = models.get(kind) if isinstance(kind, str) else None
+        if model is None:
+            continue
+        try:
+            found[i] = model.model_validate(item, context={"base_dir": base_dir})
+        except ValidationError:
+            continue  # its own errors come from the schema pass
+    return found
 
 
 def _stage_model_or_none(raw: Any) -> StageModel | None:

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .conditions import compile_condition
 from .config import AppConfigBase, SegmentConfig
 from .engine import Decision
 from .outcome import Summary
+from .plan import LabelChange, Member, SegmentChange, Target
 from .schema import Fact, Person, RecordRef
 from .segments import in_segment
 from .state import StateStore
 from .vetoes import Veto
-from .writers.base import LabelChange, Member, SegmentChange, Writer
 
 
 @dataclass
@@ -36,7 +36,7 @@ class ChangePlanner:
     def plan(
         self,
         store: StateStore,
-        writers: list[Writer],
+        writers: Sequence[Target],
         people: dict[str, Person],
         decisions: dict[str, Decision],
         as_of: dt.date,
@@ -79,7 +79,7 @@ class ChangePlanner:
     def _label_changes(
         self,
         store: StateStore,
-        writer: Writer,
+        writer: Target,
         people: dict[str, Person],
         decisions: dict[str, Decision],
         superseded: set[str],
@@ -109,7 +109,7 @@ class ChangePlanner:
     def _segment_changes(
         self,
         store: StateStore,
-        writer: Writer,
+        writer: Target,
         insiders: dict[str, list[str]],
         people: dict[str, Person],
         decisions: dict[str, Decision],
@@ -151,7 +151,7 @@ class ChangePlanner:
                 )
         return out
 
-    def _member(self, person: Person, writer: Writer, decision: Decision) -> Member:
+    def _member(self, person: Person, writer: Target, decision: Decision) -> Member:
         refs = tuple(person.refs_in(writer.source)) if writer.source else tuple(person.refs)
         return Member(
             person_key=person.key,
@@ -168,7 +168,7 @@ class ChangePlanner:
         self,
         store: StateStore,
         key: str,
-        writer: Writer,
+        writer: Target,
         people: dict[str, Person],
         decisions: dict[str, Decision],
     ) -> Member:

@@ -17,13 +17,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
 
 from . import interrupts
 from .config import AppConfigBase
-from .context import RunContext
+from .context import PluginEnv, RunContext
 from .diffing import ChangePlanner, Plan, superseded_refs
 from .engine import Decision, Previous, StageEngine
 from .errors import (
@@ -51,7 +52,7 @@ from .outcome import (
     record_state_failure,
 )
 from .reading import new_stats, read_source, reject_reason
-from .registry import PluginEnv, source_plugins, writer_plugins
+from .registry import load_source, load_writer
 from .retry import RetryPolicy
 from .schema import Person, encode_value
 from .sources.base import Source
@@ -96,18 +97,35 @@ class Runner:
         self._superseded: set[str] = set()
         self._vetoes: dict[str, Veto] = {}
         self.env = PluginEnv(
-            app=config, policy=self.policy, state_dir=config.state_path().parent, environ=environ
+            sources=config.sources,
+            base_dir=config.base_dir,
+            state_dir=config.state_path().parent,
+            policy=self.policy,
+            environ=environ,
+            segment_targets={s.name: tuple(s.targets) for s in config.segments},
         )
 
     # ---- plugins --------------------------------------------------------------------------------------
 
     def build_sources(self) -> list[Source]:
-        plugins = source_plugins()
-        return [plugins[c.type].factory(c, self.env) for c in self.config.sources if c.enabled]
+        """The enabled sources, over the run's connections (opened here, without a network call)."""
+        return [load_source(c.type).from_config(c, self.env) for c in self.config.sources if c.enabled]
 
     def build_writers(self) -> list[Writer]:
-        plugins = writer_plugins()
-        return [plugins[c.type].factory(c, self.env) for c in self.config.targets if c.enabled]
+        """The enabled targets, each over its source's connection (the source's own, when it is built)."""
+        return [load_writer(c.type).from_config(c, self.env) for c in self.config.targets if c.enabled]
+
+    def close_plugins(self, plugins: Sequence[Source | Writer]) -> None:
+        """Close `plugins`, then the run's connections; closing must not hide the run's own outcome."""
+        for plugin in plugins:
+            try:
+                plugin.close()
+            except Exception as exc:
+                log.warning("plugin.close.failed", plugin=plugin.name, error=str(exc))
+        try:
+            self.env.close()
+        except Exception as exc:
+            log.warning("connection.close.failed", error=str(exc))
 
     # ---- the run --------------------------------------------------------------------------------------
 
@@ -135,13 +153,15 @@ class Runner:
             return summary
         started = self.clock()
         ctx = RunContext(as_of=as_of, started_at=started, dry_run=mode == "plan")
-        self.env.shared.clear()
+        sources: list[Source] = []
+        writers: list[Writer] = []
         try:
             sources = self.build_sources()
             writers = self.build_writers()  # plan needs them too: label objects, call estimates
         except ConfigError as exc:
             summary.outcome, summary.exit_code = "config_error", EXIT_CONFIG
             summary.errors.append(str(exc))
+            self.close_plugins(_plugins(sources, writers))
             store.unlock()
             if owns_store:
                 store.close()
@@ -175,12 +195,7 @@ class Runner:
             if summary.outcome != OUTCOMES["state"][0]:
                 record_state_failure(summary, exc)
         finally:
-            plugins: list[Source | Writer] = [*sources, *writers]
-            for plugin in plugins:
-                try:
-                    plugin.close()
-                except Exception as exc:  # closing must not hide the run's own outcome
-                    log.warning("plugin.close.failed", plugin=getattr(plugin, "name", "?"), error=str(exc))
+            self.close_plugins(_plugins(sources, writers))
             store.unlock()
             if owns_store:
                 store.close()
@@ -214,10 +229,8 @@ class Runner:
                 unreachable = True  # the others go on; this source's last known records still count
                 if not store.has_baseline(source.name):
                     no_baseline.append(source.name)
-            unknown = getattr(source, "unknown_values", None)
-            if unknown:
-                for (fname, value), n in unknown.items():
-                    summary.unknown_values[f"{source.name}.{fname}={value}"] = n
+            for (fname, value), n in source.unknown_values.items():
+                summary.unknown_values[f"{source.name}.{fname}={value}"] = n
 
         if no_baseline:
             self._hold_without_baseline(store, no_baseline, summary, rejected_now)
@@ -446,7 +459,7 @@ class Runner:
         for change in plan.segments.get(writer.name, []):
             # writers that publish the whole segment (files) also want unchanged segments: names and stages
             # of members may have changed, and an empty segment still gets its (empty) file
-            if not change.adds and not change.removes and not getattr(writer, "publishes_snapshots", False):
+            if not change.adds and not change.removes and not writer.publishes_snapshots:
                 continue
             store.check_writable(len(change.adds) + len(change.removes))
             result = writer.sync_segment(change, ctx)
@@ -483,6 +496,10 @@ class Runner:
                 calls=result.calls,
             )
             _stop_if_unreachable(result)
+
+
+def _plugins(sources: list[Source], writers: list[Writer]) -> list[Source | Writer]:
+    return [*sources, *writers]
 
 
 def _tally_rejected(store: StateStore, summary: Summary, rejected_now: Counter[str]) -> None:

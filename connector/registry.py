@@ -1,69 +1,93 @@
-"""Plugin registries: YAML `type` -> (config model, factory). A new CRM is one module and one line here.
+"""Plugin registries: YAML `type` -> (config model, implementation). A new CRM is one line in each table.
 
-Factories take `(config, env)`: the plugin's own validated config model and a `PluginEnv` with what every
-plugin may need from the run (the whole app config, e.g. for a target that reuses a source's connection, the
-shared retry policy, and where the state lives).
+The config models are imported here (small modules without transport: the YAML validates without loading a
+plugin); an implementation is named by `module:Class` and imported only when a run or `validate` builds it.
+A source's implementation also opens the run's connection to its system (`Source.connect`); the targets of
+that source reach it through `PluginEnv.connection`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .retry import RetryPolicy
-from .sources.base import Source, SourceConfigBase
-from .writers.base import Writer, WriterConfigBase
+from .plugin_config import SourceConfigBase, WriterConfigBase
+from .sources.files.config import FileSourceConfig
+from .sources.salesforce.config import SalesforceSourceConfig
+from .sources.vtiger.config import VtigerSourceConfig
+from .writers.salesforce.config import SalesforceWriterConfig
+from .writers.segment_files.config import SegmentFilesConfig
+from .writers.vtiger.config import VtigerWriterConfig
 
-
-@dataclass
-class PluginEnv:
-    app: Any  # connector.config.AppConfig (Any here to keep this module free of an import cycle)
-    policy: RetryPolicy = field(default_factory=RetryPolicy)
-    state_dir: Path = Path(".")
-    environ: dict[str, str] | None = None  # None: os.environ; tests pass their own
-    # per-run objects plugins may share, e.g. one logged-in CRM client for a source and the target writing
-    # back to it (one session, one connection pool); emptied at the start of every run
-    shared: dict[str, Any] = field(default_factory=dict)
+if TYPE_CHECKING:  # the contracts pull in the run's context; config validation does without them
+    from .sources.base import Source
+    from .writers.base import Writer
 
 
 @dataclass(frozen=True)
 class SourcePlugin:
     config: type[SourceConfigBase]
-    factory: Callable[[Any, PluginEnv], Source]
+    implementation: str  # "package.module:Class", a subclass of sources.base.Source
+
+    def load(self) -> type[Source]:
+        from .sources.base import Source
+
+        found = _load(self.implementation)
+        if not (isinstance(found, type) and issubclass(found, Source)):
+            raise TypeError(f"{self.implementation} is not a Source")
+        return found
 
 
 @dataclass(frozen=True)
 class WriterPlugin:
     config: type[WriterConfigBase]
-    factory: Callable[[Any, PluginEnv], Writer]
+    implementation: str  # "package.module:Class", a subclass of writers.base.Writer
+
+    def load(self) -> type[Writer]:
+        from .writers.base import Writer
+
+        found = _load(self.implementation)
+        if not (isinstance(found, type) and issubclass(found, Writer)):
+            raise TypeError(f"{self.implementation} is not a Writer")
+        return found
+
+
+SOURCES: dict[str, SourcePlugin] = {
+    "file": SourcePlugin(FileSourceConfig, "connector.sources.files.source:FileSource"),
+    "salesforce": SourcePlugin(
+        SalesforceSourceConfig, "connector.sources.salesforce.source:SalesforceSource"
+    ),
+    "vtiger": SourcePlugin(VtigerSourceConfig, "connector.sources.vtiger.source:VtigerSource"),
+}
+
+WRITERS: dict[str, WriterPlugin] = {
+    "salesforce": WriterPlugin(
+        SalesforceWriterConfig, "connector.writers.salesforce.writer:SalesforceWriter"
+    ),
+    "vtiger": WriterPlugin(VtigerWriterConfig, "connector.writers.vtiger.writer:VtigerWriter"),
+    "segment_files": WriterPlugin(
+        SegmentFilesConfig, "connector.writers.segment_files.writer:SegmentFilesWriter"
+    ),
+}
 
 
 def source_plugins() -> dict[str, SourcePlugin]:
-    from .sources import files, salesforce
-    from .sources.vtiger import source as vtiger_source
-
-    return {
-        "file": SourcePlugin(files.FileSourceConfig, files.FileSource.from_config),
-        "salesforce": SourcePlugin(
-            salesforce.SalesforceSourceConfig, salesforce.SalesforceSource.from_config
-        ),
-        "vtiger": SourcePlugin(vtiger_source.VtigerSourceConfig, vtiger_source.VtigerSource.from_config),
-    }
+    return SOURCES
 
 
 def writer_plugins() -> dict[str, WriterPlugin]:
-    from .writers import salesforce as salesforce_writer
-    from .writers import segment_files
-    from .writers import vtiger as vtiger_writer
+    return WRITERS
 
-    return {
-        "salesforce": WriterPlugin(
-            salesforce_writer.SalesforceWriterConfig, salesforce_writer.SalesforceWriter.from_config
-        ),
-        "vtiger": WriterPlugin(vtiger_writer.VtigerWriterConfig, vtiger_writer.VtigerWriter.from_config),
-        "segment_files": WriterPlugin(
-            segment_files.SegmentFilesConfig, segment_files.SegmentFilesWriter.from_config
-        ),
-    }
+
+def load_source(kind: str) -> type[Source]:
+    return SOURCES[kind].load()
+
+
+def load_writer(kind: str) -> type[Writer]:
+    return WRITERS[kind].load()
+
+
+def _load(spec: str) -> object:
+    module, _, name = spec.partition(":")
+    return vars(importlib.import_module(module))[name]

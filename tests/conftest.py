@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from spine_helpers import CONFIG_YAML, CONTRACTS_CSV, PEOPLE_CSV, VISITS_JSONL, Project
+
+# Property tests draw the same examples on every `make test` (a CI run must not pass or fail by luck);
+# HYPOTHESIS_EXPLORE=1 draws new ones, to hunt for bugs (a failure prints the example to keep as a test).
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False, max_examples=1000)
+settings.load_profile("explore" if os.environ.get("HYPOTHESIS_EXPLORE") else "repeatable")
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import pytest
 import structlog
 from click.testing import CliRunner, Result
 from spine_helpers import AS_OF, CONTRACTS_CSV, Project
+from waiting import HANG_GUARD
 
 from connector.cli import cli
 from connector.outcome import EXIT_NOT_FOUND
@@ -216,7 +217,7 @@ def test_connector_run_end_to_end(project: Project) -> None:
     script = Path(sys.executable).parent / "connector"
     assert script.exists(), script
     command = [str(script), "--log-json", "run", *cfg(project), "--as-of", AS_OF.isoformat(), "--json"]
-    first = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    first = subprocess.run(command, capture_output=True, text=True, timeout=HANG_GUARD, check=False)
     assert first.returncode == 0, first.stderr
     data = json.loads(first.stdout)
     assert data["people"]["total"] == 6
@@ -226,7 +227,7 @@ def test_connector_run_end_to_end(project: Project) -> None:
     assert "source.read.done" in events
     assert project.segment_rows("acquisition") == ["bob@globex.example", "frank@newco.example"]
 
-    second = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    second = subprocess.run(command, capture_output=True, text=True, timeout=HANG_GUARD, check=False)
     assert second.returncode == 0
     again = json.loads(second.stdout)
     assert again["transitions"] == {}

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import HANG_GUARD, LineWatcher, is_event, stop
 
 from connector.config import load_config
 from connector.pipeline import Runner
@@ -233,28 +234,37 @@ def test_sigterm_mid_run_is_recorded_and_the_next_run_carries_on(world: World, t
     import signal
     import subprocess
     import sys
-    import time
 
-    world.sf.faults.latency = 0.3  # slow enough to be stopped half way
+    # The org holds the first label write: the child is then provably mid-run, every source read and
+    # committed, with a write in flight. A fixed sleep instead raced the child's start-up on a busy machine.
+    world.sf.faults.hold = {"composite/sobjects"}
     exe = Path(sys.executable).with_name("connector")
     config = str(world.runner.config.config_file)
     env = {**os.environ, **world.environ}
     proc = subprocess.Popen(
         [str(exe), "--log-json", "run", "-c", config, "--as-of", AS_OF.isoformat()],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        text=True,
     )
-    time.sleep(2.0)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err.decode()[-2000:]
+    assert proc.stderr is not None
+    stderr = LineWatcher(proc.stderr)
+    try:
+        stderr.wait_for(is_event("source.read.done", source="sf_prod"))
+        assert world.sf.faults.held.wait(HANG_GUARD), f"no label write reached the org:\n{stderr.tail()}"
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(HANG_GUARD) == 130, stderr.rest()[-2000:]
+    finally:
+        world.sf.faults.release()
+        stop(proc)
     store = StateStore(world.state_path)
     (row,) = store.runs()
     assert row["outcome"] == "interrupted"
+    assert store.cursors("sf_prod"), "what the interrupted run read and committed stays"
     store.close()
 
-    world.sf.faults.latency = 0
     summary = world.run()  # the lock was released, and what was committed stays
     assert summary.exit_code == 3  # only the demo files' malformed rows
     assert all(v is not None for v in _sf_labels(world.sf).values())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,9 @@ def _sf_opted_out(world: Any) -> set[str]:
     }
 
 
-def test_a_source_without_baseline_that_is_down_holds_every_write(world: Any) -> None:
+def test_a_source_without_baseline_that_is_down_holds_every_write(
+    world: Any, record_property: Callable[[str, object], None]
+) -> None:
     world.sf.faults.error_503_rate = 1.0
     world.sf.faults.retry_after = 0
     held = world.runner.execute("run", AS_OF)
@@ -75,6 +77,10 @@ def test_a_source_without_baseline_that_is_down_holds_every_write(world: Any) ->
     assert held.no_baseline == ["sf_prod"]
     assert any("sf_prod" in e and "no baseline" in e for e in held.errors)
     assert _vt_writes(world) == 0
+    record_property(
+        "observed",
+        f"exit {held.exit_code} ({held.outcome}), {_vt_writes(world)} vtiger writes, no segment file",
+    )
     assert not (world.root / "segments").exists() or not list((world.root / "segments").iterdir())
     store = StateStore(world.runner.config.state_path())
     try:

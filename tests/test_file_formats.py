@@ -8,7 +8,7 @@ import openpyxl
 import pytest
 
 from connector.errors import ConfigError
-from connector.sources.file_formats import (
+from connector.sources.files.formats import (
     ROW_ERROR,
     detect_format,
     read_csv,

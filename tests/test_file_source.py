@@ -3,19 +3,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import openpyxl
 import pytest
 from pydantic import ValidationError
 
-from connector.context import RunContext
+from connector.context import PluginEnv, RunContext
 from connector.errors import ConfigError, RecordError
-from connector.registry import PluginEnv, source_plugins
+from connector.registry import source_plugins
 from connector.schema import Fact, FactKind, RecordRef, encode_value
 from connector.sources.base import Batch
-from connector.sources.files import GONE, FileSource, FileSourceConfig
+from connector.sources.files.config import FileSourceConfig
+from connector.sources.files.source import GONE, FileSource
 
 DATA = Path(__file__).parent / "data" / "files"
 CONTRACT_FIELDS = {"E-mail": "email", "Provider": "competitor", "Einddatum": "contract_end"}
@@ -40,7 +40,7 @@ def config(**overrides: Any) -> FileSourceConfig:
 
 def source(base: Path, **overrides: Any) -> FileSource:
     cfg = config(**overrides)
-    return FileSource.from_config(cfg, PluginEnv(app=SimpleNamespace(base_dir=base)))
+    return FileSource.from_config(cfg, PluginEnv(base_dir=base))
 
 
 def read_all(src: FileSource, cursors: dict[str, str] | None = None) -> list[Batch]:
@@ -316,7 +316,7 @@ def test_relative_paths_resolve_against_the_yaml_directory(
     monkeypatch.chdir(tmp_path.parent)
     assert read_all(source(tmp_path))[-1].object == "contracts.csv"
     monkeypatch.chdir(tmp_path)
-    no_base = FileSource.from_config(config(), PluginEnv(app=SimpleNamespace()))
+    no_base = FileSource.from_config(config(), PluginEnv())
     assert read_all(no_base)[-1].object == "contracts.csv"
 
 

@@ -12,7 +12,7 @@ from spine_helpers import AS_OF, CONFIG_YAML, CONTRACTS_CSV, VISITS_JSONL, Proje
 
 from connector.outcome import EXIT_CONFIG, EXIT_PARTIAL
 from connector.pipeline import Runner, Summary
-from connector.sources.file_formats import read_csv, read_jsonl
+from connector.sources.files.formats import read_csv, read_jsonl
 
 pytestmark = pytest.mark.reliability("Hostile input")
 

@@ -9,7 +9,6 @@ import io
 import math
 import zipfile
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,15 +16,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_file_source import ctx
 
+from connector.context import PluginEnv
 from connector.errors import ConfigError, RecordError
 from connector.mappers.fields import ObjectMapping, coerce, map_fields
 from connector.mappers.salesforce import OrgMeanings
 from connector.mappers.salesforce import map_record as map_sf
 from connector.mappers.vtiger import VtigerModuleSpec
 from connector.mappers.vtiger import map_record as map_vt
-from connector.registry import PluginEnv
 from connector.schema import FactKind, FieldType
-from connector.sources.files import FileSource, FileSourceConfig
+from connector.sources.files.config import FileSourceConfig
+from connector.sources.files.source import FileSource
 
 pytestmark = pytest.mark.reliability("Hostile input")
 
@@ -85,7 +85,7 @@ def file_source(tmp_path: Path, name: str, **extra: Any) -> FileSource:
             **extra,
         }
     )
-    return FileSource.from_config(cfg, PluginEnv(app=SimpleNamespace(base_dir=tmp_path)))
+    return FileSource.from_config(cfg, PluginEnv(base_dir=tmp_path))
 
 
 def read_and_map(src: FileSource) -> None:

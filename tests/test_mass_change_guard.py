@@ -7,7 +7,7 @@ Files-only projects for segments (what the marketers' files hold), the vtiger sa
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -73,7 +73,9 @@ def _segment_file_rows(root: Path) -> int:
     return len((root / "out" / "warm.csv").read_text(encoding="utf-8-sig").splitlines()) - 1
 
 
-def test_removing_too_many_members_holds_the_run_and_plan_says_so(tmp_path: Path) -> None:
+def test_removing_too_many_members_holds_the_run_and_plan_says_so(
+    tmp_path: Path, record_property: Callable[[str, object], None]
+) -> None:
     path = _project(tmp_path, 100)
     cli_runner = CliRunner()
     first = cli_runner.invoke(cli, ["run", "-c", str(path), "--as-of", AS_OF.isoformat()])
@@ -88,6 +90,7 @@ def test_removing_too_many_members_holds_the_run_and_plan_says_so(tmp_path: Path
     held = cli_runner.invoke(cli, ["run", "-c", str(path), "--as-of", AS_OF.isoformat()])
     assert held.exit_code == EXIT_MASS_CHANGE, held.output
     assert "files: would remove 30 of the 100 members of segment 'warm'" in held.output
+    record_property("observed", f"exit {held.exit_code}: would remove 30 of the 100 members; file untouched")
     assert "--allow-mass-change" in held.output
     assert _members(path, "files", "warm") == 100
     assert _segment_file_rows(tmp_path) == 100  # the marketers' file is untouched
@@ -167,7 +170,9 @@ def vt_sandbox() -> Iterator[VtigerSandbox]:
 
 
 @pytest.mark.e2e
-def test_relabelling_most_of_a_crm_holds_the_run(vt_sandbox: VtigerSandbox, tmp_path: Path) -> None:
+def test_relabelling_most_of_a_crm_holds_the_run(
+    vt_sandbox: VtigerSandbox, tmp_path: Path, record_property: Callable[[str, object], None]
+) -> None:
     st = vt_sandbox.store
     leads = [
         st.create("Leads", {"lastname": f"L{i}", "email": f"l{i}@x.nl", "leadstatus": "Hot"})
@@ -200,6 +205,7 @@ def test_relabelling_most_of_a_crm_holds_the_run(vt_sandbox: VtigerSandbox, tmp_
         }
     ]
     assert not {"update", "revise", "create"} & set(vt_sandbox.calls)
+    record_property("observed", f"exit {held.exit_code}: 25 of 40 labels would change; 0 vtiger writes")
     label_field = st.field_by_label("Leads", "Funnel stage")
     assert {st.get(lead["id"])[label_field] for lead in leads} == {"Lead"}
 

@@ -13,8 +13,9 @@ from spine_helpers import AS_OF, CONFIG_YAML, CONTRACTS_CSV, PEOPLE_CSV, Project
 from connector.context import RunContext
 from connector.errors import RecordError
 from connector.pipeline import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, EXIT_UNREACHABLE, Runner, Summary
+from connector.plan import SegmentChange
 from connector.state import StateStore
-from connector.writers.base import SegmentChange, Writer, WriteResult
+from connector.writers.base import Writer, WriteResult
 
 
 def run(project: Project, as_of: dt.date = AS_OF, mode: str = "run") -> Summary:

@@ -5,18 +5,18 @@ import datetime as dt
 import io
 import os
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from connector.context import RunContext
+from connector.context import PluginEnv, RunContext
 from connector.errors import ConfigError
-from connector.registry import PluginEnv, writer_plugins
+from connector.plan import LabelChange, Member, SegmentChange
+from connector.registry import writer_plugins
 from connector.schema import RecordRef
-from connector.writers.base import LabelChange, Member, SegmentChange
-from connector.writers.segment_files import SegmentFilesConfig, SegmentFilesWriter
+from connector.writers.segment_files.config import SegmentFilesConfig
+from connector.writers.segment_files.writer import SegmentFilesWriter
 
 
 def ctx(dry_run: bool = False) -> RunContext:
@@ -38,10 +38,12 @@ def member(key: str, email: str | None, first: str = "Ann", stage: str = "prospe
     )
 
 
-def writer(base: Path, app: Any = None, **overrides: Any) -> SegmentFilesWriter:
+def writer(
+    base: Path, segments: dict[str, tuple[str, ...]] | None = None, **overrides: Any
+) -> SegmentFilesWriter:
     data = {"name": "marketing_files", "type": "segment_files", "directory": "out/segments", **overrides}
     cfg = SegmentFilesConfig.model_validate(data)
-    return SegmentFilesWriter.from_config(cfg, PluginEnv(app=app or SimpleNamespace(base_dir=base)))
+    return SegmentFilesWriter.from_config(cfg, PluginEnv(base_dir=base, segment_targets=segments or {}))
 
 
 def rows(path: Path, delimiter: str = ";") -> list[dict[str, str]]:
@@ -159,23 +161,18 @@ def test_takes_no_labels(tmp_path: Path) -> None:
 
 
 def test_unsafe_segment_names_are_rejected_at_config_time(tmp_path: Path) -> None:
-    app = SimpleNamespace(
-        base_dir=tmp_path, segments=[SimpleNamespace(name="renewal"), SimpleNamespace(name="../x")]
-    )
+    mine = ("marketing_files",)
     with pytest.raises(ConfigError, match=r"segment '\.\./x' cannot be a file name"):
-        writer(tmp_path, app=app)
+        writer(tmp_path, segments={"renewal": mine, "../x": mine})
     for bad in ("a/b", ".hidden", "a.changes", "A.Changes", "trailing.", "x" * 65, "", "a b", "a\\b"):
         with pytest.raises(ConfigError):
             writer(tmp_path).path_for(bad)
-    ok = SimpleNamespace(base_dir=tmp_path, segments={"renewal": {}, "win-back_2": {}})
-    assert writer(tmp_path, app=ok).path_for("win-back_2").name == "win-back_2.csv"
+    ok = {"renewal": mine, "win-back_2": mine}
+    assert writer(tmp_path, segments=ok).path_for("win-back_2").name == "win-back_2.csv"
     assert writer(tmp_path).path_for("q1.renewal").name == "q1.renewal.csv"
     assert writer(tmp_path).path_for("x").name == "x.csv"
     # a bad name bound for another target is that target's business
-    elsewhere = SimpleNamespace(
-        base_dir=tmp_path, segments=[SimpleNamespace(name="a.changes", targets=["sf_campaigns"])]
-    )
-    writer(tmp_path, app=elsewhere)
+    writer(tmp_path, segments={"a.changes": ("sf_campaigns",)})
 
 
 def test_directory_that_is_a_file_is_a_config_error(tmp_path: Path) -> None:

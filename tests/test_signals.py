@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -87,7 +87,7 @@ def test_sigterm_while_python_starts(tmp_path: Path, vt: VtigerSandbox) -> None:
 
 @pytest.mark.parametrize("operation", ["query", "revise"], ids=["reading", "writing"])
 def test_sigterm_mid_run_is_130_in_the_exit_and_in_the_run_row(
-    tmp_path: Path, vt: VtigerSandbox, operation: str
+    tmp_path: Path, vt: VtigerSandbox, operation: str, record_property: Callable[[str, object], None]
 ) -> None:
     vt.faults.hold_ops = {operation}
     proc = _start(tmp_path, vt)
@@ -101,6 +101,7 @@ def test_sigterm_mid_run_is_130_in_the_exit_and_in_the_run_row(
     assert proc.returncode == EXIT_INTERRUPTED, err.decode()[-2000:]
     assert b"Traceback" not in err
     assert _runs(tmp_path) == [("interrupted", EXIT_INTERRUPTED)]
+    record_property("observed", f"exit {proc.returncode}, run row {_runs(tmp_path)[0]}")
 
     # the lock was released and the next run carries on
     again = subprocess.run(

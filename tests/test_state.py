@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from spine_helpers import AS_OF
+from waiting import HANG_GUARD
 
 from connector.errors import LockedError
 from connector.schema import Fact, FactKind, RecordRef
@@ -127,10 +128,10 @@ def test_the_lock_holds_against_another_process(tmp_path: Path) -> None:
             f"s = StateStore({str(path)!r})\n"
             "try:\n    s.lock()\nexcept LockedError:\n    sys.exit(5)\nsys.exit(0)\n"
         )
-        assert subprocess.run([sys.executable, "-c", code], timeout=30).returncode == 5
+        assert subprocess.run([sys.executable, "-c", code], timeout=HANG_GUARD).returncode == 5
     finally:
         store.close()
-    assert subprocess.run([sys.executable, "-c", code], timeout=30).returncode == 0
+    assert subprocess.run([sys.executable, "-c", code], timeout=HANG_GUARD).returncode == 0
 
 
 # ---- round trips ------------------------------------------------------------------------------------------

@@ -50,7 +50,10 @@ def parse_sf_datetime(raw: Any) -> dt.datetime:
     if isinstance(raw, dt.datetime):
         if raw.tzinfo is None:
             raise ValueError("datetime without a time zone")
-        return raw.astimezone(dt.UTC)
+        try:
+            return raw.astimezone(dt.UTC)
+        except OverflowError:
+            raise ValueError(f"'{raw}' is outside the datetimes UTC can hold") from None
     if not isinstance(raw, str) or not raw.strip():
         raise ValueError(f"'{raw}' is not a Salesforce datetime")
     text = raw.strip()
@@ -61,7 +64,10 @@ def parse_sf_datetime(raw: Any) -> dt.datetime:
     parsed = dt.datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         raise ValueError(f"'{raw}' has no time zone")
-    return parsed.astimezone(dt.UTC)
+    try:
+        return parsed.astimezone(dt.UTC)
+    except OverflowError:  # the first hour of year 1 with a positive offset: no UTC instant in range
+        raise ValueError(f"'{raw}' is outside the datetimes UTC can hold") from None
 
 
 def truthy(raw: Any) -> bool:

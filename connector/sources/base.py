@@ -3,32 +3,29 @@
 A source reads one system and yields `Batch`es of raw records; its mapper turns each raw record into a `Fact`.
 The run loop stores the facts and advances the batch's cursor in one transaction, so a cursor never moves past
 records that were not safely stored. A source never decides stages and never writes.
+
+Every optional capability is declared here with its default, so the run loop and the CLI call it on any
+source without probing: `connect` (the run's connection to a CRM; none for files), `unknown_values`,
+`check` (offline, for `validate`) and `discover` (what the system offers; not every source can tell).
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol
+from types import MappingProxyType
+from typing import Any, TypeVar
 
-from ..context import RunContext
+from ..context import Connection, PluginEnv, RunContext
+from ..errors import ConfigError
 from ..mappers.fields import ObjectMapping
-from ..model import StrictModel
+from ..plugin_config import SourceConfigBase
 from ..schema import Fact
 
+__all__ = ["Batch", "Source", "SourceConfigBase", "expect_config"]
 
-class SourceConfigBase(StrictModel):
-    """Fields every source config has; each plugin subclasses it with `type: Literal[...]`."""
-
-    name: str
-    type: str
-    enabled: bool = True
-    # whose word this source carries: a sales decision (CRM) beats a marketing signal (enrichment files)
-    role: Literal["sales", "marketing"] | None = None
-    default_role: ClassVar[str] = "sales"
-
-    def effective_role(self) -> str:
-        return self.role or self.default_role
+M = TypeVar("M", bound=SourceConfigBase)
 
 
 @dataclass
@@ -48,19 +45,50 @@ class Batch:
     live_ids: set[str] | None = None
 
 
-class Source(Protocol):
+class Source(ABC):
     name: str
+    # (field, raw value) -> records carrying a picklist value the source could not give a meaning (reported
+    # in the run summary, never guessed); sources that map no picklists keep this empty default
+    unknown_values: Mapping[tuple[str, str], int] = MappingProxyType({})
 
+    @classmethod
+    def connect(cls, cfg: SourceConfigBase, env: PluginEnv) -> Connection | None:
+        """Open the run's connection to this source's system (no network call yet); None: no connection."""
+        return None
+
+    @classmethod
+    @abstractmethod
+    def from_config(cls, cfg: SourceConfigBase, env: PluginEnv) -> Source:
+        """Build the source from its validated config (a ConfigError for what only the run can tell)."""
+
+    @abstractmethod
     def read(self, cursors: Mapping[str, str], ctx: RunContext) -> Iterator[Batch]:
         """Yield batches of what changed since `cursors` (object -> cursor value), oldest first."""
-        ...
 
+    @abstractmethod
     def map(self, obj: str, raw: dict[str, Any]) -> Fact:
         """Map one raw record; raise `RecordError` for a record that cannot be mapped."""
-        ...
 
+    @abstractmethod
     def mapping_for(self, obj: str) -> ObjectMapping | None:
         """The YAML mapping that applies to `obj` (for reporting), if any."""
-        ...
 
-    def close(self) -> None: ...
+    def check(self) -> None:
+        """An offline self-check for `connector validate` (a file source: its file exists); ConfigError."""
+        return None
+
+    def discover(self) -> Mapping[str, list[str]] | None:
+        """The objects the system offers and their fields, for writing a config; None: cannot tell."""
+        return None
+
+    def close(self) -> None:
+        """Release what the source holds itself (its connection belongs to the run: `PluginEnv.close`)."""
+        return None
+
+
+def expect_config(cfg: SourceConfigBase, model: type[M]) -> M:
+    """`cfg` as the plugin's own config model: the registry pairs each `type` with one model, so another model
+    here is a wiring mistake, reported like a config error rather than an AttributeError later."""
+    if not isinstance(cfg, model):
+        raise ConfigError(f"source {cfg.name}: a {type(cfg).__name__} is not a {model.__name__}")
+    return cfg

@@ -1,60 +1,29 @@
 """The writer plugin contract.
 
 The run loop computes what must change (labels that differ from the last label written, segment members to add
-and remove) and hands only that to a writer. A writer reports which items failed; every other item counts as
-written and is recorded in state. Replaying a batch must change nothing in the target.
+and remove: the records of connector/plan.py) and hands only that to a writer. A writer reports which items
+failed; every other item counts as written and is recorded in state. Replaying a batch must change nothing in
+the target.
+
+Every optional capability is declared here with its default, so the run loop and the CLI use it on any writer
+without probing: `publishes_snapshots`, `check` (offline, for `validate`) and `discover`.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TypeVar
 
-from ..context import RunContext
-from ..errors import RecordError
-from ..model import StrictModel
-from ..schema import RecordRef
+from ..context import PluginEnv, RunContext
+from ..errors import ConfigError, RecordError
+from ..plan import LabelChange, SegmentChange
+from ..plugin_config import WriterConfigBase
 
+__all__ = ["WriteResult", "Writer", "WriterConfigBase", "expect_config"]
 
-class WriterConfigBase(StrictModel):
-    """Fields every target config has; each plugin subclasses it with `type: Literal[...]`."""
-
-    name: str
-    type: str
-    enabled: bool = True
-
-
-@dataclass(frozen=True)
-class LabelChange:
-    person_key: str
-    ref: RecordRef
-    old: str | None
-    new: str
-
-
-@dataclass(frozen=True)
-class Member:
-    """A person as a segment member, with the records the target system holds for them."""
-
-    person_key: str
-    refs: tuple[RecordRef, ...]
-    email: str | None
-    first_name: str | None
-    last_name: str | None
-    company: str | None
-    stage: str
-    label: str
-
-
-@dataclass
-class SegmentChange:
-    segment: str
-    members: list[Member]  # everyone in the segment now, in stable order
-    adds: list[Member]
-    removes: list[Member]
-    # person key -> the target records connector created for that membership (from state), for the removes:
-    # a writer that can tell its own records from hand-made ones deletes only these
-    created: dict[str, tuple[str, ...]] = field(default_factory=dict)
+M = TypeVar("M", bound=WriterConfigBase)
 
 
 @dataclass
@@ -77,22 +46,46 @@ class WriteResult:
     created: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
-class Writer(Protocol):
+class Writer(ABC):
     name: str
     # the configured source whose records this writer labels; None for writers that address people, not records
-    source: str | None
+    source: str | None = None
     # objects of that source that carry a stage label (e.g. {"Lead", "Contact"}); empty: the writer takes no labels
-    label_objects: frozenset[str]
-    # A writer may also set `publishes_snapshots = True` (read with getattr, default False): it then gets
-    # every segment each run, changed or not: it publishes the whole member list (files), or mirrors a target
-    # strictly and must catch members added there by hand (strict Salesforce campaigns).
+    label_objects: frozenset[str] = frozenset()
+    # True: the writer gets every segment each run, changed or not: it publishes the whole member list (files),
+    # or mirrors a target strictly and must catch members added there by hand (strict Salesforce campaigns)
+    publishes_snapshots: bool = False
 
+    @classmethod
+    @abstractmethod
+    def from_config(cls, cfg: WriterConfigBase, env: PluginEnv) -> Writer:
+        """Build the writer from its validated config, over its source's connection (`env.connection`)."""
+
+    @abstractmethod
     def write_labels(self, changes: list[LabelChange], ctx: RunContext) -> WriteResult: ...
 
+    @abstractmethod
     def sync_segment(self, change: SegmentChange, ctx: RunContext) -> WriteResult: ...
 
+    @abstractmethod
     def estimate_calls(self, labels: int, adds: int, removes: int) -> int:
         """API calls a run with these many changes would make (for `plan`)."""
-        ...
 
-    def close(self) -> None: ...
+    def check(self) -> None:
+        """An offline self-check for `connector validate`; ConfigError."""
+        return None
+
+    def discover(self) -> Mapping[str, list[str]] | None:
+        """The objects the target offers and their fields, for writing a config; None: cannot tell."""
+        return None
+
+    def close(self) -> None:
+        """Release what the writer holds itself (its connection belongs to the run: `PluginEnv.close`)."""
+        return None
+
+
+def expect_config(cfg: WriterConfigBase, model: type[M]) -> M:
+    """`cfg` as the plugin's own config model (see `sources.base.expect_config`)."""
+    if not isinstance(cfg, model):
+        raise ConfigError(f"target {cfg.name}: a {type(cfg).__name__} is not a {model.__name__}")
+    return cfg

@@ -9,7 +9,7 @@ import pytest
 import requests
 from simple_salesforce import Salesforce
 
-from connector.sources.salesforce.client import SalesforceClient
+from connector.crm.salesforce.client import SalesforceClient
 from connector_sandboxes.salesforce import SalesforceSandbox
 
 API = "59.0"

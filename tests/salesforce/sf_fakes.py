@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from types import SimpleNamespace
 from typing import Any
 
-from connector.context import RunContext
+from connector.context import PluginEnv, RunContext
+from connector.crm.salesforce.auth import SalesforceSecrets
+from connector.crm.salesforce.budget import ApiBudget
+from connector.crm.salesforce.client import SalesforceClient
 from connector.retry import RetryPolicy
-from connector.sources.salesforce.auth import SalesforceSecrets
-from connector.sources.salesforce.budget import ApiBudget
-from connector.sources.salesforce.client import SalesforceClient
-from connector.sources.salesforce.source import SalesforceSourceConfig
+from connector.sources.salesforce.config import SalesforceSourceConfig
 from connector_sandboxes.salesforce import SalesforceSandbox
 from connector_sandboxes.salesforce.objects import FieldDef
 
@@ -73,8 +72,8 @@ def client(
 def env(
     cfg: SalesforceSourceConfig, environ: dict[str, str] | None = None, sleeps: Sleeps | None = None
 ) -> Any:
-    return SimpleNamespace(
-        app=SimpleNamespace(sources=[cfg]),
+    return PluginEnv(
+        sources=[cfg],
         policy=policy(sleeps),
         environ=environ if environ is not None else SESSION_ENV,
     )

@@ -6,7 +6,6 @@ import datetime as dt
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import jwt
@@ -17,11 +16,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from connector.context import RunContext
+from connector.context import PluginEnv, RunContext
+from connector.crm.salesforce.settings import SalesforceSettings
 from connector.errors import ConfigError
 from connector.retry import RetryPolicy
-from connector.sources.salesforce.auth import SalesforceConnection
-from connector.sources.salesforce.source import SalesforceSource, SalesforceSourceConfig
+from connector.sources.salesforce.config import SalesforceSourceConfig
+from connector.sources.salesforce.source import SalesforceSource
 from connector_sandboxes.salesforce import Credentials, SalesforceSandbox
 
 pytestmark = pytest.mark.e2e
@@ -71,8 +71,8 @@ def make_source(sb: SalesforceSandbox, auth: str, environ: dict[str, str], **ext
             **extra,
         }
     )
-    env = SimpleNamespace(
-        app=SimpleNamespace(sources=[cfg]),
+    env = PluginEnv(
+        sources=[cfg],
         policy=RetryPolicy(attempts=4, sleep=lambda s: None),
         environ=environ,
     )
@@ -209,4 +209,4 @@ def test_session_id_flow_has_no_login_and_an_expired_session_is_a_config_error(
     ],
 )
 def test_jwt_audience_is_never_a_my_domain_host(settings: dict[str, str], audience: str) -> None:
-    assert SalesforceConnection(**settings).audience() == audience
+    assert SalesforceSettings(**settings).audience() == audience

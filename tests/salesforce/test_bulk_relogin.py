@@ -10,7 +10,7 @@ from typing import Any
 import responses
 from sf_fakes import BASE, PASSWORD_ENV, SOAP, client, soap_ok, source_config
 
-from connector.sources.salesforce import bulk
+from connector.crm.salesforce import bulk
 
 EXPIRED = '[{"errorCode": "INVALID_SESSION_ID", "message": "Session expired or invalid"}]'
 

@@ -9,8 +9,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sf_fakes import INSTANCE, LOGIN, PASSWORD_ENV, SOAP, TOKEN, client, soap_ok, source_config
 
+from connector.crm.salesforce.auth import SalesforceSecrets
+from connector.crm.salesforce.settings import SalesforceSettings
 from connector.errors import ConfigError
-from connector.sources.salesforce.auth import SalesforceConnection, SalesforceSecrets
 
 
 @responses.activate
@@ -95,12 +96,12 @@ def test_missing_secret_fails_before_network() -> None:
 
 
 def test_domains_resolve_to_login_hosts() -> None:
-    assert SalesforceConnection(domain="login").login_base() == "https://login.salesforce.com"
-    assert SalesforceConnection(domain="test").login_base() == "https://test.salesforce.com"
-    assert SalesforceConnection(domain="acme").login_base() == "https://acme.my.salesforce.com"
-    assert SalesforceConnection(login_url="https://127.0.0.1:8443/x").login_base() == "https://127.0.0.1:8443"
+    assert SalesforceSettings(domain="login").login_base() == "https://login.salesforce.com"
+    assert SalesforceSettings(domain="test").login_base() == "https://test.salesforce.com"
+    assert SalesforceSettings(domain="acme").login_base() == "https://acme.my.salesforce.com"
+    assert SalesforceSettings(login_url="https://127.0.0.1:8443/x").login_base() == "https://127.0.0.1:8443"
     with pytest.raises(ValueError):
-        SalesforceConnection(login_url="http://insecure.example")
+        SalesforceSettings(login_url="http://insecure.example")
 
 
 def test_secrets_from_given_environ_only(monkeypatch) -> None:

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from sf_fakes import Sleeps, policy
 
+from connector.crm.salesforce import bulk
+from connector.crm.salesforce.auth import SalesforceSecrets
+from connector.crm.salesforce.client import SalesforceClient
 from connector.errors import ConfigError
-from connector.sources.salesforce import bulk
-from connector.sources.salesforce.auth import SalesforceSecrets
-from connector.sources.salesforce.client import SalesforceClient
-from connector.sources.salesforce.source import SalesforceSourceConfig
+from connector.sources.salesforce.config import SalesforceSourceConfig
 from connector_sandboxes.salesforce import SalesforceSandbox
 from connector_sandboxes.tls import loopback_cert
 

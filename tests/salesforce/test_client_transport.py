@@ -8,10 +8,10 @@ import responses
 from responses import matchers
 from sf_fakes import BASE, PASSWORD_ENV, SOAP, Sleeps, client, page, soap_ok, source_config
 
+from connector.crm.salesforce import bulk, soql
+from connector.crm.salesforce.budget import parse_limit_info
+from connector.crm.salesforce.client import SalesforceClient, SalesforceRequestError
 from connector.errors import BudgetExceededError, ConfigError, UnreachableError
-from connector.sources.salesforce import bulk, soql
-from connector.sources.salesforce.budget import parse_limit_info
-from connector.sources.salesforce.client import SalesforceClient, SalesforceRequestError
 
 LIMIT = {"Sforce-Limit-Info": "api-usage=10/1000"}
 

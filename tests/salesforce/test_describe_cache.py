@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sf_fakes import source_config
 
-from connector.sources.salesforce.describe_cache import DescribeCache, cache_path, trim_describe
-from connector.sources.salesforce.source import open_describe_cache
+from connector.crm.salesforce.connection import open_describe_cache
+from connector.crm.salesforce.describe_cache import DescribeCache, cache_path, trim_describe
 
 T0 = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
 LEAD = {"name": "Lead", "fields": [{"name": "Id", "type": "id", "updateable": False}]}
@@ -111,11 +111,13 @@ def test_only_what_connector_reads_of_a_describe_is_kept() -> None:
 
 def test_the_file_is_named_after_the_source_and_switched_off_by_zero_hours(tmp_path: Path) -> None:
     assert cache_path(tmp_path, "sf prod/eu") == tmp_path / "cache" / "salesforce-sf_prod_eu-describe.json"
-    made = open_describe_cache(source_config(), tmp_path)
+    cfg = source_config()
+    made = open_describe_cache(cfg.name, cfg, cfg.describe_cache_hours, tmp_path)
     assert made is not None and made.path == tmp_path / "cache" / "salesforce-sf_prod-describe.json"
     assert made.ttl == dt.timedelta(hours=24)
-    assert open_describe_cache(source_config(describe_cache_hours=0), tmp_path) is None
-    assert open_describe_cache(source_config(), None) is None
+    off = source_config(describe_cache_hours=0)
+    assert open_describe_cache(off.name, off, off.describe_cache_hours, tmp_path) is None
+    assert open_describe_cache(cfg.name, cfg, cfg.describe_cache_hours, None) is None
 
 
 @pytest.mark.parametrize("hours", [-1, "soon"])

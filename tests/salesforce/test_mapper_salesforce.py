@@ -201,3 +201,9 @@ def test_datetime_forms() -> None:
     assert parse_sf_datetime("2026-01-31T10:00:00Z") == want
     with pytest.raises(ValueError):
         parse_sf_datetime("2026-01-31T10:00:00")
+
+
+def test_a_datetime_with_no_utc_instant_is_a_value_error() -> None:
+    # found by the hostile-input property test: year 1, 00:00 at +00:01 lies before datetime.min in UTC
+    with pytest.raises(ValueError, match="outside the datetimes UTC can hold"):
+        parse_sf_datetime("0001-01-01T00:00:00.000+0001")

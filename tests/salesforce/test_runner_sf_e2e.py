@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from connector.config import load_config
+from connector.crm.salesforce.client import SalesforceClient
 from connector.pipeline import Runner
 from connector.retry import RetryPolicy
-from connector.sources.salesforce.client import SalesforceClient
 from connector.state import StateStore
 from connector_sandboxes.demo.config_template import DEMO_CONFIG
 from connector_sandboxes.demo.dataset import generate

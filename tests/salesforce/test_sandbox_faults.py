@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -9,8 +10,10 @@ import pytest
 import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceExpiredSession
+from waiting import HANG_GUARD
 
 from connector_sandboxes.salesforce import SalesforceSandbox
+from connector_sandboxes.salesforce.server import HttpsServer
 
 
 def statuses(http: requests.Session, url: str, n: int) -> list[int]:
@@ -122,14 +125,49 @@ def test_faults_are_off_in_a_fresh_fixture(sf_sandbox: SalesforceSandbox) -> Non
     assert f.lock_row_ids == set() and f.request_limit_exceeded is False
 
 
-def test_starting_and_stopping_a_sandbox_is_cheap() -> None:
-    SalesforceSandbox().start().stop()  # the certificate is minted at most once per process
-    started = time.perf_counter()
+def test_stopping_a_sandbox_is_prompt(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prompt by construction, not by a stopwatch (which a busy machine would fail): stop() wakes the server at
+    # once instead of waiting out its poll interval. (Each sandbox mints its own key folder, removed by stop():
+    # see test_sandbox_tls_files.py.)
+    serve_forever = HttpsServer.serve_forever
+    served = threading.Event()
+
+    def serve_with_a_long_poll(self: HttpsServer, poll_interval: float) -> None:
+        # a poll interval no test could wait out: the server is down only if stop() wakes it
+        serve_forever(self, 3600)
+        served.set()
+
+    monkeypatch.setattr(HttpsServer, "serve_forever", serve_with_a_long_poll)
     sb = SalesforceSandbox().start()
-    start_took = time.perf_counter() - started
     assert sb.instance_url.startswith("https://127.0.0.1:")
-    started = time.perf_counter()
-    sb.stop()
-    stop_took = time.perf_counter() - started
-    assert start_took < 0.1
-    assert stop_took < 0.2
+    stopper = threading.Thread(target=sb.stop, daemon=True)
+    stopper.start()
+    stopper.join(timeout=HANG_GUARD)
+    assert not stopper.is_alive(), "stop() hung"
+    assert served.is_set(), "stop() returned with the server still waiting out its poll interval"
+
+
+def test_a_held_kind_of_call_waits_until_released(
+    sf_sandbox: SalesforceSandbox, sf_http: requests.Session, sf_api: str
+) -> None:
+    # Tests stop a run at a named point with this (and then signal it), instead of sleeping and hoping.
+    sf_sandbox.faults.hold = {"composite/sobjects"}
+    body = {"records": [{"attributes": {"type": "Account"}, "Name": "Held"}]}
+    answers: list[requests.Response] = []
+    writer = threading.Thread(
+        target=lambda: answers.append(sf_http.post(f"{sf_api}/composite/sobjects", json=body, timeout=120))
+    )
+    writer.start()
+    try:
+        assert sf_sandbox.faults.held.wait(timeout=120), "the write never reached the sandbox"
+        # other kinds go on meanwhile, and the held write has not been applied
+        assert sf_sandbox.http_session(sf_sandbox.login()).get(f"{sf_api}/limits", timeout=120).ok
+        assert answers == [] and sf_sandbox.store.all("Account") == []
+    finally:
+        sf_sandbox.faults.release()
+        writer.join(timeout=120)
+    assert not writer.is_alive()
+    assert answers[0].json()[0]["success"] is True
+    assert [a["Name"] for a in sf_sandbox.store.all("Account")] == ["Held"]
+    # released for good: the next call of that kind is answered at once
+    assert sf_http.post(f"{sf_api}/composite/sobjects", json=body, timeout=120).ok

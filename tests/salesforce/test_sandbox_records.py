@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import itertools
-import time
+from collections import Counter
+from typing import Any
 
 import pytest
 import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceResourceNotFound
 
-from connector_sandboxes.salesforce import SalesforceSandbox
+from connector_sandboxes.salesforce import SalesforceSandbox, soql
 
 
 def test_crud_round_trip_with_simple_salesforce(sf_client: Salesforce, sf_sandbox: SalesforceSandbox) -> None:
@@ -133,13 +134,13 @@ def test_composite_create_and_update_report_per_record(
     ok_id = created[0]["id"]
     updates = [
         {"attributes": {"type": "Lead"}, "id": ok_id, "Funnel_Stage__c": "Nurture"},
-        {"attributes": {"type": "Lead"}, "id": "00Q000000000000AAA", "Funnel_Stage__c": "Lead"},
+        {"attributes": {"type": "Lead"}, "id": "00Q000000000000EAA", "Funnel_Stage__c": "Lead"},
     ]
     updated = sf_http.patch(
         f"{sf_api}/composite/sobjects", json={"allOrNone": False, "records": updates}, timeout=10
     ).json()
     assert updated[0] == {"id": ok_id, "success": True, "errors": []}
-    assert updated[1]["id"] == "00Q000000000000AAA" and updated[1]["success"] is False
+    assert updated[1]["id"] == "00Q000000000000EAA" and updated[1]["success"] is False
     assert sf_sandbox.store.get("Lead", ok_id)["Funnel_Stage__c"] == "Nurture"
 
 
@@ -283,27 +284,38 @@ def test_cursor_is_a_snapshot_and_bad_locator_is_refused(
 
 
 def test_five_thousand_records_page_quickly(
-    sf_http: requests.Session, sf_api: str, sf_sandbox: SalesforceSandbox
+    sf_http: requests.Session, sf_api: str, sf_sandbox: SalesforceSandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Quick by construction, not by a stopwatch (which a busy machine fails): the query runs once and each
+    # record is rendered once; further pages slice that snapshot instead of querying again.
     for n in range(5000):
         sf_sandbox.store.insert(
             "Contact", {"LastName": f"C{n}", "Email": f"c{n}@x.test", "Funnel_Stage__c": "Lead"}
         )
-    started = time.perf_counter()
+    work: Counter[str] = Counter()
+    for method in ("select_rows", "json_record"):
+        original = getattr(soql.Query, method)
+
+        def counted(
+            self: soql.Query, *args: Any, _name: str = method, _original: Any = original, **kw: Any
+        ) -> Any:
+            work[_name] += 1
+            return _original(self, *args, **kw)
+
+        monkeypatch.setattr(soql.Query, method, counted)
     url = f"{sf_api}/query"
     params: dict | None = {
         "q": "SELECT Id, Email, Funnel_Stage__c, SystemModstamp FROM Contact "
         "WHERE SystemModstamp >= 2020-01-01T00:00:00Z ORDER BY SystemModstamp"
     }
-    seen = 0
+    seen, pages = 0, 0
     while url:
         page = sf_http.get(url, params=params, timeout=10).json()
-        seen += len(page["records"])
+        seen, pages = seen + len(page["records"]), pages + 1
         url = f"{sf_sandbox.instance_url}{page['nextRecordsUrl']}" if not page["done"] else ""
         params = None
-    elapsed = time.perf_counter() - started
-    assert seen == 5000
-    assert elapsed < 1.0, f"5000 records took {elapsed:.2f}s"
+    assert seen == 5000 and pages == 3  # 2000 a page, as Salesforce serves them
+    assert work == {"select_rows": 1, "json_record": 5000}
 
 
 def test_key_prefixes_and_derived_fields(sf_client: Salesforce, sf_sandbox: SalesforceSandbox) -> None:

@@ -9,18 +9,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from sf_fakes import add_field, delete_field
 from structlog.testing import capture_logs
 
-from connector.context import RunContext
+from connector.context import PluginEnv, RunContext
 from connector.errors import ConfigError
 from connector.retry import RetryPolicy
 from connector.schema import Fact
-from connector.sources.salesforce.source import SalesforceSource, SalesforceSourceConfig
+from connector.sources.salesforce.config import SalesforceSourceConfig
+from connector.sources.salesforce.source import SalesforceSource
 from connector_sandboxes.salesforce import SalesforceSandbox
 from connector_sandboxes.salesforce.seed import seed_people
 
@@ -55,8 +55,8 @@ def make_source(sb: SalesforceSandbox, state_dir: Path, **overrides: Any) -> Sal
     }
     data.update(overrides)
     cfg = SalesforceSourceConfig.model_validate(data)
-    env = SimpleNamespace(
-        app=SimpleNamespace(sources=[cfg]),
+    env = PluginEnv(
+        sources=[cfg],
         policy=RetryPolicy(attempts=4, sleep=lambda s: None),
         environ={
             "SF_USERNAME": sb.username,

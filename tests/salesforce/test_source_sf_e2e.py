@@ -5,16 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from connector.context import RunContext
+from connector.context import PluginEnv, RunContext
 from connector.errors import ConfigError
 from connector.retry import RetryPolicy
 from connector.sources.base import Batch
-from connector.sources.salesforce.source import SalesforceSource, SalesforceSourceConfig
+from connector.sources.salesforce.config import SalesforceSourceConfig
+from connector.sources.salesforce.source import SalesforceSource
 from connector_sandboxes.salesforce import SalesforceSandbox
 
 pytestmark = pytest.mark.e2e
@@ -53,8 +53,8 @@ def make_source(sb: Any, **overrides: Any) -> SalesforceSource:
     }
     data.update(overrides)
     cfg = SalesforceSourceConfig.model_validate(data)
-    env = SimpleNamespace(
-        app=SimpleNamespace(sources=[cfg]),
+    env = PluginEnv(
+        sources=[cfg],
         policy=RetryPolicy(attempts=12, sleep=lambda s: None),
         environ=sandbox_env(sb),
     )

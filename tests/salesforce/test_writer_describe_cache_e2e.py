@@ -6,20 +6,21 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from sf_fakes import add_field, delete_field
 from structlog.testing import capture_logs
 
-from connector.context import RunContext
+from connector.context import PluginEnv, RunContext
 from connector.errors import ConfigError
+from connector.plan import LabelChange
 from connector.retry import RetryPolicy
 from connector.schema import RecordRef
-from connector.sources.salesforce.source import SalesforceSource, SalesforceSourceConfig
-from connector.writers.base import LabelChange
-from connector.writers.salesforce import SalesforceWriter, SalesforceWriterConfig
+from connector.sources.salesforce.config import SalesforceSourceConfig
+from connector.sources.salesforce.source import SalesforceSource
+from connector.writers.salesforce.config import SalesforceWriterConfig
+from connector.writers.salesforce.writer import SalesforceWriter
 from connector_sandboxes.salesforce import SalesforceSandbox
 
 pytestmark = pytest.mark.e2e
@@ -39,8 +40,8 @@ def source_config(sb: SalesforceSandbox) -> SalesforceSourceConfig:
 
 
 def plugin_env(sb: SalesforceSandbox, state_dir: Path) -> Any:
-    return SimpleNamespace(
-        app=SimpleNamespace(sources=[source_config(sb)]),
+    return PluginEnv(
+        sources=[source_config(sb)],
         policy=RetryPolicy(attempts=4, sleep=lambda s: None),
         environ={
             "SF_USERNAME": sb.username,

@@ -2,17 +2,18 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import responses
 from sf_fakes import BASE, SESSION_ENV, Sleeps, ctx, describe, env, page, source_config
 
+from connector.context import PluginEnv
 from connector.errors import BudgetExceededError, ConfigError
+from connector.plan import LabelChange, Member, SegmentChange
 from connector.schema import RecordRef
-from connector.writers.base import LabelChange, Member, SegmentChange
-from connector.writers.salesforce import SalesforceWriter, SalesforceWriterConfig
+from connector.writers.salesforce.config import SalesforceWriterConfig
+from connector.writers.salesforce.writer import SalesforceWriter
 
 COMPOSITE = f"{BASE}composite/sobjects"
 
@@ -379,7 +380,7 @@ def test_estimate_calls() -> None:
 
 def test_target_needs_a_salesforce_source() -> None:
     cfg = SalesforceWriterConfig.model_validate({"name": "o", "type": "salesforce", "source": "missing"})
-    fake_env = SimpleNamespace(app=SimpleNamespace(sources=[]), policy=None, environ=SESSION_ENV)
+    fake_env = PluginEnv(sources=[], environ=SESSION_ENV)
     with pytest.raises(ConfigError, match="missing"):
         SalesforceWriter.from_config(cfg, fake_env)
 

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from connector.context import RunContext
+from connector.context import PluginEnv, RunContext
 from connector.errors import BudgetExceededError
+from connector.plan import LabelChange, Member, SegmentChange
 from connector.retry import RetryPolicy
 from connector.schema import RecordRef
-from connector.sources.salesforce.source import SalesforceSourceConfig
-from connector.writers.base import LabelChange, Member, SegmentChange
-from connector.writers.salesforce import SalesforceWriter, SalesforceWriterConfig
+from connector.sources.salesforce.config import SalesforceSourceConfig
+from connector.writers.salesforce.config import SalesforceWriterConfig
+from connector.writers.salesforce.writer import SalesforceWriter
 
 pytestmark = pytest.mark.e2e
 
@@ -39,8 +39,8 @@ def make_writer(sb: Any, **overrides: Any) -> SalesforceWriter:
         "campaigns": {"renewal": {"campaign": "Renewal 2027", "member_status": "Sent"}},
     }
     data.update(overrides)
-    env = SimpleNamespace(
-        app=SimpleNamespace(sources=[source]),
+    env = PluginEnv(
+        sources=[source],
         policy=RetryPolicy(attempts=12, sleep=lambda s: None),
         environ={
             "SF_USERNAME": sb.username,

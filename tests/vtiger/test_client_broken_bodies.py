@@ -11,9 +11,9 @@ import pytest
 import responses
 from requests import PreparedRequest
 
+from connector.crm.vtiger.client import VtigerClient
 from connector.errors import ConfigError, UnreachableError
 from connector.retry import RetryPolicy
-from connector.sources.vtiger.client import VtigerClient
 
 from .test_client_requests import ACCESS_KEY, ENDPOINT, URL, answer
 

@@ -12,10 +12,10 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import responses
 
+from connector.crm.vtiger import vtql
+from connector.crm.vtiger.client import VtigerApiError, VtigerClient
 from connector.errors import ConfigError, UnreachableError
 from connector.retry import RetryPolicy
-from connector.sources.vtiger import vtql
-from connector.sources.vtiger.client import VtigerApiError, VtigerClient
 
 FIXTURES = Path(__file__).parent / "fixtures" / "recorded-webservice.jsonl"
 URL = "http://crm.test"

@@ -6,9 +6,10 @@ import threading
 from collections.abc import Callable
 
 import pytest
+from waiting import HANG_GUARD
 
+from connector.crm.vtiger.client import VtigerClient
 from connector.retry import RetryPolicy
-from connector.sources.vtiger.client import VtigerClient
 from connector_sandboxes.vtiger import VtigerSandbox
 
 pytestmark = pytest.mark.e2e
@@ -39,7 +40,9 @@ def together(*calls: Callable[[], object]) -> list[BaseException]:
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=30)
+        t.join(timeout=HANG_GUARD)
+    # a thread still running would be judged half way (and keep calling the sandbox during the asserts)
+    assert not any(t.is_alive() for t in threads), "a call hung"
     return errors
 
 

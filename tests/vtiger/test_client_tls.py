@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from connector.config import load_config
+from connector.crm.vtiger.client import VtigerClient
 from connector.errors import ConfigError
 from connector.pipeline import Runner
 from connector.retry import RetryPolicy
-from connector.sources.vtiger.client import VtigerClient
 from connector_sandboxes.tls import loopback_cert
 from connector_sandboxes.vtiger import VtigerSandbox
 

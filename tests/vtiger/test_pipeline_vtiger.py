@@ -12,7 +12,7 @@ import pytest
 from connector.config import load_config
 from connector.pipeline import Runner
 from connector.retry import RetryPolicy
-from connector.writers.vtiger import split_multi
+from connector.writers.vtiger.writer import split_multi
 from connector_sandboxes.vtiger import VtigerSandbox
 
 pytestmark = pytest.mark.e2e

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from connector.context import RunContext
+from connector.context import PluginEnv, RunContext
 from connector.errors import ConfigError
 from connector.retry import RetryPolicy
-from connector.sources.vtiger.source import VtigerSource, VtigerSourceConfig
+from connector.sources.vtiger.config import VtigerSourceConfig
+from connector.sources.vtiger.source import VtigerSource
 from connector_sandboxes.vtiger import VtigerSandbox
 
 pytestmark = pytest.mark.e2e
@@ -56,8 +56,11 @@ def config(sandbox: VtigerSandbox, **overrides: Any) -> VtigerSourceConfig:
 
 
 def source(sandbox: VtigerSandbox, **overrides: Any) -> VtigerSource:
-    env = SimpleNamespace(environ=sandbox.env(), policy=RetryPolicy(attempts=12, sleep=lambda s: None))
-    return VtigerSource.from_config(config(sandbox, **overrides), env)
+    cfg = config(sandbox, **overrides)
+    env = PluginEnv(
+        sources=[cfg], environ=sandbox.env(), policy=RetryPolicy(attempts=12, sleep=lambda s: None)
+    )
+    return VtigerSource.from_config(cfg, env)
 
 
 class Store:

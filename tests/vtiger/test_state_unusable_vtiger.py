@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 
 from connector.cli import cli
 from connector.diffing import ChangePlanner
-from connector.writers.vtiger import VtigerWriter
+from connector.writers.vtiger.writer import VtigerWriter
 from connector_sandboxes.vtiger import VtigerSandbox
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability("State")]

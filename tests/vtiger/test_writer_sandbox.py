@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from connector.context import RunContext
+from connector.context import PluginEnv, RunContext
 from connector.errors import ConfigError, RetriableError
+from connector.plan import LabelChange, Member, SegmentChange
 from connector.retry import RetryPolicy
 from connector.schema import RecordRef
-from connector.sources.vtiger.source import VtigerSourceConfig
-from connector.writers.base import LabelChange, Member, SegmentChange
-from connector.writers.vtiger import VtigerWriter, VtigerWriterConfig, join_multi, split_multi
+from connector.sources.vtiger.config import VtigerSourceConfig
+from connector.writers.vtiger.config import VtigerWriterConfig
+from connector.writers.vtiger.writer import VtigerWriter, join_multi, split_multi
 from connector_sandboxes.vtiger import VtigerSandbox
 
 pytestmark = pytest.mark.e2e
@@ -43,8 +43,8 @@ def writer(sandbox: VtigerSandbox, concurrency: int = 4, **overrides: Any) -> Vt
         },
     }
     data.update(overrides)
-    env = SimpleNamespace(
-        app=SimpleNamespace(sources=[source_cfg]),
+    env = PluginEnv(
+        sources=[source_cfg],
         environ=sandbox.env(),
         policy=RetryPolicy(attempts=12, sleep=lambda s: None),
     )
@@ -196,11 +196,14 @@ def test_own_fields_must_not_be_mapped_as_signals(vt_sandbox: VtigerSandbox) -> 
     cfg = VtigerWriterConfig.model_validate(
         {"name": "o", "type": "vtiger", "source": "vt", "label_field": {"Leads": "label:Funnel stage"}}
     )
-    env = SimpleNamespace(
-        app=SimpleNamespace(sources=[source_cfg]), environ=vt_sandbox.env(), policy=RetryPolicy()
-    )
-    with pytest.raises(ConfigError, match="must not be mapped as a signal"):
-        VtigerWriter.from_config(cfg, env)
+    # a config check now (validate names file, line and key path), made before any connection is opened
+    assert cfg.cross_check({"vt": source_cfg}) == [
+        (
+            ("label_field", "Leads"),
+            "'label:Funnel stage' is written by this target and must not be mapped as a signal in "
+            "sources.vt.modules.Leads.fields",
+        )
+    ]
 
 
 def test_multi_select_join_and_split() -> None:

@@ -1,8 +1,3 @@
-"""Salesforce as a source: `client` (transport), `bulk`, `auth`, `budget`, `soql`, `cursor`,
-`describe_cache` (org metadata kept between runs), and `source`."""
-
-from __future__ import annotations
-
-from .source import SalesforceSource, SalesforceSourceConfig
-
-__all__ = ["SalesforceSource", "SalesforceSourceConfig"]
+"""Salesforce as a source: `config` (the YAML), `source` (incremental reads, deletions, reconciliation,
+picklist meaning), `cursor` (SystemModstamp cursors). The org itself is reached through
+connector/crm/salesforce."""

@@ -31,13 +31,14 @@ import contextlib
 import datetime as dt
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import structlog
-from pydantic import Field, field_validator, model_validator
 
-from ...context import RunContext
+from ...context import PluginEnv, RunContext
+from ...crm.salesforce import bulk, soql
+from ...crm.salesforce.client import SalesforceClient, SalesforceRequestError
+from ...crm.salesforce.connection import STALE_DESCRIBE, SalesforceConnection
 from ...errors import ConfigError, RecordError
 from ...mappers.fields import ObjectMapping
 from ...mappers.salesforce import (
@@ -49,15 +50,11 @@ from ...mappers.salesforce import (
     parse_sf_datetime,
     truthy,
 )
-from ...registry import PluginEnv
-from ...schema import Fact, FactKind
-from ..base import Batch, SourceConfigBase
-from . import bulk, soql
-from .auth import SalesforceConnection, SalesforceSecrets, check_secrets
-from .budget import ApiBudget
-from .client import SalesforceClient, SalesforceRequestError
+from ...plugin_config import SourceConfigBase
+from ...schema import Fact
+from ..base import Batch, Source, expect_config
+from .config import SalesforceSourceConfig
 from .cursor import Cursor
-from .describe_cache import DescribeCache, cache_path
 
 log = structlog.get_logger(__name__)
 
@@ -75,77 +72,16 @@ ID_CHUNK = 400  # ids per IN list: keeps a GET query URL well under Salesforce's
 # how the org refuses a condition that is not one: bad syntax, an unknown field, an operator or value that does
 # not fit the field's type
 REFUSED_CONDITION = frozenset({"MALFORMED_QUERY", "INVALID_FIELD", "INVALID_QUERY_FILTER_OPERATOR"})
-# how the org refuses a query naming a field or object it no longer has: a cached describe may be stale
-STALE_DESCRIBE = frozenset({"INVALID_FIELD", "INVALID_TYPE"})
 
 
-class SalesforceObjectMapping(ObjectMapping):
-    """An object's mapping plus an optional SOQL condition ANDed to every read (admin-written, not escaped).
-    Its shape is checked with the config; the org checks its fields and operators before the first read."""
-
-    where: str | None = None
-
-    @field_validator("where")
-    @classmethod
-    def _condition(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            return soql.condition(value)
-        except ConfigError as exc:
-            raise ValueError(f"not a SOQL condition: {exc}") from None
-
-
-class SalesforceSourceConfig(SourceConfigBase, SalesforceConnection):
-    type: Literal["salesforce"]
-    page_size: int = Field(default=2000, ge=200, le=2000)  # Sforce-Query-Options batchSize
-    bulk_threshold: int = Field(default=10000, ge=1)
-    # rows per Bulk 2.0 result page (`maxRecords`): each page is one API call, so far more than a REST page,
-    # or a bulk read would cost as many calls as paging REST; two pages are held in memory at a time
-    bulk_page_size: int = Field(default=10000, ge=200, le=100000)
-    overlap_seconds: int = Field(default=60, ge=0)
-    # how often the ids of each object are reconciled (purged records, records that left `where`); None: never
-    reconcile_every_hours: float | None = Field(default=168, gt=0)
-    # reads stop cleanly (exit 6) before this share of the org's daily API allocation is used
-    api_budget_share: float | None = Field(default=0.8, gt=0, le=1)
-    # how long describes and the LeadStatus / OpportunityStage rows are reused from the state directory
-    # instead of asked again each run (metadata changes rarely, a 15-minute cron asks often); 0: every run
-    describe_cache_hours: float = Field(default=24, ge=0)
-    objects: dict[str, SalesforceObjectMapping] = Field(min_length=1)
-
-    @field_validator("objects")
-    @classmethod
-    def _names(cls, value: dict[str, SalesforceObjectMapping]) -> dict[str, SalesforceObjectMapping]:
-        for obj, mapping in value.items():
-            try:
-                soql.identifier(obj)
-                for name in mapping.fields:
-                    soql.identifier(name)
-            except ConfigError as exc:
-                raise ValueError(f"objects.{obj}: {exc}") from None
-            if "." in obj:
-                raise ValueError(f"objects.{obj}: an object name has no dots")
-        return value
-
-    @model_validator(mode="after")
-    def _kinds(self) -> SalesforceSourceConfig:
-        opp = self.objects.get("Opportunity")
-        if opp is not None and opp.kind is not FactKind.OPPORTUNITY:
-            raise ValueError("objects.Opportunity: kind must be opportunity")
-        for obj in ("Lead", "Contact"):
-            mapping = self.objects.get(obj)
-            if mapping is not None and mapping.kind is FactKind.OPPORTUNITY:
-                raise ValueError(f"objects.{obj}: kind opportunity makes no sense for {obj}")
-        return self
-
-
-class SalesforceSource:
+class SalesforceSource(Source):
     """Reads the configured objects of one org incrementally; `map` turns a raw record into a Fact."""
 
-    def __init__(self, cfg: SalesforceSourceConfig, client: SalesforceClient) -> None:
+    def __init__(self, cfg: SalesforceSourceConfig, connection: SalesforceConnection) -> None:
         self.cfg = cfg
         self.name = cfg.name
-        self.client = client
+        self.connection = connection
+        self.client: SalesforceClient = connection.client
         self.meanings = OrgMeanings()
         self.unknown_values: Counter[tuple[str, str]] = Counter()
         self._overlap = dt.timedelta(seconds=cfg.overlap_seconds)
@@ -157,18 +93,24 @@ class SalesforceSource:
         self._meanings_refreshed = False  # ... and were read again this run for a value they did not know
 
     @classmethod
-    def from_config(cls, cfg: SalesforceSourceConfig, env: PluginEnv) -> SalesforceSource:
-        secrets = SalesforceSecrets.load(cfg.env_prefix, env.environ)
-        check_secrets(cfg, secrets)
-        client = SalesforceClient(
+    def connect(cls, cfg: SourceConfigBase, env: PluginEnv) -> SalesforceConnection:
+        cfg = expect_config(cfg, SalesforceSourceConfig)
+        return SalesforceConnection.open(
+            cfg.name,
             cfg,
-            secrets,
+            environ=env.environ,
             policy=env.policy,
-            system=cfg.name,
-            budget=ApiBudget(share=cfg.api_budget_share),
-            describe_cache=open_describe_cache(cfg, getattr(env, "state_dir", None)),
+            state_dir=env.state_dir,
+            describe_cache_hours=cfg.describe_cache_hours,
         )
-        return cls(cfg, client)
+
+    @classmethod
+    def from_config(cls, cfg: SourceConfigBase, env: PluginEnv) -> SalesforceSource:
+        cfg = expect_config(cfg, SalesforceSourceConfig)
+        connection = env.connection(cfg.name, SalesforceConnection)
+        if connection is None:  # the env knows this source by another config: a wiring mistake
+            raise ConfigError(f"source {cfg.name}: no salesforce connection for it in this run")
+        return cls(cfg, connection)
 
     # -- Source protocol ----------------------------------------------------------------------------------
     def mapping_for(self, obj: str) -> ObjectMapping | None:
@@ -192,9 +134,7 @@ class SalesforceSource:
         return result.fact
 
     def read(self, cursors: Mapping[str, str], ctx: RunContext) -> Iterator[Batch]:
-        self.client.on_call = lambda: ctx.count_call(self.name)
-        if self.client.describe_cache is not None:
-            self.client.describe_cache.now = ctx.started_at
+        self.connection.bind(ctx, counted_as=self.name, budget_share=self.cfg.api_budget_share)
         self.prepare()
         full_opportunity_read = False
         roles_current_at = ctx.started_at
@@ -227,9 +167,6 @@ class SalesforceSource:
                     yield from self._read_role_changes(
                         Cursor.parse(cursors.get(CONTACT_ROLE)), opportunity_ids, ctx
                     )
-
-    def close(self) -> None:
-        self.client.close()
 
     # -- preparation: identifiers against describe, picklist meanings from the org ---------------------------
     def prepare(self) -> None:
@@ -586,19 +523,6 @@ class SalesforceSource:
             yield Batch(object=CONTACT_ROLE, cursor=cursor.dump(self._overlap))
         cursor.settle(server_time, self._overlap, complete=True)
         yield Batch(object=CONTACT_ROLE, cursor=cursor.dump(self._overlap))
-
-
-def open_describe_cache(cfg: SalesforceSourceConfig, state_dir: Path | None) -> DescribeCache | None:
-    """The describe cache of source `cfg` (its target shares it), or None when it is off (0 hours) or the
-    caller keeps no state directory."""
-    if not cfg.describe_cache_hours or state_dir is None:
-        return None
-    return DescribeCache(
-        cache_path(Path(state_dir), cfg.name),
-        api_version=cfg.api_version,
-        login=cfg.login_base(),
-        ttl=dt.timedelta(hours=cfg.describe_cache_hours),
-    )
 
 
 def _labels(row: Mapping[str, Any]) -> set[str]:

@@ -1,8 +1,2 @@
-"""vtiger CRM over its webservice API: `client` (transport), `vtql` (queries), `describe` (fields), `source`."""
-
-from __future__ import annotations
-
-from .client import VtigerApiError, VtigerClient
-from .source import VtigerSource, VtigerSourceConfig
-
-__all__ = ["VtigerApiError", "VtigerClient", "VtigerSource", "VtigerSourceConfig"]
+"""vtiger CRM as a source: `config` (the YAML), `source` (incremental reads by `modifiedtime`, deletions,
+field discovery). The CRM itself is reached through connector/crm/vtiger."""

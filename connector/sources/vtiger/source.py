@@ -24,15 +24,16 @@ import json
 from collections import Counter
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import structlog
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ...context import RunContext
+from ...context import PluginEnv, RunContext
+from ...crm.vtiger import vtql
+from ...crm.vtiger.client import VtigerApiError, VtigerClient, read_error
+from ...crm.vtiger.connection import VtigerConnection
+from ...crm.vtiger.describe import ModuleInfo
 from ...errors import ConfigError, RetriableError, UnreachableError
-from ...logs import register_secret
 from ...mappers.fields import ObjectMapping
 from ...mappers.vtiger import (
     DEFAULT_ID_PREFIXES,
@@ -41,126 +42,13 @@ from ...mappers.vtiger import (
     VtigerModuleSpec,
     map_record,
 )
-from ...retry import RetryPolicy
-from ...schema import LEAD_STATUS_MEANINGS, OPPORTUNITY_MEANINGS, Fact, FactKind
-from ...transport import ca_bundle_path, https_unless_loopback
-from ..base import Batch, SourceConfigBase
-from . import vtql
-from .client import VtigerApiError, VtigerClient, read_error
-from .describe import ModuleInfo
+from ...plugin_config import SourceConfigBase
+from ...schema import Fact, FactKind
+from ..base import Batch, Source, expect_config
+from .config import VtigerModuleConfig, VtigerSourceConfig
 
 log = structlog.get_logger(__name__)
-MEANINGS = {"lead_status": LEAD_STATUS_MEANINGS, "opportunity_stage": OPPORTUNITY_MEANINGS}
 ONE_SECOND = dt.timedelta(seconds=1)
-
-
-class VtigerModuleConfig(ObjectMapping):
-    """One vtiger module: the generic mapping, plus the reference fields an opportunity/contract hangs on."""
-
-    links: list[str] | None = (
-        None  # default: Potentials contact_id, related_to; ServiceContracts sc_related_to
-    )
-
-    @model_validator(mode="after")
-    def _meanings_known(self) -> VtigerModuleConfig:
-        for target, allowed in MEANINGS.items():
-            for raw, meaning in (self.value_maps.get(target) or {}).items():
-                if meaning is not None and meaning not in allowed:
-                    raise ValueError(
-                        f"value_maps.{target}.{raw}: '{meaning}' is not one of {', '.join(allowed)}"
-                    )
-        return self
-
-
-class VtigerSourceConfig(SourceConfigBase):
-    type: Literal["vtiger"]
-    # the CRM's base url (https://, or http:// to a loopback host); the webservice is <url>/webservice.php
-    url: str
-    env_prefix: str = "VTIGER_"  # <prefix>USERNAME and <prefix>ACCESS_KEY
-    ca_bundle: str | None = None  # PEM file of the CAs to trust, relative to the config file
-    timeout_seconds: float = Field(30.0, gt=0)
-    incremental: Literal["auto", "sync", "query"] = "auto"
-    # id reconciliation (deletions) of a module read by `query`: on every Nth such run (1: every one), and
-    # also once `reconcile_every_hours` have passed since the last one. The hours only add reconciliations,
-    # never skip one: with reconcile_every 1 they change nothing, so to reconcile by time raise that too.
-    reconcile_every: int = Field(1, ge=1)
-    reconcile_every_hours: float | None = Field(None, gt=0)
-    modules: dict[str, VtigerModuleConfig]
-
-    @field_validator("url")
-    @classmethod
-    def _https_url(cls, value: str) -> str:
-        return https_unless_loopback(value)
-
-    @field_validator("ca_bundle")
-    @classmethod
-    def _ca_bundle(cls, value: str | None, info: ValidationInfo) -> str | None:
-        return ca_bundle_path(value, info)
-
-    @field_validator("modules")
-    @classmethod
-    def _module_names(cls, value: dict[str, VtigerModuleConfig]) -> dict[str, VtigerModuleConfig]:
-        if not value:
-            raise ValueError("name at least one vtiger module")
-        for name in value:
-            if not vtql.IDENT.match(name):
-                raise ValueError(f"'{name}' is not a vtiger module name")
-        return value
-
-
-class VtigerCredentials(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore")
-
-    username: str
-    access_key: SecretStr
-
-
-def load_credentials(prefix: str, environ: Mapping[str, str] | None) -> VtigerCredentials:
-    """User name and access key from the environment (or the given mapping), never from YAML."""
-    try:
-        if environ is None:
-            return VtigerCredentials(_env_prefix=prefix)
-        return VtigerCredentials(
-            username=environ.get(f"{prefix}USERNAME", ""), access_key=environ.get(f"{prefix}ACCESS_KEY", "")
-        )
-    except ValidationError:
-        raise ConfigError(f"set {prefix}USERNAME and {prefix}ACCESS_KEY in the environment") from None
-
-
-def build_client(cfg: VtigerSourceConfig, env: Any, *, pool_size: int = 8) -> VtigerClient:
-    """The run's client for this source: one session and one connection pool, shared by the source and every
-    vtiger target writing back to it (when `env.shared` exists; tests without it get a client of their own)."""
-    shared = getattr(env, "shared", None)
-    key = f"vtiger.client:{cfg.name}"
-    if isinstance(shared, dict) and key in shared:
-        client: VtigerClient = shared[key]
-        return client
-    writers = [
-        t
-        for t in getattr(getattr(env, "app", None), "targets", None) or []
-        if getattr(t, "type", None) == "vtiger" and getattr(t, "source", None) == cfg.name
-    ]
-    pool_size = max([pool_size, *(t.concurrency + 2 for t in writers)])
-    client = _new_client(cfg, env, pool_size)
-    if isinstance(shared, dict):
-        shared[key] = client
-    return client
-
-
-def _new_client(cfg: VtigerSourceConfig, env: Any, pool_size: int) -> VtigerClient:
-    creds = load_credentials(cfg.env_prefix, getattr(env, "environ", None))
-    if not creds.username or not creds.access_key.get_secret_value():
-        raise ConfigError(f"set {cfg.env_prefix}USERNAME and {cfg.env_prefix}ACCESS_KEY in the environment")
-    register_secret(creds.access_key.get_secret_value())
-    return VtigerClient(
-        cfg.url,
-        creds.username,
-        creds.access_key.get_secret_value(),
-        policy=getattr(env, "policy", None) or RetryPolicy(),
-        timeout=cfg.timeout_seconds,
-        verify=cfg.ca_bundle or True,
-        pool_size=pool_size,
-    )
 
 
 @dataclass
@@ -205,7 +93,7 @@ class CursorState:
         return CursorState(**{**self.__dict__, **changes})
 
 
-class VtigerSource:
+class VtigerSource(Source):
     """Reads the configured vtiger modules; `map` turns their records into facts."""
 
     def __init__(self, cfg: VtigerSourceConfig, client: VtigerClient) -> None:
@@ -220,8 +108,17 @@ class VtigerSource:
         self.sync_works: bool | None = None  # learnt once per run in `auto` mode
 
     @classmethod
-    def from_config(cls, cfg: VtigerSourceConfig, env: Any) -> VtigerSource:
-        return cls(cfg, build_client(cfg, env))
+    def connect(cls, cfg: SourceConfigBase, env: PluginEnv) -> VtigerConnection:
+        cfg = expect_config(cfg, VtigerSourceConfig)
+        return VtigerConnection.open(cfg.name, cfg, environ=env.environ, policy=env.policy)
+
+    @classmethod
+    def from_config(cls, cfg: SourceConfigBase, env: PluginEnv) -> VtigerSource:
+        cfg = expect_config(cfg, VtigerSourceConfig)
+        connection = env.connection(cfg.name, VtigerConnection)
+        if connection is None:  # the env knows this source by another config: a wiring mistake
+            raise ConfigError(f"source {cfg.name}: no vtiger connection for it in this run")
+        return cls(cfg, connection.client)
 
     # -- discovery ----------------------------------------------------------------------------------------
     def module_info(self, module: str) -> ModuleInfo:
@@ -492,9 +389,6 @@ class VtigerSource:
 
     def mapping_for(self, obj: str) -> ObjectMapping | None:
         return self.cfg.modules.get(obj)
-
-    def close(self) -> None:
-        self.client.close()
 
 
 def _kind_fields(mcfg: ObjectMapping) -> set[str]:

@@ -189,6 +189,7 @@ def get_query_job(sb: SalesforceSandbox, req: Request, job_id: str) -> Response:
         numberRecordsProcessed=len(job.rows) if job.state == "JobComplete" else 0,
         retries=0,
         totalProcessingTime=0,
+        isPkChunkingSupported=True,  # in the documented answer; every object this org serves has an Id index
     )
     return Response.json(body)
 

@@ -23,7 +23,12 @@ class Faults:
     lock_row_rate: float = 0.0  # share of written records failing with UNABLE_TO_LOCK_ROW
     expire_session_after: int = 0  # after N API calls on a session it answers 401 and is gone (0: never)
     request_limit_exceeded: bool = False  # answer 403 REQUEST_LIMIT_EXCEEDED as if the daily limit were spent
+    # calls of these kinds (as counted by `call_counts()`, e.g. "composite/sobjects") wait until `release()`:
+    # a test can stop a run at a point it names and act there (send a signal), instead of guessing a time
+    hold: set[str] = field(default_factory=set)
+    held: threading.Event = field(default_factory=threading.Event, repr=False)  # set once a call is waiting
     seed: int = 0
+    _released: threading.Event = field(default_factory=threading.Event, repr=False)
     _rng: random.Random = field(default_factory=random.Random, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _attempts: int = field(default=0, repr=False)
@@ -49,6 +54,21 @@ class Faults:
             self.request_limit_exceeded = False
             self._attempts = 0
             self._rng.seed(self.seed)
+        self.release()
+        self.held = threading.Event()
+
+    def wait_if_held(self, kind: str) -> None:
+        """Block a call of a held kind until `release()`; no time-out: `release()` or `reset()` ends the wait."""
+        released = self._released
+        if kind in self.hold and not released.is_set():
+            self.held.set()
+            released.wait()
+
+    def release(self) -> None:
+        """Let every held call go on, and stop holding (setting `hold` again holds anew)."""
+        released, self._released = self._released, threading.Event()
+        self.hold = set()
+        released.set()
 
     def draw_call_fault(self) -> str | None:
         """For one API call: '429', '503' or None. The 429 cadence counts every API call that got this far."""

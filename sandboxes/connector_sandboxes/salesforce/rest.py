@@ -434,8 +434,9 @@ def _run_collection(
             except SObjectError as exc:
                 failed = True
                 result: dict[str, Any] = {"success": False, "errors": [exc.as_error()]}
-                if report_id and given is not None:
-                    result = {"id": normalize_id(given) or given, **result}
+                # A malformed id is no id: the documented examples answer MALFORMED_ID without one.
+                if report_id and given is not None and normalize_id(given):
+                    result = {"id": normalize_id(given), **result}
                 results.append(result)
         if failed and all_or_none:
             txn.rollback()
@@ -443,7 +444,7 @@ def _run_collection(
                 if result["success"]:
                     rolled: dict[str, Any] = {"success": False, "errors": [ROLLED_BACK.as_error()]}
                     given = items[n] if isinstance(items[n], str) else items[n][1]
-                    if report_id and given is not None:
-                        rolled = {"id": normalize_id(given) or given, **rolled}
+                    if report_id and given is not None and normalize_id(given):
+                        rolled = {"id": normalize_id(given), **rolled}
                     results[n] = rolled
     return Response.json(results)

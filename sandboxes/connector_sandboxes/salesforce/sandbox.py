@@ -220,6 +220,7 @@ class SalesforceSandbox:
         parts = [p for p in (data.group(2) or "").split("/") if p]
         route, kind = self._route(req, parts)
         self._record(req.method, kind)
+        self.faults.wait_if_held(kind)
         try:
             if req.version not in self.versions:
                 raise not_found()

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import structlog
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 log = structlog.get_logger(__name__)
 

@@ -18,27 +18,25 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import structlog
-from pydantic import Field
 
-from ..context import RunContext
-from ..errors import ConfigError, RecordError, RetriableError, UnreachableError
-from ..model import StrictModel
-from ..registry import PluginEnv
-from ..sources.salesforce import bulk, soql
-from ..sources.salesforce.auth import SalesforceConnection, SalesforceSecrets, check_secrets
-from ..sources.salesforce.budget import ApiBudget
-from ..sources.salesforce.client import (
+from ...context import PluginEnv, RunContext
+from ...crm.salesforce import bulk, soql
+from ...crm.salesforce.client import (
     COMPOSITE_MAX,
     RETRIABLE_CODES,
     SalesforceClient,
     SalesforceRequestError,
     has,
 )
-from ..sources.salesforce.source import STALE_DESCRIBE, SalesforceSourceConfig, open_describe_cache
-from .base import LabelChange, Member, SegmentChange, WriterConfigBase, WriteResult
+from ...crm.salesforce.connection import STALE_DESCRIBE, SalesforceConnection
+from ...errors import ConfigError, RecordError, RetriableError, UnreachableError
+from ...plan import LabelChange, Member, SegmentChange
+from ...plugin_config import WriterConfigBase
+from ..base import Writer, WriteResult, expect_config
+from .config import CampaignTarget, SalesforceWriterConfig
 
 log = structlog.get_logger(__name__)
 
@@ -51,23 +49,6 @@ ALREADY_GONE = frozenset({"ENTITY_IS_DELETED"})  # removing: the member row is g
 # row was purged, e.g. with its Lead) means gone as well
 OWN_ROW_GONE = ALREADY_GONE | {"INVALID_CROSS_REFERENCE_KEY"}
 PERSON_OBJECTS = ("Contact", "Lead")  # preference order for a campaign member
-
-
-class CampaignTarget(StrictModel):
-    campaign: str  # Campaign Name or Id
-    member_status: str = "Sent"
-    # mirror exactly: also remove members not in the segment (e.g. added by hand), add back members deleted by hand
-    strict: bool = False
-    create: bool = False  # create the campaign when no campaign has this name
-
-
-class SalesforceWriterConfig(WriterConfigBase):
-    type: Literal["salesforce"]
-    source: str  # the salesforce source whose connection and records this target uses
-    label_field: dict[str, str] = Field(default_factory=dict)  # object -> field that holds the stage label
-    bulk_threshold: int = Field(default=2000, ge=1)
-    api_budget_share: float | None = Field(default=0.8, gt=0, le=1)
-    campaigns: dict[str, CampaignTarget] = Field(default_factory=dict)  # segment name -> campaign
 
 
 class _Locked(RetriableError):
@@ -83,13 +64,14 @@ class _Campaign:
 Outcome = tuple[str | None, str] | None  # None: done; else (errorCode, message)
 
 
-class SalesforceWriter:
-    def __init__(self, cfg: SalesforceWriterConfig, client: SalesforceClient) -> None:
+class SalesforceWriter(Writer):
+    def __init__(self, cfg: SalesforceWriterConfig, connection: SalesforceConnection) -> None:
         self.cfg = cfg
         self.name = cfg.name
         self.source: str | None = cfg.source
         self.label_objects = frozenset(cfg.label_field)
-        self.client = client
+        self.connection = connection
+        self.client: SalesforceClient = connection.client
         self._campaigns: dict[str, _Campaign] = {}
         self._checked_labels: set[str] = set()
         # Strict mirroring must also run when a segment did not change (someone may have added members by
@@ -97,35 +79,14 @@ class SalesforceWriter:
         self.publishes_snapshots = any(t.strict for t in cfg.campaigns.values())
 
     @classmethod
-    def from_config(cls, cfg: SalesforceWriterConfig, env: PluginEnv) -> SalesforceWriter:
-        source_cfg = next((s for s in getattr(env.app, "sources", []) if s.name == cfg.source), None)
-        if source_cfg is None or not isinstance(source_cfg, SalesforceConnection):
+    def from_config(cls, cfg: WriterConfigBase, env: PluginEnv) -> SalesforceWriter:
+        cfg = expect_config(cfg, SalesforceWriterConfig)
+        connection = env.connection(cfg.source, SalesforceConnection)
+        if connection is None:  # the config's cross-checks say why; a writer built by hand may get here
             raise ConfigError(
                 f"target {cfg.name}: source '{cfg.source}' is not a configured salesforce source"
             )
-        for obj, fld in cfg.label_field.items():
-            try:
-                soql.identifier(obj)
-                soql.identifier(fld)
-            except ConfigError as exc:
-                raise ConfigError(f"target {cfg.name}: label_field.{obj}: {exc}") from None
-        secrets = SalesforceSecrets.load(source_cfg.env_prefix, env.environ)
-        check_secrets(source_cfg, secrets)
-        cache = None
-        if isinstance(source_cfg, SalesforceSourceConfig):  # the source's describes serve its target too
-            cache = open_describe_cache(source_cfg, getattr(env, "state_dir", None))
-        client = SalesforceClient(
-            source_cfg,
-            secrets,
-            policy=env.policy,
-            budget=ApiBudget(share=cfg.api_budget_share),
-            system=cfg.name,
-            describe_cache=cache,
-        )
-        return cls(cfg, client)
-
-    def close(self) -> None:
-        self.client.close()
+        return cls(cfg, connection)
 
     # -- planning -------------------------------------------------------------------------------------------
     def estimate_calls(self, labels: int, adds: int, removes: int) -> int:
@@ -562,6 +523,4 @@ class SalesforceWriter:
         return outcomes
 
     def _bind(self, ctx: RunContext) -> None:
-        self.client.on_call = lambda: ctx.count_call(self.name)
-        if self.client.describe_cache is not None:
-            self.client.describe_cache.now = ctx.started_at
+        self.connection.bind(ctx, counted_as=self.name, budget_share=self.cfg.api_budget_share)

@@ -10,7 +10,8 @@ Built to what a real vtiger 8.2.0 does (see docs in the vtiger package), not to 
   maintenance page) is an outage, retried like a 5xx; only a url that never answered with an envelope (first
   contact, every attempt) is a config error.
 
-This module knows nothing about modules, fields or the funnel; `vtql.py`, `describe.py` and `source.py` do.
+This module knows nothing about the funnel: `vtql.py` builds queries, `describe.py` reads module fields, and
+connector/sources/vtiger and connector/writers/vtiger decide what to read and write.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from requests.adapters import HTTPAdapter
 from ...errors import ConfigError, ConnectorError, RecordError, RetriableError, UnreachableError
 from ...logs import register_secret
 from ...retry import RetryPolicy, parse_retry_after
-from ...transport import certificate_error, certificate_failure
+from ..transport import certificate_error, certificate_failure
 
 log = structlog.get_logger(__name__)
 
@@ -117,9 +118,8 @@ class VtigerClient:
         # environment override `Session.verify`, which would silently drop the configured ca_bundle
         self.verify = verify
         self.http.verify = verify
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(pool_size, 1))
-        self.http.mount("http://", adapter)
-        self.http.mount("https://", adapter)
+        self.pool_size = 0
+        self.ensure_pool(pool_size)
         self.calls: Counter[str] = Counter()  # HTTP requests made, per operation
         self.logins = 0
         self._described: dict[str, dict[str, Any]] = {}
@@ -133,6 +133,16 @@ class VtigerClient:
         self._envelope_seen = False
 
     # -- public -------------------------------------------------------------------------------------------
+    def ensure_pool(self, size: int) -> None:
+        """At least `size` pooled connections: the targets sharing this client ask for what their concurrency
+        needs while the run builds them, before any request. Only grows."""
+        if size <= self.pool_size:
+            return
+        self.pool_size = max(size, 1)
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.pool_size)
+        self.http.mount("http://", adapter)
+        self.http.mount("https://", adapter)
+
     def call(
         self,
         operation: str,

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationInfo
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 LOOPBACK_NAMES = frozenset({"localhost"})
 

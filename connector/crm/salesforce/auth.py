@@ -1,4 +1,4 @@
-"""Logging in to Salesforce: connection settings, secrets from the environment, and the four auth flows.
+"""Logging in to Salesforce: secrets from the environment, and the four auth flows.
 
 The flows themselves are simple-salesforce's (`soap_login`, `token_login`); this module only decides which
 flow the config asks for, where the login endpoint is (login / test / My Domain, or a full URL) and which
@@ -14,21 +14,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from html import escape as xml_escape
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlparse
 from xml.parsers.expat import ExpatError
 
 import jwt
 import requests
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed
 from simple_salesforce.login import soap_login, token_login
 
 from ...errors import ConfigError, RetriableError
 from ...logs import register_secret
-from ...model import StrictModel
-from ...transport import ca_bundle_path, certificate_error, certificate_failure
+from ..transport import certificate_error, certificate_failure
+from .settings import SalesforceSettings
 
 # A body cut off mid-transfer is as transient as a reset connection (requests raises these while reading it).
 TRANSIENT_ERRORS = (
@@ -37,7 +37,6 @@ TRANSIENT_ERRORS = (
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
 )
-AuthFlow = Literal["password", "client_credentials", "jwt", "session"]
 SECRET_NAMES = (
     "username",
     "password",
@@ -48,85 +47,6 @@ SECRET_NAMES = (
     "session_id",
     "instance_url",
 )
-
-
-class SalesforceConnection(StrictModel):
-    """Where and how to reach one org; shared by the source and the target that reuses it."""
-
-    auth: AuthFlow = "password"
-    domain: str = "login"  # login | test | <my-domain> (-> https://<my-domain>.my.salesforce.com)
-    login_url: str | None = None  # a full https:// login URL; wins over `domain`
-    api_version: str = "59.0"
-    env_prefix: str = "SF_"
-    ca_bundle: str | None = None  # PEM file of the CAs to trust, relative to the config file
-    # JWT bearer `aud`; by default derived from where we log in (login / test, or an Experience Cloud site)
-    jwt_audience: str | None = None
-    timeout_seconds: float = Field(default=30.0, gt=0)
-
-    @field_validator("api_version")
-    @classmethod
-    def _version(cls, value: str) -> str:
-        text = value.strip().lstrip("vV")
-        parts = text.split(".")
-        if len(parts) != 2 or not all(p.isdigit() for p in parts):
-            raise ValueError(f"api_version must look like '59.0', got '{value}'")
-        return text
-
-    @field_validator("ca_bundle")
-    @classmethod
-    def _ca_bundle(cls, value: str | None, info: ValidationInfo) -> str | None:
-        return ca_bundle_path(value, info)
-
-    @field_validator("login_url")
-    @classmethod
-    def _https(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parsed = urlparse(value)
-        if parsed.scheme != "https" or not parsed.netloc:
-            raise ValueError("login_url must be an https:// URL")
-        return f"https://{parsed.netloc}"
-
-    @field_validator("jwt_audience")
-    @classmethod
-    def _audience(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("https://"):
-            raise ValueError("jwt_audience must be an https:// URL")
-        return value.rstrip("/") if value else value
-
-    @field_validator("domain")
-    @classmethod
-    def _domain(cls, value: str) -> str:
-        text = value.strip()
-        if not text or "/" in text or ":" in text:
-            raise ValueError("domain is login, test or a My Domain name; use login_url for a full URL")
-        return text
-
-    def login_base(self) -> str:
-        """The https origin of the login server."""
-        if self.login_url:
-            return self.login_url
-        if self.domain in ("login", "test"):
-            return f"https://{self.domain}.salesforce.com"
-        host = self.domain
-        if host.endswith(".salesforce.com"):
-            return f"https://{host}"
-        if not host.endswith(".my"):
-            host = f"{host}.my"
-        return f"https://{host}.salesforce.com"
-
-    def audience(self) -> str:
-        """The JWT bearer `aud`. Salesforce accepts only https://login.salesforce.com (production orgs, also
-        when logging in through their My Domain), https://test.salesforce.com (sandboxes) or an Experience
-        Cloud site's own URL, never a My Domain host."""
-        if self.jwt_audience:
-            return self.jwt_audience
-        host = (urlparse(self.login_base()).hostname or "").lower()
-        if host == "test.salesforce.com" or host.endswith(".sandbox.my.salesforce.com"):
-            return "https://test.salesforce.com"
-        if host == "login.salesforce.com" or host.endswith(".my.salesforce.com"):
-            return "https://login.salesforce.com"
-        return self.login_base()  # a site (or a loopback sandbox) is its own audience
 
 
 class SalesforceSecrets(BaseSettings):
@@ -180,13 +100,13 @@ def _secret(value: SecretStr | None) -> str:
     return value.get_secret_value() if value is not None else ""
 
 
-def _need(conn: SalesforceConnection, secrets: SalesforceSecrets, *names: str) -> None:
+def _need(conn: SalesforceSettings, secrets: SalesforceSecrets, *names: str) -> None:
     missing = [f"{conn.env_prefix}{n.upper()}" for n in names if getattr(secrets, n) in (None, "")]
     if missing:
         raise ConfigError(f"Salesforce auth '{conn.auth}' needs environment variable(s) {', '.join(missing)}")
 
 
-def check_secrets(conn: SalesforceConnection, secrets: SalesforceSecrets) -> None:
+def check_secrets(conn: SalesforceSettings, secrets: SalesforceSecrets) -> None:
     """Fail before any network call when the chosen flow lacks a secret."""
     if conn.auth == "password":
         _need(conn, secrets, "username", "password")
@@ -204,7 +124,7 @@ def check_secrets(conn: SalesforceConnection, secrets: SalesforceSecrets) -> Non
         _need(conn, secrets, "session_id", "instance_url")
 
 
-def login(conn: SalesforceConnection, secrets: SalesforceSecrets, http: requests.Session) -> Session:
+def login(conn: SalesforceSettings, secrets: SalesforceSecrets, http: requests.Session) -> Session:
     """Run the configured flow once and return a fresh session; ConfigError when credentials are refused."""
     check_secrets(conn, secrets)
     if conn.auth == "session":
@@ -239,14 +159,14 @@ def login(conn: SalesforceConnection, secrets: SalesforceSecrets, http: requests
     return Session(str(token), f"https://{instance}")
 
 
-def _broken_answer(conn: SalesforceConnection) -> RetriableError:
+def _broken_answer(conn: SalesforceSettings) -> RetriableError:
     return RetriableError(
         f"Salesforce login ({conn.auth}): the answer is not a login answer", code="BAD_RESPONSE"
     )
 
 
 def _run_flow(
-    conn: SalesforceConnection, secrets: SalesforceSecrets, http: requests.Session
+    conn: SalesforceSettings, secrets: SalesforceSecrets, http: requests.Session
 ) -> tuple[str, str]:
     base = conn.login_base()
     token_url = f"{base}/services/oauth2/token"

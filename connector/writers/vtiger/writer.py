@@ -30,64 +30,25 @@ import datetime as dt
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Any, Literal
+from typing import Any
 
 import structlog
-from pydantic import Field, model_validator
 
-from ..context import RunContext
-from ..errors import ConfigError, RecordError, RetriableError, UnreachableError
-from ..model import StrictModel
-from ..schema import RecordRef
-from ..sources.vtiger import vtql
-from ..sources.vtiger.client import VtigerApiError, VtigerClient, read_error
-from ..sources.vtiger.describe import ModuleInfo
-from ..sources.vtiger.source import VtigerSourceConfig, build_client
-from .base import LabelChange, Member, SegmentChange, WriterConfigBase, WriteResult
+from ...context import PluginEnv, RunContext
+from ...crm.vtiger import vtql
+from ...crm.vtiger.client import VtigerApiError, VtigerClient, read_error
+from ...crm.vtiger.connection import VtigerConnection
+from ...crm.vtiger.describe import ModuleInfo
+from ...errors import ConfigError, RecordError, RetriableError, UnreachableError
+from ...plan import LabelChange, Member, SegmentChange
+from ...plugin_config import WriterConfigBase
+from ...schema import RecordRef
+from ..base import Writer, WriteResult, expect_config
+from .config import CampaignConfig, VtigerWriterConfig
 
 log = structlog.get_logger(__name__)
 MULTI_SEPARATOR = " |##| "
 UNREACHABLE = "UNREACHABLE"  # the code of items not written because vtiger stopped answering
-
-
-class CampaignConfig(StrictModel):
-    """The vtiger Campaign people entering a segment are related to."""
-
-    campaign: str  # campaignname
-    create: bool = False
-    closingdate: dt.date | None = None  # mandatory when vtiger has to create the campaign
-    fields: dict[str, str] = Field(
-        default_factory=dict
-    )  # more fields on create (campaigntype, campaignstatus…)
-    value: str | None = None  # what goes into the segments field; default: the campaign name
-
-    @model_validator(mode="after")
-    def _creatable(self) -> CampaignConfig:
-        if not self.campaign.strip():
-            raise ValueError("campaign: name the campaign (campaignname)")
-        if self.create and self.closingdate is None:
-            raise ValueError("create: true needs closingdate (mandatory on vtiger Campaigns)")
-        return self
-
-
-class VtigerWriterConfig(WriterConfigBase):
-    type: Literal["vtiger"]
-    source: str  # the vtiger source whose records are labelled, and whose connection settings are used
-    label_field: dict[str, str] = Field(default_factory=dict)  # module -> field ("label:Funnel stage")
-    segments_field: dict[str, str] = Field(default_factory=dict)  # module -> multi-select field
-    concurrency: int = Field(4, ge=1, le=32)
-    campaigns: dict[str, CampaignConfig] = Field(default_factory=dict)  # segment name -> campaign
-    # check every segment's field each run (one `like` query per module and segment), so a managed value
-    # typed onto a non-member by hand is cleared by the next run, not only when the segment next changes, and
-    # one removed by hand from a member is put back
-    strict: bool = False
-
-    @model_validator(mode="after")
-    def _modules(self) -> VtigerWriterConfig:
-        for module in [*self.label_field, *self.segments_field]:
-            if not vtql.IDENT.match(module):
-                raise ValueError(f"'{module}' is not a vtiger module name")
-        return self
 
 
 def split_multi(raw: Any) -> list[str]:
@@ -102,19 +63,13 @@ def join_multi(values: Iterable[str]) -> str:
     return MULTI_SEPARATOR.join(values)
 
 
-class VtigerWriter:
-    def __init__(
-        self,
-        cfg: VtigerWriterConfig,
-        source_cfg: VtigerSourceConfig,
-        client: VtigerClient,
-        segments: int = 0,
-    ) -> None:
+class VtigerWriter(Writer):
+    def __init__(self, cfg: VtigerWriterConfig, connection: VtigerConnection, segments: int = 0) -> None:
         self.name = cfg.name
         self.source: str | None = cfg.source
         self.cfg = cfg
-        self.source_cfg = source_cfg
-        self.client = client
+        self.connection = connection
+        self.client: VtigerClient = connection.client
         self.label_objects = frozenset(cfg.label_field)
         # strict: the run loop hands over every segment each run, changed or not (see `sync_segment`)
         self.publishes_snapshots = cfg.strict and bool(cfg.segments_field)
@@ -126,35 +81,19 @@ class VtigerWriter:
         self._values: dict[RecordRef, list[str]] = {}  # segment field values read or written this run
         self._lock = threading.Lock()
         self._run: dt.datetime | None = None
-        self._check_own_fields_not_signals()
 
     @classmethod
-    def from_config(cls, cfg: VtigerWriterConfig, env: Any) -> VtigerWriter:
-        sources = getattr(getattr(env, "app", None), "sources", None) or []
-        found = [s for s in sources if getattr(s, "name", None) == cfg.source]
-        if not found:
-            raise ConfigError(f"targets.{cfg.name}.source: no source named '{cfg.source}'")
-        source_cfg = found[0]
-        if not isinstance(source_cfg, VtigerSourceConfig):
-            raise ConfigError(f"targets.{cfg.name}.source: '{cfg.source}' is not a vtiger source")
-        segments = getattr(getattr(env, "app", None), "segments", None) or []
-        served = sum(1 for segment in segments if cfg.name in getattr(segment, "targets", ()))
-        return cls(cfg, source_cfg, build_client(source_cfg, env, pool_size=cfg.concurrency + 2), served)
-
-    def _check_own_fields_not_signals(self) -> None:
-        # the writer's own fields move modifiedtime on every write; read back as signals they would feed
-        # the engine its own output
-        for module, spec in [*self.cfg.label_field.items(), *self.cfg.segments_field.items()]:
-            mapped = self.source_cfg.modules.get(module)
-            if mapped is not None and spec in mapped.fields:
-                raise ConfigError(
-                    f"targets.{self.name}: {module} field '{spec}' is written by this target and must not be "
-                    f"mapped as a signal in sources.{self.source_cfg.name}.modules.{module}.fields"
-                )
+    def from_config(cls, cfg: WriterConfigBase, env: PluginEnv) -> VtigerWriter:
+        cfg = expect_config(cfg, VtigerWriterConfig)
+        connection = env.connection(cfg.source, VtigerConnection)
+        if connection is None:  # the config's cross-checks say why; a writer built by hand may get here
+            raise ConfigError(f"targets.{cfg.name}.source: '{cfg.source}' is not a configured vtiger source")
+        connection.want_pool(cfg.concurrency + 2)  # its workers, plus the source's reads and lookups
+        return cls(cfg, connection, len(env.segments_for(cfg.name)))
 
     # -- per run ------------------------------------------------------------------------------------------
     def _begin(self, ctx: RunContext) -> None:
-        self.client.on_call = lambda _op: ctx.count_call(self.source_cfg.name)
+        self.client.on_call = lambda _op: ctx.count_call(self.connection.name)
         if self._run != ctx.started_at:
             self._run = ctx.started_at
             self._values.clear()
@@ -565,6 +504,3 @@ class VtigerWriter:
         reads = holders + (-(-adds // vtql.PAGE_SIZE) * modules if changes else 0)
         campaign = 1 if adds and self.cfg.campaigns else 0
         return labels + reads + changes + adds + campaign
-
-    def close(self) -> None:
-        self.client.close()

@@ -29,10 +29,11 @@ from simple_salesforce import Salesforce
 
 from ...errors import BudgetExceededError, ConfigError, RetriableError
 from ...retry import RetryPolicy, parse_retry_after
-from ...transport import certificate_error, certificate_failure
-from .auth import TRANSIENT_ERRORS, SalesforceConnection, SalesforceSecrets, Session, login
+from ..transport import certificate_error, certificate_failure
+from .auth import TRANSIENT_ERRORS, SalesforceSecrets, Session, login
 from .budget import ApiBudget
 from .describe_cache import DescribeCache, trim_describe
+from .settings import SalesforceSettings
 
 log = structlog.get_logger(__name__)
 
@@ -67,7 +68,7 @@ class _OrgAdapter(HTTPAdapter):
         return super().send(request, **kwargs)
 
 
-def make_http_session(conn: SalesforceConnection) -> requests.Session:
+def make_http_session(conn: SalesforceSettings) -> requests.Session:
     http = requests.Session()
     http.verify = conn.ca_bundle if conn.ca_bundle else True
     http.mount("https://", _OrgAdapter(conn.timeout_seconds, conn.ca_bundle))
@@ -184,7 +185,7 @@ class SalesforceClient:
 
     def __init__(
         self,
-        conn: SalesforceConnection,
+        conn: SalesforceSettings,
         secrets: SalesforceSecrets,
         *,
         policy: RetryPolicy,

@@ -8,113 +8,29 @@ Defaults suit Excel in NL/BE: `;` opens as columns directly, the UTF-8 BOM makes
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import csv
 import io
 import os
-import re
 import stat
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal
 
 import structlog
-from pydantic import Field, field_validator
 
-from ..context import RunContext
-from ..errors import ConfigError, RecordError
-from ..schema import RecordRef
-from .base import LabelChange, Member, SegmentChange, WriterConfigBase, WriteResult
+from ...context import PluginEnv, RunContext
+from ...errors import ConfigError, RecordError
+from ...plan import LabelChange, Member, SegmentChange
+from ...plugin_config import WriterConfigBase
+from ...schema import RecordRef
+from ..base import Writer, WriteResult, expect_config
+from .config import CHANGES_SUFFIX, FORMULA_START, SegmentFilesConfig, check_segment_name
 
 log = structlog.get_logger(__name__)
 
-Column = Literal["email", "first_name", "last_name", "company", "stage", "label", "person_key", "refs"]
-DEFAULT_COLUMNS: list[Column] = [
-    "email",
-    "first_name",
-    "last_name",
-    "company",
-    "stage",
-    "label",
-    "person_key",
-]
-# A segment name becomes a file name: no separators, no leading or trailing dot (Windows drops the latter),
-# and no name that would be another segment's changes file.
-SEGMENT_FILE_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_-])?$")
-CHANGES_SUFFIX = ".changes.csv"
-# Cells starting with these are run as formulas by spreadsheets (CSV injection); CRM data is not trusted.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
-
-class SegmentFilesConfig(WriterConfigBase):
-    type: Literal["segment_files"]
-    directory: str  # relative to the YAML file
-    delimiter: str = ";"
-    encoding: str = "utf-8-sig"
-    columns: list[Column] = Field(default_factory=lambda: list(DEFAULT_COLUMNS))
-    escape_formulas: bool = True
-
-    @field_validator("directory")
-    @classmethod
-    def _directory(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("directory must name a directory")
-        return value.strip()
-
-    @field_validator("delimiter")
-    @classmethod
-    def _delimiter(cls, value: str) -> str:
-        value = {"tab": "\t", "\\t": "\t"}.get(value, value)
-        if len(value) != 1 or value in '"\r\n':
-            raise ValueError(f"delimiter must be one character such as ; , or tab, not {value!r}")
-        return value
-
-    @field_validator("encoding")
-    @classmethod
-    def _encoding(cls, value: str) -> str:
-        try:
-            codecs.lookup(value)
-        except LookupError:
-            raise ValueError(f"unknown encoding '{value}'") from None
-        return value
-
-    @field_validator("columns")
-    @classmethod
-    def _columns(cls, value: list[Column]) -> list[Column]:
-        if not value:
-            raise ValueError("columns needs at least one column")
-        if len(set(value)) != len(value):
-            raise ValueError("columns lists a column twice")
-        return value
-
-
-def check_segment_name(name: str) -> None:
-    if not SEGMENT_FILE_NAME.match(name) or name.lower().endswith(".changes"):
-        raise ConfigError(
-            f"segment '{name}' cannot be a file name for segment_files: use letters, digits, '_', '-' and '.' "
-            "(at most 64, starting with a letter or digit, not ending in '.' or '.changes')"
-        )
-
-
-def _segment_names(app: Any, target: str) -> list[str]:
-    """Names of the configured segments that go to `target` (all of them when a segment names no targets)."""
-    segments = getattr(app, "segments", None) or []
-    if isinstance(segments, Mapping):
-        return [str(name) for name in segments]
-    names = []
-    for seg in segments:
-        name = seg if isinstance(seg, str) else getattr(seg, "name", None)
-        targets = getattr(seg, "targets", None)
-        if name is not None and (not targets or target in targets):
-            names.append(str(name))
-    return names
-
-
-class SegmentFilesWriter:
-    source: str | None = None
-    label_objects: frozenset[str] = frozenset()
+class SegmentFilesWriter(Writer):
     # every segment every run: member details may change without a membership change
     publishes_snapshots = True
 
@@ -128,12 +44,11 @@ class SegmentFilesWriter:
             raise ConfigError(f"targets.{cfg.name}.directory: {self.directory} exists and is not a directory")
 
     @classmethod
-    def from_config(cls, cfg: SegmentFilesConfig, env: Any) -> SegmentFilesWriter:
-        app = getattr(env, "app", None)
-        base = getattr(app, "base_dir", None)
-        for name in _segment_names(app, cfg.name):
+    def from_config(cls, cfg: WriterConfigBase, env: PluginEnv) -> SegmentFilesWriter:
+        cfg = expect_config(cfg, SegmentFilesConfig)
+        for name in env.segments_for(cfg.name):
             check_segment_name(name)
-        return cls(cfg, Path(base) if base else Path.cwd())
+        return cls(cfg, env.base_dir)
 
     def path_for(self, segment: str) -> Path:
         check_segment_name(segment)
