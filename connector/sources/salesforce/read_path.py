@@ -19,6 +19,7 @@ from typing import Any
 
 from ...crm.salesforce import bulk
 from ...crm.salesforce.client import SalesforceClient
+from .config import SalesforceSourceConfig
 
 Pages = Iterable[list[dict[str, Any]]]
 
@@ -49,6 +50,10 @@ class ReadPaths:
         self.client = client
         self.bulk_threshold = bulk_threshold
         self.bulk_page_size = bulk_page_size
+
+    @classmethod
+    def of(cls, client: SalesforceClient, cfg: SalesforceSourceConfig) -> ReadPaths:
+        return cls(client, bulk_threshold=cfg.bulk_threshold, bulk_page_size=cfg.bulk_page_size)
 
     def choose(self, obj: str, where: str | None, *, include_deleted: bool) -> ReadPath:
         """Count the rows of `obj` matching `where` (one API call) and decide."""

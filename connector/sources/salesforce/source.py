@@ -50,7 +50,7 @@ class SalesforceSource(Source):
         self.unknown_values: Counter[tuple[str, str]] = Counter()
         self.org = OrgMetadata(cfg.name, cfg, self.client)
         overlap = dt.timedelta(seconds=cfg.overlap_seconds)
-        paths = ReadPaths(self.client, bulk_threshold=cfg.bulk_threshold, bulk_page_size=cfg.bulk_page_size)
+        paths = ReadPaths.of(self.client, cfg)
 
         def stream(obj: str, condition: str | None = None, **extra: Any) -> IncrementalStream:
             return IncrementalStream(
