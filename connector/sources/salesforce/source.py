@@ -34,7 +34,7 @@ from .cursor import Cursor
 from .org import CONTACT_ROLE, OrgMetadata
 from .read_path import ReadPaths
 from .reconcile import Reconciler
-from .streams import IncrementalStream
+from .streams import Enrich, IncrementalStream
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +52,7 @@ class SalesforceSource(Source):
         overlap = dt.timedelta(seconds=cfg.overlap_seconds)
         paths = ReadPaths.of(self.client, cfg)
 
-        def stream(obj: str, condition: str | None = None, **extra: Any) -> IncrementalStream:
+        def stream(obj: str, condition: str | None = None, enrich: Enrich | None = None) -> IncrementalStream:
             return IncrementalStream(
                 cfg.name,
                 obj,
@@ -62,7 +62,7 @@ class SalesforceSource(Source):
                 page_size=cfg.page_size,
                 overlap=overlap,
                 condition=condition,
-                **extra,
+                enrich=enrich,
             )
 
         opportunity = cfg.objects.get("Opportunity")

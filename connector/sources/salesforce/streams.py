@@ -29,6 +29,9 @@ from .read_path import Pages, ReadPaths
 
 log = structlog.get_logger(__name__)
 
+# completes the raw records of a page before they are handed out (the opportunities' contact roles)
+Enrich = Callable[[list[dict[str, Any]]], None]
+
 MAX_QUERY_RESTARTS = 3  # fresh queries after an expired query cursor, per object and run
 
 
@@ -52,7 +55,7 @@ class IncrementalStream:
         page_size: int,
         overlap: dt.timedelta,
         condition: str | None = None,
-        enrich: Callable[[list[dict[str, Any]]], None] | None = None,
+        enrich: Enrich | None = None,
     ) -> None:
         self.name = name
         self.obj = obj
