@@ -15,7 +15,7 @@ skips records it already has: those at or before `settled`, and those in `seen` 
 unchanged stamp; a record that changed since is read again. `seen` holds only stamps after `settled`, newest
 first, capped: past the cap an entry is dropped, which only means a harmless re-read.
 
-`reconciled` is when the object's ids were last reconciled (see `SalesforceSource`): purged records and records
+`reconciled` is when the object's ids were last reconciled (see `reconcile`): purged records and records
 that left the YAML's `where` filter never come back through the cursor.
 """
 
