@@ -154,3 +154,21 @@ class Project:
             return [tuple(r) for r in db.execute(sql, args)]
         finally:
             db.close()
+
+
+# a vtiger-only project that labels leads (format with url=...)
+VTIGER_LABEL_CONFIG = """\
+state: {{path: state.sqlite}}
+stage_model: {{preset: default}}
+sources:
+  - name: vt_main
+    type: vtiger
+    url: {url}
+    modules:
+      Leads: {{fields: {{email: email, lastname: last_name, leadstatus: lead_status}}}}
+targets:
+  - name: vt_out
+    type: vtiger
+    source: vt_main
+    label_field: {{Leads: "label:Funnel stage"}}
+"""

@@ -7,11 +7,12 @@ Files-only projects for segments (what the marketers' files hold), the vtiger sa
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from spine_helpers import VTIGER_LABEL_CONFIG
 
 from connector.cli import cli
 from connector.config import load_config
@@ -143,32 +144,6 @@ def test_a_first_run_is_exempt(tmp_path: Path) -> None:
     assert summary.exit_code == 0 and summary.guard["verdict"] == "pass"
 
 
-VT_CONFIG = """\
-state: {{path: state.sqlite}}
-stage_model: {{preset: default}}
-sources:
-  - name: vt_main
-    type: vtiger
-    url: {url}
-    modules:
-      Leads: {{fields: {{email: email, lastname: last_name, leadstatus: lead_status}}}}
-targets:
-  - name: vt_out
-    type: vtiger
-    source: vt_main
-    label_field: {{Leads: "label:Funnel stage"}}
-"""
-
-
-@pytest.fixture
-def vt_sandbox() -> Iterator[VtigerSandbox]:
-    sandbox = VtigerSandbox(username="admin", access_key="sandboxKey123456", custom_fields=True).start()
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()
-
-
 @pytest.mark.e2e
 def test_relabelling_most_of_a_crm_holds_the_run(
     vt_sandbox: VtigerSandbox, tmp_path: Path, record_property: Callable[[str, object], None]
@@ -178,7 +153,7 @@ def test_relabelling_most_of_a_crm_holds_the_run(
         st.create("Leads", {"lastname": f"L{i}", "email": f"l{i}@x.nl", "leadstatus": "Hot"})
         for i in range(40)
     ]
-    (tmp_path / "connector.yaml").write_text(VT_CONFIG.format(url=vt_sandbox.url), encoding="utf-8")
+    (tmp_path / "connector.yaml").write_text(VTIGER_LABEL_CONFIG.format(url=vt_sandbox.url), encoding="utf-8")
     runner = Runner(
         load_config(tmp_path / "connector.yaml"),
         environ=vt_sandbox.env(),

@@ -11,11 +11,11 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from spine_helpers import AS_OF
+from spine_helpers import AS_OF, VTIGER_LABEL_CONFIG
 
 from connector.outcome import EXIT_INTERRUPTED
 from connector.state import StateStore
@@ -24,34 +24,14 @@ from connector_sandboxes.vtiger import VtigerSandbox
 pytestmark = pytest.mark.reliability("Crashes and signals")
 
 EXE = str(Path(sys.executable).with_name("connector"))
-CONFIG = """\
-state: {{path: state.sqlite}}
-stage_model: {{preset: default}}
-sources:
-  - name: vt_main
-    type: vtiger
-    url: {url}
-    modules:
-      Leads: {{fields: {{email: email, lastname: last_name, leadstatus: lead_status}}}}
-targets:
-  - name: vt_out
-    type: vtiger
-    source: vt_main
-    label_field: {{Leads: "label:Funnel stage"}}
-"""
 
 
 @pytest.fixture
-def vt(tmp_path: Path) -> Iterator[VtigerSandbox]:
-    sandbox = VtigerSandbox(username="admin", access_key="sandboxKey123456", custom_fields=True).start()
+def vt(tmp_path: Path, vt_sandbox: VtigerSandbox) -> VtigerSandbox:
     for i in range(5):
-        sandbox.store.create("Leads", {"lastname": f"L{i}", "email": f"l{i}@x.nl", "leadstatus": "Hot"})
-    (tmp_path / "connector.yaml").write_text(CONFIG.format(url=sandbox.url), encoding="utf-8")
-    try:
-        yield sandbox
-    finally:
-        sandbox.faults.release.set()  # never leave a server thread waiting
-        sandbox.stop()
+        vt_sandbox.store.create("Leads", {"lastname": f"L{i}", "email": f"l{i}@x.nl", "leadstatus": "Hot"})
+    (tmp_path / "connector.yaml").write_text(VTIGER_LABEL_CONFIG.format(url=vt_sandbox.url), encoding="utf-8")
+    return vt_sandbox
 
 
 def _start(tmp_path: Path, vt: VtigerSandbox, *, block_stop: bool = False) -> subprocess.Popen[bytes]:

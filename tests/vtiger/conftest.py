@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -57,15 +56,6 @@ class WsClient:
 
     def query(self, vtql: str) -> list[dict[str, str]]:
         return self.get("query", query=vtql)
-
-
-@pytest.fixture
-def vt_sandbox() -> Iterator[VtigerSandbox]:
-    sandbox = VtigerSandbox(username="admin", access_key="sandboxKey123456", custom_fields=True).start()
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()
 
 
 @pytest.fixture
