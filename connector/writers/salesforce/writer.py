@@ -49,6 +49,7 @@ ALREADY_GONE = frozenset({"ENTITY_IS_DELETED"})  # removing: the member row is g
 # row was purged, e.g. with its Lead) means gone as well
 OWN_ROW_GONE = ALREADY_GONE | {"INVALID_CROSS_REFERENCE_KEY"}
 PERSON_OBJECTS = ("Contact", "Lead")  # preference order for a campaign member
+UNREACHABLE = "UNREACHABLE"  # the code of labels not written because the org stopped answering
 
 
 class _Locked(RetriableError):
@@ -148,22 +149,31 @@ class SalesforceWriter(Writer):
                 )
                 continue
             by_object[change.ref.object].append(change)
+        answered: set[str] = set()  # changes whose write call Salesforce answered (written or refused)
         for obj, items in by_object.items():
             fld = self.cfg.label_field[obj]
-            self._check_label_field(obj, fld)
+            failed: dict[str, RecordError] = {}
             try:
+                self._check_label_field(obj, fld)
                 if len(items) > self.cfg.bulk_threshold:
                     failed = self._labels_bulk(obj, fld, items)
+                    answered.update(str(c.ref) for c in items)
                 else:
-                    failed = {}
                     for start_at in range(0, len(items), COMPOSITE_MAX):
-                        failed.update(
-                            self._labels_composite(obj, fld, items[start_at : start_at + COMPOSITE_MAX])
-                        )
+                        chunk = items[start_at : start_at + COMPOSITE_MAX]
+                        failed.update(self._labels_composite(obj, fld, chunk))
+                        answered.update(str(c.ref) for c in chunk)
             except SalesforceRequestError as exc:
                 if exc.code in STALE_DESCRIBE:
                     self._forget_describe(obj, exc.code)
                 raise
+            except UnreachableError as exc:
+                if not answered:
+                    raise  # nothing written in this call
+                # the labels written before the org went away stay written: the run loop records them (and
+                # stops this target as unreachable); the rest are written by the next run
+                self._cut_short(result, changes, answered, failed, exc)
+                break
             stale = next((e.code for e in failed.values() if e.code in STALE_DESCRIBE), None)
             if stale is not None:
                 self._forget_describe(obj, stale)
@@ -177,6 +187,22 @@ class SalesforceWriter(Writer):
             )
         result.calls = self.client.calls - start
         return result
+
+    def _cut_short(
+        self,
+        result: WriteResult,
+        changes: list[LabelChange],
+        answered: set[str],
+        failed: dict[str, RecordError],
+        exc: UnreachableError,
+    ) -> None:
+        result.failed.update(failed)
+        result.unreachable = str(exc)
+        for change in changes:
+            key = str(change.ref)
+            if key not in answered and key not in result.failed:
+                result.failed[key] = RecordError(f"{key}: not written: {exc}", code=UNREACHABLE)
+        log.error("salesforce.unreachable", target=self.name, written=len(answered), error=str(exc))
 
     def _check_label_field(self, obj: str, fld: str) -> None:
         if obj in self._checked_labels:
