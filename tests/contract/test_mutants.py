@@ -135,17 +135,31 @@ WRITER_MUTANTS = [
         fails_alone,
     ),
     WriterMutant(
-        "hides-an-outage",
+        "hides-a-label-outage",
         "reported failed|the outage failed nothing",
-        wc.check_outage_mid_write,
+        wc.check_outage_mid_labels,
+        mutants.ReportsFailuresAsWritten,
+        applies=labels,
+    ),
+    WriterMutant(
+        "hides-a-segment-outage",
+        "reported failed|the outage failed nothing",
+        wc.check_outage_mid_segment,
         mutants.ReportsFailuresAsWritten,
     ),
     WriterMutant(
-        "loses-writes-on-outage",
+        "loses-labels-on-outage",
         "UnreachableError after",
-        wc.check_outage_mid_write,
+        wc.check_outage_mid_labels,
         mutants.LosesWritesOnOutage,
         applies=labels,
+    ),
+    WriterMutant(
+        "loses-members-on-outage",
+        "UnreachableError after",
+        wc.check_outage_mid_segment,
+        mutants.LosesWritesOnOutage,
+        applies=fails_alone,  # a segment file is one write: an outage leaves nothing written to lose
     ),
 ]
 

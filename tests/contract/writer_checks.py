@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from connector.context import RunContext
 from connector.errors import UnreachableError
@@ -115,23 +115,38 @@ def check_one_failure_fails_alone(h: WriterHarness, make: MakeWriter) -> None:
     assert all(held[p.person_key] == 1 for p in others), f"the others were not all added: {held}"
 
 
-def check_outage_mid_write(h: WriterHarness, make: MakeWriter) -> None:
-    """The system stops answering part way: what was written is reported as written, the rest as failed
-    (`WriteResult.unreachable`); or `UnreachableError` when nothing at all was written."""
+def check_outage_mid_labels(h: WriterHarness, make: MakeWriter) -> None:
+    """The system stops answering part way through labels: what was written is reported as written, the
+    rest as failed (`WriteResult.unreachable`); or `UnreachableError` when nothing at all was written."""
     people = h.people(h.outage_batch)
     writer = make(policy())
-    if h.label_object is not None:
-        # the writer checks its label field on its first write: that happens while the system answers
-        writer.write_labels(labels_for(people[:1], "Lead"), ctx())
-        h.go_down_after_writes(1)
-        items = {str(p.refs[0]): p.refs[0] for p in people}
-        landed = lambda: {k for k, ref in items.items() if h.label_of(ref) == "Customer"}  # noqa: E731
-        call = lambda: writer.write_labels(labels_for(people, "Customer"), ctx())  # noqa: E731
-    else:
-        h.go_down_after_writes(0)
-        items = {p.person_key: p for p in people}
-        landed = lambda: {k for k in items if h.members(SEGMENT)[k]}  # noqa: E731
-        call = lambda: writer.sync_segment(SegmentChange(SEGMENT, people, people, []), ctx())  # noqa: E731
+    # the writer checks its label field on its first write: that happens while the system answers
+    writer.write_labels(labels_for(people[:1], "Lead"), ctx())
+    h.go_down_after_writes(1)
+    items = {str(p.refs[0]): p.refs[0] for p in people}
+    _check_outage(
+        items,
+        lambda: {k for k, ref in items.items() if h.label_of(ref) == "Customer"},
+        lambda: writer.write_labels(labels_for(people, "Customer"), ctx()),
+    )
+
+
+def check_outage_mid_segment(h: WriterHarness, make: MakeWriter) -> None:
+    """The same for segment adds (a writer without write calls of its own finds its folder gone)."""
+    people = h.people(h.outage_batch)
+    writer = make(policy())
+    h.go_down_after_writes(0 if h.never_fails_alone else 1)
+    items = {p.person_key: p for p in people}
+    _check_outage(
+        items,
+        lambda: {k for k in items if h.members(SEGMENT)[k]},
+        lambda: writer.sync_segment(SegmentChange(SEGMENT, people, people, []), ctx()),
+    )
+
+
+def _check_outage(
+    items: Mapping[str, object], landed: Callable[[], set[str]], call: Callable[[], WriteResult]
+) -> None:
     try:
         result = call()
     except UnreachableError as exc:
