@@ -14,7 +14,7 @@ from connector.crm.salesforce.settings import SalesforceSettings
 from connector.errors import ConfigError
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_soap_password_login_escapes_xml_and_appends_token() -> None:
     responses.post(SOAP, body=soap_ok("00Dnew!x"), content_type="text/xml")
     c = client(source_config(auth="password"), PASSWORD_ENV)
@@ -27,7 +27,7 @@ def test_soap_password_login_escapes_xml_and_appends_token() -> None:
     assert c.base_url == f"{INSTANCE}/services/data/v59.0/"
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_oauth_password_grant_when_client_id_given() -> None:
     responses.post(TOKEN, json={"access_token": "tok", "instance_url": INSTANCE})
     environ = {**PASSWORD_ENV, "SF_CLIENT_ID": "cid", "SF_CLIENT_SECRET": "csecret"}
@@ -39,7 +39,7 @@ def test_oauth_password_grant_when_client_id_given() -> None:
     assert form["password"] == ["pa<ssTOK'1"]
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_client_credentials_sends_basic_auth() -> None:
     responses.post(TOKEN, json={"access_token": "tok", "instance_url": INSTANCE})
     c = client(source_config(auth="client_credentials"), {"SF_CLIENT_ID": "cid", "SF_CLIENT_SECRET": "s"})
@@ -49,7 +49,7 @@ def test_client_credentials_sends_basic_auth() -> None:
     assert request.headers["Authorization"] == "Basic Y2lkOnM="
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_jwt_bearer_assertion_signed_with_key_file(tmp_path) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(
@@ -70,7 +70,7 @@ def test_jwt_bearer_assertion_signed_with_key_file(tmp_path) -> None:
     assert claims["iss"] == "cid" and claims["sub"] == "ops@example.com"
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_refused_login_is_config_error_without_secrets() -> None:
     fault = (
         '<?xml version="1.0"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
@@ -112,7 +112,7 @@ def test_secrets_from_given_environ_only(monkeypatch) -> None:
     assert "p" not in repr(SalesforceSecrets.load("X_", {"X_PASSWORD": "p"}).password)
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_login_cut_off_mid_transfer_is_retried() -> None:
     import requests
 
@@ -136,7 +136,7 @@ def test_login_cut_off_mid_transfer_is_retried() -> None:
         ("token", {"body": "<html>proxy</html>", "content_type": "text/html"}),
     ],
 )
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_a_2xx_that_is_no_login_answer_is_retried_not_taken_for_refused_credentials(
     flow: str, answer: dict[str, object]
 ) -> None:

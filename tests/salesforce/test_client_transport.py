@@ -16,7 +16,7 @@ from connector.errors import BudgetExceededError, ConfigError, UnreachableError
 LIMIT = {"Sforce-Limit-Info": "api-usage=10/1000"}
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_query_pages_stream_lazily_with_batch_size_header() -> None:
     first = responses.get(
         f"{BASE}query/",
@@ -32,7 +32,7 @@ def test_query_pages_stream_lazily_with_batch_size_header() -> None:
     assert list(pages) == []
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_query_all_endpoint_for_deleted_rows() -> None:
     responses.get(f"{BASE}queryAll/", json=page([{"Id": "00Q1", "IsDeleted": True}]))
     assert client().query_all("SELECT Id FROM Lead", include_deleted=True) == [
@@ -40,7 +40,7 @@ def test_query_all_endpoint_for_deleted_rows() -> None:
     ]
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_retry_after_is_honoured_then_success() -> None:
     responses.get(
         f"{BASE}limits/", status=429, headers={"Retry-After": "7"}, json=[{"errorCode": "x", "message": "m"}]
@@ -52,7 +52,7 @@ def test_retry_after_is_honoured_then_success() -> None:
     assert sleeps[0] == 7.0 and len(sleeps) == 2
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_plain_400_is_not_retried() -> None:
     rsp = responses.get(
         f"{BASE}query/", status=400, json=[{"errorCode": "MALFORMED_QUERY", "message": "bad"}]
@@ -64,7 +64,7 @@ def test_plain_400_is_not_retried() -> None:
     assert rsp.call_count == 1
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_lock_at_request_level_is_retried_and_gives_up_as_unreachable() -> None:
     rsp = responses.patch(
         f"{BASE}sobjects/Lead/00Q1", status=400, json=[{"errorCode": "UNABLE_TO_LOCK_ROW", "message": "l"}]
@@ -74,14 +74,14 @@ def test_lock_at_request_level_is_retried_and_gives_up_as_unreachable() -> None:
     assert rsp.call_count == 3
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_connection_error_is_retried() -> None:
     responses.get(f"{BASE}limits/", body=requests.ConnectionError("reset"))
     responses.get(f"{BASE}limits/", json={})
     assert client().get_json("limits/") == {}
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_relogin_once_on_invalid_session_repeats_call_with_same_headers_and_body() -> None:
     responses.post(SOAP, body=soap_ok("00Dfirst!1"), content_type="text/xml")
     responses.post(SOAP, body=soap_ok("00Dsecond!2"), content_type="text/xml")
@@ -105,7 +105,7 @@ def test_relogin_once_on_invalid_session_repeats_call_with_same_headers_and_body
     assert c.logins == 2
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_second_401_after_relogin_is_config_error() -> None:
     responses.post(SOAP, body=soap_ok(), content_type="text/xml")
     responses.get(f"{BASE}limits/", status=401, json=[{"errorCode": "INVALID_SESSION_ID", "message": "no"}])
@@ -115,7 +115,7 @@ def test_second_401_after_relogin_is_config_error() -> None:
     assert c.logins == 2  # the first login and exactly one re-login
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_budget_stops_before_crossing_share() -> None:
     responses.get(f"{BASE}limits/", json={}, headers={"Sforce-Limit-Info": "api-usage=79/100"})
     c = client(share=0.8)
@@ -131,7 +131,7 @@ def test_budget_stops_before_crossing_share() -> None:
     assert len(responses.calls) == 3
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_daily_limit_stops_without_retry_storm() -> None:
     rsp = responses.get(
         f"{BASE}limits/",
@@ -143,7 +143,7 @@ def test_daily_limit_stops_without_retry_storm() -> None:
     assert rsp.call_count == 1
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_every_request_has_timeout_and_ca_bundle(tmp_path) -> None:
     bundle = tmp_path / "ca.pem"
     bundle.write_text("x")
@@ -153,7 +153,7 @@ def test_every_request_has_timeout_and_ca_bundle(tmp_path) -> None:
     assert sent["timeout"] == 12 and sent["verify"] == str(bundle)
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_refuses_to_send_session_to_another_host() -> None:
     with pytest.raises(ConfigError):
         client().get_json("https://evil.example/steal")
@@ -182,7 +182,7 @@ def test_limit_info_parsing() -> None:
         (403, "ConcurrentPerOrgLongTxn Limit exceeded."),
     ],
 )
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_concurrency_request_limit_is_retried(status: int, message: str) -> None:
     responses.get(
         f"{BASE}limits/",
@@ -196,7 +196,7 @@ def test_concurrency_request_limit_is_retried(status: int, message: str) -> None
     assert sleeps == [3.0]
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_daily_limit_is_a_budget_stop_even_when_sent_as_429() -> None:
     rsp = responses.get(
         f"{BASE}limits/",
@@ -208,7 +208,7 @@ def test_daily_limit_is_a_budget_stop_even_when_sent_as_429() -> None:
     assert rsp.call_count == 1
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_body_cut_off_mid_transfer_is_retried() -> None:
     responses.get(f"{BASE}limits/", body=requests.exceptions.ChunkedEncodingError("connection broken"))
     responses.get(f"{BASE}limits/", body=requests.Timeout("read timed out"))
@@ -216,7 +216,7 @@ def test_body_cut_off_mid_transfer_is_retried() -> None:
     assert client().get_json("limits/") == {"ok": 1}
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_a_2xx_that_is_not_json_is_retried() -> None:
     responses.get(f"{BASE}query/", body="<html>upstream proxy hiccup</html>", content_type="text/html")
     responses.get(f"{BASE}query/", body='{"totalSize": 1, "done": true, "records": [{"Id": "00Q', status=200)
@@ -237,7 +237,7 @@ BROKEN_PAGES = [
 
 
 @pytest.mark.parametrize("broken", BROKEN_PAGES)
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_a_query_page_of_the_wrong_shape_is_retried(broken: object) -> None:
     responses.get(f"{BASE}query/", json=broken)
     responses.get(f"{BASE}query/", json=page([{"Id": "00Q1"}], "/services/data/v59.0/query/01gX-1"))
@@ -276,7 +276,7 @@ SHAPED_CALLS: dict[str, tuple[str, str, Callable[[SalesforceClient], object]]] =
         ("bulk", {"state": "UploadComplete"}),  # a job without its id
     ],
 )
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_other_answers_of_the_wrong_shape_end_as_unreachable_not_as_a_crash(
     call: str, broken: object
 ) -> None:

@@ -33,7 +33,9 @@ OCR_FIELDS = ["Id", "SystemModstamp", "IsDeleted", "OpportunityId", "ContactId"]
 class FakeOrg:
     """Answers describe and (COUNT) queries from in-memory rows; records every SOQL text it saw."""
 
-    def __init__(self, rows: dict[str, list[dict[str, Any]]], page_size: int = 2) -> None:
+    def __init__(
+        self, rows: dict[str, list[dict[str, Any]]], page_size: int = 2, queries: bool = True
+    ) -> None:
         self.rows = rows
         self.page_size = page_size
         self.soql: list[str] = []
@@ -51,7 +53,10 @@ class FakeOrg:
         responses.add_callback(
             responses.GET, re.compile(rf"{re.escape(BASE)}sobjects/\w+/describe"), self._describe
         )
-        responses.add_callback(responses.GET, re.compile(rf"{re.escape(BASE)}query(All)?/.*"), self._query)
+        if queries:  # off: the test expects no query at all (one would find no stub and fail)
+            responses.add_callback(
+                responses.GET, re.compile(rf"{re.escape(BASE)}query(All)?/.*"), self._query
+            )
 
     def _describe(self, request):
         obj = request.path_url.split("/")[-2]
@@ -111,7 +116,7 @@ def make_source(**overrides: Any) -> SalesforceSource:
     return SalesforceSource.from_config(cfg, env(cfg))
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_first_read_streams_pages_with_cursor_and_deletions() -> None:
     org = FakeOrg(
         {
@@ -142,7 +147,7 @@ def test_first_read_streams_pages_with_cursor_and_deletions() -> None:
     assert src.unknown_values[("lead_status", "Open")] == 2
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_second_read_uses_overlap_and_skips_records_already_read() -> None:
     rows = [lead(1, "2026-10-01T08:00:00.000+0000"), lead(2, "2026-10-01T09:00:00.000+0000")]
     org = FakeOrg({"Lead": rows})
@@ -178,7 +183,7 @@ def test_cursor_never_passes_run_start_and_round_trips() -> None:
     assert Cursor.parse("2026-10-01T08:00:00Z").newest == dt.datetime(2026, 10, 1, 8, tzinfo=dt.UTC)
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_bulk_query_above_threshold_streams_by_locator() -> None:
     org = FakeOrg({"Lead": [lead(i, f"2026-10-01T0{i}:00:00.000+0000") for i in range(1, 4)]})
     created = responses.post(f"{BASE}jobs/query", json={"id": "750Q", "state": "UploadComplete"})
@@ -212,9 +217,9 @@ def test_bulk_query_above_threshold_streams_by_locator() -> None:
     assert not any(q.startswith("SELECT Id") and "FROM Lead" in q for q in org.soql)
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_unknown_field_fails_against_describe_before_reading() -> None:
-    org = FakeOrg({})
+    org = FakeOrg({}, queries=False)
     src = make_source(objects={"Lead": {"fields": {"Emial": "email"}}, "Nope": {"fields": {}}})
     with pytest.raises(ConfigError) as info:
         list(src.read({}, ctx()))
@@ -227,7 +232,7 @@ def test_config_rejects_bad_identifiers() -> None:
         source_config(objects={"Lead": {"fields": {"Email; DELETE": "email"}}})
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_opportunities_carry_contact_roles_and_role_changes_reread_opportunity() -> None:
     stamp = "2026-10-01T08:00:00.000+0000"
     org = FakeOrg(
@@ -318,7 +323,7 @@ def test_settled_bound_from_the_org_clock() -> None:
     assert Cursor(newest=newest).lower_bound(overlap) == type(bound)(newest - overlap, strict=False)
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_strict_lower_bound_once_the_org_clock_has_passed() -> None:
     rows = [lead(1, "2026-10-01T08:00:00.000+0000"), lead(2, "2026-10-01T09:00:00.000+0000")]
     org = FakeOrg({"Lead": rows})
@@ -331,7 +336,7 @@ def test_strict_lower_bound_once_the_org_clock_has_passed() -> None:
     assert [r for b in second for r in b.records] == []
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_role_cursor_after_a_full_opportunity_read_follows_the_org_clock() -> None:
     org = FakeOrg({"Opportunity": [], "OpportunityStage": []})
     org.headers = {"Date": "Thu, 01 Oct 2026 10:00:00 GMT"}  # our clock (ctx) says 1 November: a month ahead

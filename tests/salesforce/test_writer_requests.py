@@ -39,21 +39,23 @@ def changes(n: int, obj: str = "Lead") -> list[LabelChange]:
     ]
 
 
-def describes() -> None:
-    for obj in ("Lead", "Contact"):
+def describes(*objects: str) -> None:
+    """Describes of the objects the test labels (only those: every stub must be called)."""
+    for obj in objects:
         responses.get(f"{BASE}sobjects/{obj}/describe", json=describe(obj, ["Id", "Funnel_Stage__c"]))
 
 
 class Collections:
     """Answers sObject Collections calls; `errors[id] = [codes...]` fails a record once per listed code."""
 
-    def __init__(self) -> None:
+    def __init__(self, *methods: str) -> None:
+        """Stubs only the `methods` (PATCH, POST, DELETE) the test expects: every stub must be called."""
         self.errors: dict[str, list[str]] = {}
         self.bodies: list[dict[str, Any]] = []
         self.deleted: list[list[str]] = []
-        for method in (responses.PATCH, responses.POST):
-            responses.add_callback(method, COMPOSITE, callback=self._write)
-        responses.add_callback(responses.DELETE, COMPOSITE, callback=self._delete)
+        for method in methods:
+            callback = self._delete if method == responses.DELETE else self._write
+            responses.add_callback(method, COMPOSITE, callback=callback)
 
     def _result(self, key: str) -> dict[str, Any]:
         queue = self.errors.get(key)
@@ -79,10 +81,10 @@ class Collections:
         return (200, {}, json.dumps([self._result(i) for i in ids]))
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_labels_go_in_collections_of_200_with_auto_assign_off() -> None:
-    describes()
-    coll = Collections()
+    describes("Lead")
+    coll = Collections(responses.PATCH)
     coll.errors["00Q000000000000007"] = ["INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"]
     run = ctx()
     result = writer().write_labels(changes(450), run)
@@ -100,10 +102,10 @@ def test_labels_go_in_collections_of_200_with_auto_assign_off() -> None:
     assert result.calls == 4 == run.api_calls["sf_out"]  # one describe + ceil(450/200)
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_only_locked_records_are_sent_again() -> None:
-    describes()
-    coll = Collections()
+    describes("Lead")
+    coll = Collections(responses.PATCH)
     coll.errors["00Q000000000000001"] = ["UNABLE_TO_LOCK_ROW", "UNABLE_TO_LOCK_ROW"]
     result = writer().write_labels(changes(3), ctx())
     assert [[r["id"] for r in b["records"]] for b in coll.bodies] == [
@@ -114,10 +116,10 @@ def test_only_locked_records_are_sent_again() -> None:
     assert result.failed == {}
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_lock_that_never_clears_is_reported_failed() -> None:
-    describes()
-    coll = Collections()
+    describes("Lead")
+    coll = Collections(responses.PATCH)
     coll.errors["00Q000000000000001"] = ["UNABLE_TO_LOCK_ROW"] * 10
     result = writer().write_labels(changes(2), ctx())
     assert list(result.failed) == ["sf_prod:Lead:00Q000000000000001"]
@@ -125,23 +127,23 @@ def test_lock_that_never_clears_is_reported_failed() -> None:
     assert len(coll.bodies) == 4  # the policy's attempts
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_nothing_changed_makes_no_call() -> None:
     result = writer().write_labels([], ctx())
     assert result.calls == 0 and len(responses.calls) == 0
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_missing_label_field_is_config_error() -> None:
     responses.get(f"{BASE}sobjects/Lead/describe", json=describe("Lead", ["Id"]))
     with pytest.raises(ConfigError, match="Funnel_Stage__c"):
         writer().write_labels(changes(1), ctx())
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_bulk_ingest_above_threshold_and_locked_rows_retried_by_collection() -> None:
-    describes()
-    coll = Collections()
+    describes("Lead")
+    coll = Collections(responses.PATCH)
     created = responses.post(f"{BASE}jobs/ingest", json={"id": "750I", "state": "Open"})
     upload = responses.put(f"{BASE}jobs/ingest/750I/batches", status=201)
     close = responses.patch(f"{BASE}jobs/ingest/750I", json={"id": "750I", "state": "UploadComplete"})
@@ -169,7 +171,7 @@ def test_bulk_ingest_above_threshold_and_locked_rows_retried_by_collection() -> 
     }
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_budget_share_stops_the_writer() -> None:
     responses.get(
         f"{BASE}sobjects/Lead/describe",
@@ -214,10 +216,10 @@ def campaign_queries(statuses: list[str], rows: list[dict[str, Any]] | None = No
     return seen
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_campaign_adds_prefer_contact_and_duplicate_counts_as_present() -> None:
     seen = campaign_queries(["Sent", "Responded"])
-    coll = Collections()
+    coll = Collections(responses.POST)
     coll.errors["003B"] = ["DUPLICATE_VALUE"]
     coll.errors["00QC"] = ["INVALID_CROSS_REFERENCE_KEY"]
     adds = [
@@ -250,10 +252,10 @@ def test_campaign_adds_prefer_contact_and_duplicate_counts_as_present() -> None:
     assert seen[1] == "SELECT Label FROM CampaignMemberStatus WHERE CampaignId = '701C'"
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_campaign_removes_delete_only_the_member_rows_connector_created() -> None:
     seen = campaign_queries(["Sent"])
-    coll = Collections()
+    coll = Collections(responses.DELETE)
     removes = [
         member("pa", ("Contact", "003A")),
         member("pb", ("Lead", "00QB")),
@@ -272,14 +274,14 @@ def test_campaign_removes_delete_only_the_member_rows_connector_created() -> Non
     ]
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_strict_campaign_removes_query_member_rows_then_delete_in_chunks() -> None:
     rows = [
         {"Id": "00vA", "ContactId": "003A", "LeadId": None},
         {"Id": "00vB", "ContactId": None, "LeadId": "00QB"},
     ]
     seen = campaign_queries(["Sent"], rows)
-    coll = Collections()
+    coll = Collections(responses.DELETE)
     removes = [member("pa", ("Contact", "003A")), member("pb", ("Lead", "00QB"))]
     w = writer(campaigns={"renewal": {"campaign": "Renewal 2027", "strict": True}})
     result = w.sync_segment(SegmentChange("renewal", [], [], removes), ctx())
@@ -291,14 +293,14 @@ def test_strict_campaign_removes_query_member_rows_then_delete_in_chunks() -> No
     )
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_strict_campaign_removes_hand_added_members() -> None:
     rows = [
         {"Id": "00vA", "ContactId": "003A", "LeadId": None},
         {"Id": "00vX", "ContactId": "003X", "LeadId": None},
     ]
     campaign_queries(["Sent"], rows)
-    coll = Collections()
+    coll = Collections(responses.DELETE)
     keep = [member("pa", ("Contact", "003A"))]
     w = writer(campaigns={"renewal": {"campaign": "Renewal 2027", "strict": True}})
     result = w.sync_segment(SegmentChange("renewal", keep, [], []), ctx())
@@ -306,10 +308,10 @@ def test_strict_campaign_removes_hand_added_members() -> None:
     assert result.notes == ["strict: removed 1 member(s) not in segment renewal"]
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_strict_campaign_adds_back_a_member_deleted_by_hand() -> None:
     campaign_queries(["Sent"], [{"Id": "00vA", "ContactId": "003A", "LeadId": None}])
-    coll = Collections()
+    coll = Collections(responses.POST)
     segment = [member("pa", ("Contact", "003A")), member("pb", ("Lead", "00QB"), ("Contact", "003B"))]
     w = writer(campaigns={"renewal": {"campaign": "Renewal 2027", "strict": True}})
     result = w.sync_segment(SegmentChange("renewal", segment, [], []), ctx())
@@ -328,10 +330,10 @@ def test_strict_campaign_adds_back_a_member_deleted_by_hand() -> None:
     assert result.notes == ["strict: added back 1 member(s) of segment renewal"]
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_a_member_strict_cannot_add_back_is_a_note_not_a_rejected_membership() -> None:
     campaign_queries(["Sent"])
-    coll = Collections()
+    coll = Collections(responses.POST)
     coll.errors["003B"] = ["INVALID_CROSS_REFERENCE_KEY"]  # her Contact was deleted since the read
     w = writer(campaigns={"renewal": {"campaign": "Renewal 2027", "strict": True}})
     result = w.sync_segment(SegmentChange("renewal", [member("pb", ("Contact", "003B"))], [], []), ctx())
@@ -341,7 +343,7 @@ def test_a_member_strict_cannot_add_back_is_a_note_not_a_rejected_membership() -
     assert note.startswith("strict: could not add back pb to segment renewal: ")
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_unknown_member_status_and_missing_campaign_are_config_errors() -> None:
     campaign_queries(["Responded"])
     with pytest.raises(ConfigError, match="member_status 'Sent'"):
@@ -351,11 +353,11 @@ def test_unknown_member_status_and_missing_campaign_are_config_errors() -> None:
         w.sync_segment(SegmentChange("renewal", [], [member("pa", ("Contact", "003A"))], []), ctx())
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_campaign_created_when_asked() -> None:
     campaign_queries(["Sent"])
     created = responses.post(f"{BASE}sobjects/Campaign", json={"id": "701N", "success": True, "errors": []})
-    Collections()
+    Collections(responses.POST)
     w = writer(campaigns={"renewal": {"campaign": "O'Neil \\ Renewal", "create": True}})
     w.sync_segment(SegmentChange("renewal", [], [member("pa", ("Contact", "003A"))], []), ctx())
     assert json.loads(created.calls[0].request.body) == {"Name": "O'Neil \\ Renewal", "IsActive": True}
@@ -385,12 +387,12 @@ def test_target_needs_a_salesforce_source() -> None:
         SalesforceWriter.from_config(cfg, fake_env)
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_every_campaign_write_sends_auto_assign_off() -> None:
     rows = [{"Id": "00vA", "ContactId": "003A", "LeadId": None}]
     campaign_queries(["Sent"], rows)
     responses.post(f"{BASE}sobjects/Campaign", json={"id": "701N", "success": True, "errors": []})
-    Collections()
+    Collections(responses.POST, responses.DELETE)
     w = writer(campaigns={"renewal": {"campaign": "New one", "create": True}})
     adds, removes = [member("pb", ("Lead", "00QB"))], [member("pa", ("Contact", "003A"))]
     w.sync_segment(SegmentChange("renewal", adds, adds, removes, {"pa": ("00vA",)}), ctx())
@@ -399,11 +401,11 @@ def test_every_campaign_write_sends_auto_assign_off() -> None:
     assert all(r.headers.get("Sforce-Auto-Assign") == "FALSE" for r in writes)
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_adding_a_deleted_person_fails_but_removing_a_deleted_row_is_done() -> None:
     rows = [{"Id": "00vA", "ContactId": "003A", "LeadId": None}]
     campaign_queries(["Sent"], rows)
-    coll = Collections()
+    coll = Collections(responses.POST, responses.DELETE)
     coll.errors["00QB"] = ["ENTITY_IS_DELETED"]
     coll.errors["00vA"] = ["ENTITY_IS_DELETED"]
     adds, removes = [member("pb", ("Lead", "00QB"))], [member("pa", ("Contact", "003A"))]
@@ -412,7 +414,7 @@ def test_adding_a_deleted_person_fails_but_removing_a_deleted_row_is_done() -> N
     assert {k: e.code for k, e in result.failed.items()} == {"pb": "ENTITY_IS_DELETED"}
 
 
-@responses.activate
+@responses.activate(assert_all_requests_are_fired=True)
 def test_strict_removal_deletes_page_by_page() -> None:
     first = [{"Id": f"00vX{i:03d}", "ContactId": f"003X{i:03d}", "LeadId": None} for i in range(3)]
     second = [{"Id": "00vY", "ContactId": "003Y", "LeadId": None}]
@@ -427,7 +429,7 @@ def test_strict_removal_deletes_page_by_page() -> None:
 
     responses.add_callback(responses.GET, f"{BASE}query/", callback=answer)
     responses.get(f"{BASE}query/01gM-3", json=page(second))
-    coll = Collections()
+    coll = Collections(responses.DELETE)
     w = writer(campaigns={"renewal": {"campaign": "Renewal 2027", "strict": True}})
     result = w.sync_segment(SegmentChange("renewal", [], [], []), ctx())
     assert coll.deleted == [["00vX000", "00vX001", "00vX002"], ["00vY"]]

@@ -45,6 +45,7 @@ class FakeVtiger:
             "login": deque([answer("login")]),
         }
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.rsps = rsps
         rsps.add_callback(responses.GET, ENDPOINT, callback=self._serve)
         rsps.add_callback(responses.POST, ENDPOINT, callback=self._serve)
 
@@ -68,7 +69,7 @@ class FakeVtiger:
 
 @pytest.fixture
 def fake() -> Any:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
         yield FakeVtiger(rsps)
 
 
@@ -282,6 +283,8 @@ def test_html_instead_of_an_envelope_from_first_contact_on_is_a_config_error(fak
     # once the url has answered like vtiger, a page instead of an envelope is an outage instead
     # (test_client_broken_bodies.py)
     fake.on("getchallenge", (200, "<html>login page</html>"))
+    # no login may follow (nor may the POST stub stay unfired): a POST now finds no stub and fails the test
+    fake.rsps.remove(responses.POST, ENDPOINT)
     with pytest.raises(ConfigError):
         client().call("listtypes")
 
@@ -320,7 +323,7 @@ def test_a_body_cut_short_is_retried() -> None:
         status, body = answer(operation)
         return status, {"Content-Type": "application/json"}, body
 
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
         rsps.add_callback(responses.GET, ENDPOINT, callback=serve)
         rsps.add_callback(responses.POST, ENDPOINT, callback=serve)
         assert "types" in client().call("listtypes")

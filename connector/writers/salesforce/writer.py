@@ -49,6 +49,7 @@ ALREADY_GONE = frozenset({"ENTITY_IS_DELETED"})  # removing: the member row is g
 # row was purged, e.g. with its Lead) means gone as well
 OWN_ROW_GONE = ALREADY_GONE | {"INVALID_CROSS_REFERENCE_KEY"}
 PERSON_OBJECTS = ("Contact", "Lead")  # preference order for a campaign member
+UNREACHABLE = "UNREACHABLE"  # the code of labels not written because the org stopped answering
 
 
 class _Locked(RetriableError):
@@ -148,22 +149,31 @@ class SalesforceWriter(Writer):
                 )
                 continue
             by_object[change.ref.object].append(change)
+        answered: set[str] = set()  # changes whose write call Salesforce answered (written or refused)
         for obj, items in by_object.items():
             fld = self.cfg.label_field[obj]
-            self._check_label_field(obj, fld)
+            failed: dict[str, RecordError] = {}
             try:
+                self._check_label_field(obj, fld)
                 if len(items) > self.cfg.bulk_threshold:
                     failed = self._labels_bulk(obj, fld, items)
+                    answered.update(str(c.ref) for c in items)
                 else:
-                    failed = {}
                     for start_at in range(0, len(items), COMPOSITE_MAX):
-                        failed.update(
-                            self._labels_composite(obj, fld, items[start_at : start_at + COMPOSITE_MAX])
-                        )
+                        chunk = items[start_at : start_at + COMPOSITE_MAX]
+                        failed.update(self._labels_composite(obj, fld, chunk))
+                        answered.update(str(c.ref) for c in chunk)
             except SalesforceRequestError as exc:
                 if exc.code in STALE_DESCRIBE:
                     self._forget_describe(obj, exc.code)
                 raise
+            except UnreachableError as exc:
+                if not answered:
+                    raise  # nothing written in this call
+                # the labels written before the org went away stay written: the run loop records them (and
+                # stops this target as unreachable); the rest are written by the next run
+                self._cut_short(result, [str(c.ref) for c in changes], answered, failed, exc)
+                break
             stale = next((e.code for e in failed.values() if e.code in STALE_DESCRIBE), None)
             if stale is not None:
                 self._forget_describe(obj, stale)
@@ -177,6 +187,22 @@ class SalesforceWriter(Writer):
             )
         result.calls = self.client.calls - start
         return result
+
+    def _cut_short(
+        self,
+        result: WriteResult,
+        keys: list[str],
+        answered: set[str],
+        failed: dict[str, RecordError],
+        exc: UnreachableError,
+    ) -> None:
+        """The org went away part way: every item of `keys` not answered fails as UNREACHABLE."""
+        result.failed.update(failed)
+        result.unreachable = str(exc)
+        for key in keys:
+            if key not in answered and key not in result.failed:
+                result.failed[key] = RecordError(f"{key}: not written: {exc}", code=UNREACHABLE)
+        log.error("salesforce.unreachable", target=self.name, written=len(answered), error=str(exc))
 
     def _check_label_field(self, obj: str, fld: str) -> None:
         if obj in self._checked_labels:
@@ -250,12 +276,20 @@ class SalesforceWriter(Writer):
         if not (change.adds or change.removes or target.strict):
             return result
         campaign = self._campaign(change.segment, target)
-        self._add_members(campaign, change.adds, result)
-        if target.strict:
-            self._remove_members(campaign, change.removes, result)
-            self._mirror(campaign, change, result)
-        else:
-            self._remove_created(change, result)
+        answered: set[str] = set()  # person keys whose member insert Salesforce answered
+        try:
+            self._add_members(campaign, change.adds, result, answered)
+            if target.strict:
+                self._remove_members(campaign, change.removes, result)
+                self._mirror(campaign, change, result)
+            else:
+                self._remove_created(change, result)
+        except UnreachableError as exc:
+            if not answered:
+                raise  # no member added in this call
+            # the members added before the org went away stay added (the run records them); the removes are
+            # all reported as not done (done again next run: a row already gone counts as removed)
+            self._cut_short(result, [m.person_key for m in change.adds + change.removes], answered, {}, exc)
         result.calls = self.client.calls - start
         log.info(
             "salesforce.campaign.synced",
@@ -321,7 +355,9 @@ class SalesforceWriter(Writer):
                 return f"{obj}Id", ids[0]
         return None
 
-    def _add_members(self, campaign: _Campaign, adds: list[Member], result: WriteResult) -> None:
+    def _add_members(
+        self, campaign: _Campaign, adds: list[Member], result: WriteResult, answered: set[str] | None = None
+    ) -> None:
         """Insert a member row per person. The rows an insert created go into `result.created` (state keeps
         them: only those are ever deleted when not strict); a `DUPLICATE_VALUE` row is someone else's."""
         rows: dict[str, dict[str, Any]] = {}
@@ -352,6 +388,8 @@ class SalesforceWriter(Writer):
                 if outcome is not None and outcome[0] not in ALREADY_MEMBER:
                     result.failed[key] = RecordError(outcome[1], code=outcome[0])
             result.created.update({key: (row_id,) for key, row_id in made.items()})
+            if answered is not None:  # the caller keeps what landed should the org go away in a later chunk
+                answered.update(chunk)
 
     def _member_rows(self, campaign: _Campaign, record_ids: list[str]) -> Iterator[dict[str, Any]]:
         for start_at in range(0, len(record_ids), COMPOSITE_MAX):
