@@ -32,8 +32,6 @@ import requests
 from connector.context import PluginEnv, RunContext
 from connector.plan import Member
 from connector.retry import RetryPolicy
-from connector.sandboxes.salesforce import SalesforceSandbox
-from connector.sandboxes.vtiger import VtigerSandbox
 from connector.schema import RecordRef
 from connector.sources.base import Source
 from connector.sources.files.config import FileSourceConfig
@@ -49,6 +47,8 @@ from connector.writers.segment_files.config import SegmentFilesConfig
 from connector.writers.segment_files.writer import SegmentFilesWriter
 from connector.writers.vtiger.config import VtigerWriterConfig
 from connector.writers.vtiger.writer import VtigerWriter, split_multi
+from connector_sandboxes.salesforce import SalesforceSandbox
+from connector_sandboxes.vtiger import VtigerSandbox
 
 BOUNDARY = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 GOOD_DATE = "2027-01-31"
