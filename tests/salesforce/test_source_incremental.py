@@ -179,6 +179,10 @@ def test_cursor_never_passes_run_start_and_round_trips() -> None:
     assert back.already_read("00Q2", started - dt.timedelta(seconds=30))
     assert not back.already_read("00Q2", started - dt.timedelta(seconds=10))  # changed since: read again
     assert Cursor.parse("2026-10-01T08:00:00Z").newest == dt.datetime(2026, 10, 1, 8, tzinfo=dt.UTC)
+    # a run starting within a second: its read covers stamps up to that second, and so does its cursor
+    within = Cursor()
+    within.note("00Q1", started + dt.timedelta(seconds=5), started + dt.timedelta(milliseconds=700))
+    assert within.newest == started
 
 
 @responses.activate
@@ -296,14 +300,14 @@ def test_opportunities_carry_contact_roles_and_role_changes_reread_opportunity()
 
 def test_settled_bound_from_the_org_clock() -> None:
     overlap = dt.timedelta(seconds=60)
-    newest = dt.datetime(2026, 10, 1, 8, 0, 0, 500000, tzinfo=dt.UTC)
+    newest = dt.datetime(2026, 10, 1, 8, 0, 0, tzinfo=dt.UTC)  # Salesforce keeps stamps to the second
     cursor = Cursor()
     cursor.note("00Q1", newest - dt.timedelta(seconds=30), newest)
     cursor.note("00Q2", newest, newest)
     # the org's clock barely passed the newest stamp: a late commit may still carry a stamp from the window,
     # and its `Date` (whole seconds) only vouches for the seconds before the one it names
     cursor.settle(newest + dt.timedelta(seconds=5), overlap, complete=True)
-    assert cursor.settled == newest.replace(microsecond=0) - dt.timedelta(seconds=56)
+    assert cursor.settled == newest - dt.timedelta(seconds=56)
     bound = cursor.lower_bound(overlap)
     assert bound is not None and bound.strict and bound.at == cursor.settled
     assert set(Cursor.parse(cursor.dump(overlap)).seen) == {"00Q1", "00Q2"}

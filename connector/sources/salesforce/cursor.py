@@ -95,7 +95,10 @@ class Cursor:
         return self.seen.get(record_id) == stamp
 
     def note(self, record_id: str, stamp: dt.datetime, cap: dt.datetime) -> None:
-        stamp = min(stamp, cap)
+        """Remember a record read; `cap` is the run's start. The read's upper bound is that start truncated
+        to the second (SOQL has no finer literal), so a stamp past it is held there: the record is read again
+        next run, and the cursor never runs ahead of what this run could see."""
+        stamp = min(stamp, _floor_second(cap))
         self.seen[record_id] = stamp
         if self.newest is None or stamp > self.newest:
             self.newest = stamp
