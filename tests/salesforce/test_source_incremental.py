@@ -13,7 +13,7 @@ from sf_fakes import BASE, ctx, describe, env, page, source_config
 
 from connector.errors import ConfigError
 from connector.mappers.salesforce import parse_sf_datetime
-from connector.sources.salesforce.cursor import Cursor
+from connector.sources.salesforce.cursor import Cursor, LowerBound
 from connector.sources.salesforce.source import SalesforceSource
 
 LEAD_FIELDS = [
@@ -151,14 +151,17 @@ def test_first_read_streams_pages_with_cursor_and_deletions() -> None:
 def test_second_read_uses_overlap_and_skips_records_already_read() -> None:
     rows = [lead(1, "2026-10-01T08:00:00.000+0000"), lead(2, "2026-10-01T09:00:00.000+0000")]
     org = FakeOrg({"Lead": rows})
+    # the org's clock 30 s after the newest stamp: its second is over, the overlap window is not
+    org.headers = {"Date": "Thu, 01 Oct 2026 09:00:30 GMT"}
     src = make_source()
     first = list(src.read({}, ctx()))
     cursor = first[-1].cursor
     # one record changes after the first run; the window also returns the unchanged record 2
     rows[0]["SystemModstamp"] = "2026-10-02T08:00:00.000+0000"
+    org.headers = {"Date": "Fri, 02 Oct 2026 08:00:30 GMT"}
     second = list(src.read({"Lead": cursor}, ctx()))
     assert any(
-        "SystemModstamp >= 2026-10-01T08:59:00Z AND SystemModstamp <= 2026-11-01T12:00:00Z" in q
+        "SystemModstamp > 2026-10-01T08:59:29Z AND SystemModstamp <= 2026-11-01T12:00:00Z" in q
         for q in org.soql
     )
     assert [r["Id"] for b in second for r in b.records] == ["00Q000000000000001"]
@@ -181,6 +184,10 @@ def test_cursor_never_passes_run_start_and_round_trips() -> None:
     assert back.already_read("00Q2", started - dt.timedelta(seconds=30))
     assert not back.already_read("00Q2", started - dt.timedelta(seconds=10))  # changed since: read again
     assert Cursor.parse("2026-10-01T08:00:00Z").newest == dt.datetime(2026, 10, 1, 8, tzinfo=dt.UTC)
+    # a run starting within a second: its read covers stamps up to that second, and so does its cursor
+    within = Cursor()
+    within.note("00Q1", started + dt.timedelta(seconds=5), started + dt.timedelta(milliseconds=700))
+    assert within.newest == started
 
 
 @responses.activate(assert_all_requests_are_fired=True)
@@ -261,6 +268,8 @@ def test_opportunities_carry_contact_roles_and_role_changes_reread_opportunity()
             ],
         }
     )
+    # the org's clock two hours past the stamps: their second is over (else the opportunity is read again)
+    org.headers = {"Date": "Thu, 01 Oct 2026 10:00:00 GMT"}
     objects = {"Opportunity": {"kind": "opportunity", "fields": {"Amount": "opportunity_amount"}}}
     src = make_source(objects=objects)
     first = list(src.read({}, ctx()))
@@ -296,15 +305,16 @@ def test_opportunities_carry_contact_roles_and_role_changes_reread_opportunity()
 
 def test_settled_bound_from_the_org_clock() -> None:
     overlap = dt.timedelta(seconds=60)
-    newest = dt.datetime(2026, 10, 1, 8, 0, 0, 500000, tzinfo=dt.UTC)
+    newest = dt.datetime(2026, 10, 1, 8, 0, 0, tzinfo=dt.UTC)  # Salesforce keeps stamps to the second
     cursor = Cursor()
     cursor.note("00Q1", newest - dt.timedelta(seconds=30), newest)
     cursor.note("00Q2", newest, newest)
-    # the org's clock barely passed the newest stamp: a late commit may still carry a stamp from the window
+    # the org's clock barely passed the newest stamp: a late commit may still carry a stamp from the window,
+    # and its `Date` (whole seconds) only vouches for the seconds before the one it names
     cursor.settle(newest + dt.timedelta(seconds=5), overlap, complete=True)
-    assert cursor.settled == newest - dt.timedelta(seconds=55)
+    assert cursor.settled == newest - dt.timedelta(seconds=56)
     bound = cursor.lower_bound(overlap)
-    assert bound is not None and bound.strict and bound.at == newest - dt.timedelta(seconds=55)
+    assert bound is not None and bound.strict and bound.at == cursor.settled
     assert set(Cursor.parse(cursor.dump(overlap)).seen) == {"00Q1", "00Q2"}
     # much later, with no change since: everything up to the newest stamp is read, nothing needs remembering
     cursor.settle(newest + dt.timedelta(hours=1), overlap, complete=True)
@@ -321,6 +331,28 @@ def test_settled_bound_from_the_org_clock() -> None:
     assert not partial.already_read("00Q7", newest)
     # without the org's clock the bound stays the inclusive overlap window
     assert Cursor(newest=newest).lower_bound(overlap) == type(bound)(newest - overlap, strict=False)
+
+
+def test_records_of_a_second_still_going_when_read_are_read_again() -> None:
+    # Salesforce keeps stamps to the second: a record changed again within the second it was read in keeps the
+    # stamp it was read with, so neither `settled` nor `seen` may vouch for that second
+    second = dt.datetime(2026, 10, 1, 8, 0, tzinfo=dt.UTC)
+    before = second - dt.timedelta(seconds=1)
+    no_overlap = dt.timedelta(0)
+    cursor = Cursor()
+    cursor.note("00Q1", before, second)
+    cursor.note("00Q2", second, second)
+    cursor.settle(second, no_overlap, complete=True)  # the org's `Date` names the newest second itself
+    back = Cursor.parse(cursor.dump(no_overlap))
+    assert back.settled == before and back.already_read("00Q1", before)
+    assert not back.already_read("00Q2", second) and not back.already_read("00Q3", second)
+    assert back.lower_bound(no_overlap) == LowerBound(second, strict=False)  # `>= 08:00:00`: read again
+    # without the org's clock only the newest second read may still have been going
+    blind = Cursor()
+    blind.note("00Q1", before, second)
+    blind.note("00Q2", second, second)
+    blind.settle(None, no_overlap, complete=True)
+    assert blind.settled is None and set(blind.seen) == {"00Q1"}
 
 
 @responses.activate(assert_all_requests_are_fired=True)

@@ -15,6 +15,13 @@ skips records it already has: those at or before `settled`, and those in `seen` 
 unchanged stamp; a record that changed since is read again. `seen` holds only stamps after `settled`, newest
 first, capped: past the cap an entry is dropped, which only means a harmless re-read.
 
+Salesforce keeps its stamps to the second, so many records share one, and a record changed again within the
+second it was read in keeps the stamp it was read with. A stamp therefore only tells versions apart once its
+second is over: `settled` stays before the second the org's clock was in (the `Date` header has whole
+seconds), and a record read while its second was still going (its stamp at or after that `Date`, or, without
+one, in the newest second read) is not remembered in `seen`, so the next read takes it again: at most the
+records of that boundary second come back, and the run loop finds them unchanged.
+
 `reconciled` is when the object's ids were last reconciled (see `reconcile`): purged records and records
 that left the YAML's `where` filter never come back through the cursor.
 """
@@ -27,10 +34,15 @@ from dataclasses import dataclass, field
 
 MAX_SEEN = 1000
 ONE_MS = dt.timedelta(milliseconds=1)
+ONE_SECOND = dt.timedelta(seconds=1)
 
 
 def _iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _floor_second(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.UTC).replace(microsecond=0)
 
 
 def _parse(text: str) -> dt.datetime:
@@ -83,17 +95,27 @@ class Cursor:
         return self.seen.get(record_id) == stamp
 
     def note(self, record_id: str, stamp: dt.datetime, cap: dt.datetime) -> None:
-        stamp = min(stamp, cap)
+        """Remember a record read; `cap` is the run's start. The read's upper bound is that start truncated
+        to the second (SOQL has no finer literal), so a stamp past it is held there: the record is read again
+        next run, and the cursor never runs ahead of what this run could see."""
+        stamp = min(stamp, _floor_second(cap))
         self.seen[record_id] = stamp
         if self.newest is None or stamp > self.newest:
             self.newest = stamp
 
     def settle(self, server_time: dt.datetime | None, overlap: dt.timedelta, *, complete: bool) -> None:
-        """Move `settled` after a read (`complete`: every page of it) whose query followed `server_time`."""
-        if server_time is None or self.newest is None:
+        """Move `settled` after a read (`complete`: every page of it) whose query followed `server_time`, and
+        forget the records read while their second was still going."""
+        if self.newest is None:
+            return
+        # the first second that may still have taken writes when the query ran: the org's clock was in it
+        # (or, without the org's clock, a newer stamp than the newest read may still follow in its second)
+        still_going = _floor_second(server_time) if server_time is not None else _floor_second(self.newest)
+        self.seen = {rid: stamp for rid, stamp in self.seen.items() if stamp < still_going}
+        if server_time is None:
             return
         # a read cut short may have left records sharing the newest stamp on its unread pages
-        settled = min(self.newest if complete else self.newest - ONE_MS, server_time - overlap)
+        settled = min(self.newest if complete else self.newest - ONE_MS, still_going - ONE_SECOND - overlap)
         if self.settled is None or settled > self.settled:
             self.settled = settled
 

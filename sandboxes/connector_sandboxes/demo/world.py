@@ -28,9 +28,9 @@ class World:
 def org_clock() -> dt.datetime:
     """The sandbox org's clock, an hour behind.
 
-    The sandbox stamps every write 1 ms after the previous one, so seeding thousands of records on the wall
-    clock would put SystemModstamps seconds into the future, past the run's start, where a cursor capped at the
-    start time rightly does not read them yet. A real org's history lies in the past.
+    A real org's history lies in the past: the seeded records (thousands of them sharing a few seconds, as the
+    org keeps its stamps to the second) are stamped well before the run starts, and the org's clock (its `Date`
+    header, on which the source settles its cursors) is not the run's.
     """
     return dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
 

@@ -19,7 +19,15 @@ from typing import Any
 
 from .objects import FieldDef, ObjectDef
 from .store import Record, Store
-from .values import NUMBER_TYPES, STRING_TYPES, normalize_id, parse_date, parse_datetime, to_json
+from .values import (
+    NUMBER_TYPES,
+    STRING_TYPES,
+    normalize_id,
+    parse_date,
+    parse_datetime,
+    to_json,
+    to_second,
+)
 
 _TOKEN_RE = re.compile(
     r"""
@@ -169,7 +177,11 @@ def tokenize(text: str) -> list[Token]:
             continue
         word = m.group()
         if kind == "datetime":
-            tokens.append(Token(kind, word, parse_datetime(word)))
+            moment = parse_datetime(word)
+            if moment is None:
+                raise SoqlError("MALFORMED_QUERY", f"invalid datetime: {word}")
+            # Salesforce compares at the second its datetimes are kept to: a literal's fraction is ignored
+            tokens.append(Token(kind, word, to_second(moment)))
         elif kind == "date":
             day = parse_date(word)
             if day is None:

@@ -5,8 +5,10 @@ converted leads, restricted picklists, required fields, duplicate campaign membe
 and the seeder are trusted set-up: they may set read-only fields such as `IsConverted` or backdate
 `SystemModstamp`, but still get type checks, derived fields and uniqueness.
 
-`SystemModstamp` moves strictly forward at millisecond resolution on every write, so incremental cursors built
-on it can be tested without sleeping.
+Every datetime the org stamps (`CreatedDate`, `LastModifiedDate`, `SystemModstamp`, a Bulk job's dates) is
+kept to the second, as Salesforce keeps it: many writes within one second share one `SystemModstamp`, and a
+record changed twice within a second keeps the same stamp. Incremental cursors must cope with that, so the
+sandbox must not hide it. Stamps never move backwards, even when a test sets the clock back.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .objects import FieldDef, ObjectDef, build_objects
-from .values import ValueError_, coerce, id_suffix, normalize_id
+from .values import ValueError_, coerce, id_suffix, normalize_id, to_second
 
 Record = dict[str, Any]
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -96,12 +98,11 @@ class Store:
         return self._clock().astimezone(dt.UTC)
 
     def now(self) -> dt.datetime:
-        """The next write time: the clock truncated to milliseconds, strictly after the previous one."""
+        """The next write time: the clock truncated to the second, never before the previous one."""
         with self.lock:
-            stamp = self._clock().astimezone(dt.UTC)
-            stamp = stamp.replace(microsecond=stamp.microsecond // 1000 * 1000)
-            if self._last_stamp is not None and stamp <= self._last_stamp:
-                stamp = self._last_stamp + dt.timedelta(milliseconds=1)
+            stamp = to_second(self._clock())
+            if self._last_stamp is not None and stamp < self._last_stamp:
+                stamp = self._last_stamp
             self._last_stamp = stamp
             return stamp
 
@@ -244,7 +245,8 @@ class Store:
             self._where.pop(norm, None)
 
     def touch(self, sobject: str, record_id: str, at: dt.datetime | None = None) -> dt.datetime:
-        """Set LastModifiedDate/SystemModstamp to `at` (aware) or to the next clock tick; returns the stamp."""
+        """Set LastModifiedDate/SystemModstamp to `at` (aware; kept to the second, as every stamp) or to the
+        clock's current second; returns the stamp."""
         with self.lock:
             name = self._name(sobject)
             norm = normalize_id(record_id) or ""
@@ -253,7 +255,7 @@ class Store:
                 raise SObjectError("INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {record_id}")
             if at is not None and at.tzinfo is None:
                 raise ValueError("touch() needs a timezone-aware datetime")
-            stamp = at.astimezone(dt.UTC) if at is not None else self.now()
+            stamp = to_second(at) if at is not None else self.now()
             self._journal(name, norm, current)
             self._tables[name][norm] = dict(current, SystemModstamp=stamp, LastModifiedDate=stamp)
             return stamp

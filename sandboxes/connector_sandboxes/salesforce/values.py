@@ -2,6 +2,8 @@
 
 The store keeps typed values (str, bool, int, float, `date`, timezone-aware `datetime`); this module is the one
 place that parses and formats them the way Salesforce does (`2026-11-23T10:15:00.000+0000`, `2026-11-23`).
+Salesforce keeps datetimes to the second: a written value loses its milliseconds (`to_second`), so the
+milliseconds it renders are always `000`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ class ValueError_(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def to_second(value: dt.datetime) -> dt.datetime:
+    """`value` in UTC without its fraction of a second: what a Salesforce datetime field holds."""
+    return value.astimezone(dt.UTC).replace(microsecond=0)
 
 
 def format_datetime(value: dt.datetime) -> str:
@@ -158,7 +165,7 @@ def _coerce_text(fd: FieldDef, text: str) -> Any:
             raise ValueError_(
                 "INVALID_TYPE_ON_FIELD_IN_RECORD", f"{fd.label}: value not of required type: {text}"
             )
-        return when
+        return to_second(when)
     if kind in ("reference", "id"):
         norm = normalize_id(text)
         if norm is None:
