@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,8 +57,12 @@ def seeded_world(
             "files": write_files(root / "files", population, seed),
         }
         config_path = root / "connector.yaml"
+        # the sandbox's own key folder goes when it stops; a copy of its (public) certificate beside the config
+        # keeps the config valid afterwards, for `explain`, `report` and `rejected` on the demo's state
+        ca_copy = root / "sandbox-ca.pem"
+        shutil.copyfile(sf.ca_bundle, ca_copy)
         config_path.write_text(
-            config_text.format(sf_login_url=sf.login_url, sf_ca_bundle=sf.ca_bundle, vt_url=vt.url),
+            config_text.format(sf_login_url=sf.login_url, sf_ca_bundle=ca_copy.name, vt_url=vt.url),
             encoding="utf-8",
         )
         environ = {
