@@ -40,7 +40,7 @@ def config_json_schema() -> dict[str, Any]:
     }
     core = [k for k in stage_model.pop("required", []) if k in STAGE_MODEL_CORE]
     stage_model["anyOf"] = [{"required": ["preset"]}, {"required": core}]
-    return {"$schema": DIALECT, "title": "connector config", **schema}
+    return {**schema, "$schema": DIALECT, "title": "connector config"}
 
 
 def render() -> str:

@@ -9,9 +9,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from connector.config_schema import render as render_schema
+
 from ..salesforce import SalesforceSandbox
 from ..vtiger import VtigerSandbox
-from .config_template import DEMO_CONFIG
+from .config_template import DEMO_CONFIG, SCHEMA_FILE
 from .dataset import DemoPerson
 from .seed import seed_salesforce, seed_vtiger, write_files
 
@@ -56,6 +58,7 @@ def seeded_world(
             "files": write_files(root / "files", population, seed),
         }
         config_path = root / "connector.yaml"
+        (root / SCHEMA_FILE).write_text(render_schema(), encoding="utf-8")
         config_path.write_text(
             config_text.format(sf_login_url=sf.login_url, sf_ca_bundle=sf.ca_bundle, vt_url=vt.url),
             encoding="utf-8",
