@@ -276,9 +276,12 @@ def load_config_text(
         if reserved in root:
             line, _ = _line_of(root, (reserved,))
             issues.append(ConfigIssue(file, line, reserved, "set by connector, not in YAML"))
-    for loc, message in config_env.substitute_tree(root, os.environ if environ is None else environ):
+    unresolved = config_env.substitute_tree(root, os.environ if environ is None else environ)
+    for loc, message in unresolved:
         line, key_path = _line_of(root, loc)
         issues.append(ConfigIssue(file, line, key_path, message))
+    # a value whose variable is missing is not known yet: its own validation error would only repeat the problem
+    unknown_values = {_line_of(root, loc) for loc, _ in unresolved}
     data = _plain(root)
     data["base_dir"] = base_dir
     data["config_file"] = file
@@ -291,7 +294,8 @@ def load_config_text(
         for err in exc.errors():
             loc = _fix_loc(tuple(err["loc"]), data)
             line, key_path = _line_of(root, loc)
-            issues.append(ConfigIssue(file, line, key_path, _message(err, loc, data)))
+            if (line, key_path) not in unknown_values:
+                issues.append(ConfigIssue(file, line, key_path, _message(err, loc, data)))
     issues.extend(_cross_check(data, root, file))
     issues.extend(_plugin_cross_checks(data, root, file, base_dir))
     if issues or config is None:
