@@ -120,3 +120,19 @@ def test_the_schema_is_printed_by_the_command_line_and_version_too() -> None:
     result = CliRunner().invoke(cli, ["--version"], catch_exceptions=False)
     assert result.exit_code == 0
     assert re.fullmatch(r"connector \d+\.\d+\.\d+\S*\n", result.output)
+
+
+def test_every_config_key_is_documented_in_the_readme_examples() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    documented = "\n".join(re.findall(r"```yaml\n(.*?)```", readme, re.S))
+    schema = json.loads(PUBLISHED.read_text(encoding="utf-8"))
+    # the condition vocabulary has its own list in the README ("Operators: ...")
+    conditions = {"AllCondition", "AnyCondition", "NotCondition", "FieldCondition", "DayWindow"}
+    models = [("config", schema), *((n, d) for n, d in schema["$defs"].items() if n not in conditions)]
+    missing = [
+        f"{name}.{key}"
+        for name, definition in models
+        for key in definition.get("properties", {})
+        if not re.search(rf"(?<![\w.-]){re.escape(key)}:", documented)
+    ]
+    assert missing == []
