@@ -1,4 +1,4 @@
-"""The `connector` command line: validate, plan, run, explain, report, demo and the loopback sandboxes.
+"""The `connector` command line: validate, schema, plan, run, explain, report, demo and the loopback sandboxes.
 
 Exit codes: 0 ok, 1 unexpected crash, 2 config error, 3 partial failure (records rejected; they are kept and
 retried next run), 4 a system was unreachable (or a source never read completely is down: nothing written),
@@ -57,6 +57,7 @@ def _load(path: str) -> AppConfigBase:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="connector", message="connector %(version)s")
 @click.option(
     "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"])
 )
@@ -123,6 +124,17 @@ def validate(config_path: str) -> None:
         f"{config_path}: ok ({len(config.sources)} sources, {len(config.targets)} targets, "
         f"{len(config.segments)} segments, {len(config.stage_model.rules)} stage rules)"
     )
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of the config file (for editors: yaml-language-server, VS Code, JetBrains).
+
+    The repository publishes it as config/connector.schema.json; a config refers to it with a first line
+    `# yaml-language-server: $schema=<path or URL of the schema>`."""
+    from .config_schema import render
+
+    click.echo(render(), nl=False)
 
 
 def _print_summary(summary: Summary, as_json: bool, full: bool) -> None:

@@ -19,6 +19,7 @@ from pydantic import ConfigDict, Discriminator, Field, PrivateAttr, Tag, field_v
 
 from .model import StrictModel
 from .schema import FieldType, all_condition_fields
+from .suggest import did_you_mean
 
 RELATIVE_DAY = re.compile(r"^today\s*(?:([+-])\s*(\d{1,5}))?$")
 COMPARISONS = ("eq", "ne", "in_", "not_in", "present", "gt", "gte", "lt", "lte", "contains", "within_days")
@@ -64,6 +65,9 @@ class FieldCondition(StrictModel):
             return name
         known = all_condition_fields()
         if name not in known:
+            hint = did_you_mean(name, known)
+            if hint:
+                raise ValueError(f"unknown field '{name}'{hint}")
             raise ValueError(f"unknown field '{name}' (known: {', '.join(sorted(known))}, or extra.<name>)")
         return name
 

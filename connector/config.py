@@ -8,6 +8,7 @@ target entries are a discriminated union on `type`, built from the plugin regist
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,17 +17,22 @@ from typing import Annotated, Any, Literal, TypeVar, Union
 from pydantic import Field, ValidationError, create_model, field_validator
 from pydantic import Tag as _Tag  # noqa: F401 - re-exported for plugin authors
 
-from . import safe_yaml
+from . import config_env, safe_yaml
 from .conditions import Condition
 from .errors import ConfigError
 from .model import NAME_PATTERN, StrictModel
 from .plugin_config import SourceConfigBase, WriterConfigBase
 from .registry import source_plugins, writer_plugins
-from .stage_model import StageModel, merge_preset, stage_model_problems
-from .writers.segment_files.config import check_segment_name
+from .stage_model import DEFAULT_LABEL_KEY, StageModel, merge_preset, stage_model_problems
+from .suggest import did_you_mean
+from .writers.segment_files.config import segment_file_stem
 
 M = TypeVar("M", bound=StrictModel)
-SEGMENT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+# keys the loader sets on the model; never in YAML, and left out of the published JSON Schema
+LOADER_KEYS = ("base_dir", "config_file")
+SEGMENT_NAME_MAX = 64
+# vtiger keeps a multi-select field's values joined by this; a segment name holding it would split in two
+VTIGER_MULTI_SEPARATOR = "|##|"
 
 
 class StateConfig(StrictModel):
@@ -53,7 +59,9 @@ class GuardConfig(StrictModel):
 
 
 class SegmentConfig(StrictModel):
-    name: str = Field(pattern=SEGMENT_NAME)
+    # what people see in reports, campaigns and the vtiger Segments field (`Nurture newsletter`); files get a
+    # safe name derived from it (segment_files), and the state keeps memberships under the name as written
+    name: str = Field(min_length=1, max_length=SEGMENT_NAME_MAX)
     description: str = ""
     when: Condition
     targets: list[str] = Field(min_length=1)
@@ -63,6 +71,19 @@ class SegmentConfig(StrictModel):
     consent: Literal["opt_out", "explicit"] = "opt_out"
     # the mass-change guard's removal share for this segment (default: guard.max_segment_removal_share)
     max_removal_share: float | None = Field(default=None, ge=0, le=1)
+
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, value: str) -> str:
+        if value != value.strip():
+            raise ValueError(f"segment name '{value}' starts or ends with a space")
+        if any(not ch.isprintable() for ch in value):
+            raise ValueError(f"segment name {value!r} holds a control character (a tab, a line break)")
+        if VTIGER_MULTI_SEPARATOR in value:
+            raise ValueError(
+                f"segment name '{value}' holds '{VTIGER_MULTI_SEPARATOR}' (vtiger's value separator)"
+            )
+        return value
 
 
 class AppConfigBase(StrictModel):
@@ -201,11 +222,18 @@ def _condition_key(node: dict[str, Any]) -> str | None:
     return next((tag for tag in ("all", "any", "not", "field") if tag in node), None)
 
 
-def _message(err: Any) -> str:
+def _message(err: Any, loc: tuple[Any, ...] = (), data: Any = None) -> str:
     kind = err.get("type")
     msg = str(err.get("msg", "invalid"))
     if kind == "extra_forbidden":
-        return "unknown key"
+        from .config_schema import keys_at  # the schema module builds on this one
+
+        known = keys_at(loc[:-1], data) if loc else set()
+        return "unknown key" + (did_you_mean(str(loc[-1]), known) if known else "")
+    if kind == "union_tag_invalid":
+        ctx = err.get("ctx") or {}
+        expected = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",") if t.strip()]
+        return msg + did_you_mean(str(ctx.get("tag", "")), expected)
     if kind == "missing":
         return "required key is missing"
     if msg.startswith("Value error, "):
@@ -220,8 +248,10 @@ def parse_yaml(text: str, file: str) -> Any:
         raise ConfigErrors([ConfigIssue(file, exc.line, "", exc.message)]) from None
 
 
-def load_config(path: str | Path) -> AppConfigBase:
-    """Read, validate and cross-check the config; raise `ConfigErrors` listing every problem."""
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> AppConfigBase:
+    """Read, validate and cross-check the config; raise `ConfigErrors` listing every problem.
+
+    `${VAR}` in values comes from `environ` (default: the process environment)."""
     path = Path(path)
     shown = str(path)
     try:
@@ -230,20 +260,28 @@ def load_config(path: str | Path) -> AppConfigBase:
         raise ConfigErrors([ConfigIssue(shown, None, "", f"cannot read: {exc.strerror}")]) from None
     except safe_yaml.YamlProblem as exc:
         raise ConfigErrors([ConfigIssue(shown, exc.line, "", exc.message)]) from None
-    return load_config_text(text, shown, base_dir=path.resolve().parent)
+    return load_config_text(text, shown, base_dir=path.resolve().parent, environ=environ)
 
 
-def load_config_text(text: str, file: str, *, base_dir: Path) -> AppConfigBase:
+def load_config_text(
+    text: str, file: str, *, base_dir: Path, environ: Mapping[str, str] | None = None
+) -> AppConfigBase:
     root = parse_yaml(text, file)
     if root is None:
         root = {}
     if not isinstance(root, dict):
         raise ConfigErrors([ConfigIssue(file, 1, "", "the config must be a mapping at the top level")])
     issues: list[ConfigIssue] = []
-    for reserved in ("base_dir", "config_file"):
+    for reserved in LOADER_KEYS:
         if reserved in root:
             line, _ = _line_of(root, (reserved,))
             issues.append(ConfigIssue(file, line, reserved, "set by connector, not in YAML"))
+    unresolved = config_env.substitute_tree(root, os.environ if environ is None else environ)
+    for loc, message in unresolved:
+        line, key_path = _line_of(root, loc)
+        issues.append(ConfigIssue(file, line, key_path, message))
+    # a value whose variable is missing is not known yet: its own validation error would only repeat the problem
+    unknown_values = {_line_of(root, loc) for loc, _ in unresolved}
     data = _plain(root)
     data["base_dir"] = base_dir
     data["config_file"] = file
@@ -256,7 +294,8 @@ def load_config_text(text: str, file: str, *, base_dir: Path) -> AppConfigBase:
         for err in exc.errors():
             loc = _fix_loc(tuple(err["loc"]), data)
             line, key_path = _line_of(root, loc)
-            issues.append(ConfigIssue(file, line, key_path, _message(err)))
+            if (line, key_path) not in unknown_values:
+                issues.append(ConfigIssue(file, line, key_path, _message(err, loc, data)))
     issues.extend(_cross_check(data, root, file))
     issues.extend(_plugin_cross_checks(data, root, file, base_dir))
     if issues or config is None:
@@ -314,48 +353,95 @@ def _cross_check(data: dict[str, Any], root: Any, file: str) -> list[ConfigIssue
         if name in clash:
             issue(("targets", i, "name"), f"'{name}' is also a source name; use distinct names")
     known_sources = ", ".join(str(n) for n in source_names if isinstance(n, str))
+    named_sources = [n for n in source_names if isinstance(n, str)]
+    named_targets = [n for n in target_names if isinstance(n, str)]
     for i, target in enumerate(targets):
         ref = target.get("source")
         if isinstance(ref, str) and ref not in source_names:
-            issue(("targets", i, "source"), f"no source named '{ref}' (sources: {known_sources})")
+            hint = did_you_mean(ref, named_sources) or f" (sources: {known_sources})"
+            issue(("targets", i, "source"), f"no source named '{ref}'{hint}")
     seg_names = [s.get("name") for s in segments]
-    file_targets = {t.get("name") for t in targets if t.get("type") == "segment_files"}
+    file_targets = {str(t.get("name")) for t in targets if t.get("type") == "segment_files"}
+    # (segment_files target, file name folded as a case-insensitive file system sees it) -> first segment
+    file_names: dict[tuple[str, str], str] = {}
     for i, seg in enumerate(segments):
         name, seg_targets = seg.get("name"), seg.get("targets")
         seg_targets = seg_targets if isinstance(seg_targets, list) else []
         if isinstance(name, str) and file_targets & set(map(str, seg_targets)):
             try:
-                check_segment_name(name)
+                stem = segment_file_stem(name)
             except ConfigError as exc:
                 issue(("segments", i, "name"), str(exc))
+            else:
+                for file_target in sorted(file_targets & set(map(str, seg_targets))):
+                    first = file_names.setdefault((file_target, stem.casefold()), name)
+                    if first != name:
+                        issue(
+                            ("segments", i, "name"),
+                            f"segments '{first}' and '{name}' would both be written to {stem}.csv in "
+                            f"target '{file_target}': rename one",
+                        )
         if isinstance(name, str) and seg_names.index(name) != i:
             issue(("segments", i, "name"), f"segment name '{name}' is used twice")
         for j, target in enumerate(seg_targets):
             if target not in target_names:
-                issue(("segments", i, "targets", j), f"no target named '{target}'")
+                hint = did_you_mean(str(target), named_targets)
+                issue(("segments", i, "targets", j), f"no target named '{target}'{hint}")
 
     model = _stage_model_or_none(data.get("stage_model"))
     if model is not None:
         for loc, message in stage_model_problems(model):
             issue(("stage_model", *loc), message)
-        stage_names = {st.name for st in model.stages}
-        for i, stage in enumerate(model.stages):
-            for label_target in stage.labels:
-                if label_target not in target_names:
-                    issue(
-                        ("stage_model", "stages", i, "labels", label_target),
-                        f"no target named '{label_target}'",
-                    )
+    for loc, label_target in _label_targets(data.get("stage_model")):
+        if label_target not in target_names:
+            hint = did_you_mean(label_target, named_targets)
+            issue(("stage_model", *loc), f"no target named '{label_target}'{hint}")
+    stage_names = _stage_names(data.get("stage_model"), model)
+    if stage_names:
         for i, seg in enumerate(segments):
             for cond_stage in _stages_named(seg.get("when")):
                 if cond_stage not in stage_names:
-                    issue(("segments", i, "when"), f"unknown stage '{cond_stage}'")
+                    hint = did_you_mean(cond_stage, stage_names) or f" (stages: {', '.join(stage_names)})"
+                    issue(("segments", i, "when"), f"unknown stage '{cond_stage}'{hint}")
     identity_section = data.get("identity")
     priority = identity_section.get("source_priority") if isinstance(identity_section, dict) else None
     for i, name in enumerate(priority if isinstance(priority, list) else []):
         if name not in source_names:
-            issue(("identity", "source_priority", i), f"no source named '{name}'")
+            hint = did_you_mean(str(name), named_sources)
+            issue(("identity", "source_priority", i), f"no source named '{name}'{hint}")
     return issues
+
+
+def _label_targets(raw: Any) -> list[tuple[tuple[Any, ...], str]]:
+    """(location below stage_model, target name) of every per-target label the admin wrote: in `stages[i]
+    .labels` and in the `labels` overlay. From the raw YAML, so each is found even when the stage model has
+    other errors, and at the line where it was written (not on a preset's stage)."""
+    if not isinstance(raw, dict):
+        return []
+    found: list[tuple[tuple[Any, ...], str]] = []
+    stages = raw.get("stages")
+    for i, stage in enumerate(stages if isinstance(stages, list) else []):
+        labels = stage.get("labels") if isinstance(stage, dict) else None
+        for target in labels if isinstance(labels, dict) else {}:
+            found.append((("stages", i, "labels", target), str(target)))
+    overlay = raw.get("labels")
+    for stage_name, value in overlay.items() if isinstance(overlay, dict) else ():
+        for target in value if isinstance(value, dict) else {}:
+            if target != DEFAULT_LABEL_KEY:
+                found.append((("labels", stage_name, target), str(target)))
+    return found
+
+
+def _stage_names(raw: Any, model: StageModel | None) -> list[str]:
+    """The stage names segments may test: the model's, or the names its stages list gives when the model has
+    errors of its own (its stage names are still worth checking in the same round)."""
+    if model is not None:
+        return [st.name for st in model.stages]
+    with contextlib.suppress(ValueError, TypeError):
+        raw = merge_preset(raw)
+    stages = raw.get("stages") if isinstance(raw, dict) else None
+    names = [s.get("name") for s in stages if isinstance(s, dict)] if isinstance(stages, list) else []
+    return [n for n in names if isinstance(n, str)]
 
 
 def _plugin_cross_checks(data: dict[str, Any], root: Any, file: str, base_dir: Path) -> list[ConfigIssue]:

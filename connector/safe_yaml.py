@@ -118,11 +118,62 @@ def load(text: str) -> Any:
         raise YamlProblem(line, f"nested more than {MAX_DEPTH} levels deep") from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        problem = str(exc.problem or "")
+        if exc.context_mark is not None and problem.startswith(OPENED_EARLIER):
+            # the parser notices these lines later (the next key, the end of the file); the mistake is where
+            # the key or the bracket began
+            mark = exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        raise YamlProblem(line, f"YAML: {exc.problem or exc.context}") from None
+        raise YamlProblem(line, f"YAML: {explain(str(exc.problem or exc.context))}") from None
     except ReaderError as exc:
         # a character YAML does not allow (NUL, most control characters); `position` counts characters
         line = text.count("\n", 0, exc.position) + 1
         raise YamlProblem(line, f"YAML: character #x{exc.character:04x} is not allowed") from None
     except YAMLError as exc:
         raise YamlProblem(None, f"YAML: {exc}") from None
+
+
+OPENED_EARLIER = ("could not find expected ':'", "expected ',' or", "found unexpected end of stream")
+
+# The parser's own words name a token, not the mistake; these say what an admin most likely did. The parser's
+# text stays in brackets for the rare case the guess is wrong.
+EXPLANATIONS = (
+    (
+        "cannot start any token",
+        "'\\t'",
+        "a tab character: YAML indents with spaces only, replace the tab by spaces",
+    ),
+    (
+        "mapping values are not allowed here",
+        "",
+        "a 'key:' where none can start: this line is indented deeper than the key above it, or a value that "
+        "holds ': ' needs quotes",
+    ),
+    (
+        "expected <block end>, but found",
+        "",
+        "the indentation of this line does not line up with the lines above (the keys of one mapping, and the "
+        "'-' of each item of one list, start in the same column)",
+    ),
+    (
+        "could not find expected ':'",
+        "",
+        "a line inside a mapping without 'key: value' (or a quote left open)",
+    ),
+    (
+        "expected ',' or '}'",
+        "",
+        "a {...} mapping is not closed, or two of its entries lack a ',' between them",
+    ),
+    ("expected ',' or ']'", "", "a [...] list is not closed, or two of its items lack a ',' between them"),
+    ("found unexpected end of stream", "", "a quoted value is not closed"),
+    ("tab character", "", "a tab character: YAML indents with spaces only, replace the tab by spaces"),
+)
+
+
+def explain(problem: str) -> str:
+    """The parser's complaint, with what it most likely means in front."""
+    for needle, also, meaning in EXPLANATIONS:
+        if needle in problem and also in problem:
+            return f"{meaning} (parser: {problem})"
+    return problem

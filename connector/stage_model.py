@@ -3,7 +3,8 @@
 Nothing here names a stage: the shipped models live in `connector/presets/*.yaml` and an admin may replace or
 extend them in the YAML. A config names a preset (`stage_model: {preset: default}`) and may override any part of
 it; `rules`, when given, replace the preset's rules as a whole, because a half-merged ordered list would be hard
-to reason about.
+to reason about. `labels` relabels stages without restating them (`labels: {customer: Klant}`, or per target
+`labels: {customer: {default: Klant, sf_out: Customer}}`): merged onto the stages, preset or not.
 """
 
 from __future__ import annotations
@@ -15,8 +16,12 @@ from pydantic import Field, ValidationInfo, model_validator
 
 from .conditions import Condition
 from .model import NAME_PATTERN, StrictModel
+from .suggest import did_you_mean
 
 PRESETS = ("default", "journey_004", "journey_002")
+# in a per-target relabel (`labels: {customer: {default: Klant, sf_out: Customer}}`) the label of every target
+# the mapping does not name
+DEFAULT_LABEL_KEY = "default"
 
 
 class StageDef(StrictModel):
@@ -55,6 +60,21 @@ class StageModel(StrictModel):
     # stages suppressed from marketing segments unless a segment asks for them (sales decisions win)
     suppress: list[str] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
+    # stage name -> label for every target, or {default: label, <target>: label}; merged onto `stages`
+    labels: dict[str, str | dict[str, str]] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _relabel(cls, data: Any) -> Any:
+        # Applied before the stages validate, so a relabelled preset stage is an ordinary StageDef afterwards;
+        # labels for a stage that does not exist are reported by `stage_model_problems` with their location.
+        if not isinstance(data, dict) or not isinstance(data.get("labels"), dict):
+            return data
+        stages = data.get("stages")
+        if not isinstance(stages, list):
+            return data
+        merged = [_relabelled(stage, data["labels"]) for stage in stages]
+        return {**data, "stages": merged}
 
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> StageModel:
@@ -90,20 +110,54 @@ def stage_model_problems(model: StageModel) -> list[tuple[tuple[Any, ...], str]]
     for where in ("path", "detours", "suppress"):
         for i, ref in enumerate(getattr(model, where)):
             if ref not in known:
-                problems.append(((where, i), f"unknown stage '{ref}' (stages: {', '.join(names)})"))
+                problems.append(
+                    ((where, i), f"unknown stage '{ref}'{did_you_mean(ref, known) or _listed(names)}")
+                )
     for name in sorted(set(model.path) & set(model.detours)):
         problems.append((("detours",), f"stage '{name}' is both on the path and a detour"))
     for name in sorted(known - set(model.path) - set(model.detours)):
         problems.append((("stages",), f"stage '{name}' is neither on the path nor a detour"))
     if model.default not in known:
-        problems.append((("default",), f"unknown stage '{model.default}'"))
+        problems.append(
+            (("default",), f"unknown stage '{model.default}'{did_you_mean(model.default, known)}")
+        )
+    for name in model.labels:
+        if name not in known:
+            problems.append(
+                (("labels", name), f"unknown stage '{name}'{did_you_mean(name, known) or _listed(names)}")
+            )
     rule_names = [r.name for r in model.rules]
     for i, rule in enumerate(model.rules):
         if rule.stage not in known:
-            problems.append((("rules", i, "stage"), f"unknown stage '{rule.stage}' in rule '{rule.name}'"))
+            hint = did_you_mean(rule.stage, known) or _listed(names)
+            problems.append(
+                (("rules", i, "stage"), f"unknown stage '{rule.stage}' in rule '{rule.name}'{hint}")
+            )
         if rule_names.index(rule.name) != i:
             problems.append((("rules", i, "name"), f"rule name '{rule.name}' is used twice"))
     return problems
+
+
+def _listed(names: list[str]) -> str:
+    return f" (stages: {', '.join(names)})"
+
+
+def _relabelled(stage: Any, labels: dict[str, Any]) -> Any:
+    """One raw stage with the `labels` overlay applied: a string sets its label for every target, a mapping
+    sets `default` (every target) and per-target labels on top of the ones the stage already has."""
+    raw = stage.model_dump() if isinstance(stage, StageDef) else stage
+    if not isinstance(raw, dict) or raw.get("name") not in labels:
+        return stage
+    overlay = labels[raw["name"]]
+    if isinstance(overlay, str):
+        return {**raw, "label": overlay}
+    if not isinstance(overlay, dict):
+        return stage  # the field's own type check names it
+    per_target = {k: v for k, v in overlay.items() if k != DEFAULT_LABEL_KEY}
+    out = {**raw, "labels": {**(raw.get("labels") or {}), **per_target}}
+    if DEFAULT_LABEL_KEY in overlay:
+        out["label"] = overlay[DEFAULT_LABEL_KEY]
+    return out
 
 
 def load_preset(name: str) -> dict[str, Any]:
@@ -111,7 +165,9 @@ def load_preset(name: str) -> dict[str, Any]:
     from ruamel.yaml import YAML
 
     if name not in PRESETS:
-        raise ValueError(f"unknown preset '{name}' (known: {', '.join(PRESETS)})")
+        raise ValueError(
+            f"unknown preset '{name}'{did_you_mean(name, PRESETS)} (known: {', '.join(PRESETS)})"
+        )
     text = resources.files("connector.presets").joinpath(f"{name}.yaml").read_text(encoding="utf-8")
     data = YAML(typ="safe").load(text)
     assert isinstance(data, dict)

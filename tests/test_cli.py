@@ -68,7 +68,7 @@ def test_validate_reports_every_error_with_its_line(project: Project) -> None:
     assert errors == [
         f"error: {shown}:{kind_line} sources[1].kind: Input should be 'person', 'opportunity', 'contract' or "
         "'enrichment'",
-        f"error: {shown}:{colour_line} targets[0].colour: unknown key",
+        f"error: {shown}:{colour_line} targets[0].colour: unknown key (did you mean 'columns'?)",
     ]
     assert (kind_line, colour_line) == (24, 38)
     assert "2 config error(s)" in result.stderr

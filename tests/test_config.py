@@ -89,7 +89,7 @@ def test_typos_and_wrong_types_are_reported_together_with_lines() -> None:
             "connector.yaml:4 state.path: Input should be a valid string",
             "connector.yaml:9 sources[0].kind: Input should be 'person', 'opportunity', 'contract' or 'enrichment'",
             "connector.yaml:11 sources[0].enabled: Input should be a valid boolean, unable to interpret input",
-            "connector.yaml:16 targets[0].delimter: unknown key",
+            "connector.yaml:16 targets[0].delimter: unknown key (did you mean 'delimiter'?)",
             "connector.yaml:21 segments[0].include_suppressed: Input should be a valid boolean, "
             "unable to interpret input",
             "connector.yaml:23 identity.merge_on[1]: Input should be 'email' or 'external_id'",
@@ -264,7 +264,7 @@ def test_cross_references_are_checked_and_reported_together() -> None:
         [
             "connector.yaml:9 sources[1].name: name 'crm' is used twice",
             "connector.yaml:21 segments[0].targets[1]: no target named 'crm_labels'",
-            "connector.yaml:20 segments[0].when: unknown stage 'prospekt'",
+            "connector.yaml:20 segments[0].when: unknown stage 'prospekt' (did you mean 'prospect'?)",
             "connector.yaml:22 segments[1].name: segment name 'warm' is used twice",
             "connector.yaml:26 identity.source_priority[1]: no source named 'vtiger'",
         ]
@@ -310,13 +310,15 @@ def test_unknown_stage_in_rules() -> None:
     )
     line = MINIMAL.count("\n") + 3  # the `stage:` line of the rule
     assert problems(text) == [
-        f"connector.yaml:{line} stage_model.rules[0].stage: unknown stage 'prospekt' in rule 'r1'"
+        f"connector.yaml:{line} stage_model.rules[0].stage: unknown stage 'prospekt' in rule 'r1' "
+        "(did you mean 'prospect'?)"
     ]
 
 
 def test_a_bad_preset_name() -> None:
     assert problems("stage_model:\n  preset: defualt\n") == [
-        "connector.yaml:1 stage_model: unknown preset 'defualt' (known: default, journey_004, journey_002)"
+        "connector.yaml:1 stage_model: unknown preset 'defualt' (did you mean 'default'?) "
+        "(known: default, journey_004, journey_002)"
     ]
 
 
@@ -383,7 +385,7 @@ segments:
     targets: [out, nowhere]
 """
     assert problems(text) == [
-        "connector.yaml:6 sources[0].kindd: unknown key",
-        "connector.yaml:11 segments[0].when: unknown stage 'leed'",
+        "connector.yaml:6 sources[0].kindd: unknown key (did you mean 'kind'?)",
+        "connector.yaml:11 segments[0].when: unknown stage 'leed' (did you mean 'lead'?)",
         "connector.yaml:12 segments[0].targets[1]: no target named 'nowhere'",
     ]

@@ -160,17 +160,32 @@ def test_takes_no_labels(tmp_path: Path) -> None:
     w.close()
 
 
-def test_unsafe_segment_names_are_rejected_at_config_time(tmp_path: Path) -> None:
+def test_segment_names_become_safe_file_names(tmp_path: Path) -> None:
     mine = ("marketing_files",)
-    with pytest.raises(ConfigError, match=r"segment '\.\./x' cannot be a file name"):
-        writer(tmp_path, segments={"renewal": mine, "../x": mine})
-    for bad in ("a/b", ".hidden", "a.changes", "A.Changes", "trailing.", "x" * 65, "", "a b", "a\\b"):
-        with pytest.raises(ConfigError):
+    w = writer(tmp_path, segments={"Nurture newsletter": mine, "../x": mine, "Klanten België": mine})
+    # separators, spaces and accents never reach the file system as they are
+    for name, file_name in {
+        "Nurture newsletter": "Nurture-newsletter.csv",
+        "../x": "x.csv",
+        "a/b": "a-b.csv",
+        "a\\b": "a-b.csv",
+        ".hidden": "hidden.csv",
+        "trailing.": "trailing.csv",
+        "Klanten België": "Klanten-Belgie.csv",
+        "x" * 80: "x" * 64 + ".csv",
+    }.items():
+        assert w.path_for(name).name == file_name
+        assert w.path_for(name).parent == w.directory
+    assert w.changes_path_for("Nurture newsletter").name == "Nurture-newsletter.changes.csv"
+    # names that were file names already keep them (existing segment files stay where they are)
+    for kept in ("renewal", "win-back_2", "q1.renewal", "x", "Renewal2027"):
+        assert w.path_for(kept).name == f"{kept}.csv"
+    # nothing usable left, or it would read as another segment's changes file
+    for bad in ("", "...", "???", "a.changes", "A.Changes", "b.changes "):
+        with pytest.raises(ConfigError, match="no usable file name"):
             writer(tmp_path).path_for(bad)
-    ok = {"renewal": mine, "win-back_2": mine}
-    assert writer(tmp_path, segments=ok).path_for("win-back_2").name == "win-back_2.csv"
-    assert writer(tmp_path).path_for("q1.renewal").name == "q1.renewal.csv"
-    assert writer(tmp_path).path_for("x").name == "x.csv"
+    with pytest.raises(ConfigError, match=r"segment '\?\?' gives no usable file name"):
+        writer(tmp_path, segments={"renewal": mine, "??": mine})
     # a bad name bound for another target is that target's business
     writer(tmp_path, segments={"a.changes": ("sf_campaigns",)})
 

@@ -26,6 +26,7 @@ from ..schema import (
     FactKind,
     FieldType,
 )
+from ..suggest import did_you_mean
 
 # A field holding another system's record id (a vtiger field with the Salesforce Contact Id) maps to
 # `xref.<source name>.<Object>`: identity resolution then merges the two records into one person.
@@ -66,20 +67,29 @@ class ObjectMapping(StrictModel):
 
     @model_validator(mode="after")
     def _targets_exist(self) -> ObjectMapping:
+        # every wrong name of the object in one message: an admin fixes them all in one round
         known = fields_for_kind(self.kind)
+        problems: list[str] = []
         for src, target in self.fields.items():
             if target.startswith(XREF_PREFIX):
                 if not XREF_TARGET.match(target):
-                    raise ValueError(f"fields.{src}: '{target}' must look like xref.<source name>.<Object>")
+                    problems.append(f"fields.{src}: '{target}' must look like xref.<source name>.<Object>")
                 continue
             if not target.startswith("extra.") and target not in known:
-                raise ValueError(
-                    f"fields.{src}: '{target}' is not a {self.kind.value} schema field "
-                    f"(known: {', '.join(sorted(known))}; or use extra.<name>)"
+                hint = did_you_mean(target, known)
+                listed = f" (known: {', '.join(sorted(known))}; or use extra.<name>)"
+                problems.append(
+                    f"fields.{src}: '{target}' is not a {self.kind.value} schema field{hint or listed}"
                 )
-        for target in list(self.value_maps) + list(self.constants):
-            if not target.startswith("extra.") and target not in known:
-                raise ValueError(f"'{target}' is not a {self.kind.value} schema field")
+        for section, names in (("value_maps", self.value_maps), ("constants", self.constants)):
+            for target in names:
+                if not target.startswith("extra.") and target not in known:
+                    hint = did_you_mean(target, known)
+                    problems.append(
+                        f"{section}.{target}: '{target}' is not a {self.kind.value} schema field{hint}"
+                    )
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def schema_type(self, target: str) -> FieldType:

@@ -13,6 +13,7 @@ from ...mappers.fields import DEFAULT_DATE_FORMATS, ObjectMapping, fields_for_ki
 from ...mappers.files import IDENTITY_FIELDS, JoinKey
 from ...plugin_config import SourceConfigBase
 from ...schema import FactKind
+from ...suggest import did_you_mean
 
 DELIMITER_ALIASES = {"tab": "\t", "\\t": "\t", "semicolon": ";", "comma": ",", "pipe": "|"}
 
@@ -79,7 +80,8 @@ class FileSourceConfig(SourceConfigBase):
                 problems.append(f"{src}: needs a schema field name")
             elif known is not None and not target.startswith(("extra.", "xref.")) and target not in known:
                 problems.append(
-                    f"{src}: '{target}' is not a {kind} field (known: {', '.join(sorted(known))})"
+                    f"{src}: '{target}' is not a {kind} field"
+                    + (did_you_mean(target, known) or f" (known: {', '.join(sorted(known))})")
                 )
         targets = list(value.values())
         problems += [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import codecs
 import re
+import unicodedata
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -22,9 +23,11 @@ DEFAULT_COLUMNS: list[Column] = [
     "label",
     "person_key",
 ]
-# A segment name becomes a file name: no separators, no leading or trailing dot (Windows drops the latter),
-# and no name that would be another segment's changes file.
-SEGMENT_FILE_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_-])?$")
+# A segment's file name is derived from its name: ASCII letters, digits, '_', '-' and '.', every other run of
+# characters (spaces, '/', accents that do not fold to ASCII) one '-', no leading or trailing '.' or '-'
+# (Windows drops a trailing dot). A name that already is such a file name (`win-back`) keeps it unchanged.
+UNSAFE_RUN = re.compile(r"[^A-Za-z0-9_.-]+")
+FILE_STEM_MAX = 64
 CHANGES_SUFFIX = ".changes.csv"
 # Cells starting with these are run as formulas by spreadsheets (CSV injection); CRM data is not trusted.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -72,9 +75,20 @@ class SegmentFilesConfig(WriterConfigBase):
         return value
 
 
-def check_segment_name(name: str) -> None:
-    if not SEGMENT_FILE_NAME.match(name) or name.lower().endswith(".changes"):
+def segment_file_stem(name: str) -> str:
+    """The file name (without `.csv`) of segment `name`: `Nurture newsletter` -> `Nurture-newsletter`,
+    `Klanten België` -> `Klanten-Belgie`; ConfigError when nothing usable is left or it would read as another
+    segment's changes file."""
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    stem = UNSAFE_RUN.sub("-", folded).strip("-.")[:FILE_STEM_MAX].rstrip("-.")
+    if not stem or stem.lower().endswith(".changes"):
         raise ConfigError(
-            f"segment '{name}' cannot be a file name for segment_files: use letters, digits, '_', '-' and '.' "
-            "(at most 64, starting with a letter or digit, not ending in '.' or '.changes')"
+            f"segment '{name}' gives no usable file name for segment_files (it needs letters or digits, and "
+            "must not end in '.changes'): rename it"
         )
+    return stem
+
+
+def check_segment_name(name: str) -> None:
+    """ConfigError when segment `name` cannot be written as a file."""
+    segment_file_stem(name)

@@ -25,7 +25,7 @@ from ...plan import LabelChange, Member, SegmentChange
 from ...plugin_config import WriterConfigBase
 from ...schema import RecordRef
 from ..base import Writer, WriteResult, expect_config
-from .config import CHANGES_SUFFIX, FORMULA_START, SegmentFilesConfig, check_segment_name
+from .config import CHANGES_SUFFIX, FORMULA_START, SegmentFilesConfig, check_segment_name, segment_file_stem
 
 log = structlog.get_logger(__name__)
 
@@ -51,12 +51,10 @@ class SegmentFilesWriter(Writer):
         return cls(cfg, env.base_dir)
 
     def path_for(self, segment: str) -> Path:
-        check_segment_name(segment)
-        return self.directory / f"{segment}.csv"
+        return self.directory / f"{segment_file_stem(segment)}.csv"
 
     def changes_path_for(self, segment: str) -> Path:
-        check_segment_name(segment)
-        return self.directory / f"{segment}{CHANGES_SUFFIX}"
+        return self.directory / f"{segment_file_stem(segment)}{CHANGES_SUFFIX}"
 
     # -- writer contract ----------------------------------------------------------------------------------
 

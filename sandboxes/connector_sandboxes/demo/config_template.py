@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+# written beside the demo's connector.yaml (what `connector schema` prints), so editors check the file offline
+SCHEMA_FILE = "connector.schema.json"
+
 DEMO_CONFIG = """\
+# yaml-language-server: $schema=connector.schema.json
 # Written by `connector demo`: the main job against the loopback sandboxes and files in this directory.
 state:
   path: state.sqlite

@@ -10,9 +10,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from connector.config_schema import render as render_schema
+
 from ..salesforce import SalesforceSandbox
 from ..vtiger import VtigerSandbox
-from .config_template import DEMO_CONFIG
+from .config_template import DEMO_CONFIG, SCHEMA_FILE
 from .dataset import DemoPerson
 from .seed import seed_salesforce, seed_vtiger, write_files
 
@@ -57,6 +59,7 @@ def seeded_world(
             "files": write_files(root / "files", population, seed),
         }
         config_path = root / "connector.yaml"
+        (root / SCHEMA_FILE).write_text(render_schema(), encoding="utf-8")
         # the sandbox's own key folder goes when it stops; a copy of its (public) certificate beside the config
         # keeps the config valid afterwards, for `explain`, `report` and `rejected` on the demo's state
         ca_copy = root / "sandbox-ca.pem"

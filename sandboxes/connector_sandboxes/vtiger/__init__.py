@@ -13,6 +13,16 @@ from connector_sandboxes.vtiger.store import VtigerStore
 __all__ = ["Faults", "SandboxClock", "VtigerSandbox", "VtigerStore", "serve"]
 
 
+# A vtiger source that reads exactly the variables printed below (connector substitutes ${VAR} in values).
+SOURCE_SETTINGS = (
+    "# export these, with a vtiger source in connector.yaml like this one:",
+    "#   - name: vt_sandbox",
+    "#     type: vtiger",
+    "#     url: ${VTIGER_URL}",
+    "#     env_prefix: VTIGER_",
+)
+
+
 def serve(host: str = "127.0.0.1", port: int = 0, seed_people: int = 0) -> None:
     """Run a sandbox in the foreground, print how to reach it, and block until Ctrl-C."""
     sandbox = VtigerSandbox(host=host, port=port, seed_people=seed_people).start()
@@ -20,6 +30,8 @@ def serve(host: str = "127.0.0.1", port: int = 0, seed_people: int = 0) -> None:
     try:
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a user stops the sandbox
             print(f"vtiger sandbox listening on {sandbox.endpoint}", flush=True)
+            for line in SOURCE_SETTINGS:
+                print(line, flush=True)
             for key, value in sandbox.env().items():
                 print(f"{key}={value}", flush=True)
             _wait_for_interrupt()
