@@ -2,7 +2,8 @@
 
 vtiger serves one request at a time per webservice session (its PHP session file stays locked for the whole
 request); the sandbox does the same. This writes the stage label of N Leads through the vtiger writer at a
-per-call latency (default 50 ms, about what a real 8.2 takes for a `revise`) with `concurrency` 1, 4 and 8,
+per-call latency (default 50 ms, about what a real 8.2 takes for a `revise`) against the sandbox in a
+process of its own with `concurrency` 1, 4 and 8,
 each once with every worker on one shared session and once with a pool (one session per worker), and prints
 the wall seconds (median of the repeats; logins included, as in a run) and the speed-up over concurrency 1.
 
@@ -14,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import multiprocessing
 import os
 import platform
 import statistics
 import time
+from multiprocessing.connection import Connection
 from typing import Any
 
 from connector import logs
@@ -33,7 +36,43 @@ from connector_sandboxes.vtiger import VtigerSandbox
 STARTED = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 
 
-def _writer(sandbox: VtigerSandbox, concurrency: int, shared: bool) -> VtigerWriter:
+class _RemoteSandbox:
+    """The sandbox in a process of its own, as vtiger is another machine: in this process it would share the
+    GIL with the writer's threads, and its CPU would count against the client's concurrency."""
+
+    def __init__(self, records: int, latency: float) -> None:
+        self._pipe, child = multiprocessing.Pipe()
+        self._process = multiprocessing.Process(target=_serve, args=(child, records, latency), daemon=True)
+        self._process.start()
+        self.url, self.env, self.ids = self._pipe.recv()
+
+    def ask(self, command: str) -> Any:
+        self._pipe.send(command)
+        return self._pipe.recv()
+
+    def stop(self) -> None:
+        self.ask("stop")
+        self._process.join(timeout=30)
+
+
+def _serve(pipe: Connection, records: int, latency: float) -> None:
+    with VtigerSandbox(username="admin", custom_fields=True) as sandbox:
+        ids = [sandbox.store.create("Leads", {"lastname": f"P{n}"})["id"] for n in range(records)]
+        sandbox.faults.latency = latency
+        pipe.send((sandbox.url, sandbox.env(), ids))
+        while True:
+            command = pipe.recv()
+            if command == "reset":
+                sandbox.reset_calls()
+                pipe.send(None)
+            elif command == "figures":
+                pipe.send((sandbox.calls["revise"], sandbox.calls["login"], sandbox.in_flight.peak_total))
+            else:
+                pipe.send(None)
+                return
+
+
+def _writer(sandbox: _RemoteSandbox, concurrency: int, shared: bool) -> VtigerWriter:
     source = VtigerSourceConfig.model_validate(
         {
             "name": "vt",
@@ -49,26 +88,28 @@ def _writer(sandbox: VtigerSandbox, concurrency: int, shared: bool) -> VtigerWri
         "label_field": {"Leads": "label:Funnel stage"},
         "concurrency": concurrency,
     }
-    env = PluginEnv(sources=[source], environ=sandbox.env(), policy=RetryPolicy(sleep=lambda s: None))
+    env = PluginEnv(sources=[source], environ=sandbox.env, policy=RetryPolicy(sleep=lambda s: None))
     writer = VtigerWriter.from_config(VtigerWriterConfig.model_validate(target), env)
     if shared:
         writer.client.sessions.pin(1)  # every worker on one session: the client before the pool
     return writer
 
 
-def _once(sandbox: VtigerSandbox, refs: list[RecordRef], concurrency: int, shared: bool, label: str) -> float:
+def _once(sandbox: _RemoteSandbox, concurrency: int, shared: bool, label: str) -> tuple[float, int, int]:
+    """Wall seconds of one label write of every record, logins included; vtiger's logins and peak."""
     writer = _writer(sandbox, concurrency, shared)
-    changes = [LabelChange(f"p{i}", ref, None, label) for i, ref in enumerate(refs)]
-    sandbox.reset_calls()
+    changes = [
+        LabelChange(f"p{i}", RecordRef("vt", "Leads", id_), None, label) for i, id_ in enumerate(sandbox.ids)
+    ]
+    sandbox.ask("reset")
     start = time.perf_counter()
     result = writer.write_labels(changes, RunContext(as_of=STARTED.date(), started_at=STARTED))
     seconds = time.perf_counter() - start
     writer.client.close()
-    if result.failed or sandbox.calls["revise"] != len(refs):
-        raise SystemExit(
-            f"label writes failed: {len(result.failed)} records, {sandbox.calls['revise']} revises"
-        )
-    return seconds
+    revises, logins, peak = sandbox.ask("figures")
+    if result.failed or revises != len(changes):
+        raise SystemExit(f"label writes failed: {len(result.failed)} records, {revises} revises")
+    return seconds, logins, peak
 
 
 def main() -> None:
@@ -85,20 +126,19 @@ def main() -> None:
         f"median of {args.repeats}; {platform.python_implementation()} {platform.python_version()}, "
         f"{os.cpu_count()} CPUs"
     )
-    with VtigerSandbox(username="admin", custom_fields=True) as sandbox:
-        refs = [
-            RecordRef("vt", "Leads", sandbox.store.create("Leads", {"lastname": f"P{n}"})["id"])
-            for n in range(args.records)
-        ]
-        sandbox.faults.latency = args.latency
-        cases = [(c, shared) for c in args.concurrency for shared in ((True, False) if c > 1 else (False,))]
-        runs: dict[tuple[int, bool], list[float]] = {case: [] for case in cases}
-        peaks: dict[tuple[int, bool], tuple[int, int]] = {}
+    sandbox = _RemoteSandbox(args.records, args.latency)
+    cases = [(c, shared) for c in args.concurrency for shared in ((True, False) if c > 1 else (False,))]
+    runs: dict[tuple[int, bool], list[float]] = {case: [] for case in cases}
+    seen: dict[tuple[int, bool], tuple[int, int]] = {}
+    try:
         for repeat in range(args.repeats):
             for case in cases:  # interleaved, so a machine that slows down part way hurts every case alike
                 label = f"Stage {repeat}-{case[0]}-{case[1]}"  # a new value: every record is written
-                runs[case].append(_once(sandbox, refs, *case, label))
-                peaks[case] = (sandbox.in_flight.peak_total, sandbox.calls["login"])
+                seconds, logins, peak = _once(sandbox, *case, label)
+                runs[case].append(seconds)
+                seen[case] = (peak, logins)
+    finally:
+        sandbox.stop()
     base = statistics.median(runs[cases[0]])
     print(
         f"{'concurrency':>11} {'sessions':>9} {'wall s':>8} {'ms/record':>10} {'speed-up':>9} {'peak':>5} logins"
@@ -107,7 +147,7 @@ def main() -> None:
         concurrency, shared = case
         wall = statistics.median(runs[case])
         sessions = "1 shared" if shared else str(concurrency)
-        peak, logins = peaks[case]
+        peak, logins = seen[case]
         print(
             f"{concurrency:>11} {sessions:>9} {wall:>8.2f} {wall / args.records * 1000:>10.1f} "
             f"{base / wall:>8.2f}x {peak:>5} {logins:>6}"
