@@ -95,8 +95,11 @@ def test_first_run_labels_everyone_in_few_calls_and_second_run_writes_nothing(wo
     assert campaign_adds > 0
     assert all(v is not None for v in _sf_labels(world.sf).values())
     assert all(v is not None for v in _vt_labels(world.vt).values())
-    # vtiger: the source and the target share one session, and each module is described once
-    assert world.vt.calls["login"] == 1
+    # vtiger: the source and the target share one client; a session serves one request at a time, so the
+    # target's 4 workers log in once each (the source's reads reuse one of them); every session is logged out
+    # at the end, and each module is described once
+    assert 1 <= world.vt.calls["login"] <= 4
+    assert world.vt.calls["logout"] == world.vt.calls["login"]
     assert world.vt.calls["describe"] == 4
 
     second = world.run()

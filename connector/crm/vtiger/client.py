@@ -6,6 +6,8 @@ Built to what a real vtiger 8.2.0 does (see docs in the vtiger package), not to 
 - stock 8.2 on PHP 8 answers some operations (`sync`, `logout`) with HTTP 500 and an *empty* body: that is an
   error (retriable), never an empty result;
 - a challenge token is per user and a new `getchallenge` replaces the previous one, so logins are serialised;
+- one session serves one request at a time (its PHP session file is locked for the whole request), so
+  concurrent calls take sessions of their own from a pool (`session_pool.py`), each logged in on first use;
 - a 200 whose body is no webservice envelope (JSON cut short when PHP dies mid-output, a proxy's or a
   maintenance page) is an outage, retried like a 5xx; only a url that never answered with an envelope (first
   contact, every attempt) is a config error.
@@ -31,6 +33,7 @@ from ...errors import ConfigError, ConnectorError, RecordError, RetriableError, 
 from ...logs import register_secret
 from ...retry import RetryPolicy, parse_retry_after
 from ..transport import certificate_error, certificate_failure
+from .session_pool import SessionPool, Slot
 
 log = structlog.get_logger(__name__)
 
@@ -55,6 +58,8 @@ LOGIN_ERRORS = frozenset({"INVALID_USER_CREDENTIALS", "INVALID_AUTH_TOKEN"})
 RETRIABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 CONFIG_STATUS = frozenset({401, 403, 404, 405})
 NOT_AN_ENVELOPE = "NOT_AN_ENVELOPE"
+# a logout at the end of a run must not hold up the exit behind a slow or gone server
+LOGOUT_TIMEOUT = 5.0
 
 
 class VtigerApiError(RecordError):
@@ -89,7 +94,8 @@ def read_error(exc: VtigerApiError, what: str) -> ConnectorError:
 
 
 class VtigerClient:
-    """One authenticated webservice session over one `requests.Session` (connection reuse, thread-safe calls).
+    """Webservice sessions (up to `sessions` at once, one per concurrent caller) over one `requests.Session`
+    (connection reuse, thread-safe calls).
 
     `call()` runs an operation through the shared retry policy; `call(..., retry=False)` makes one attempt
     (used to probe `sync`, and inside callers that wrap a whole read-check-write step in the policy).
@@ -106,6 +112,7 @@ class VtigerClient:
         verify: bool | str = True,
         session: requests.Session | None = None,
         pool_size: int = 8,
+        sessions: int = 1,
     ) -> None:
         base = url.rstrip("/")
         self.endpoint = base if base.endswith("/webservice.php") else base + "/webservice.php"
@@ -124,7 +131,7 @@ class VtigerClient:
         self.logins = 0
         self._described: dict[str, dict[str, Any]] = {}
         self.on_call: Callable[[str], None] | None = None  # per-run hook, e.g. ctx.count_call
-        self._session_name: str | None = None
+        self.sessions = SessionPool(sessions)
         self.user_id: str | None = None
         self._login_lock = login_lock(self.endpoint, username)
         self._count_lock = threading.Lock()
@@ -204,28 +211,42 @@ class VtigerClient:
         params = {"modifiedTime": str(modified_time), "elementType": module}
         return dict(self.call("sync", params, retry=retry, check=_sync_page))
 
+    def ensure_sessions(self, size: int) -> None:
+        """Up to `size` sessions at once: a target asks for one per worker while the run builds it."""
+        self.sessions.grow(size)
+
     def close(self) -> None:
-        # `logout` is HTTP 500 on stock 8.2 under PHP 8; sessions expire by themselves, so just drop ours.
-        self._session_name = None
+        """Log out every session no call is using, one attempt each, then close the connections.
+
+        Stock 8.2 on PHP 8 answers `logout` with an empty HTTP 500: at the first such answer (or a server that
+        does not answer) the rest are left to expire by themselves. A session still serving a call stopped
+        part way is skipped: vtiger would hold the logout until that call ends.
+        """
+        for name in self.sessions.take_idle():
+            try:
+                self._request("logout", {"sessionName": name}, timeout=min(self.timeout, LOGOUT_TIMEOUT))
+            except (_SessionRejected, VtigerApiError):
+                continue  # already gone (expired, logged out): nothing to end
+            except ConnectorError as exc:
+                log.info("vtiger.logout.skipped", reason=getattr(exc, "code", None) or type(exc).__name__)
+                break
         self.http.close()
 
     # -- session ------------------------------------------------------------------------------------------
-    def _current_session(self) -> str:
+    def _session_of(self, slot: Slot) -> str:
         with self._login_lock:
-            if self._session_name is None:
-                self._login_locked()
-            assert self._session_name is not None
-            return self._session_name
+            if slot.name is None:
+                slot.name = self._login_locked()
+            return slot.name
 
-    def _relogin(self, stale: str) -> str:
+    def _relogin(self, slot: Slot, stale: str) -> str:
         with self._login_lock:
-            # another thread may already have replaced the stale session while we waited for the lock
-            if self._session_name in (None, stale):
-                self._login_locked()
-            assert self._session_name is not None
-            return self._session_name
+            # another thread sharing the slot may already have replaced the stale session while we waited
+            if slot.name in (None, stale):
+                slot.name = self._login_locked()
+            return slot.name
 
-    def _login_locked(self) -> None:
+    def _login_locked(self) -> str:
         for attempt in (1, 2):
             challenge = self._request("getchallenge", {"username": self.username})
             token = challenge.get("token") if isinstance(challenge, dict) else None
@@ -247,12 +268,13 @@ class VtigerClient:
                 raise
             if not isinstance(result, dict) or not result.get("sessionName"):
                 raise RetriableError("vtiger login: no sessionName in the answer", code="BAD_RESPONSE")
-            self._session_name = str(result["sessionName"])
-            register_secret(self._session_name)
+            name = str(result["sessionName"])
+            register_secret(name)
             self.user_id = str(result.get("userId") or "") or None
             self.logins += 1
             log.info("vtiger.login", user=self.username, vtiger_version=result.get("vtigerVersion"))
-            return
+            return name
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     def _attempt(
         self,
@@ -269,18 +291,20 @@ class VtigerClient:
             raise
 
     def _call_with_session(self, operation: str, params: dict[str, str]) -> Any:
-        session = self._current_session()
-        try:
-            return self._request(operation, {**params, "sessionName": session})
-        except _SessionRejected as first:
-            log.info("vtiger.session.expired", operation=operation, code=str(first))
-        session = self._relogin(session)
-        try:
-            return self._request(operation, {**params, "sessionName": session})
-        except _SessionRejected as again:
-            raise ConfigError(
-                f"vtiger refused a fresh session for {operation} ({again}): the user may lack webservice access"
-            ) from None
+        with self.sessions.checkout() as slot:
+            session = self._session_of(slot)
+            try:
+                return self._request(operation, {**params, "sessionName": session})
+            except _SessionRejected as first:
+                log.info("vtiger.session.expired", operation=operation, code=str(first))
+            session = self._relogin(slot, session)
+            try:
+                return self._request(operation, {**params, "sessionName": session})
+            except _SessionRejected as again:
+                raise ConfigError(
+                    f"vtiger refused a fresh session for {operation} ({again}): the user may lack "
+                    "webservice access"
+                ) from None
 
     # -- wire ---------------------------------------------------------------------------------------------
     def _count(self, operation: str) -> None:
@@ -290,14 +314,15 @@ class VtigerClient:
         if hook is not None:
             hook(operation)
 
-    def _request(self, operation: str, params: dict[str, str]) -> Any:
+    def _request(self, operation: str, params: dict[str, str], *, timeout: float | None = None) -> Any:
         data = {"operation": operation, **params}
         self._count(operation)
+        wait = timeout or self.timeout
         try:
             if operation in GET_OPERATIONS:
-                response = self.http.get(self.endpoint, params=data, timeout=self.timeout, verify=self.verify)
+                response = self.http.get(self.endpoint, params=data, timeout=wait, verify=self.verify)
             elif operation in POST_OPERATIONS:
-                response = self.http.post(self.endpoint, data=data, timeout=self.timeout, verify=self.verify)
+                response = self.http.post(self.endpoint, data=data, timeout=wait, verify=self.verify)
             else:
                 raise ValueError(f"unknown vtiger operation '{operation}'")
         except requests.exceptions.SSLError as exc:

@@ -1,8 +1,9 @@
 """The run's one connection to a vtiger CRM: credentials from the environment and one logged-in client.
 
 A run opens it once per vtiger source and hands it to the source and to every vtiger target writing back to
-that source: one webservice session, one connection pool (sized for the most concurrent target), one call
-counter. The connection owns the client: plugins use it, the run closes it.
+that source: one client with a pool of webservice sessions (one per concurrent worker of the most concurrent
+target: vtiger serves one request at a time per session), one connection pool, one call counter. The
+connection owns the client: plugins use it, the run closes it (logging its sessions out).
 """
 
 from __future__ import annotations
@@ -83,6 +84,10 @@ class VtigerConnection:
     def want_pool(self, size: int) -> None:
         """A target that writes `size` requests at once asks for that many pooled connections."""
         self.client.ensure_pool(size)
+
+    def want_sessions(self, size: int) -> None:
+        """A target with `size` workers asks for that many webservice sessions (each logs in on first use)."""
+        self.client.ensure_sessions(size)
 
     def close(self) -> None:
         self.client.close()

@@ -89,6 +89,7 @@ class VtigerWriter(Writer):
         if connection is None:  # the config's cross-checks say why; a writer built by hand may get here
             raise ConfigError(f"targets.{cfg.name}.source: '{cfg.source}' is not a configured vtiger source")
         connection.want_pool(cfg.concurrency + 2)  # its workers, plus the source's reads and lookups
+        connection.want_sessions(cfg.concurrency)  # a session serves one request at a time: one per worker
         return cls(cfg, connection, len(env.segments_for(cfg.name)))
 
     # -- per run ------------------------------------------------------------------------------------------

@@ -69,6 +69,13 @@ class Operations:
         entry = self.table.get(operation)
         if entry is None:
             return 500, None
+        # the session's lock covers the whole request, the configured latency (vtiger's own work) included
+        with self.sessions.serving(params.get("sessionName")):
+            return self._handle(operation, entry, method, params)
+
+    def _handle(
+        self, operation: str, entry: tuple[str, bool, Handler], method: str, params: Params
+    ) -> tuple[int, dict[str, Any] | None]:
         if self.faults.latency > 0:
             time.sleep(self.faults.latency)
         self.faults.hold(operation)

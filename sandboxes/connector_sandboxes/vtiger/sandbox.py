@@ -13,7 +13,7 @@ from connector_sandboxes.vtiger.faults import Faults
 from connector_sandboxes.vtiger.operations import Operations
 from connector_sandboxes.vtiger.seed import seed_people as _seed_people
 from connector_sandboxes.vtiger.server import ENDPOINT, HttpServer
-from connector_sandboxes.vtiger.sessions import Sessions
+from connector_sandboxes.vtiger.sessions import InFlight, Sessions
 from connector_sandboxes.vtiger.store import VtigerStore
 
 
@@ -36,6 +36,8 @@ class VtigerSandbox:
       `stock_php8()` sets them), sync_zero_fails, expire_sessions_after, injected; broken_body ("truncated"
       JSON or an "html" page with HTTP 200; + broken_body_ops, broken_body_after, broken_body_count), broken
     * `calls` (operations answered, by name), `reset_calls()`, `clock` (set / advance / now)
+    * one request at a time per session, like vtiger's locked PHP session file (other sessions in parallel);
+      `in_flight` counts the peaks (`peak_total`, `peak_per_session`, `peak_arrived`, `sessions_seen`)
     * `tls=True`: serve HTTPS with a self-signed certificate (`ca_bundle`), as a real install behind TLS does;
       its temporary key folder is removed by `stop()`
     """
@@ -122,8 +124,15 @@ class VtigerSandbox:
         """Operations answered so far, by name (injected empty 500s are in `faults.injected`)."""
         return self.operations.calls
 
+    @property
+    def in_flight(self) -> InFlight:
+        """Peaks of requests served at once, in total and within one session (`peak_total`,
+        `peak_per_session`; `peak_arrived` counts those still waiting for their session's lock too)."""
+        return self.sessions.in_flight
+
     def reset_calls(self) -> None:
         self.operations.calls.clear()
+        self.sessions.in_flight.reset()
         self.faults.injected.clear()
         self.faults.broken.clear()
 

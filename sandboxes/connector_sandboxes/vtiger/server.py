@@ -79,6 +79,9 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # a pool of sessions opens its connections at once; socketserver's backlog of 5 would drop the SYNs of the
+    # rest and leave them to the kernel's one-second retransmit
+    request_queue_size = 64
 
     def __init__(
         self, address: tuple[str, int], operations: Operations, context: ssl.SSLContext | None = None
