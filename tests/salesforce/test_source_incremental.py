@@ -82,7 +82,8 @@ class FakeOrg:
         chunk = rows[start : start + self.page_size]
         more = start + self.page_size < len(rows)
         nxt = f"/services/data/v59.0/query/{self.soql.index(q)}-{start + self.page_size}" if more else None
-        return (200, self.headers, json.dumps(page(chunk, nxt)))
+        # like the org, every page's `totalSize` is the rows of the whole query
+        return (200, self.headers, json.dumps({**page(chunk, nxt), "totalSize": len(rows)}))
 
 
 def _in_window(q: str, row: dict[str, Any]) -> bool:
@@ -160,8 +161,10 @@ def test_second_read_uses_overlap_and_skips_records_already_read() -> None:
     rows[0]["SystemModstamp"] = "2026-10-02T08:00:00.000+0000"
     org.headers = {"Date": "Fri, 02 Oct 2026 08:00:30 GMT"}
     second = list(src.read({"Lead": cursor}, ctx()))
+    # settled: the org's clock when the query reached it (its `Date` less the call's time, so just before
+    # 09:00:30: second 09:00:29), less a second and the overlap
     assert any(
-        "SystemModstamp > 2026-10-01T08:59:29Z AND SystemModstamp <= 2026-11-01T12:00:00Z" in q
+        "SystemModstamp > 2026-10-01T08:59:28Z AND SystemModstamp <= 2026-11-01T12:00:00Z" in q
         for q in org.soql
     )
     assert [r["Id"] for b in second for r in b.records] == ["00Q000000000000001"]
@@ -221,7 +224,9 @@ def test_bulk_query_above_threshold_streams_by_locator() -> None:
     )
     assert batches[1].deleted == ["00Q1"]
     assert json.loads(batches[1].cursor)["ts"] == "2026-10-01T03:00:00.000Z"
-    assert not any(q.startswith("SELECT Id") and "FROM Lead" in q for q in org.soql)
+    # no COUNT(): the first REST page announced 3 rows (its `totalSize`), and the read left REST for Bulk
+    leads = [q for q in org.soql if "FROM Lead " in q]
+    assert len(leads) == 1 and leads[0].startswith("SELECT Id") and "ORDER BY SystemModstamp" in leads[0]
 
 
 @responses.activate(assert_all_requests_are_fired=True)

@@ -374,7 +374,7 @@ def test_an_expired_role_query_cursor_mid_read_goes_on_from_the_role_cursor(sf_s
         if batch.object == "OpportunityContactRole" and not any(b.object == batch.object for b in batches):
             sf_sandbox.cursors = type(sf_sandbox.cursors)()  # the role query's cursor is gone mid-read
         batches.append(batch)
-    # the opportunity COUNT() (none changed), the role query, and a fresh role query after its cursor was lost
+    # the opportunity query (none changed), the role query, and a fresh role query after its cursor was lost
     assert sf_sandbox.call_counts()["queryAll"] == 3
     reread = [r["Id"] for b in batches if b.object == "Opportunity" for r in b.records]
     assert sorted(reread) == sorted(opps)

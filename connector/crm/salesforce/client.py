@@ -205,6 +205,9 @@ class SalesforceClient:
         self.logins = 0
         # Salesforce's clock (the `Date` of the latest response): cursors settle on it, never on ours
         self.server_time: dt.datetime | None = None
+        # the org's clock no later than when the latest request reached it: its `Date` less the time the
+        # call took (a query's own answer then vouches for the moment the query started, not after it ran)
+        self.reached_at: dt.datetime | None = None
         self._session: Session | None = None
         self._sf: Salesforce | None = None
         self._describe: dict[str, dict[str, Any]] = {}
@@ -344,7 +347,10 @@ class SalesforceClient:
                     raise certificate_error(label, url, reason, self.conn.ca_bundle) from None
                 raise RetriableError(f"{label}: {type(exc).__name__}", code=type(exc).__name__) from None
             self.budget.update(resp.headers.get("Sforce-Limit-Info"))
-            self.server_time = _http_date(resp.headers.get("Date")) or self.server_time
+            answered_at = _http_date(resp.headers.get("Date"))
+            if answered_at is not None:
+                self.server_time = answered_at
+                self.reached_at = answered_at - (getattr(resp, "elapsed", None) or dt.timedelta(0))
             if resp.status_code == 401 and not relogged and self.conn.auth != "session":
                 code = error_list(resp)[0].get("errorCode")
                 if code == "INVALID_SESSION_ID":
@@ -423,14 +429,23 @@ class SalesforceClient:
         return {f["name"]: f for f in self.describe(obj).get("fields", [])}
 
     def query_pages(
-        self, soql: str, *, include_deleted: bool = False, batch_size: int = 2000
+        self,
+        soql: str,
+        *,
+        include_deleted: bool = False,
+        batch_size: int = 2000,
+        on_total: Callable[[int], None] | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
-        """Yield the records of `soql` one page at a time, following `nextRecordsUrl`."""
+        """Yield the records of `soql` one page at a time, following `nextRecordsUrl`; `on_total` gets the
+        first page's `totalSize` (the rows of the whole query) before that page is yielded."""
         endpoint = "queryAll/" if include_deleted else "query/"
         options = {"Sforce-Query-Options": f"batchSize={batch_size}"}
         page = self.get_json(
             endpoint, params={"q": soql}, headers=options, what="query", expect=is_query_page
         )
+        total = page.get("totalSize")
+        if on_total is not None and isinstance(total, int) and not isinstance(total, bool):
+            on_total(total)
         number = 0
         while True:
             number += 1

@@ -1,20 +1,22 @@
 """The one REST-or-Bulk decision of the Salesforce source, taken the same way by every read that can be large.
 
-A read first asks `SELECT COUNT()` of what it will return (through `queryAll` when deleted rows are wanted, so
-they count too). More rows than `bulk_threshold` go through a Bulk API 2.0 query job streamed by locator, in
-pages of `bulk_page_size` (one call each); fewer go through REST `query`/`queryAll`, whose paging the caller
-chooses (the incremental streams order by SystemModstamp and restart an expired query cursor; reconciliation
-does not need either).
+A read starts as a REST `query`/`queryAll` (the caller's paging: the incremental streams order by
+SystemModstamp and restart an expired query cursor; reconciliation needs neither). Its first page says how many
+rows the whole query returns (`totalSize`, deleted rows included through `queryAll`), so no separate
+`SELECT COUNT()` is asked: a read of fewer than `bulk_threshold` rows goes on over REST from that page, a larger
+one leaves the REST cursor and goes through a Bulk API 2.0 query job streamed by locator, in pages of
+`bulk_page_size` (one call each). The first page then costs the call the COUNT() used to.
 
 Reads that are bounded by construction (an IN list of at most `ID_CHUNK` ids, the picklist rows, the one-row
 check of a `where`) and the contact-role changes (read in SystemModstamp order, which Bulk cannot give) stay
-on REST and ask no COUNT().
+on REST.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 from ...crm.salesforce import bulk
@@ -22,6 +24,8 @@ from ...crm.salesforce.client import SalesforceClient
 from .config import SalesforceSourceConfig
 
 Pages = Iterable[list[dict[str, Any]]]
+# the caller's REST paging of a read; it hands the first page's `totalSize` to the callback it is given
+RestPages = Callable[[Callable[[int], None]], Pages]
 
 
 def select(fields: str, obj: str, where: str | None) -> str:
@@ -31,7 +35,7 @@ def select(fields: str, obj: str, where: str | None) -> str:
 
 @dataclass(frozen=True)
 class ReadPath:
-    """How one read of `obj` goes: the rows its COUNT() found and whether they go through Bulk API 2.0."""
+    """How one read of `obj` goes: the rows its first REST page announced and whether they go through Bulk."""
 
     obj: str
     where: str | None  # the whole condition, without WHERE; None: every row
@@ -43,8 +47,16 @@ class ReadPath:
         return select(fields, self.obj, self.where)
 
 
+@dataclass(frozen=True)
+class OpenRead:
+    """A read under way: its path and its pages (the REST pages from the first one, or the Bulk job's)."""
+
+    path: ReadPath
+    pages: Pages
+
+
 class ReadPaths:
-    """Counts a read's rows and routes its pages through REST or Bulk API 2.0."""
+    """Starts each read over REST and routes it through Bulk API 2.0 when its first page announces many rows."""
 
     def __init__(self, client: SalesforceClient, *, bulk_threshold: int, bulk_page_size: int) -> None:
         self.client = client
@@ -55,19 +67,22 @@ class ReadPaths:
     def of(cls, client: SalesforceClient, cfg: SalesforceSourceConfig) -> ReadPaths:
         return cls(client, bulk_threshold=cfg.bulk_threshold, bulk_page_size=cfg.bulk_page_size)
 
-    def choose(self, obj: str, where: str | None, *, include_deleted: bool) -> ReadPath:
-        """Count the rows of `obj` matching `where` (one API call) and decide."""
-        rows = self.client.count(select("COUNT()", obj, where), include_deleted=include_deleted)
-        return ReadPath(obj, where, include_deleted, rows, bulk=rows > self.bulk_threshold)
-
-    def pages(self, path: ReadPath, fields: str, rest: Callable[[], Pages]) -> Pages:
-        """The pages of `path` selecting `fields`: a Bulk job when `path.bulk`, else `rest()` (the caller's
-        REST paging of the same rows)."""
+    def open(
+        self, obj: str, where: str | None, fields: str, rest: RestPages, *, include_deleted: bool
+    ) -> OpenRead:
+        """Ask for the first REST page of the read of `fields` of `obj` matching `where` (one API call) and
+        decide by its `totalSize`."""
+        totals: list[int] = []
+        rest_pages = iter(rest(totals.append))
+        first = next(rest_pages, None)
+        rows = totals[0] if totals else len(first or [])
+        path = ReadPath(obj, where, include_deleted, rows, bulk=rows > self.bulk_threshold)
         if not path.bulk:
-            return rest()
-        return bulk.query_pages(
-            self.client,
-            path.soql(fields),
-            include_deleted=path.include_deleted,
-            page_size=self.bulk_page_size,
+            return OpenRead(path, chain([first], rest_pages) if first is not None else [])
+        close = getattr(rest_pages, "close", None)
+        if close is not None:
+            close()  # the REST cursor is left to expire; nothing more is asked of it
+        pages = bulk.query_pages(
+            self.client, path.soql(fields), include_deleted=include_deleted, page_size=self.bulk_page_size
         )
+        return OpenRead(path, pages)

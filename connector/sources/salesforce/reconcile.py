@@ -3,8 +3,8 @@
 Every `reconcile_every_hours` an object's live ids are read (`SELECT Id`, with the YAML `where`) and handed
 over as `Batch.live_ids`, so the run loop drops stored records of other ids: records purged from the recycle
 bin (emptied, hard-deleted, or 15 days passed without a run) that `queryAll` no longer returns, and records
-changed so that they left the `where` filter. It costs one call per 2,000 records (REST) or one bulk job
-(`read_path` decides), so it runs on a period rather than every run; the first read of an object counts as
+changed so that they left the `where` filter. It costs one call per 2,000 records (REST) or, when its first page
+announces more rows than the threshold, that page and one bulk job (`read_path` decides), so it runs on a period rather than every run; the first read of an object counts as
 one. Opportunities are reconciled by reading each one whole with its current contact roles (one call per
 `page_size` records and one per 400 opportunities for their roles): a role purged from the recycle bin leaves
 no trace the role cursor could see, and only a fresh read of its opportunity drops the contact it attached.
@@ -23,7 +23,7 @@ from ...crm.salesforce.client import SalesforceClient
 from ..base import Batch
 from .cursor import Cursor
 from .org import OrgMetadata
-from .read_path import ReadPaths
+from .read_path import ReadPaths, select
 
 log = structlog.get_logger(__name__)
 
@@ -69,14 +69,18 @@ class Reconciler:
         move, so only a fresh read of the opportunity drops the contact the role attached."""
         whole = obj == "Opportunity"
         fields = self.org.fields(obj) if whole else "Id"
-        path = self.paths.choose(obj, f"({where})" if where else None, include_deleted=False)
-        pages = self.paths.pages(
-            path,
+        condition = f"({where})" if where else None
+        pages = self.paths.open(
+            obj,
+            condition,
             fields,
-            lambda: self.client.query_pages(
-                path.soql(fields), batch_size=self.page_size if whole else ID_PAGE
+            lambda on_total: self.client.query_pages(
+                select(fields, obj, condition),
+                batch_size=self.page_size if whole else ID_PAGE,
+                on_total=on_total,
             ),
-        )
+            include_deleted=False,
+        ).pages
         live: set[str] = set()  # ids only, never whole records
         for page in pages:
             records = [r for r in page if r.get("Id")]

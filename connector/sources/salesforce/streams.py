@@ -1,9 +1,10 @@
 """One incremental stream per object: what changed on SystemModstamp since the object's cursor.
 
-A read is: COUNT() of what changed (queryAll, so deleted rows count), then, as `read_path` decides, REST
-`queryAll` paged by `nextRecordsUrl` (ordered by SystemModstamp, Id, a cursor after every page) or a Bulk API
-2.0 `queryAll` job streamed by locator (Bulk cannot ORDER BY, so its cursor comes with the last page). Deleted
-rows (`IsDeleted = true`) go to `Batch.deleted`.
+A read is a REST `queryAll` of what changed, paged by `nextRecordsUrl` (ordered by SystemModstamp, Id, a
+cursor after every page); when its first page announces more rows than the threshold (`totalSize`, deleted
+rows included), `read_path` turns it into a Bulk API 2.0 `queryAll` job streamed by locator instead (Bulk cannot
+ORDER BY, so its cursor comes with the last page). A run with nothing new thus costs one query per object.
+Deleted rows (`IsDeleted = true`) go to `Batch.deleted`.
 
 The window is `SystemModstamp <= run start` (whole seconds) and, after the first read, the cursor's lower
 bound: inclusive at `newest - overlap` or strict after `settled` (see `cursor`). Records on the boundary that
@@ -83,14 +84,21 @@ class IncrementalStream:
     def read(self, cursor: Cursor, ctx: RunContext) -> Iterator[Batch]:
         """What changed since `cursor` (moved along as pages are handed out), one batch per page."""
         fields = self.org.fields(self.obj)
-        path = self.paths.choose(self.obj, self.where(cursor, ctx), include_deleted=True)
+        opened = self.paths.open(
+            self.obj,
+            self.where(cursor, ctx),
+            fields,
+            lambda on_total: self.rest_pages(fields, cursor, ctx, on_total),
+            include_deleted=True,
+        )
+        path, pages = opened.path, opened.pages
         log.info(
             "salesforce.read.start", source=self.name, object=self.obj, changed=path.rows, bulk=path.bulk
         )
         if path.rows == 0:
             return
-        server_time = self.client.server_time  # answered before the query below ran
-        pages = self.paths.pages(path, fields, lambda: self.rest_pages(fields, cursor, ctx))
+        # the org's clock when the first query reached it: no later than the moment the query ran
+        server_time = self.client.reached_at
         total = 0
         previous: Batch | None = None
         # One page is held back so the last one carries the cursor of the whole read. Bulk pages are unordered:
@@ -112,7 +120,9 @@ class IncrementalStream:
             yield previous
         log.info("salesforce.read.done", source=self.name, object=self.obj, records=total)
 
-    def rest_pages(self, fields: str, cursor: Cursor, ctx: RunContext) -> Pages:
+    def rest_pages(
+        self, fields: str, cursor: Cursor, ctx: RunContext, on_total: Callable[[int], None] | None = None
+    ) -> Pages:
         """REST pages of what changed, ordered by SystemModstamp. Salesforce drops a query cursor after 15
         idle minutes or when the user opens more than ten (other integrations sharing the user): the read then
         goes on with a fresh query from the cursor as it stands after the pages already handed out."""
@@ -124,6 +134,7 @@ class IncrementalStream:
                     f"SELECT {fields} FROM {self.obj} WHERE {where} ORDER BY SystemModstamp, Id",
                     include_deleted=True,
                     batch_size=self.page_size,
+                    on_total=on_total if restarts == 0 else None,
                 )
                 return
             except SalesforceRequestError as exc:
