@@ -182,6 +182,40 @@ def test_composite_limits_and_unknown_fields(sf_http: requests.Session, sf_api: 
     assert resp.status_code == 400 and resp.json()[0]["errorCode"] == "INVALID_FIELD"
 
 
+def test_composite_takes_mixed_types_in_one_call_up_to_ten_chunks(
+    sf_http: requests.Session, sf_api: str, sf_sandbox: SalesforceSandbox
+) -> None:
+    lead = sf_sandbox.store.insert("Lead", {"LastName": "L", "Company": "C"})
+    contact = sf_sandbox.store.insert("Contact", {"LastName": "K"})
+    mixed = [
+        {"attributes": {"type": "Contact"}, "id": contact, "Funnel_Stage__c": "Customer"},
+        {"attributes": {"type": "Lead"}, "id": lead, "Funnel_Stage__c": "Lead"},
+    ]
+    sf_sandbox.reset_calls()
+    resp = sf_http.patch(f"{sf_api}/composite/sobjects", json={"records": mixed}, timeout=10)
+    assert resp.status_code == 200, resp.text
+    assert [(r["id"], r["success"]) for r in resp.json()] == [(contact, True), (lead, True)]  # in order
+    assert sf_sandbox.store.get("Contact", contact)["Funnel_Stage__c"] == "Customer"
+    assert sf_sandbox.store.get("Lead", lead)["Funnel_Stage__c"] == "Lead"
+    assert sf_sandbox.call_counts()["composite/sobjects"] == 1
+
+    # a chunk is a run of one type: Lead, Contact, Lead, ... alternating 11 times is 11 chunks, refused whole
+    def alternating(n: int) -> list[dict[str, Any]]:
+        return [
+            {"attributes": {"type": ("Lead", "Contact")[i % 2]}, "id": (lead, contact)[i % 2]}
+            for i in range(n)
+        ]
+
+    resp = sf_http.patch(f"{sf_api}/composite/sobjects", json={"records": alternating(11)}, timeout=10)
+    assert resp.status_code == 400 and resp.json()[0]["errorCode"] == "INVALID_BATCH_REQUEST"
+    resp = sf_http.patch(f"{sf_api}/composite/sobjects", json={"records": alternating(10)}, timeout=10)
+    assert resp.status_code == 200 and all(r["success"] for r in resp.json())
+    # the same 200 records grouped by type are two chunks
+    grouped = sorted(alternating(200), key=lambda r: r["attributes"]["type"])
+    resp = sf_http.patch(f"{sf_api}/composite/sobjects", json={"records": grouped}, timeout=10)
+    assert resp.status_code == 200 and len(resp.json()) == 200
+
+
 def test_composite_delete(sf_http: requests.Session, sf_api: str, sf_sandbox: SalesforceSandbox) -> None:
     a = sf_sandbox.store.insert("Account", {"Name": "A"})
     b = sf_sandbox.store.insert("Account", {"Name": "B"})

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from .sandbox import SalesforceSandbox
 
 COLLECTION_LIMIT = 200
+# Salesforce processes a collection of mixed types in chunks, a chunk being a run of consecutive records of one
+# type ({a1, a2, c1, a3} is three), and takes at most 10 chunks a call (the sObject Collections docs). The
+# documented text is Apex's; the error code of the REST answer is not documented, INVALID_BATCH_REQUEST is ours.
+COLLECTION_CHUNKS = 10
 MIN_BATCH, MAX_BATCH = 200, 2000
 ROLLED_BACK = SObjectError(
     "ALL_OR_NONE_OPERATION_ROLLED_BACK",
@@ -368,6 +372,14 @@ def collection_write(sb: SalesforceSandbox, req: Request) -> Response:
             )
         record_id = record.get("id", record.get("Id"))
         prepared.append((obj, record_id if isinstance(record_id, str) else None, fields))
+    chunks = sum(1 for n, item in enumerate(prepared) if n == 0 or item[0].name != prepared[n - 1][0].name)
+    if chunks > COLLECTION_CHUNKS:
+        raise ApiError(
+            400,
+            "INVALID_BATCH_REQUEST",
+            f"Cannot have more than {COLLECTION_CHUNKS} chunks in a single operation. Please rearrange the "
+            "data to reduce chunking.",
+        )
     all_or_none = bool(body.get("allOrNone", False))
 
     def write(obj: ObjectDef, record_id: str | None, fields: dict[str, Any]) -> str:
