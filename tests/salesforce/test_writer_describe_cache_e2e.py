@@ -89,8 +89,8 @@ def test_label_objects_the_source_described_are_not_described_again(sf_sandbox, 
     changes = lead_labels(sf_sandbox, 3)
     source_run(sf_sandbox, tmp_path)
     writer = make_writer(sf_sandbox, tmp_path)
-    # taken to fall on both label objects: a label call each, and no describe
-    assert writer.estimate_calls(3, 0, 0) == 2
+    # taken to fall on both label objects: one label call they share, and no describe
+    assert writer.estimate_calls(3, 0, 0) == 1
     described.clear()
     sf_sandbox.reset_calls()
     result = writer.write_labels(changes, run_ctx(sf_sandbox))
@@ -101,7 +101,7 @@ def test_label_objects_the_source_described_are_not_described_again(sf_sandbox, 
 
 def test_without_a_cache_the_estimate_counts_the_describe(sf_sandbox, tmp_path) -> None:
     writer = make_writer(sf_sandbox, tmp_path)
-    assert writer.estimate_calls(3, 0, 0) == 2 + 2  # a describe and a label call per label object
+    assert writer.estimate_calls(3, 0, 0) == 2 + 1  # a describe per label object, one label call for both
 
 
 def test_a_label_field_missing_from_the_cached_describe_is_described_once(

@@ -103,6 +103,31 @@ def test_labels_go_in_collections_of_200_with_auto_assign_off() -> None:
 
 
 @responses.activate(assert_all_requests_are_fired=True)
+def test_leads_and_contacts_share_collection_calls_grouped_by_type() -> None:
+    describes("Lead")
+    responses.get(f"{BASE}sobjects/Contact/describe", json=describe("Contact", ["Id", "Stage__c"]))
+    coll = Collections(responses.PATCH)
+    coll.errors["003000000000000001"] = ["INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"]
+    run = ctx()
+    result = writer(label_field={"Lead": "Funnel_Stage__c", "Contact": "Stage__c"}).write_labels(
+        changes(250) + changes(150, "Contact"), run
+    )
+    # 400 changes: two full calls, not 250 -> 200 + 50 and 150 -> 150 (three)
+    assert [len(b["records"]) for b in coll.bodies] == [200, 200]
+    mixed = coll.bodies[1]["records"]
+    # one run per type (Salesforce processes a run of one type as one chunk, at most 10 a call)
+    assert [r["attributes"]["type"] for r in mixed] == ["Contact"] * 150 + ["Lead"] * 50
+    assert mixed[0] == {"attributes": {"type": "Contact"}, "id": "003000000000000000", "Stage__c": "Prospect"}
+    assert mixed[-1] == {
+        "attributes": {"type": "Lead"},
+        "id": "00Q000000000000249",
+        "Funnel_Stage__c": "Prospect",
+    }
+    assert list(result.failed) == ["sf_prod:Contact:003000000000000001"]
+    assert result.calls == 2 + 2 == run.api_calls["sf_out"]  # a describe per object + ceil(400/200)
+
+
+@responses.activate(assert_all_requests_are_fired=True)
 def test_only_locked_records_are_sent_again() -> None:
     describes("Lead")
     coll = Collections(responses.PATCH)
@@ -368,8 +393,8 @@ def test_campaign_created_when_asked() -> None:
 def test_estimate_calls() -> None:
     w = writer()
     assert w.estimate_calls(0, 0, 0) == 0
-    # a describe per label object, then 3 collection calls (4 when both objects end on a part-filled one)
-    assert w.estimate_calls(401, 0, 0) == 2 + 4
+    # a describe per label object, then 3 collection calls the label objects share
+    assert w.estimate_calls(401, 0, 0) == 2 + 3
     assert w.estimate_calls(1, 0, 0) == 1 + 1
     assert w.estimate_calls(5000, 0, 0) == 2 + 6  # one bulk job
     assert w.estimate_calls(0, 250, 201) == 2 + 2 + 2  # removals delete by the Ids state kept: no query

@@ -1,8 +1,8 @@
 """The Salesforce target: stage labels on Lead/Contact records and segment membership as CampaignMembers.
 
-Labels go out through sObject Collections (200 records a call, `allOrNone: false`, `Sforce-Auto-Assign:
-FALSE` so a label write never re-runs assignment rules), or one Bulk API 2.0 update job above
-`bulk_threshold`. Records Salesforce rejects come back in `WriteResult.failed` with their error code; records
+Labels go out through sObject Collections (200 records a call, Leads and Contacts in the same calls,
+`allOrNone: false`, `Sforce-Auto-Assign: FALSE` so a label write never re-runs assignment rules), or, for an
+object with more changes than `bulk_threshold`, one Bulk API 2.0 update job. Records Salesforce rejects come back in `WriteResult.failed` with their error code; records
 that lost a row lock are sent again (only those, through the retry policy) before they count as failed.
 
 Campaign sync adds the members a segment gained (a `DUPLICATE_VALUE` means already a member: done) and, for
@@ -94,8 +94,8 @@ class SalesforceWriter(Writer):
         """The calls this target makes in a run with these changes, none of them retried.
 
         Counted, taking the label changes to fall on every label object: a describe per label object (each
-        is checked once a run) unless the describe cache holds it, and its collection calls of 200 records, or
-        one Bulk job. A campaign lookup
+        is checked once a run) unless the describe cache holds it, and the collection calls of 200 records they
+        share, or one Bulk job. A campaign lookup
         (the Campaign, then its member statuses) for every strict campaign, synced each run whether or not
         its segment changed, and, when members change at all, for every other campaign too (which of them
         changed is not known here). Per 200 added members a call. Per 200 removed members a delete of the
@@ -118,8 +118,8 @@ class SalesforceWriter(Writer):
             calls += min(objects, self._describes_to_make())
             if labels > self.cfg.bulk_threshold:
                 calls += BULK_JOB_CALLS
-            else:  # chunked per object: each object may end on a part-filled call
-                calls += math.ceil(labels / COMPOSITE_MAX) + objects - 1
+            else:  # the label objects share collection calls
+                calls += math.ceil(labels / COMPOSITE_MAX)
         strict = sum(1 for t in self.cfg.campaigns.values() if t.strict)
         looked_up = len(self.cfg.campaigns) if adds or removes else strict
         calls += CAMPAIGN_LOOKUP_CALLS * looked_up + strict  # + the first member page of each strict scan
@@ -150,40 +150,53 @@ class SalesforceWriter(Writer):
                 continue
             by_object[change.ref.object].append(change)
         answered: set[str] = set()  # changes whose write call Salesforce answered (written or refused)
-        for obj, items in by_object.items():
-            fld = self.cfg.label_field[obj]
-            failed: dict[str, RecordError] = {}
-            try:
-                self._check_label_field(obj, fld)
+        failed: dict[str, RecordError] = {}
+        collected: list[tuple[str, LabelChange]] = []  # (label field, change) for the mixed collections
+        in_flight: set[str] = set()  # the objects of the call under way
+        try:
+            for obj, items in by_object.items():
+                in_flight = {obj}
+                self._check_label_field(obj, self.cfg.label_field[obj])
                 if len(items) > self.cfg.bulk_threshold:
-                    failed = self._labels_bulk(obj, fld, items)
+                    failed.update(self._labels_bulk(obj, self.cfg.label_field[obj], items))
                     answered.update(str(c.ref) for c in items)
                 else:
-                    for start_at in range(0, len(items), COMPOSITE_MAX):
-                        chunk = items[start_at : start_at + COMPOSITE_MAX]
-                        failed.update(self._labels_composite(obj, fld, chunk))
-                        answered.update(str(c.ref) for c in chunk)
-            except SalesforceRequestError as exc:
-                if exc.code in STALE_DESCRIBE:
+                    collected.extend((self.cfg.label_field[obj], c) for c in items)
+            # Leads and Contacts share calls: Salesforce takes records of different types in one collection,
+            # in chunks of one type each (at most 10 a call), so grouped by object a call of 200 is 1 or 2
+            # chunks, and a change of 1 % costs ceil(changes / 200) calls, not one part-filled call per object
+            for start_at in range(0, len(collected), COMPOSITE_MAX):
+                chunk = collected[start_at : start_at + COMPOSITE_MAX]
+                in_flight = {c.ref.object for _, c in chunk}
+                failed.update(self._labels_composite(chunk))
+                answered.update(str(c.ref) for _, c in chunk)
+        except SalesforceRequestError as exc:
+            if exc.code in STALE_DESCRIBE:
+                for obj in sorted(in_flight):
                     self._forget_describe(obj, exc.code)
-                raise
-            except UnreachableError as exc:
-                if not answered:
-                    raise  # nothing written in this call
-                # the labels written before the org went away stay written: the run loop records them (and
-                # stops this target as unreachable); the rest are written by the next run
-                self._cut_short(result, [str(c.ref) for c in changes], answered, failed, exc)
-                break
-            stale = next((e.code for e in failed.values() if e.code in STALE_DESCRIBE), None)
-            if stale is not None:
-                self._forget_describe(obj, stale)
-            result.failed.update(failed)
+            raise
+        except UnreachableError as exc:
+            if not answered:
+                raise  # nothing written in this call
+            # the labels written before the org went away stay written: the run loop records them (and
+            # stops this target as unreachable); the rest are written by the next run
+            self._cut_short(result, [str(c.ref) for c in changes], answered, failed, exc)
+            result.calls = self.client.calls - start
+            return result
+        object_of = {str(c.ref): c.ref.object for c in changes}
+        for obj in sorted({object_of[k] for k, e in failed.items() if e.code in STALE_DESCRIBE}):
+            stale = next(
+                e.code for k, e in failed.items() if object_of[k] == obj and e.code in STALE_DESCRIBE
+            )
+            self._forget_describe(obj, stale)
+        result.failed.update(failed)
+        for obj, items in by_object.items():
             log.info(
                 "salesforce.labels.written",
                 target=self.name,
                 object=obj,
                 changed=len(items),
-                failed=len(failed),
+                failed=sum(1 for c in items if str(c.ref) in failed),
             )
         result.calls = self.client.calls - start
         return result
@@ -234,15 +247,24 @@ class SalesforceWriter(Writer):
                 reason="label write refused: cached describe dropped, the next run describes again",
             )
 
-    def _labels_composite(self, obj: str, fld: str, items: list[LabelChange]) -> dict[str, RecordError]:
-        by_id = {c.ref.id: c for c in items}
+    def _labels_composite(self, items: list[tuple[str, LabelChange]]) -> dict[str, RecordError]:
+        """One collection call of label changes, each with its label field, of one or more objects."""
+        by_id = {c.ref.id: (fld, c) for fld, c in items}
+        # one run per object: each run is one of Salesforce's chunks
+        ids = sorted(by_id, key=lambda i: by_id[i][1].ref.object)
+        what = "label " + "+".join(sorted({c.ref.object for _, c in items}))
 
-        def send(ids: list[str]) -> list[dict[str, Any]]:
-            records = [{"attributes": {"type": obj}, "id": i, fld: by_id[i].new} for i in ids]
-            return self.client.composite("PATCH", records, headers=AUTO_ASSIGN_OFF, what=f"label {obj}")
+        def send(chunk: list[str]) -> list[dict[str, Any]]:
+            records = [
+                {"attributes": {"type": by_id[i][1].ref.object}, "id": i, by_id[i][0]: by_id[i][1].new}
+                for i in chunk
+            ]
+            return self.client.composite("PATCH", records, headers=AUTO_ASSIGN_OFF, what=what)
 
-        outcomes = self._collection(list(by_id), send, f"label {obj}")
-        return {str(by_id[i].ref): RecordError(o[1], code=o[0]) for i, o in outcomes.items() if o is not None}
+        outcomes = self._collection(ids, send, what)
+        return {
+            str(by_id[i][1].ref): RecordError(o[1], code=o[0]) for i, o in outcomes.items() if o is not None
+        }
 
     def _labels_bulk(self, obj: str, fld: str, items: list[LabelChange]) -> dict[str, RecordError]:
         by_id = {c.ref.id: c for c in items}
@@ -258,9 +280,9 @@ class SalesforceWriter(Writer):
             else:
                 failed[str(by_id[rid].ref)] = RecordError(message, code=code)
         # locked and unprocessed rows go through the collection path, which retries locks by itself
-        retry = [by_id[r] for r in dict.fromkeys(again) if r in by_id]
+        retry = [(fld, by_id[r]) for r in dict.fromkeys(again) if r in by_id]
         for start_at in range(0, len(retry), COMPOSITE_MAX):
-            failed.update(self._labels_composite(obj, fld, retry[start_at : start_at + COMPOSITE_MAX]))
+            failed.update(self._labels_composite(retry[start_at : start_at + COMPOSITE_MAX]))
         return failed
 
     # -- campaigns ------------------------------------------------------------------------------------------
