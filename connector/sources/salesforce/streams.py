@@ -84,6 +84,7 @@ class IncrementalStream:
     def read(self, cursor: Cursor, ctx: RunContext) -> Iterator[Batch]:
         """What changed since `cursor` (moved along as pages are handed out), one batch per page."""
         fields = self.org.fields(self.obj)
+        answered_before = self.client.server_time  # a response received before the query was sent
         opened = self.paths.open(
             self.obj,
             self.where(cursor, ctx),
@@ -97,8 +98,11 @@ class IncrementalStream:
         )
         if path.rows == 0:
             return
-        # the org's clock when the first query reached it: no later than the moment the query ran
-        server_time = self.client.reached_at
+        # the org's clock no later than the moment the query ran: the latest of a response received before
+        # it was sent and the query's own answer less the call's time (the first call of a run has only that)
+        server_time = max(
+            (t for t in (answered_before, self.client.reached_at) if t is not None), default=None
+        )
         total = 0
         previous: Batch | None = None
         # One page is held back so the last one carries the cursor of the whole read. Bulk pages are unordered:
