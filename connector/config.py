@@ -28,6 +28,7 @@ from .suggest import did_you_mean
 from .writers.segment_files.config import segment_file_stem
 
 M = TypeVar("M", bound=StrictModel)
+P = TypeVar("P")
 # keys the loader sets on the model; never in YAML, and left out of the published JSON Schema
 LOADER_KEYS = ("base_dir", "config_file")
 SEGMENT_NAME_MAX = 64
@@ -134,17 +135,22 @@ class ConfigErrors(ConfigError):
         super().__init__("\n".join(str(i) for i in issues))
 
 
-def _app_model() -> type[AppConfigBase]:
-    sources = tuple(p.config for p in source_plugins().values())
-    writers = tuple(p.config for p in writer_plugins().values())
+def _app_model(data: Mapping[str, Any] | None = None) -> type[AppConfigBase]:
+    """The config model over the plugin configs: of the types `data` uses when it names only registered ones
+    (a files-only config loads no CRM's config model), else of every registered type (the JSON Schema; an
+    unknown type is then told apart from all the known ones)."""
+    sources = tuple(p.config for p in _plugins_used(source_plugins(), data, "sources").values())
+    writers = tuple(p.config for p in _plugins_used(writer_plugins(), data, "targets").values())
 
-    def union(models: tuple[type, ...]) -> Any:
+    def union(models: tuple[type, ...], base: type) -> Any:
+        if not models:  # no entries: any item type will do
+            return base
         if len(models) == 1:
             return models[0]
         return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007 - built at run time
 
-    source_list: Any = list[union(sources)]  # type: ignore[misc]
-    target_list: Any = list[union(writers)]  # type: ignore[misc]
+    source_list: Any = list[union(sources, SourceConfigBase)]  # type: ignore[misc]
+    target_list: Any = list[union(writers, WriterConfigBase)]  # type: ignore[misc]
     model: type[AppConfigBase] = create_model(
         "AppConfig",
         __base__=AppConfigBase,
@@ -152,6 +158,19 @@ def _app_model() -> type[AppConfigBase]:
         targets=(target_list, Field(default_factory=list)),
     )
     return model
+
+
+def _plugins_used(plugins: Mapping[str, P], data: Mapping[str, Any] | None, section: str) -> dict[str, P]:
+    """The plugins of `section` whose types `data` names, or all of them (no data, or a type not theirs)."""
+    entries = data.get(section) if data is not None else None
+    if data is not None and entries is None:
+        return {}
+    if not isinstance(entries, list):
+        return dict(plugins)
+    kinds = [e.get("type") if isinstance(e, dict) else None for e in entries]
+    if not all(isinstance(k, str) and k in plugins for k in kinds):
+        return dict(plugins)
+    return {kind: plugin for kind, plugin in plugins.items() if kind in kinds}
 
 
 def _line_of(root: Any, loc: tuple[Any, ...]) -> tuple[int | None, str]:
@@ -285,7 +304,7 @@ def load_config_text(
     data = _plain(root)
     data["base_dir"] = base_dir
     data["config_file"] = file
-    model = _app_model()
+    model = _app_model(data)
     config: AppConfigBase | None = None
     try:
         # base_dir: plugin configs resolve their paths (ca_bundle) against the config file's folder
@@ -447,8 +466,8 @@ def _stage_names(raw: Any, model: StageModel | None) -> list[str]:
 def _plugin_cross_checks(data: dict[str, Any], root: Any, file: str, base_dir: Path) -> list[ConfigIssue]:
     """Each target's checks against the source it writes back to (`WriterConfigBase.cross_check`), for every
     entry that validates on its own: a broken entry elsewhere in the file does not hide these."""
-    source_models = {kind: plugin.config for kind, plugin in source_plugins().items()}
-    writer_models = {kind: plugin.config for kind, plugin in writer_plugins().items()}
+    source_models = {kind: p.config for kind, p in _plugins_used(source_plugins(), data, "sources").items()}
+    writer_models = {kind: p.config for kind, p in _plugins_used(writer_plugins(), data, "targets").items()}
     sources = {cfg.name: cfg for cfg in _valid_entries(data, "sources", source_models, base_dir).values()}
     issues: list[ConfigIssue] = []
     for i, target in _valid_entries(data, "targets", writer_models, base_dir).items():

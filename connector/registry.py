@@ -1,9 +1,11 @@
 """Plugin registries: YAML `type` -> (config model, implementation). A new CRM is one line in each table.
 
-The config models are imported here (small modules without transport: the YAML validates without loading a
-plugin); an implementation is named by `module:Class` and imported only when a run or `validate` builds it.
-A source's implementation also opens the run's connection to its system (`Source.connect`); the targets of
-that source reach it through `PluginEnv.connection`.
+Both are named by `module:Class` and imported only for the types a config uses: a config model (a small module
+without transport) when the YAML is validated, an implementation when a run or `validate` builds the plugin.
+A files-only config so never loads a CRM's config models, settings or client (start-up CPU; the JSON Schema
+and a config naming an unknown type load every config model). A source's implementation also opens the run's
+connection to its system (`Source.connect`); the targets of that source reach it through
+`PluginEnv.connection`.
 """
 
 from __future__ import annotations
@@ -13,12 +15,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .plugin_config import SourceConfigBase, WriterConfigBase
-from .sources.files.config import FileSourceConfig
-from .sources.salesforce.config import SalesforceSourceConfig
-from .sources.vtiger.config import VtigerSourceConfig
-from .writers.salesforce.config import SalesforceWriterConfig
-from .writers.segment_files.config import SegmentFilesConfig
-from .writers.vtiger.config import VtigerWriterConfig
 
 if TYPE_CHECKING:  # the contracts pull in the run's context; config validation does without them
     from .sources.base import Source
@@ -27,8 +23,15 @@ if TYPE_CHECKING:  # the contracts pull in the run's context; config validation 
 
 @dataclass(frozen=True)
 class SourcePlugin:
-    config: type[SourceConfigBase]
+    config_model: str  # "package.module:Class", a subclass of plugin_config.SourceConfigBase
     implementation: str  # "package.module:Class", a subclass of sources.base.Source
+
+    @property
+    def config(self) -> type[SourceConfigBase]:
+        found = _load(self.config_model)
+        if not (isinstance(found, type) and issubclass(found, SourceConfigBase)):
+            raise TypeError(f"{self.config_model} is not a SourceConfigBase")
+        return found
 
     def load(self) -> type[Source]:
         from .sources.base import Source
@@ -41,8 +44,15 @@ class SourcePlugin:
 
 @dataclass(frozen=True)
 class WriterPlugin:
-    config: type[WriterConfigBase]
+    config_model: str  # "package.module:Class", a subclass of plugin_config.WriterConfigBase
     implementation: str  # "package.module:Class", a subclass of writers.base.Writer
+
+    @property
+    def config(self) -> type[WriterConfigBase]:
+        found = _load(self.config_model)
+        if not (isinstance(found, type) and issubclass(found, WriterConfigBase)):
+            raise TypeError(f"{self.config_model} is not a WriterConfigBase")
+        return found
 
     def load(self) -> type[Writer]:
         from .writers.base import Writer
@@ -54,20 +64,29 @@ class WriterPlugin:
 
 
 SOURCES: dict[str, SourcePlugin] = {
-    "file": SourcePlugin(FileSourceConfig, "connector.sources.files.source:FileSource"),
-    "salesforce": SourcePlugin(
-        SalesforceSourceConfig, "connector.sources.salesforce.source:SalesforceSource"
+    "file": SourcePlugin(
+        "connector.sources.files.config:FileSourceConfig", "connector.sources.files.source:FileSource"
     ),
-    "vtiger": SourcePlugin(VtigerSourceConfig, "connector.sources.vtiger.source:VtigerSource"),
+    "salesforce": SourcePlugin(
+        "connector.sources.salesforce.config:SalesforceSourceConfig",
+        "connector.sources.salesforce.source:SalesforceSource",
+    ),
+    "vtiger": SourcePlugin(
+        "connector.sources.vtiger.config:VtigerSourceConfig", "connector.sources.vtiger.source:VtigerSource"
+    ),
 }
 
 WRITERS: dict[str, WriterPlugin] = {
     "salesforce": WriterPlugin(
-        SalesforceWriterConfig, "connector.writers.salesforce.writer:SalesforceWriter"
+        "connector.writers.salesforce.config:SalesforceWriterConfig",
+        "connector.writers.salesforce.writer:SalesforceWriter",
     ),
-    "vtiger": WriterPlugin(VtigerWriterConfig, "connector.writers.vtiger.writer:VtigerWriter"),
+    "vtiger": WriterPlugin(
+        "connector.writers.vtiger.config:VtigerWriterConfig", "connector.writers.vtiger.writer:VtigerWriter"
+    ),
     "segment_files": WriterPlugin(
-        SegmentFilesConfig, "connector.writers.segment_files.writer:SegmentFilesWriter"
+        "connector.writers.segment_files.config:SegmentFilesConfig",
+        "connector.writers.segment_files.writer:SegmentFilesWriter",
     ),
 }
 

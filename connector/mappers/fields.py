@@ -8,13 +8,13 @@ date formats a file uses. Mapping is pure: no I/O, no client, no clock.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import Field, field_validator, model_validator
 
 from ..errors import RecordError
@@ -196,6 +196,15 @@ def _short(raw: Any) -> str:
     return text if len(text) <= 40 else f"{text[:40]}…"
 
 
+@functools.cache
+def _email_validator() -> tuple[Callable[..., Any], type[Exception]]:
+    """email-validator, imported on first use: its import compiles its grammar (about 20 ms of CPU), which a
+    run that maps no address (`validate`, a config without e-mail fields) does without."""
+    from email_validator import EmailNotValidError, validate_email
+
+    return validate_email, EmailNotValidError
+
+
 def checked_email(text: str) -> str:
     """The address lower-cased (the identity key's form), or ValueError when it is not an e-mail address.
 
@@ -205,9 +214,10 @@ def checked_email(text: str) -> str:
     candidate = text.strip()
     if candidate[:7].lower() == "mailto:":
         candidate = candidate[7:]
+    validate_email, not_valid = _email_validator()
     try:
         validate_email(candidate, check_deliverability=False)
-    except EmailNotValidError as exc:
+    except not_valid as exc:
         raise ValueError(f"'{_short(text)}' is not an e-mail address ({exc})") from None
     return candidate.lower()
 
