@@ -122,8 +122,14 @@ class VtigerSandbox:
         """Operations answered so far, by name (injected empty 500s are in `faults.injected`)."""
         return self.operations.calls
 
+    @property
+    def queried(self) -> Counter[str]:
+        """VTQL queries answered (`query`, `query_related`) per module named in their FROM."""
+        return self.operations.queried
+
     def reset_calls(self) -> None:
         self.operations.calls.clear()
+        self.operations.queried.clear()
         self.faults.injected.clear()
         self.faults.broken.clear()
 
