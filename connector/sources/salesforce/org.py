@@ -38,7 +38,10 @@ LINK_FIELDS: dict[str, tuple[str, ...]] = {
     CONTACT_ROLE: ("OpportunityId", "ContactId"),
 }
 # the rows that say what a picklist value means, and the flags that say it
-MEANING_FLAGS: dict[str, tuple[str, ...]] = {"LeadStatus": ("IsConverted",), "OpportunityStage": ("IsClosed", "IsWon")}
+MEANING_FLAGS: dict[str, tuple[str, ...]] = {
+    "LeadStatus": ("IsConverted",),
+    "OpportunityStage": ("IsClosed", "IsWon"),
+}
 # how the org refuses a condition that is not one: bad syntax, an unknown field, an operator or value that does
 # not fit the field's type
 REFUSED_CONDITION = frozenset({"MALFORMED_QUERY", "INVALID_FIELD", "INVALID_QUERY_FILTER_OPERATOR"})
