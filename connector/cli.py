@@ -25,8 +25,8 @@ import click
 
 from . import logs
 from .config import AppConfigBase, ConfigErrors, load_config
-from .errors import ConfigError, LockedError, StateError
-from .outcome import EXIT_LOCKED, EXIT_NOT_FOUND, EXIT_STATE
+from .errors import ConfigError, LockedError, RetriableError, StateError, UnreachableError
+from .outcome import EXIT_LOCKED, EXIT_NOT_FOUND, EXIT_STATE, EXIT_UNREACHABLE
 from .pipeline import EXIT_CONFIG, Runner, Summary
 from .registry import load_source, load_writer
 from .report import funnel_report, funnel_svg, funnel_text
@@ -135,6 +135,40 @@ def schema() -> None:
     from .config_schema import render
 
     click.echo(render(), nl=False)
+
+
+@cli.command()
+@CONFIG
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as one JSON object.")
+def check(config_path: str, as_json: bool) -> None:
+    """Log in to every source and target and confirm what a run needs; read no record, write nothing.
+
+    Exit 0 only when everything is there; 2 when something is missing or refused; 4 when a system is down."""
+    from .check import exit_code, run_check, table, to_json
+
+    findings, ctx = run_check(_load(config_path))
+    click.echo(json.dumps(to_json(findings, ctx), indent=2) if as_json else table(findings))
+    sys.exit(exit_code(findings))
+
+
+@cli.command()
+@CONFIG
+@click.argument("source")
+@click.argument("objects", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print what was found as one JSON object.")
+def discover(config_path: str, source: str, objects: tuple[str, ...], as_json: bool) -> None:
+    """List what SOURCE's system offers; with OBJECTS, their fields and picklists and a starting YAML block."""
+    from .discover import run_discover, text
+
+    try:
+        found = run_discover(_load(config_path), source, objects)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+    except (UnreachableError, RetriableError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_UNREACHABLE)
+    click.echo(json.dumps(found.to_json(), indent=2) if as_json else text(found))
 
 
 def _print_summary(summary: Summary, as_json: bool, full: bool) -> None:
