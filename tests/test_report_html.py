@@ -182,9 +182,9 @@ def test_each_segment_has_its_size_over_time_with_adds_and_removes(page: Page) -
     assert "warm (files) · 2 now" in text
     warm = [t for t in page.tables if t and t[0][:3] == ["Run", "As of", "Size"]][1]  # acquisition, then warm
     assert [row[:5] for row in warm[1:]] == [
-        ["#1", AS_OFS[0].isoformat(), "3", "+3", "−0"],
-        ["#2", AS_OFS[1].isoformat(), "3", "+0", "−0"],
-        ["#3", AS_OFS[2].isoformat(), "2", "+1", "−2"],  # Gina in; Ann (nurture) and Bob (qualified out) out
+        ["#1", AS_OFS[0].isoformat(), "3", "+3", "-0"],
+        ["#2", AS_OFS[1].isoformat(), "3", "+0", "-0"],
+        ["#3", AS_OFS[2].isoformat(), "2", "+1", "-2"],  # Gina in; Ann (nurture) and Bob (qualified out) out
     ]
 
 
