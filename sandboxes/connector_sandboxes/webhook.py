@@ -60,6 +60,7 @@ class WebhookReceiver:
     def url(self) -> str:
         assert self._server is not None
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)
         return f"http://{host}:{port}/events"
 
     @contextlib.contextmanager
