@@ -1,4 +1,5 @@
-"""The `connector` command line: validate, schema, plan, run, explain, report, demo and the loopback sandboxes.
+"""The `connector` command line: validate, schema, check, discover, plan, run, explain, report, runs, demo and
+the loopback sandboxes.
 
 Exit codes: 0 ok, 1 unexpected crash, 2 config error, 3 partial failure (records rejected; they are kept and
 retried next run), 4 a system was unreachable (or a source never read completely is down: nothing written),
@@ -25,8 +26,8 @@ import click
 
 from . import logs
 from .config import AppConfigBase, ConfigErrors, load_config
-from .errors import ConfigError, LockedError, StateError
-from .outcome import EXIT_LOCKED, EXIT_NOT_FOUND, EXIT_STATE
+from .errors import ConfigError, LockedError, RetriableError, StateError, UnreachableError
+from .outcome import EXIT_LOCKED, EXIT_NOT_FOUND, EXIT_STATE, EXIT_UNREACHABLE
 from .pipeline import EXIT_CONFIG, Runner, Summary
 from .registry import load_source, load_writer
 from .report import funnel_report, funnel_svg, funnel_text
@@ -135,6 +136,40 @@ def schema() -> None:
     from .config_schema import render
 
     click.echo(render(), nl=False)
+
+
+@cli.command()
+@CONFIG
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as one JSON object.")
+def check(config_path: str, as_json: bool) -> None:
+    """Log in to every source and target and confirm what a run needs; read no record, write nothing.
+
+    Exit 0 only when everything is there; 2 when something is missing or refused; 4 when a system is down."""
+    from .check import exit_code, run_check, table, to_json
+
+    findings, ctx = run_check(_load(config_path))
+    click.echo(json.dumps(to_json(findings, ctx), indent=2) if as_json else table(findings))
+    sys.exit(exit_code(findings))
+
+
+@cli.command()
+@CONFIG
+@click.argument("source")
+@click.argument("objects", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print what was found as one JSON object.")
+def discover(config_path: str, source: str, objects: tuple[str, ...], as_json: bool) -> None:
+    """List what SOURCE's system offers; with OBJECTS, their fields and picklists and a starting YAML block."""
+    from .discover import run_discover, text
+
+    try:
+        found = run_discover(_load(config_path), source, objects)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+    except (UnreachableError, RetriableError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_UNREACHABLE)
+    click.echo(json.dumps(found.to_json(), indent=2) if as_json else text(found))
 
 
 def _print_summary(summary: Summary, as_json: bool, full: bool) -> None:
@@ -346,15 +381,40 @@ def explain(config_path: str, key: str, as_json: bool) -> None:
 @click.option(
     "--svg", "svg_path", type=click.Path(dir_okay=False), help="Also draw the funnel into this SVG file."
 )
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False),
+    help="Also write the whole report (funnel, trend, flows, segments, runs) into this offline HTML file.",
+)
+@click.option(
+    "--since",
+    default=None,
+    help="Flows between stages from this date (YYYY-MM-DD); default: 90 days before the last run's as-of.",
+)
 @_exit_7_on_state_error
-def report(config_path: str, as_json: bool, svg_path: str | None) -> None:
+def report(
+    config_path: str, as_json: bool, svg_path: str | None, html_path: str | None, since: str | None
+) -> None:
     """Counts per stage, conversion between stages, time in stage and transitions, from the state."""
+    from .report_html import render_html
+    from .run_history import run_history
+
     config = _load(config_path)
     store = _open_state(config)
-    data = funnel_report(store, config.stage_model)
+    history = run_history(store)
+    # the report is as of the date the state reflects: the last run's, not the clock's
+    last_as_of = dt.date.fromisoformat(history[-1].as_of) if history else None
+    start = _as_of(since) if since else (last_as_of - dt.timedelta(days=90) if last_as_of else None)
+    data = funnel_report(store, config.stage_model, since=start, until=last_as_of)
     store.close()
     if svg_path:
         Path(svg_path).write_text(funnel_svg(data, config.stage_model), encoding="utf-8")
+    if html_path:
+        page = render_html(
+            data, history, config.stage_model, config_name=Path(config.config_file).name, as_of=last_as_of
+        )
+        Path(html_path).write_text(page, encoding="utf-8")
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -370,6 +430,47 @@ def report(config_path: str, as_json: bool, svg_path: str | None) -> None:
         )
     if svg_path:
         click.echo(f"funnel picture: {svg_path}")
+    if html_path:
+        click.echo(f"funnel report: {html_path}")
+
+
+@cli.command()
+@CONFIG
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as one JSON list, oldest first.")
+@click.option("--limit", default=20, show_default=True, help="The newest N runs (0: all).")
+@_exit_7_on_state_error
+def runs(config_path: str, as_json: bool, limit: int) -> None:
+    """Past runs with their outcome, people per stage, label and segment changes and rejects, from the state."""
+    from .run_history import ALL_RUNS, run_history
+
+    config = _load(config_path)
+    store = _open_state(config)
+    history = run_history(store, limit if limit > 0 else ALL_RUNS)
+    store.close()
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in history], indent=2))
+        return
+    if not history:
+        click.echo("no runs yet")
+        return
+    for r in reversed(history):
+        code = "-" if r.exit_code is None else r.exit_code
+        people = "" if r.people is None else f", {r.people} people"
+        click.echo(f"run #{r.id} as of {r.as_of} (started {r.started_at}): {r.outcome} (exit {code}){people}")
+        if r.stages:
+            click.echo("  stages: " + ", ".join(f"{k}={v}" for k, v in r.stages.items()))
+        for target, stats in r.labels.items():
+            click.echo(
+                f"  labels {target}: {stats.get('changes', 0)} changes, {stats.get('written', 0)} written"
+            )
+        for seg in r.segments:
+            unwritten = seg.planned_adds + seg.planned_removes - seg.added - seg.removed
+            click.echo(
+                f"  segment {seg.target}/{seg.segment}: {seg.size} members, +{seg.added} -{seg.removed}"
+                + (f" ({unwritten} planned changes not written)" if unwritten else "")
+            )
+        if r.rejected or r.rejected_pending:
+            click.echo(f"  rejected: {r.rejected} this run, {r.rejected_pending} kept for retry")
 
 
 @cli.command()

@@ -20,6 +20,7 @@ from pydantic import Tag as _Tag  # noqa: F401 - re-exported for plugin authors
 from . import config_env, safe_yaml
 from .conditions import Condition
 from .errors import ConfigError
+from .events.config import EventsConfig
 from .model import NAME_PATTERN, StrictModel
 from .plugin_config import SourceConfigBase, WriterConfigBase
 from .registry import source_plugins, writer_plugins
@@ -99,6 +100,8 @@ class AppConfigBase(StrictModel):
     sources: list[SourceConfigBase] = Field(default_factory=list)
     targets: list[WriterConfigBase] = Field(default_factory=list)
     segments: list[SegmentConfig] = Field(default_factory=list)
+    # the stage-transition event feed (connector/events/): off unless configured
+    events: EventsConfig | None = None
 
     @field_validator("stage_model", mode="before")
     @classmethod

@@ -46,6 +46,8 @@ class Summary:
     no_baseline: list[str] = field(default_factory=list)  # sources never read to their end: run held
     # the mass-change guard's verdict: "pass", "hold" (nothing written) or "allowed" (held, let through)
     guard: dict[str, Any] = field(default_factory=lambda: {"verdict": "pass", "breaches": []})
+    # the event feed: per sink what was delivered and what stays for the next run (`plan`: would_emit)
+    events: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     label_changes: list[dict[str, Any]] = field(default_factory=list)

@@ -34,6 +34,7 @@ from .errors import (
     StateError,
     UnreachableError,
 )
+from .events.feed import EventFeed
 from .guard import mass_change_breaches
 from .identity import Resolution, resolve
 from .outcome import (
@@ -96,6 +97,7 @@ class Runner:
         self.planner = ChangePlanner(config)
         self._superseded: set[str] = set()
         self._vetoes: dict[str, Veto] = {}
+        self.feed: EventFeed | None = None  # built with the writers (its labels are theirs)
         self.env = PluginEnv(
             sources=config.sources,
             base_dir=config.base_dir,
@@ -115,8 +117,25 @@ class Runner:
         """The enabled targets, each over its source's connection (the source's own, when it is built)."""
         return [load_writer(c.type).from_config(c, self.env) for c in self.config.targets if c.enabled]
 
+    def build_feed(self, writers: Sequence[Writer]) -> EventFeed | None:
+        """The event feed when `events:` is configured; a webhook secret missing from the environment is a
+        config error here, before anything is read or written."""
+        if self.config.events is None:
+            return None
+        return EventFeed(
+            self.config.events,
+            base_dir=self.config.base_dir,
+            stage_model=self.config.stage_model,
+            label_targets=[w.name for w in writers if w.label_objects],
+            environ=self.environ,
+            policy=self.policy,
+            clock=self.clock,
+        )
+
     def close_plugins(self, plugins: Sequence[Source | Writer]) -> None:
         """Close `plugins`, then the run's connections; closing must not hide the run's own outcome."""
+        if self.feed is not None:
+            self.feed.close()
         for plugin in plugins:
             try:
                 plugin.close()
@@ -158,6 +177,7 @@ class Runner:
         try:
             sources = self.build_sources()
             writers = self.build_writers()  # plan needs them too: label objects, call estimates
+            self.feed = self.build_feed(writers)
         except ConfigError as exc:
             summary.outcome, summary.exit_code = "config_error", EXIT_CONFIG
             summary.errors.append(str(exc))
@@ -248,7 +268,10 @@ class Runner:
             removes = sum(len(c.removes) for c in plan.segments.get(w.name, []))
             summary.estimated_write_calls[w.name] = w.estimate_calls(n_labels, adds, removes)
 
+        if self.feed is not None and ctx.dry_run:
+            summary.events = {"would_emit": _events_in(summary, plan)}
         if self._held_by_guard(store, plan, summary):
+            self._deliver_events(store, ctx, summary)  # transitions were recorded: their events still go
             _tally_rejected(store, summary, rejected_now)
             return
 
@@ -268,6 +291,7 @@ class Runner:
 
         if not ctx.dry_run:
             self._forget_gone_records(store, writers, people)
+        self._deliver_events(store, ctx, summary)  # after every CRM write, never before
         _tally_rejected(store, summary, rejected_now)
         if budget_stop:
             summary.outcome, summary.exit_code = "budget_stop", EXIT_BUDGET
@@ -322,6 +346,20 @@ class Runner:
         )
         log.error("run.held.no_baseline", sources=missing)
         _tally_rejected(store, summary, rejected_now)
+
+    def _deliver_events(self, store: StateStore, ctx: RunContext, summary: Summary) -> None:
+        """Send the event outbox to its sinks (events/feed.py). A sink that fails keeps its events for the
+        next run and is reported; it changes no exit code: the CRM writes it follows are done and recorded."""
+        if self.feed is None or ctx.dry_run:
+            return
+        sinks = self.feed.deliver(store)
+        summary.events = {"sinks": sinks}
+        for sink, result in sinks.items():
+            if "error" in result:
+                summary.notes.append(
+                    f"events: {sink} took {result['delivered']}, {result['pending']} kept for the next run "
+                    f"({result['error']})"
+                )
 
     def _forget_gone_records(
         self, store: StateStore, writers: list[Writer], people: dict[str, Person]
@@ -379,7 +417,7 @@ class Runner:
                 snapshot = _snapshot(person)
                 changed = row is None or row["stage"] != decision.stage
                 if changed:
-                    store.add_transition(
+                    transition_id = store.add_transition(
                         person.key,
                         prev.stage if prev else None,
                         decision.stage,
@@ -388,6 +426,18 @@ class Runner:
                         decision.rule,
                         decision.reason(),
                     )
+                    # in the transition's own transaction: never one without the other
+                    if self.feed is not None:
+                        self.feed.stage_changed(
+                            store,
+                            transition_id,
+                            person.key,
+                            person.refs,
+                            prev.stage if prev else None,
+                            decision,
+                            as_of,
+                            run_id,
+                        )
                     moves[f"{prev.stage if prev else '(new)'}->{decision.stage}"] += 1
                 since = as_of if changed or row is None else dt.date.fromisoformat(row["since"])
                 decision_json = json.dumps(decision.to_json(), sort_keys=True, default=str)
@@ -469,6 +519,16 @@ class Runner:
                 store.add_members(writer.name, change.segment, added, ctx.as_of, run_id)
                 store.remove_members(writer.name, change.segment, removed)
                 store.set_membership_records(writer.name, change.segment, result.created)
+                if self.feed is not None:
+                    self.feed.segment_changed(
+                        store,
+                        writer.name,
+                        change.segment,
+                        [m for m in change.adds if m.person_key not in result.failed],
+                        [m for m in change.removes if m.person_key not in result.failed],
+                        ctx.as_of,
+                        run_id,
+                    )
                 store.clear_rejected("write", writer.name, [f"{change.segment}:{k}" for k in added + removed])
                 for item, exc in result.failed.items():
                     store.reject(
@@ -500,6 +560,12 @@ class Runner:
 
 def _plugins(sources: list[Source], writers: list[Writer]) -> list[Source | Writer]:
     return [*sources, *writers]
+
+
+def _events_in(summary: Summary, plan: Plan) -> int:
+    """How many events a run would record: one per transition, one per segment add or remove per target."""
+    moves = sum(summary.transitions.values())
+    return moves + sum(len(c.adds) + len(c.removes) for changes in plan.segments.values() for c in changes)
 
 
 def _tally_rejected(store: StateStore, summary: Summary, rejected_now: Counter[str]) -> None:

@@ -396,12 +396,14 @@ class StateStore:
         run_id: int,
         rule: str | None,
         reason: str,
-    ) -> None:
-        self.db.execute(
+    ) -> int:
+        """Record a transition; returns its row id (the event feed derives the event's id from it)."""
+        cur = self.db.execute(
             "INSERT INTO transitions (person_key, from_stage, to_stage, at, run_id, rule, reason) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (key, from_stage, to_stage, at.isoformat(), run_id, rule, reason),
         )
+        return int(cur.lastrowid or 0)
 
     def transitions(self, key: str | None = None) -> list[sqlite3.Row]:
         if key is None:

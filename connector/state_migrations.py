@@ -48,6 +48,17 @@ MIGRATIONS: dict[int, tuple[str, tuple[str, ...]]] = {
             "person_key TEXT NOT NULL, record_id TEXT NOT NULL, PRIMARY KEY (target, segment, person_key, record_id))",
         ),
     ),
+    5: (
+        "event outbox: stage transitions and segment membership changes as CloudEvents, written in the same "
+        "transaction as the change, kept until every configured sink (file, webhooks) has taken them in order",
+        (
+            "CREATE TABLE IF NOT EXISTS event_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "event_id TEXT NOT NULL UNIQUE, person_key TEXT NOT NULL, body TEXT NOT NULL, run_id INTEGER)",
+            "CREATE INDEX IF NOT EXISTS event_outbox_person ON event_outbox (person_key)",
+            "CREATE TABLE IF NOT EXISTS event_sinks (sink TEXT PRIMARY KEY, delivered_seq INTEGER NOT NULL, "
+            "updated_at TEXT NOT NULL)",
+        ),
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS, default=1)
 

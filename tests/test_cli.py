@@ -199,7 +199,8 @@ def test_report_json_and_svg(project: Project, tmp_path: Path) -> None:
     root = ET.fromstring(svg.read_text(encoding="utf-8"))
     assert root.tag.endswith("svg")
     texts = [t.text for t in root.iter() if t.tag.endswith("text")]
-    assert "Qualified Out" in texts
+    assert "Lead" in texts and "4 reached · 3 there now" in texts  # the funnel the HTML report shows
+    assert "Now in a detour: Nurture 0, Qualified Out 1, Lost 0" in texts
 
 
 def test_report_text(project: Project) -> None:

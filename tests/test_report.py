@@ -127,6 +127,29 @@ def test_funnel_svg_is_well_formed_and_escapes_labels() -> None:
     texts = [t.text for t in root.iter() if t.tag.endswith("text")]
     assert texts[0] == "Q4 & more"
     assert "R&D <new>" in texts
-    assert [t for t in texts if t and " now" in t] == ["10 now · 15 reached", "5 now · 5 reached", "2 now"]
+    assert [t for t in texts if t and " now" in t] == ["15 reached · 10 there now", "5 reached · 5 there now"]
+    assert "Now in a detour: Out 2" in texts
     widths = [float(r.get("width", "0")) for r in root.iter() if r.tag.endswith("rect")]
-    assert widths[0] == 2 * widths[1]  # bars scale with the counts
+    assert widths[0] == pytest.approx(
+        3 * widths[1], abs=0.5
+    )  # bars scale with the people who reached the stage, not who is there now
+
+
+def test_the_funnel_says_what_it_inferred_and_which_detours_people_took(store: StateStore) -> None:
+    data = funnel_report(store, preset_model("default"), since=days(5), until=days(20))
+    # PD was first seen as a lead: counted as having passed suspect, and said so
+    assert data["reached"]["suspect"] == 3
+    assert data["entered_past"] == {s: 0 for s in data["reached"]} | {"suspect": 1}
+    # among people actually seen as suspects (PA, PB) both went on; among leads (PA, PB, PD) one did
+    assert data["conversion_observed"]["suspect->lead"] == 1.0
+    assert data["conversion_observed"]["lead->prospect"] == 0.333
+    assert data["detours"] == {"(before the path)": {"qualified_out": 1}, "lead": {"nurture": 1}}
+    # flows in the period only: PA's and PB's move to lead (days 10, 20) and PD's to nurture (day 5)
+    assert data["flows"] == {
+        "since": days(5).isoformat(),
+        "until": days(20).isoformat(),
+        "moves": [
+            {"from": "suspect", "to": "lead", "count": 2},
+            {"from": "lead", "to": "nurture", "count": 1},
+        ],
+    }

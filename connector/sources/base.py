@@ -6,19 +6,22 @@ records that were not safely stored. A source never decides stages and never wri
 
 Every optional capability is declared here with its default, so the run loop and the CLI call it on any
 source without probing: `connect` (the run's connection to a CRM; none for files), `unknown_values`,
-`check` (offline, for `validate`) and `discover` (what the system offers; not every source can tell).
+`check` (offline, for `validate`), `check_online` (for `connector check`: log in, confirm what a run needs,
+read no record) and `discover` (what the system offers; not every source can tell).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, TypeVar
 
 from ..context import Connection, PluginEnv, RunContext
+from ..discovery import Discovery
 from ..errors import ConfigError
+from ..findings import Findings, offline_findings
 from ..mappers.fields import ObjectMapping
 from ..plugin_config import SourceConfigBase
 from ..schema import Fact
@@ -77,8 +80,14 @@ class Source(ABC):
         """An offline self-check for `connector validate` (a file source: its file exists); ConfigError."""
         return None
 
-    def discover(self) -> Mapping[str, list[str]] | None:
-        """The objects the system offers and their fields, for writing a config; None: cannot tell."""
+    def check_online(self, ctx: RunContext) -> Findings:
+        """For `connector check`: log in and confirm what a run needs (API version, objects, mapped fields,
+        allowance) without reading a record or writing anything. Default: the offline `check`."""
+        return offline_findings(self.name, self.check)
+
+    def discover(self, objects: Sequence[str], ctx: RunContext) -> Discovery | None:
+        """For `connector discover`: the objects the system offers (described, with their fields and
+        picklist meanings, when `objects` names them: ConfigError for one it lacks); None: cannot tell."""
         return None
 
     def close(self) -> None:

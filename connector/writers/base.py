@@ -6,18 +6,19 @@ failed; every other item counts as written and is recorded in state. Replaying a
 the target.
 
 Every optional capability is declared here with its default, so the run loop and the CLI use it on any writer
-without probing: `publishes_snapshots`, `check` (offline, for `validate`) and `discover`.
+without probing: `publishes_snapshots`, `check` (offline, for `validate`) and `check_online` (for
+`connector check`: the label fields writable, the campaigns there; no record read, nothing written).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from ..context import PluginEnv, RunContext
 from ..errors import ConfigError, RecordError
+from ..findings import Findings, offline_findings
 from ..plan import LabelChange, SegmentChange
 from ..plugin_config import WriterConfigBase
 
@@ -75,9 +76,11 @@ class Writer(ABC):
         """An offline self-check for `connector validate`; ConfigError."""
         return None
 
-    def discover(self) -> Mapping[str, list[str]] | None:
-        """The objects the target offers and their fields, for writing a config; None: cannot tell."""
-        return None
+    def check_online(self, ctx: RunContext) -> Findings:
+        """For `connector check`: confirm what writing needs (label and segment fields exist and are
+        writable, campaigns and member statuses exist) without reading a person or writing anything.
+        Default: the offline `check`."""
+        return offline_findings(self.name, self.check)
 
     def close(self) -> None:
         """Release what the writer holds itself (its connection belongs to the run: `PluginEnv.close`)."""

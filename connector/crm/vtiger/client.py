@@ -133,6 +133,8 @@ class VtigerClient:
         self.on_call: Callable[[str], None] | None = None  # per-run hook, e.g. ctx.count_call
         self.sessions = SessionPool(sessions)
         self.user_id: str | None = None
+        # what the last login said of the server and the user (versions, time zone): for `connector check`
+        self.login_info: dict[str, str] = {}
         self._login_lock = login_lock(self.endpoint, username)
         self._count_lock = threading.Lock()
         # whether this url ever answered like vtiger: until it has, answers that are never an envelope point
@@ -271,6 +273,7 @@ class VtigerClient:
             name = str(result["sessionName"])
             register_secret(name)
             self.user_id = str(result.get("userId") or "") or None
+            self.login_info = {k: str(result.get(k) or "") for k in ("version", "vtigerVersion", "time_zone")}
             self.logins += 1
             log.info("vtiger.login", user=self.username, vtiger_version=result.get("vtigerVersion"))
             return name

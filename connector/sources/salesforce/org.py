@@ -37,6 +37,11 @@ LINK_FIELDS: dict[str, tuple[str, ...]] = {
     "Contract": ("AccountId",),
     CONTACT_ROLE: ("OpportunityId", "ContactId"),
 }
+# the rows that say what a picklist value means, and the flags that say it
+MEANING_FLAGS: dict[str, tuple[str, ...]] = {
+    "LeadStatus": ("IsConverted",),
+    "OpportunityStage": ("IsClosed", "IsWon"),
+}
 # how the org refuses a condition that is not one: bad syntax, an unknown field, an operator or value that does
 # not fit the field's type
 REFUSED_CONDITION = frozenset({"MALFORMED_QUERY", "INVALID_FIELD", "INVALID_QUERY_FILTER_OPERATOR"})
@@ -186,6 +191,14 @@ class OrgMetadata:
             except ConfigError:
                 continue
         return False
+
+    def has_field(self, obj: str, path: str) -> bool:
+        """Whether `path` (a field, or a path through parent relationships) exists on `obj`, by describe."""
+        return self._has_field(obj, path, set())
+
+    def meaning_rows(self, obj: str) -> list[dict[str, Any]]:
+        """The org's LeadStatus or OpportunityStage rows with their flags (the describe cache's when fresh)."""
+        return self._picklist_rows(obj, MEANING_FLAGS[obj], refresh=False)
 
     # -- picklist meaning: the org's LeadStatus and OpportunityStage rows --------------------------------------
     def map_record(self, obj: str, raw: Mapping[str, Any], mapping: ObjectMapping) -> MappedRecord:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -22,12 +22,15 @@ import structlog
 from ...context import PluginEnv, RunContext
 from ...crm.salesforce.client import SalesforceClient
 from ...crm.salesforce.connection import SalesforceConnection
+from ...discovery import Discovery
 from ...errors import ConfigError, RecordError
+from ...findings import Findings
 from ...mappers.fields import ObjectMapping
 from ...mappers.salesforce import OrgMeanings
 from ...plugin_config import SourceConfigBase
 from ...schema import Fact
 from ..base import Batch, Source, expect_config
+from . import online
 from .config import SalesforceSourceConfig
 from .contact_roles import ContactRoles
 from .cursor import Cursor
@@ -131,6 +134,12 @@ class SalesforceSource(Source):
                 )
             self.unknown_values[key] += 1
         return result.fact
+
+    def check_online(self, ctx: RunContext) -> Findings:
+        return online.check(self, ctx)
+
+    def discover(self, objects: Sequence[str], ctx: RunContext) -> Discovery:
+        return online.discover(self, objects, ctx)
 
     def prepare(self) -> None:
         """Check the configured objects, fields and conditions against the org; load the picklist meanings."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +33,9 @@ from ...crm.vtiger import vtql
 from ...crm.vtiger.client import VtigerApiError, VtigerClient, read_error
 from ...crm.vtiger.connection import VtigerConnection
 from ...crm.vtiger.describe import ModuleInfo
+from ...discovery import Discovery
 from ...errors import ConfigError, RetriableError, UnreachableError
+from ...findings import Findings
 from ...mappers.fields import ObjectMapping
 from ...mappers.vtiger import (
     DEFAULT_ID_PREFIXES,
@@ -45,6 +47,7 @@ from ...mappers.vtiger import (
 from ...plugin_config import SourceConfigBase
 from ...schema import Fact, FactKind
 from ..base import Batch, Source, expect_config
+from . import online
 from .config import VtigerModuleConfig, VtigerSourceConfig
 
 log = structlog.get_logger(__name__)
@@ -121,6 +124,12 @@ class VtigerSource(Source):
         return cls(cfg, connection.client)
 
     # -- discovery ----------------------------------------------------------------------------------------
+    def check_online(self, ctx: RunContext) -> Findings:
+        return online.check(self, ctx)
+
+    def discover(self, objects: Sequence[str], ctx: RunContext) -> Discovery:
+        return online.discover(self, objects, ctx)
+
     def module_info(self, module: str) -> ModuleInfo:
         if module not in self.modules:
             try:

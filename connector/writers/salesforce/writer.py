@@ -33,9 +33,11 @@ from ...crm.salesforce.client import (
 )
 from ...crm.salesforce.connection import STALE_DESCRIBE, SalesforceConnection
 from ...errors import ConfigError, RecordError, RetriableError, UnreachableError
+from ...findings import Findings
 from ...plan import LabelChange, Member, SegmentChange
 from ...plugin_config import WriterConfigBase
 from ..base import Writer, WriteResult, expect_config
+from . import online
 from .config import CampaignTarget, SalesforceWriterConfig
 
 log = structlog.get_logger(__name__)
@@ -88,6 +90,9 @@ class SalesforceWriter(Writer):
                 f"target {cfg.name}: source '{cfg.source}' is not a configured salesforce source"
             )
         return cls(cfg, connection)
+
+    def check_online(self, ctx: RunContext) -> Findings:
+        return online.check(self, ctx)
 
     # -- planning -------------------------------------------------------------------------------------------
     def estimate_calls(self, labels: int, adds: int, removes: int) -> int:

@@ -40,10 +40,12 @@ from ...crm.vtiger.client import VtigerApiError, VtigerClient, read_error
 from ...crm.vtiger.connection import VtigerConnection
 from ...crm.vtiger.describe import ModuleInfo
 from ...errors import ConfigError, RecordError, RetriableError, UnreachableError
+from ...findings import Findings
 from ...plan import LabelChange, Member, SegmentChange
 from ...plugin_config import WriterConfigBase
 from ...schema import RecordRef
 from ..base import Writer, WriteResult, expect_config
+from . import online
 from .config import CampaignConfig, VtigerWriterConfig
 
 log = structlog.get_logger(__name__)
@@ -91,6 +93,9 @@ class VtigerWriter(Writer):
         connection.want_pool(cfg.concurrency + 2)  # its workers, plus the source's reads and lookups
         connection.want_sessions(cfg.concurrency)  # a session serves one request at a time: one per worker
         return cls(cfg, connection, len(env.segments_for(cfg.name)))
+
+    def check_online(self, ctx: RunContext) -> Findings:
+        return online.check(self, ctx)
 
     # -- per run ------------------------------------------------------------------------------------------
     def _begin(self, ctx: RunContext) -> None:

@@ -160,6 +160,7 @@ def create_query_job(sb: SalesforceSandbox, req: Request) -> Response:
         raise ApiError(400, "INVALIDJOB", "InvalidJob : Aggregate queries are not supported by Bulk API 2.0")
     if parsed.offset:
         raise ApiError(400, "INVALIDJOB", "InvalidJob : OFFSET is not supported by Bulk API 2.0")
+    sb.note_query(parsed.obj.name)
     with sb.store.lock:
         rows = parsed.select_rows(sb.store, include_deleted=operation == "queryAll")
         flat = [parsed.flat_record(r, sb.store) for r in rows]

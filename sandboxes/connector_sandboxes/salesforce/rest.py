@@ -103,6 +103,7 @@ def query(sb: SalesforceSandbox, req: Request, *, include_deleted: bool) -> Resp
         parsed = soql.parse(text, sb.store, today=sb.store.now().date())
     except soql.SoqlError as exc:
         raise ApiError(400, exc.code, exc.message) from None
+    sb.note_query(parsed.obj.name)
     store = sb.store
     with store.lock:
         rows = parsed.select_rows(store, include_deleted=include_deleted)

@@ -56,6 +56,8 @@ class SalesforceSandbox:
         seeding.seed_people(self.store, seed_people)
         self.faults = Faults()
         self.calls: list[tuple[str, str]] = []
+        # queries (REST query/queryAll and Bulk 2.0 query jobs) per object in their FROM: what was read
+        self.queried: Counter[str] = Counter()
         self.api_usage = 0
         self.bulk_polls_in_progress = 1
         self.sessions = auth.Sessions()
@@ -163,12 +165,22 @@ class SalesforceSandbox:
         """Forget the served-call log and the API usage (for measuring one run)."""
         with self._lock:
             self.calls.clear()
+            self.queried.clear()
             self.api_usage = 0
 
     def call_counts(self) -> Counter[str]:
         """Served calls per kind, e.g. `{"query": 1, "queryMore": 2}`."""
         with self._lock:
             return Counter(kind for _, kind in self.calls)
+
+    def note_query(self, obj: str) -> None:
+        with self._lock:
+            self.queried[obj] += 1
+
+    def queried_objects(self) -> Counter[str]:
+        """Queries served per object named in their FROM, e.g. `{"Lead": 2, "LeadStatus": 1}`."""
+        with self._lock:
+            return Counter(self.queried)
 
     def http_session(self, token: str | None = None) -> requests.Session:
         """A `requests.Session` that trusts the sandbox certificate (and, if given, sends `token`).

@@ -41,6 +41,8 @@ class Operations:
         self.sessions = sessions
         self.faults = faults
         self.calls: Counter[str] = Counter()
+        # VTQL queries (query, query_related) per module in their FROM: what was read
+        self.queried: Counter[str] = Counter()
         self._calls_lock = threading.Lock()
         # operation -> (HTTP method, needs a session, handler)
         self.table: dict[str, tuple[str, bool, Handler]] = {
@@ -218,6 +220,8 @@ class Operations:
     # ---- query and sync -------------------------------------------------------------------------------
     def query(self, params: Params) -> Any:
         parsed = vtql.parse(params.get("query", ""))
+        with self._calls_lock:
+            self.queried[parsed.module] += 1
         return vtql.execute(parsed, self.store)
 
     def sync(self, params: Params) -> Any:
@@ -316,6 +320,8 @@ class Operations:
         ids = set(self.store.related(source_id, related))
         if not ids:
             return []
+        with self._calls_lock:
+            self.queried[parsed.module] += 1
         return vtql.execute(parsed, self.store, only_ids=ids)
 
     # ---- lead conversion ------------------------------------------------------------------------------

@@ -130,8 +130,14 @@ class VtigerSandbox:
         `peak_per_session`; `peak_arrived` counts those still waiting for their session's lock too)."""
         return self.sessions.in_flight
 
+    @property
+    def queried(self) -> Counter[str]:
+        """VTQL queries answered (`query`, `query_related`) per module named in their FROM."""
+        return self.operations.queried
+
     def reset_calls(self) -> None:
         self.operations.calls.clear()
+        self.operations.queried.clear()
         self.sessions.in_flight.reset()
         self.faults.injected.clear()
         self.faults.broken.clear()
