@@ -10,7 +10,6 @@ import datetime as dt
 from collections import Counter, defaultdict
 from typing import Any
 
-from .report_html import render_funnel_svg
 from .stage_model import StageModel
 from .state import StateStore
 
@@ -123,4 +122,6 @@ def funnel_text(report: dict[str, Any], model: StageModel, width: int = 40) -> s
 
 def funnel_svg(report: dict[str, Any], model: StageModel, title: str = "Funnel") -> str:
     """The funnel of `report` as an SVG file: the picture the HTML report shows (report_charts draws it)."""
+    from .report_html import render_funnel_svg  # jinja2: only the commands that draw need it (start-up CPU)
+
     return render_funnel_svg(report, model, title)

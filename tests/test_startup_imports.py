@@ -14,10 +14,12 @@ from waiting import HANG_GUARD
 ROOT = Path(__file__).resolve().parent.parent
 FILES_ONLY = ROOT / "config" / "connector.yaml"
 
-# what a files-only `validate` never needs: the CRMs' own code, their HTTP and auth libraries, the XLSX reader
-# (the example reads CSV), the metrics writer and the e-mail validator (no record is mapped)
+# what a files-only `validate` never needs: the CRMs' own code (connector.crm.transport is shared: URL and
+# certificate checks), their HTTP and auth libraries, the XLSX reader (the example reads CSV), the metrics
+# writer, the e-mail validator (no record is mapped) and the report templates
 NOT_NEEDED = (
-    "connector.crm",
+    "connector.crm.salesforce",
+    "connector.crm.vtiger",
     "connector.sources.salesforce",
     "connector.sources.vtiger",
     "connector.writers.salesforce",
@@ -29,6 +31,7 @@ NOT_NEEDED = (
     "openpyxl",
     "prometheus_client",
     "email_validator",
+    "jinja2",
 )
 
 

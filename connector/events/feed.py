@@ -12,7 +12,7 @@ import datetime as dt
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from pydantic import SecretStr
@@ -27,7 +27,9 @@ from ..stage_model import StageModel
 from ..state import StateStore
 from . import cloudevents, jsonl_file, outbox
 from .config import EventsConfig
-from .webhook import WebhookSender
+
+if TYPE_CHECKING:  # imported when a webhook is configured: it brings in requests, which start-up does without
+    from .webhook import WebhookSender
 
 log = structlog.get_logger(__name__)
 FILE_SINK = "file"
@@ -55,6 +57,8 @@ class EventFeed:
             self.file = path if path.is_absolute() else base_dir / path
         env = os.environ if environ is None else environ
         self.webhooks: list[WebhookSender] = []
+        if config.webhooks:
+            from .webhook import WebhookSender
         for hook in config.webhooks:
             secret = env.get(hook.secret_env)
             if not secret:
