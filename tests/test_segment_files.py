@@ -19,10 +19,9 @@ from connector.writers.segment_files.config import SegmentFilesConfig
 from connector.writers.segment_files.writer import SegmentFilesWriter
 
 
-def ctx(dry_run: bool = False) -> RunContext:
-    return RunContext(
-        as_of=dt.date(2026, 1, 15), started_at=dt.datetime(2026, 1, 15, 6, tzinfo=dt.UTC), dry_run=dry_run
-    )
+def ctx(dry_run: bool = False, run_id: int | None = 1, days_later: int = 0) -> RunContext:
+    started = dt.datetime(2026, 1, 15, 6, tzinfo=dt.UTC) + dt.timedelta(days=days_later)
+    return RunContext(as_of=started.date(), started_at=started, dry_run=dry_run, run_id=run_id)
 
 
 def member(key: str, email: str | None, first: str = "Ann", stage: str = "prospect") -> Member:
@@ -90,22 +89,52 @@ def test_writes_members_in_stable_order_with_bom_and_semicolons(tmp_path: Path) 
     assert again.notes == ["renewal: +0 -0 → out/segments/renewal.csv (unchanged)"]
 
 
-def test_changes_file_lists_adds_and_removes_of_the_run(tmp_path: Path) -> None:
-    w = writer(tmp_path)
-    w.sync_segment(SegmentChange("winback", members=[ANN, BOB], adds=[ANN, BOB], removes=[]), ctx())
+def test_changes_file_is_a_history_with_run_id_and_date_kept_for_history_days(tmp_path: Path) -> None:
+    w = writer(tmp_path, history_days=30)
     changes = tmp_path / "out" / "segments" / "winback.changes.csv"
-    assert [(r["change"], r["person_key"]) for r in rows(changes)] == [("added", "p1"), ("added", "p2")]
+    w.sync_segment(SegmentChange("winback", [ANN, BOB], adds=[ANN, BOB], removes=[]), ctx(run_id=7))
+    first = [("2026-01-15", "7", "added", "p1"), ("2026-01-15", "7", "added", "p2")]
+    assert [(r["date"], r["run_id"], r["change"], r["person_key"]) for r in rows(changes)] == first
+    assert changes.read_bytes().startswith(b"\xef\xbb\xbfdate;run_id;change;email;first_name;")
 
-    w.sync_segment(SegmentChange("winback", members=[BOB, NOMAIL], adds=[NOMAIL], removes=[ANN]), ctx())
-    assert [(r["change"], r["email"]) for r in rows(changes)] == [("added", ""), ("removed", "ann@x.nl")]
+    # a later change adds its rows below: the log is not overwritten
+    w.sync_segment(
+        SegmentChange("winback", [BOB, NOMAIL], adds=[NOMAIL], removes=[ANN]), ctx(run_id=8, days_later=20)
+    )
+    second = [("2026-02-04", "8", "added", ""), ("2026-02-04", "8", "removed", "ann@x.nl")]
+    assert [(r["date"], r["run_id"], r["change"], r["email"]) for r in rows(changes)] == [
+        ("2026-01-15", "7", "added", "ann@x.nl"),
+        ("2026-01-15", "7", "added", "Bob@x.nl"),
+        *second,
+    ]
     main = tmp_path / "out" / "segments" / "winback.csv"
     assert [r["person_key"] for r in rows(main)] == ["p2", "p0"]
 
-    # a run without adds or removes leaves the last changes in place and touches nothing
+    # a run without adds or removes, all rows still within 30 days: touches nothing
     stamp = (changes.stat().st_mtime_ns, main.stat().st_mtime_ns)
-    w.sync_segment(SegmentChange("winback", members=[NOMAIL, BOB], adds=[], removes=[]), ctx())
+    w.sync_segment(SegmentChange("winback", [NOMAIL, BOB], adds=[], removes=[]), ctx(run_id=9, days_later=30))
     assert (changes.stat().st_mtime_ns, main.stat().st_mtime_ns) == stamp
-    assert [r["change"] for r in rows(changes)] == ["added", "removed"]
+
+    # 31 days after the first run its rows are past the retention and leave, also in a run that changes nothing
+    w.sync_segment(
+        SegmentChange("winback", [NOMAIL, BOB], adds=[], removes=[]), ctx(run_id=10, days_later=31)
+    )
+    assert [(r["date"], r["run_id"], r["change"], r["email"]) for r in rows(changes)] == second
+
+
+def test_changes_file_from_before_the_history_is_taken_over(tmp_path: Path) -> None:
+    directory = tmp_path / "out" / "segments"
+    directory.mkdir(parents=True)
+    old = directory / "winback.changes.csv"
+    old.write_bytes("\ufeffchange;email;person_key\r\nremoved;old@x.nl;p8\r\n".encode())
+    then = dt.datetime(2026, 1, 10, 12, tzinfo=dt.UTC).timestamp()
+    os.utime(old, (then, then))
+    w = writer(tmp_path, columns=["email", "person_key"])
+    w.sync_segment(SegmentChange("winback", [ANN], adds=[ANN], removes=[]), ctx(run_id=3))
+    assert [tuple(r.values()) for r in rows(old)] == [
+        ("2026-01-10", "", "removed", "old@x.nl", "p8"),  # dated by the file, no run id known
+        ("2026-01-15", "3", "added", "ann@x.nl", "p1"),
+    ]
 
 
 def test_replace_is_atomic_and_leaves_no_temp_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
