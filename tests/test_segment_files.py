@@ -245,3 +245,136 @@ def test_config_errors(overrides: dict[str, Any], message: str) -> None:
 
 def test_registry_entry() -> None:
     assert writer_plugins()["segment_files"].config is SegmentFilesConfig
+
+
+def rich(key: str, email: str, **values: Any) -> Member:
+    base = member(key, email)
+    return Member(**{**base.__dict__, "values": {"email": email, **values}})
+
+
+CARLA = rich(
+    "p4",
+    "carla@x.nl",
+    contract_end=dt.date(2026, 3, 31),
+    competitor="=TeleCorp",
+    opportunity_amount=1234.5,
+    opportunity_won=True,
+    web_visits=3,
+    **{"extra.segment_note": "@vip"},
+)
+COLUMNS = ["email", "contract_end", "competitor", "opportunity_amount", "opportunity_won", "web_visits"]
+
+
+def test_columns_choose_any_schema_field_typed_for_the_excel_locale(tmp_path: Path) -> None:
+    w = writer(tmp_path, columns=[*COLUMNS, "extra.segment_note", "label"])
+    w.sync_segment(SegmentChange("renewal", [CARLA, ANN], adds=[CARLA], removes=[]), ctx())
+    assert rows(tmp_path / "out" / "segments" / "renewal.csv") == [
+        {
+            "email": "ann@x.nl",
+            "contract_end": "",
+            "competitor": "",
+            "opportunity_amount": "",
+            "opportunity_won": "",
+            "web_visits": "",
+            "extra.segment_note": "",
+            "label": "Prospect",
+        },
+        {
+            "email": "carla@x.nl",
+            "contract_end": "2026-03-31",  # ISO: a date in Excel in every locale
+            "competitor": "'=TeleCorp",
+            "opportunity_amount": "1234,5",  # the decimal comma of the European locales the ';' is for
+            "opportunity_won": "true",
+            "web_visits": "3",
+            "extra.segment_note": "'@vip",
+            "label": "Prospect",
+        },
+    ]
+
+    english = writer(tmp_path, directory="en", excel="english", columns=COLUMNS)
+    english.sync_segment(SegmentChange("renewal", [CARLA], adds=[CARLA], removes=[]), ctx())
+    text = (tmp_path / "en" / "renewal.csv").read_bytes()
+    assert text.startswith(b"\xef\xbb\xbfemail,contract_end,competitor,opportunity_amount,")
+    assert rows(tmp_path / "en" / "renewal.csv", ",")[0]["opportunity_amount"] == "1234.5"
+    # an explicit delimiter still wins; names are accepted for the characters
+    assert writer(tmp_path, excel="english", delimiter="semicolon").cfg.csv_delimiter == ";"
+    assert writer(tmp_path, delimiter="comma").cfg.csv_delimiter == ","
+
+
+def test_xlsx_has_a_frozen_header_typed_cells_and_no_formulas(tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    w = writer(tmp_path, format="xlsx", columns=[*COLUMNS, "first_name"])
+    evil = rich("p9", "evil@x.nl", competitor='=HYPERLINK("http://x")')
+    result = w.sync_segment(
+        SegmentChange("Win back", [CARLA, evil], adds=[CARLA, evil], removes=[]), ctx(run_id=4)
+    )
+    path = tmp_path / "out" / "segments" / "Win-back.xlsx"
+    assert result.notes == ["Win back: +2 -0 → out/segments/Win-back.xlsx"]
+
+    ws = load_workbook(path).active
+    assert ws.freeze_panes == "A2"
+    assert [c.value for c in ws[1]] == [*COLUMNS, "first_name"]
+    assert all(c.font.bold for c in ws[1])
+    carla = {h: c for h, c in zip(COLUMNS, ws[2], strict=False)}
+    assert carla["contract_end"].is_date and carla["contract_end"].value == dt.datetime(2026, 3, 31)
+    assert carla["contract_end"].number_format == "yyyy-mm-dd"
+    assert (carla["opportunity_amount"].data_type, carla["opportunity_amount"].value) == ("n", 1234.5)
+    assert (carla["web_visits"].data_type, carla["web_visits"].value) == ("n", 3)
+    assert (carla["opportunity_won"].data_type, carla["opportunity_won"].value) == ("b", True)
+    # text that looks like a formula stays the CRM's text, stored as text, quote-prefixed as Excel does
+    for row, text in ((2, "=TeleCorp"), (3, '=HYPERLINK("http://x")')):
+        cell = ws.cell(row=row, column=3)
+        assert (cell.value, cell.data_type, cell.quotePrefix) == (text, "s", True)
+    assert ws.cell(row=3, column=7).value == "Ann"  # first_name: a column without values in the mapping
+
+    log = load_workbook(tmp_path / "out" / "segments" / "Win-back.changes.xlsx").active
+    assert log.freeze_panes == "A2"
+    assert [c.value for c in log[1]][:4] == ["date", "run_id", "change", "email"]
+    assert [(r[0].value, r[1].value, r[2].value) for r in log.iter_rows(min_row=2)] == [
+        (dt.datetime(2026, 1, 15), 4, "added"),
+        (dt.datetime(2026, 1, 15), 4, "added"),
+    ]
+
+
+def test_xlsx_unchanged_segment_is_not_rewritten_and_history_grows(tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    w = writer(tmp_path, format="xlsx", columns=["email", "contract_end"])
+    w.sync_segment(SegmentChange("renewal", [CARLA], adds=[CARLA], removes=[]), ctx(run_id=1))
+    main = tmp_path / "out" / "segments" / "renewal.xlsx"
+    log = tmp_path / "out" / "segments" / "renewal.changes.xlsx"
+    before = (main.read_bytes(), log.read_bytes())
+    stamp = (main.stat().st_mtime_ns - 10**9, log.stat().st_mtime_ns - 10**9)
+    os.utime(main, ns=(stamp[0], stamp[0]))
+    os.utime(log, ns=(stamp[1], stamp[1]))
+
+    again = w.sync_segment(
+        SegmentChange("renewal", [CARLA], adds=[], removes=[]), ctx(run_id=2, days_later=1)
+    )
+    assert again.notes[0].endswith("(unchanged)")
+    assert (main.read_bytes(), log.read_bytes()) == before
+    assert (main.stat().st_mtime_ns, log.stat().st_mtime_ns) == stamp
+
+    w.sync_segment(SegmentChange("renewal", [ANN], adds=[ANN], removes=[CARLA]), ctx(run_id=3, days_later=2))
+    history = [tuple(c.value for c in r[:4]) for r in load_workbook(log).active.iter_rows(min_row=2)]
+    assert history == [
+        (dt.datetime(2026, 1, 15), 1, "added", "carla@x.nl"),
+        (dt.datetime(2026, 1, 17), 3, "added", "ann@x.nl"),
+        (dt.datetime(2026, 1, 17), 3, "removed", "carla@x.nl"),
+    ]
+    # the date column of read-back rows stays a real date, contract_end too
+    ws = load_workbook(log).active
+    assert ws.cell(row=2, column=1).is_date and ws.cell(row=2, column=5).is_date
+
+
+def test_unknown_column_names_the_closest_field() -> None:
+    data = {"name": "t", "type": "segment_files", "directory": "out", "columns": ["email", "contract_ends"]}
+    with pytest.raises(
+        ValidationError, match=r"'contract_ends' is not a column.*did you mean 'contract_end'"
+    ):
+        SegmentFilesConfig.model_validate(data)
+    with pytest.raises(ValidationError, match="change log's own column"):
+        SegmentFilesConfig.model_validate({**data, "columns": ["email", "run_id"]})
+    with pytest.raises(ValidationError, match="format"):
+        SegmentFilesConfig.model_validate({**data, "columns": ["email"], "format": "ods"})
