@@ -378,3 +378,18 @@ def test_unknown_column_names_the_closest_field() -> None:
         SegmentFilesConfig.model_validate({**data, "columns": ["email", "run_id"]})
     with pytest.raises(ValidationError, match="format"):
         SegmentFilesConfig.model_validate({**data, "columns": ["email"], "format": "ods"})
+
+
+def test_an_unreadable_change_log_is_moved_aside_and_a_new_one_started(tmp_path: Path) -> None:
+    w = writer(tmp_path, format="xlsx", columns=["email"])
+    directory = tmp_path / "out" / "segments"
+    directory.mkdir(parents=True)
+    (directory / "renewal.changes.xlsx").write_bytes(b"not a zip at all")
+    result = w.sync_segment(SegmentChange("renewal", [ANN], adds=[ANN], removes=[]), ctx(run_id=5))
+    assert result.failed == {}
+    (aside,) = directory.glob("renewal.changes.xlsx.unreadable-*")
+    assert aside.read_bytes() == b"not a zip at all"
+    from openpyxl import load_workbook
+
+    log = load_workbook(directory / "renewal.changes.xlsx").active
+    assert [c.value for c in log[2]] == [dt.datetime(2026, 1, 15), 5, "added", "ann@x.nl"]

@@ -10,10 +10,12 @@ columns directly, the UTF-8 BOM makes accents show; `excel: english` suits Engli
 from __future__ import annotations
 
 import contextlib
+import csv
 import datetime as dt
 import os
 import stat
 import tempfile
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -141,10 +143,22 @@ class SegmentFilesWriter(Writer):
     ) -> list[list[Cell]]:
         previous: Sequence[Mapping[str, Cell]] = []
         if path.exists():
-            if self.cfg.format == "xlsx":
-                previous = read_xlsx(path)[1]
-            else:
-                previous = read_csv(path, self.cfg.csv_delimiter, self.cfg.encoding)[1]
+            try:
+                if self.cfg.format == "xlsx":
+                    previous = read_xlsx(path)[1]
+                else:
+                    previous = read_csv(path, self.cfg.csv_delimiter, self.cfg.encoding)[1]
+            except (ValueError, KeyError, zipfile.BadZipFile, csv.Error) as exc:
+                # saved over by another program, say: keep it for whoever wants it, and start a new log
+                aside = path.with_name(f"{path.name}.unreadable-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}")
+                os.replace(path, aside)
+                log.warning(
+                    "segment_files.changes.unreadable",
+                    file=self._shown(path),
+                    moved_to=aside.name,
+                    error=str(exc),
+                )
+                return merged_history(history_header(columns), [], keep_from, delta, keep_from)
         fallback = file_date(path) if previous else keep_from
         return merged_history(history_header(columns), previous, fallback, delta, keep_from)
 
