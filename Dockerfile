@@ -13,10 +13,15 @@ COPY connector ./connector
 RUN pip install --no-cache-dir --upgrade pip && pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim
-RUN useradd --create-home --uid 10001 connector && mkdir -p /state /config && chown connector /state
+# OpenShift runs the image as an arbitrary UID in group 0: the folders connector writes belong to group 0 with
+# the owner's rights (g=u), and its own user is in group 0 too. A state that still cannot be written is exit 7
+# with a message naming the file, never a traceback.
+RUN useradd --create-home --uid 10001 --gid 0 connector && mkdir -p /state /config \
+    && chgrp -R 0 /state /home/connector && chmod -R g=u /state /home/connector
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/* && rm -rf /wheels
-USER connector
+# numeric: Kubernetes' runAsNonRoot cannot check a user name
+USER 10001
 WORKDIR /state
 # JSON logs on stderr for the log shipper. Keep the state in the /state volume: `state: {path: /state/state.sqlite}`
 # in the YAML (relative paths resolve against the YAML file, and /config may be mounted read-only).

@@ -19,6 +19,7 @@ class RunContext:
     as_of: dt.date
     started_at: dt.datetime  # timezone-aware UTC; cursors never pass it
     dry_run: bool = False
+    run_id: int | None = None  # the run's row in the state (None: a plan); segment files' change log shows it
     api_calls: Counter[str] = field(default_factory=Counter)  # per system name
 
     def __post_init__(self) -> None:

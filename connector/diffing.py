@@ -11,13 +11,14 @@ import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .conditions import compile_condition
 from .config import AppConfigBase, SegmentConfig
 from .engine import Decision
 from .outcome import Summary
 from .plan import LabelChange, Member, SegmentChange, Target
-from .schema import Fact, Person, RecordRef
+from .schema import Fact, Person, RecordRef, decode_value
 from .segments import in_segment
 from .state import StateStore
 from .vetoes import Veto
@@ -162,6 +163,7 @@ class ChangePlanner:
             company=person.values.get("company"),
             stage=decision.stage,
             label=self.config.stage_model.stage(decision.stage).label_for(writer.name),
+            values=member_values(person.values, person.extra),
         )
 
     def _gone_member(
@@ -180,7 +182,8 @@ class ChangePlanner:
         refs = tuple(RecordRef.parse(r) for r in snap.get("refs", []))
         if writer.source:
             refs = tuple(r for r in refs if r.source == writer.source)
-        values = snap.get("values", {})
+        values = {k: decode_value(v) for k, v in snap.get("values", {}).items()}
+        extra = {k: decode_value(v) for k, v in snap.get("extra", {}).items()}
         stage = row["stage"] if row else self.config.stage_model.default
         return Member(
             key,
@@ -191,7 +194,13 @@ class ChangePlanner:
             values.get("company"),
             stage,
             self.config.stage_model.stage(stage).label_for(writer.name),
+            member_values(values, extra),
         )
+
+
+def member_values(values: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """What a `Member` carries of a person: the schema values, and extras under their `extra.` names."""
+    return {**values, **{f"extra.{name}": value for name, value in extra.items()}}
 
 
 def _vetoed(veto: Veto | None, segment: SegmentConfig) -> bool:

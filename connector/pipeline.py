@@ -192,7 +192,7 @@ class Runner:
                     self._execute(store, sources, writers, ctx, summary, 0)
             else:
                 run_id = store.begin_run(mode, as_of, started)
-                summary.run_id = run_id
+                summary.run_id = ctx.run_id = run_id
                 try:
                     self._execute(store, sources, writers, ctx, summary, run_id)
                 except StateError as exc:  # stop before any further CRM write: nothing more can be recorded

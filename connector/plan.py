@@ -6,8 +6,9 @@ these and answers with a `WriteResult` (writers/base.py).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from .schema import RecordRef
 
@@ -40,6 +41,9 @@ class Member:
     company: str | None
     stage: str
     label: str
+    # the person's schema values (`contract_end`, `competitor`, ...) and `extra.<name>` values, for targets
+    # that show more than the fields above (segment files' `columns:`); typed as the schema says (dates as dates)
+    values: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
 
 @dataclass

@@ -110,7 +110,13 @@ def test_a_changed_input_file_moves_exactly_the_affected_people(project: Project
     )
     assert project.segment_rows("warm") == ["bob@globex.example", "frank@newco.example"]
     changes = (project.out / "warm.changes.csv").read_text(encoding="utf-8-sig").splitlines()
-    assert [line.split(";")[:2] for line in changes[1:]] == [["removed", "ann@acme.example"]]
+    # the change log keeps the first run's adds and appends this run's remove, with its run id
+    assert [line.split(";")[1:4] for line in changes[1:]][-1] == [
+        str(summary.run_id),
+        "removed",
+        "ann@acme.example",
+    ]
+    assert len(changes) == 1 + 3 + 1
     after = snapshot(project)
     assert after["acquisition.csv"] == before["acquisition.csv"]  # untouched segment, untouched file
     (history,) = project.query(
@@ -205,7 +211,7 @@ def test_a_deleted_row_removes_the_person_from_segments(project: Project) -> Non
     assert project.query("SELECT COUNT(*) FROM memberships") == [(3,)]
     # marketers see who left, by e-mail, although the person's last record is gone
     changes = (project.out / "acquisition.changes.csv").read_text(encoding="utf-8-sig")
-    assert "removed;frank@newco.example" in changes
+    assert f"{summary.run_id};removed;frank@newco.example" in changes
 
 
 def test_as_of_moving_into_a_window_changes_stage_with_a_transition(project: Project) -> None:

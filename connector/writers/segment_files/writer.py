@@ -1,20 +1,22 @@
-"""The segment file writer: one CSV per segment for marketers, plus who joined and left in the last change.
+"""The segment file writer: one file per segment for marketers, plus the log of who joined and left.
 
-`<segment>.csv` always holds the whole segment in a stable order, replaced atomically (a reader never sees a
-half-written file) and only when its bytes would differ, so a run without changes touches nothing.
-`<segment>.changes.csv` lists the members added and removed by the latest run that changed the segment.
-Defaults suit Excel in NL/BE: `;` opens as columns directly, the UTF-8 BOM makes accents show.
+`<segment>.csv` (or `.xlsx`, `format:`) always holds the whole segment in a stable order, with the configured
+`columns:`, replaced atomically (a reader never sees a half-written file) and only when its bytes would differ,
+so a run without changes touches nothing. `<segment>.changes.csv|xlsx` is a history: one row per add or remove
+with the run's date and id, kept for `history_days` (history.py). Defaults suit Excel in NL/BE: `;` opens as
+columns directly, the UTF-8 BOM makes accents show; `excel: english` suits English locales (tables.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import io
+import datetime as dt
 import os
 import stat
 import tempfile
-from collections.abc import Iterable, Sequence
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import structlog
@@ -25,7 +27,9 @@ from ...plan import LabelChange, Member, SegmentChange
 from ...plugin_config import WriterConfigBase
 from ...schema import RecordRef
 from ..base import Writer, WriteResult, expect_config
-from .config import CHANGES_SUFFIX, FORMULA_START, SegmentFilesConfig, check_segment_name, segment_file_stem
+from .config import CHANGES_STEM_SUFFIX, SegmentFilesConfig, check_segment_name, segment_file_stem
+from .history import file_date, history_header, merged_history
+from .tables import Cell, csv_text, is_formula_like, read_csv, read_xlsx, render_csv, render_xlsx
 
 log = structlog.get_logger(__name__)
 
@@ -51,10 +55,10 @@ class SegmentFilesWriter(Writer):
         return cls(cfg, env.base_dir)
 
     def path_for(self, segment: str) -> Path:
-        return self.directory / f"{segment_file_stem(segment)}.csv"
+        return self.directory / f"{segment_file_stem(segment)}{self.cfg.suffix}"
 
     def changes_path_for(self, segment: str) -> Path:
-        return self.directory / f"{segment_file_stem(segment)}{CHANGES_SUFFIX}"
+        return self.directory / f"{segment_file_stem(segment)}{CHANGES_STEM_SUFFIX}{self.cfg.suffix}"
 
     # -- writer contract ----------------------------------------------------------------------------------
 
@@ -69,15 +73,26 @@ class SegmentFilesWriter(Writer):
         if ctx.dry_run:
             return WriteResult(notes=[f"{note} (dry run: not written)"])
 
-        content = self._render(self.cfg.columns, ((None, m) for m in sorted_members(change.members)))
-        delta = [("added", m) for m in sorted_members(change.adds)]
-        delta += [("removed", m) for m in sorted_members(change.removes)]
+        columns = self.cfg.columns
+        content = self._render(
+            change.segment, columns, [self._cells(m) for m in sorted_members(change.members)]
+        )
+        day = ctx.started_at.astimezone(dt.UTC).date()
+        delta = [
+            [day, ctx.run_id, kind, *self._cells(m)]
+            for kind, group in (("added", change.adds), ("removed", change.removes))
+            for m in sorted_members(group)
+        ]
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             wrote = write_if_changed(path, content)
-            # No adds or removes: the previous changes file still tells what the last change was.
-            if delta:
-                write_if_changed(changes_path, self._render(["change", *self.cfg.columns], delta))
+            # every run, not only with adds or removes: rows past the retention leave even when nothing changes
+            if delta or changes_path.exists():
+                keep_from = day - dt.timedelta(days=self.cfg.history_days)
+                history = self._history(changes_path, columns, delta, keep_from)
+                write_if_changed(
+                    changes_path, self._render(f"{change.segment} changes", history_header(columns), history)
+                )
         except OSError as exc:
             reason = f"cannot write {shown}: {exc.strerror or exc}"
             log.error("segment_files.write.failed", target=self.name, segment=change.segment, error=reason)
@@ -104,16 +119,48 @@ class SegmentFilesWriter(Writer):
 
     # -- rendering ----------------------------------------------------------------------------------------
 
-    def _render(self, columns: Sequence[str], rows: Iterable[tuple[str | None, Member]]) -> bytes:
-        out = io.StringIO(newline="")
-        writer = csv.writer(out, delimiter=self.cfg.delimiter, lineterminator="\r\n")
-        writer.writerow(columns)
-        for change, member in rows:
-            cells = [change if col == "change" else _cell(member, col) for col in columns]
-            if self.cfg.escape_formulas:
-                cells = [_defuse(cell) for cell in cells]
-            writer.writerow(cells)
-        return out.getvalue().encode(self.cfg.encoding, errors="replace")
+    def _cells(self, member: Member) -> list[Cell]:
+        cells = [_cell(member, col) for col in self.cfg.columns]
+        if self.cfg.format == "csv":
+            # text now, with formulas defused here: rows read back from the change log are text already
+            return [self._csv_cell(cell) for cell in cells]
+        return cells
+
+    def _csv_cell(self, cell: Cell) -> str:
+        text = csv_text(cell, self.cfg.decimal_mark)
+        if self.cfg.escape_formulas and isinstance(cell, str) and is_formula_like(text):
+            return "'" + text
+        return text
+
+    def _render(self, title: str, header: Sequence[str], rows: Sequence[Sequence[Cell]]) -> bytes:
+        if self.cfg.format == "xlsx":
+            return render_xlsx(header, rows, title, self.cfg.escape_formulas)
+        texts = ([csv_text(cell, self.cfg.decimal_mark) for cell in row] for row in rows)
+        return render_csv(header, texts, self.cfg.csv_delimiter, self.cfg.encoding)
+
+    def _history(
+        self, path: Path, columns: Sequence[str], delta: Sequence[Sequence[Cell]], keep_from: dt.date
+    ) -> list[list[Cell]]:
+        previous: Sequence[Mapping[str, Cell]] = []
+        if path.exists():
+            try:
+                if self.cfg.format == "xlsx":
+                    previous = read_xlsx(path)[1]
+                else:
+                    previous = read_csv(path, self.cfg.csv_delimiter, self.cfg.encoding)[1]
+            except (ValueError, KeyError, zipfile.BadZipFile, csv.Error) as exc:
+                # saved over by another program, say: keep it for whoever wants it, and start a new log
+                aside = path.with_name(f"{path.name}.unreadable-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}")
+                os.replace(path, aside)
+                log.warning(
+                    "segment_files.changes.unreadable",
+                    file=self._shown(path),
+                    moved_to=aside.name,
+                    error=str(exc),
+                )
+                return merged_history(history_header(columns), [], keep_from, delta, keep_from)
+        fallback = file_date(path) if previous else keep_from
+        return merged_history(history_header(columns), previous, fallback, delta, keep_from)
 
     def _shown(self, path: Path) -> str:
         try:
@@ -127,17 +174,17 @@ def sorted_members(members: Iterable[Member]) -> list[Member]:
     return sorted(members, key=lambda m: (m.email is None, (m.email or "").lower(), m.person_key))
 
 
-def _cell(member: Member, column: str) -> str:
+def _cell(member: Member, column: str) -> Cell:
     if column == "refs":
         return " ".join(str(ref) for ref in sorted(member.refs, key=RecordRef.__str__))
-    value = getattr(member, column)
-    return "" if value is None else str(value)
+    value = getattr(member, column) if column in MEMBER_FIELDS else member.values.get(column)
+    if value is None or isinstance(value, str | int | float | bool | dt.date):
+        return value
+    return str(value)
 
 
-def _defuse(cell: str | None) -> str | None:
-    if cell and cell.startswith(FORMULA_START):
-        return "'" + cell
-    return cell
+# what every `Member` carries itself (also when built without `values`)
+MEMBER_FIELDS = frozenset({"person_key", "email", "first_name", "last_name", "company", "stage", "label"})
 
 
 def write_if_changed(path: Path, content: bytes) -> bool:
