@@ -19,11 +19,6 @@ import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from openpyxl import Workbook, load_workbook
-from openpyxl.styles import Font
-from openpyxl.utils import get_column_letter
-from openpyxl.writer.excel import ExcelWriter
-
 from .config import FORMULA_START
 
 Cell = str | int | float | bool | dt.date | None
@@ -71,6 +66,12 @@ def read_csv(path: Path, delimiter: str, encoding: str) -> tuple[list[str], list
 
 
 def render_xlsx(header: Sequence[str], rows: Iterable[Row], title: str, escape_formulas: bool) -> bytes:
+    # openpyxl is imported where it is used: a CSV-only config never pays for it at start-up
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+    from openpyxl.writer.excel import ExcelWriter
+
     wb = Workbook()
     ws = wb.active
     ws.title = _sheet_title(title)
@@ -105,6 +106,8 @@ def render_xlsx(header: Sequence[str], rows: Iterable[Row], title: str, escape_f
 
 def read_xlsx(path: Path) -> tuple[list[str], list[dict[str, Cell]]]:
     """The header and rows of an XLSX this module wrote, typed (date cells as dates)."""
+    from openpyxl import load_workbook
+
     wb = load_workbook(path, read_only=True, data_only=True)
     try:
         ws = wb.worksheets[0]
