@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from structlog.testing import capture_logs
 
 from connector.cli import cli
 from connector.config import load_config
@@ -121,11 +122,15 @@ def test_an_erased_person_is_gone_everywhere_and_stays_out_after_the_next_read(w
     for merge_key in crm_records:
         source, obj, rid = merge_key.split(":", 2)
         if source == "sf_prod" and obj in ("Lead", "Contact"):
-            world.seeded.sf.store.update(obj, rid, {"Title": "Back again"})
+            world.seeded.sf.store.update(obj, rid, {"FirstName": "Back"})
         elif source == "vt_main" and obj in ("Leads", "Contacts"):
-            world.seeded.vt.store.update(rid, {"designation": "Back again"})
+            world.seeded.vt.store.update(rid, {"firstname": "Back"})
     before = world.query("SELECT COUNT(*) FROM event_outbox")
-    assert world.run() == 3
+    with capture_logs() as logs:
+        assert world.run() == 3
+    # the read did bring their records back, and they were dropped before identity resolution
+    dropped = [e for e in logs if e["event"] == "erasure.suppressed.dropped"]
+    assert dropped and dropped[0]["records"] >= len(crm_records)
     assert_gone()
     assert world.query("SELECT COUNT(*) FROM event_outbox") == before
     feed = (world.root / "events" / "feed.jsonl").read_text(encoding="utf-8")
