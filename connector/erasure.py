@@ -147,6 +147,13 @@ def forget(
     report.file_rows = _forget_file_rows(config, keys, shown) + _forget_event_lines(config, keys, shown)
     with store.transaction():
         counts = _delete_rows(store, keys, refs)
+        # a rejected read names its row by file:line or key and keeps the raw record: match the e-mail itself
+        for email in sorted(shown):
+            cur = store.db.execute(
+                "DELETE FROM rejected WHERE instr(lower(item), ?) > 0 OR instr(lower(COALESCE(payload, '')), ?) > 0",
+                (email, email),
+            )
+            counts["rejected"] = counts.get("rejected", 0) + max(cur.rowcount, 0)
         cur = store.db.execute("INSERT INTO erasures (at, summary) VALUES (?, '{}')", (at.isoformat(),))
         erasure_id = int(cur.lastrowid or 0)
         store.db.executemany(
