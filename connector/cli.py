@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import functools
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -26,6 +27,8 @@ import click
 
 from . import logs
 from .config import AppConfigBase, ConfigErrors, load_config
+from .erasure import forget as forget_people
+from .erasure import is_suppressed
 from .errors import ConfigError, LockedError, RetriableError, StateError, UnreachableError
 from .outcome import EXIT_LOCKED, EXIT_NOT_FOUND, EXIT_STATE, EXIT_UNREACHABLE
 from .pipeline import EXIT_CONFIG, Runner, Summary
@@ -320,6 +323,10 @@ def explain(config_path: str, key: str, as_json: bool) -> None:
     """Why a person (person key, e-mail, external id or source:Object:Id) has their stage."""
     config = _load(config_path)
     store = _open_state(config)
+    if is_suppressed(store, key, os.environ):
+        store.close()
+        click.echo("suppressed: erased on request (connector keeps nothing else about this person)")
+        return
     person_key = find_person(store, key)
     if person_key is None:
         store.close()
@@ -432,6 +439,42 @@ def report(
         click.echo(f"funnel picture: {svg_path}")
     if html_path:
         click.echo(f"funnel report: {html_path}")
+
+
+@cli.command()
+@CONFIG
+@click.argument("emails", nargs=-1)
+@click.option(
+    "--file",
+    "emails_file",
+    type=click.File(encoding="utf-8"),
+    help="A file of e-mails to forget, one a line.",
+)
+@click.option("--json", "as_json", is_flag=True)
+@_exit_7_on_state_error
+def forget(config_path: str, emails: tuple[str, ...], emails_file: Any, as_json: bool) -> None:
+    """Erase people on request: their data leaves the state and segment files; they never come back."""
+    config = _load(config_path)
+    wanted = list(emails) + ([line.strip() for line in emails_file if line.strip()] if emails_file else [])
+    if not wanted:
+        raise click.UsageError("name at least one e-mail, or --file")
+    store = StateStore(config.state_path())
+    try:
+        store.lock()
+        report = forget_people(config, store, wanted, os.environ, dt.datetime.now(dt.UTC))
+    except LockedError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_LOCKED)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+        return
+    click.echo(
+        f"forgot {report.people} person(s), {report.records} record(s), {report.file_rows} segment file row(s); "
+        f"{report.requested - report.not_an_email} e-mail(s) suppressed, {report.not_an_email} not an e-mail; "
+        f"CRMs: {report.crm}"
+    )
 
 
 @cli.command()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -27,6 +28,7 @@ from .config import AppConfigBase
 from .context import PluginEnv, RunContext
 from .diffing import ChangePlanner, Plan, superseded_refs
 from .engine import Decision, Previous, StageEngine
+from .erasure import drop_suppressed
 from .errors import (
     BudgetExceededError,
     ConfigError,
@@ -382,7 +384,10 @@ class Runner:
 
     def _resolve(self, store: StateStore, *, as_of: dt.date) -> Resolution:
         roles = {s.name: s.effective_role() for s in self.config.sources}
-        facts = list(store.all_facts())
+        # an erased person's records, read again, never found a person (no stage, segment, task or event)
+        facts = drop_suppressed(
+            store, list(store.all_facts()), os.environ if self.environ is None else self.environ
+        )
         self._superseded = superseded_refs(facts)
         resolution = resolve(
             facts,

@@ -59,6 +59,15 @@ MIGRATIONS: dict[int, tuple[str, tuple[str, ...]]] = {
             "updated_at TEXT NOT NULL)",
         ),
     ),
+    6: (
+        "erasure on request: salted hashes of forgotten e-mails (never the e-mails) keep those people out of "
+        "every later read, and a log of each erasure that counts what went, naming no one",
+        (
+            "CREATE TABLE IF NOT EXISTS suppressions (hash TEXT PRIMARY KEY, erasure_id INTEGER, at TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS erasures (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, "
+            "summary TEXT NOT NULL)",
+        ),
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS, default=1)
 

@@ -117,6 +117,32 @@ class SegmentFilesWriter(Writer):
     def close(self) -> None:
         return None
 
+    def forget_rows(self, segment: str, keys: set[str], emails: set[str]) -> int:
+        """Erasure: drop every row of `segment`'s file and change log whose cells hold one of these person
+        keys or e-mails (whichever `columns:` shows); returns how many rows went."""
+        removed = 0
+        for path, title in (
+            (self.path_for(segment), segment),
+            (self.changes_path_for(segment), f"{segment} changes"),
+        ):
+            if not path.exists():
+                continue
+            header: list[str]
+            rows: Sequence[Mapping[str, Cell]]
+            if self.cfg.format == "xlsx":
+                header, rows = read_xlsx(path)
+            else:
+                header, rows = read_csv(path, self.cfg.csv_delimiter, self.cfg.encoding)
+            kept = [
+                row for row in rows if not any(_names_one_of(cell, keys, emails) for cell in row.values())
+            ]
+            if len(kept) != len(rows):
+                removed += len(rows) - len(kept)
+                write_if_changed(
+                    path, self._render(title, header, [[row.get(n) for n in header] for row in kept])
+                )
+        return removed
+
     # -- rendering ----------------------------------------------------------------------------------------
 
     def _cells(self, member: Member) -> list[Cell]:
@@ -181,6 +207,13 @@ def _cell(member: Member, column: str) -> Cell:
     if value is None or isinstance(value, str | int | float | bool | dt.date):
         return value
     return str(value)
+
+
+def _names_one_of(cell: object, keys: set[str], emails: set[str]) -> bool:
+    if not isinstance(cell, str):
+        return False
+    text = cell.strip().lstrip("'")  # a CSV cell may carry the formula-defusing quote
+    return text in keys or text.lower() in emails
 
 
 # what every `Member` carries itself (also when built without `values`)
