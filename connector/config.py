@@ -19,6 +19,7 @@ from pydantic import Tag as _Tag  # noqa: F401 - re-exported for plugin authors
 
 from . import config_env, safe_yaml
 from .conditions import Condition
+from .coverage_config import PipelineConfig, pipeline_problems
 from .errors import ConfigError
 from .events.config import EventsConfig
 from .model import NAME_PATTERN, StrictModel
@@ -102,6 +103,8 @@ class AppConfigBase(StrictModel):
     segments: list[SegmentConfig] = Field(default_factory=list)
     # the stage-transition event feed (connector/events/): off unless configured
     events: EventsConfig | None = None
+    # the revenue target the open pipeline must cover (coverage.py): off unless configured
+    pipeline: PipelineConfig | None = None
 
     @field_validator("stage_model", mode="before")
     @classmethod
@@ -425,6 +428,8 @@ def _cross_check(data: dict[str, Any], root: Any, file: str) -> list[ConfigIssue
                 if cond_stage not in stage_names:
                     hint = did_you_mean(cond_stage, stage_names) or f" (stages: {', '.join(stage_names)})"
                     issue(("segments", i, "when"), f"unknown stage '{cond_stage}'{hint}")
+    for loc, message in pipeline_problems(data.get("pipeline"), stage_names):
+        issue(("pipeline", *loc), message)
     identity_section = data.get("identity")
     priority = identity_section.get("source_priority") if isinstance(identity_section, dict) else None
     for i, name in enumerate(priority if isinstance(priority, list) else []):

@@ -46,6 +46,10 @@ def write_metrics(summary: Summary, path: Path | str, *, duration_seconds: float
             moves.labels(target, segment, "remove").set(stats.get("removes", 0))
     gauge("rejected_records", "Records rejected by the last run").set(summary.rejected.get("count", 0))
     gauge("rejected_pending", "Rejected records kept for retry").set(summary.rejected.get("pending", 0))
+    if summary.pipeline:  # only with `pipeline:` configured: no coverage is not zero coverage
+        gauge("pipeline_coverage_ratio", "Weighted open pipeline / revenue target of the period").set(
+            summary.pipeline["coverage"]
+        )
     calls = gauge("api_calls", "API calls made by the last run", ("system",))
     for system, n in summary.api_calls.items():
         calls.labels(system).set(n)

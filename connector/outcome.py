@@ -48,6 +48,8 @@ class Summary:
     guard: dict[str, Any] = field(default_factory=lambda: {"verdict": "pass", "breaches": []})
     # the event feed: per sink what was delivered and what stays for the next run (`plan`: would_emit)
     events: dict[str, Any] = field(default_factory=dict)
+    # open pipeline value per stage, weighted, coverage of the revenue target (coverage.py); empty unconfigured
+    pipeline: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     label_changes: list[dict[str, Any]] = field(default_factory=list)

@@ -26,6 +26,7 @@ import structlog
 from . import interrupts
 from .config import AppConfigBase
 from .context import PluginEnv, RunContext
+from .coverage import pipeline_figures, warn_if_short
 from .diffing import ChangePlanner, Plan, superseded_refs
 from .engine import Decision, Previous, StageEngine
 from .erasure import drop_suppressed
@@ -261,6 +262,12 @@ class Runner:
         resolution = self._resolve(store, as_of=ctx.as_of)
         decisions = self._decide(store, resolution.people, ctx.as_of, run_id, summary)
         people = {p.key: p for p in resolution.people}
+        if self.config.pipeline is not None:
+            pairs = ((decisions[k].stage, p.values) for k, p in people.items())
+            summary.pipeline = pipeline_figures(
+                self.config.pipeline, self.config.stage_model, pairs, ctx.as_of
+            )
+            warn_if_short(summary.pipeline)
         plan = self.planner.plan(
             store, writers, people, decisions, ctx.as_of, summary, self._superseded, self._vetoes
         )

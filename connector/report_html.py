@@ -109,6 +109,57 @@ def _segments(runs: list[RunRecord]) -> list[dict[str, Any]]:
     ]
 
 
+def _money(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _pipeline(runs: list[RunRecord], model: StageModel) -> dict[str, Any] | None:
+    """The latest run's open pipeline per stage and the coverage of every run that measured it, with how it
+    moved since the run before (from each run's summary in the state)."""
+    measured = [r for r in runs if r.pipeline]
+    if not measured:
+        return None
+    last = measured[-1].pipeline
+    trend = []
+    previous: float | None = None
+    for run in measured:
+        coverage = float(run.pipeline["coverage"])
+        trend.append(
+            {
+                "run": run.id,
+                "as_of": run.as_of,
+                "period": run.pipeline["period"],
+                "value": _money(run.pipeline["value"]),
+                "weighted": _money(run.pipeline["weighted"]),
+                "target": _money(run.pipeline["target"]),
+                "coverage": _pct(coverage),
+                "moved": "" if previous is None else f"{coverage - previous:+.0%}",
+                "below": bool(run.pipeline.get("below")),
+            }
+        )
+        previous = coverage
+    return {
+        "period": last["period"],
+        "target": _money(last["target"]),
+        "value": _money(last["value"]),
+        "weighted": _money(last["weighted"]),
+        "coverage": _pct(last["coverage"]),
+        "warn_below": _pct(last["warn_below"]),
+        "below": bool(last.get("below")),
+        "stages": [
+            {
+                "label": stage_label(model, name),
+                "open": s["open"],
+                "value": _money(s["value"]),
+                "probability": _pct(s["probability"]),
+                "weighted": _money(s["weighted"]),
+            }
+            for name, s in last["stages"].items()
+        ],
+        "trend": list(reversed(trend)),
+    }
+
+
 def _run_rows(runs: list[RunRecord]) -> list[dict[str, Any]]:
     return [
         {
@@ -163,4 +214,5 @@ def render_html(
         flow_columns=flow_columns,
         flow_rows=flow_rows,
         segments=_segments(runs),
+        pipeline=_pipeline(runs, model),
     )

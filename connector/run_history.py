@@ -49,6 +49,8 @@ class RunRecord:
     rejected: int = 0
     rejected_pending: int = 0
     errors: list[str] = field(default_factory=list)
+    # the open pipeline against the revenue target (coverage.py); empty for runs without `pipeline:` configured
+    pipeline: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,6 +109,7 @@ def run_history(store: StateStore, limit: int = ALL_RUNS) -> list[RunRecord]:
                 rejected=int(rejected.get("count", 0)),
                 rejected_pending=int(rejected.get("pending", 0)),
                 errors=[str(e) for e in summary.get("errors") or []],
+                pipeline=summary.get("pipeline") or {},
             )
         )
     return records

@@ -64,6 +64,8 @@ class StageModel(StrictModel):
     rules: list[Rule] = Field(default_factory=list)
     # stage name -> label for every target, or {default: label, <target>: label}; merged onto `stages`
     labels: dict[str, str | dict[str, str]] = Field(default_factory=dict)
+    # stage -> chance (0..1) an open deal of a person in it is won: the pipeline coverage's defaults
+    probabilities: dict[str, float] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -128,6 +130,12 @@ def stage_model_problems(model: StageModel) -> list[tuple[tuple[Any, ...], str]]
             problems.append(
                 (("labels", name), f"unknown stage '{name}'{did_you_mean(name, known) or _listed(names)}")
             )
+    for name, chance in model.probabilities.items():
+        if name not in known:
+            hint = did_you_mean(name, known) or _listed(names)
+            problems.append((("probabilities", name), f"unknown stage '{name}'{hint}"))
+        elif not 0 <= chance <= 1:
+            problems.append((("probabilities", name), f"must be between 0 and 1, not {chance}"))
     rule_names = [r.name for r in model.rules]
     for i, rule in enumerate(model.rules):
         if rule.stage not in known:
