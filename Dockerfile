@@ -7,10 +7,12 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
+# the pinned versions (`make lock` regenerates them with pip-tools): the image installs exactly these
+COPY requirements/runtime.lock ./requirements/runtime.lock
 # connector/ only: the loopback sandboxes and the demo (sandboxes/, with their fixed test credentials) are another
 # distribution and stay out of the image (tests/test_runtime_package.py builds this wheel and checks it)
 COPY connector ./connector
-RUN pip install --no-cache-dir --upgrade pip && pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir --constraint requirements/runtime.lock --wheel-dir /wheels .
 
 FROM python:3.11-slim
 # OpenShift runs the image as an arbitrary UID in group 0: the folders connector writes belong to group 0 with
@@ -19,7 +21,8 @@ FROM python:3.11-slim
 RUN useradd --create-home --uid 10001 --gid 0 connector && mkdir -p /state /config \
     && chgrp -R 0 /state /home/connector && chmod -R g=u /state /home/connector
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/* && rm -rf /wheels
+# --no-index: nothing but the wheels the build stage pinned
+RUN pip install --no-cache-dir --no-index /wheels/* && rm -rf /wheels
 # numeric: Kubernetes' runAsNonRoot cannot check a user name
 USER 10001
 WORKDIR /state

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-loaded lint types unit bench clean
+.PHONY: demo test test-loaded lint types unit bench clean lock
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -36,6 +36,13 @@ test: lint types unit
 test-loaded: ROUNDS ?= 1
 test-loaded: $(STAMP)
 	$(BIN)/python scripts/test-under-load --rounds $(ROUNDS)
+
+# The image installs from requirements/runtime.lock (pinned, resolved for Python 3.11 on Linux, as in the image).
+# Run after changing dependencies in pyproject.toml; existing pins are kept unless LOCK_FLAGS=--upgrade.
+# tests/test_runtime_lock.py fails when the lock no longer satisfies pyproject.toml.
+lock: $(STAMP)
+	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-trusted-host --no-emit-find-links \
+		$(LOCK_FLAGS) --output-file requirements/runtime.lock pyproject.toml
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -251,6 +251,20 @@ def plan(config_path: str, as_of: str | None, as_json: bool, full: bool) -> None
     help="Also write the run's figures as Prometheus metrics (node_exporter textfile collector).",
 )
 @click.option(
+    "--pushgateway",
+    envvar="CONNECTOR_PUSHGATEWAY",
+    metavar="URL",
+    help="Also push the run's metrics to this Prometheus Pushgateway (user:password@ in the URL for basic auth).",
+)
+@click.option(
+    "--push-job", default="connector", show_default=True, help="The job label of the pushed metrics."
+)
+@click.option(
+    "--push-instance",
+    envvar="CONNECTOR_PUSH_INSTANCE",
+    help="The instance label of the pushed metrics [default: the config file's name without suffix].",
+)
+@click.option(
     "--allow-mass-change",
     is_flag=True,
     help="Let this one run through the mass-change guard (after checking what `plan` says it would change).",
@@ -261,6 +275,9 @@ def run(
     as_json: bool,
     full: bool,
     metrics_file: str | None,
+    pushgateway: str | None,
+    push_job: str,
+    push_instance: str | None,
     allow_mass_change: bool,
 ) -> None:
     """Pull what changed, decide stages, push labels and segment memberships that changed."""
@@ -273,6 +290,18 @@ def run(
 
         write_metrics(
             summary, metrics_file, duration_seconds=time.monotonic() - started, finished_at=time.time()
+        )
+    if pushgateway:
+        from .metrics import push_metrics
+
+        # one group per config, not per host: a CronJob's pod name changes every run
+        push_metrics(
+            summary,
+            pushgateway,
+            job=push_job,
+            instance=push_instance or Path(config_path).stem,
+            duration_seconds=time.monotonic() - started,
+            finished_at=time.time(),
         )
     _print_summary(summary, as_json, full)
     sys.exit(summary.exit_code)

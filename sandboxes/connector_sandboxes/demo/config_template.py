@@ -126,3 +126,28 @@ segments:
     when: {{field: stage, eq: ambassador}}
     targets: [marketing_files]
 """
+
+
+# Beside the demo's config: the same job pointed at sandboxes a user starts with `connector sandbox salesforce`
+# and `connector sandbox vtiger`, through the variables they print; its own state and segment folder, as the
+# records of those sandboxes are not the demo's.
+RERUN_CONFIG_FILE = "connector.sandbox.yaml"
+
+
+def rerun_config() -> str:
+    text = DEMO_CONFIG.format(
+        sf_login_url="${SF_LOGIN_URL}", sf_ca_bundle="${SF_CA_BUNDLE}", vt_url="${VTIGER_URL}"
+    )
+    edits = (
+        (
+            "# Written by `connector demo`: the main job against the loopback sandboxes and files in this directory.",
+            "# Written by `connector demo`: the demo's job against `connector sandbox salesforce` and `connector sandbox\n"
+            "# vtiger` (export the lines each prints first), with the files in this directory.",
+        ),
+        ("  path: state.sqlite", "  path: sandbox-state.sqlite"),
+        ("    directory: segments", "    directory: sandbox-segments"),
+    )
+    for old, new in edits:
+        assert text.count(old) == 1, f"the demo config no longer holds {old!r}"
+        text = text.replace(old, new)
+    return text
