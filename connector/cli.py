@@ -172,6 +172,14 @@ def discover(config_path: str, source: str, objects: tuple[str, ...], as_json: b
     click.echo(json.dumps(found.to_json(), indent=2) if as_json else text(found))
 
 
+def _who(change: dict[str, Any]) -> str:
+    """`Ann de Vries <ann@acme.example>` for a line of `plan --full`; the person key when neither is known."""
+    name, email = change.get("name"), change.get("email")
+    if name and email:
+        return f"{name} <{email}>"
+    return str(name or email or f"person {change['person']}")
+
+
 def _print_summary(summary: Summary, as_json: bool, full: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary.to_json(detail=summary.mode == "plan" or full), indent=2, default=str))
@@ -192,14 +200,14 @@ def _print_summary(summary: Summary, as_json: bool, full: bool) -> None:
             if full:
                 for c in summary.label_changes:
                     if c["target"] == target and (c["from"], c["to"]) == (old, new):
-                        click.echo(f"      {c['ref']} ({c['person']})")
+                        click.echo(f"      {_who(c)}  {c['ref']}")
     for target, segs in summary.segments.items():
         for seg, stats in segs.items():
             click.echo(f"segment {target}/{seg}: {stats}")
             if full:
                 for c in summary.segment_changes:
                     if c["target"] == target and c["segment"] == seg:
-                        click.echo(f"      {c['change']} {c['email'] or ''} ({c['person']})")
+                        click.echo(f"      {c['change']} {_who(c)}")
     if summary.rejected["count"] or summary.rejected["pending"]:
         click.echo(f"rejected: {summary.rejected}")
     if summary.unknown_values:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import structlog
 from click.testing import CliRunner, Result
-from spine_helpers import AS_OF, PEOPLE_CSV, Project
+from spine_helpers import AS_OF, PEOPLE_CSV, VTIGER_LABEL_CONFIG, Project
 
 from connector.cli import cli
 from connector.explain import condition_text, explain_lines, show
+from connector_sandboxes.vtiger import VtigerSandbox
 
 PYTHON_NOTATION = re.compile(r"[{}\[\]]|'\w+':|\bTrue\b|\bFalse\b|\bNone\b")
 
@@ -121,3 +124,45 @@ def test_values_read_as_text() -> None:
     assert show({"$date": "2026-11-23"}) == "2026-11-23"
     assert show(dt.datetime(2026, 11, 23, 9, 30, tzinfo=dt.UTC)) == "2026-11-23 09:30 UTC"
     assert show(None) == "(empty)"
+
+
+# ---- plan --full ------------------------------------------------------------------------------------------
+
+
+def test_plan_full_names_segment_members_by_name_and_e_mail(project: Project) -> None:
+    result = invoke(project, "plan", "--as-of", AS_OF.isoformat(), "--full")
+    assert result.exit_code == 0, result.output
+    warm = result.stdout.split("segment files/warm:", 1)[1].splitlines()
+    assert "      add Ann de Vries <ann@acme.example>" in warm
+    assert "      add Bob Jansen <bob@globex.example>" in warm
+
+
+@pytest.mark.e2e
+def test_plan_full_names_the_person_behind_each_label_change(
+    vt_sandbox: VtigerSandbox, tmp_path: Path
+) -> None:
+    lead = vt_sandbox.store.create(
+        "Leads", {"lastname": "de Vries", "email": "ann@acme.example", "leadstatus": "Hot"}
+    )
+    config = tmp_path / "connector.yaml"
+    config.write_text(VTIGER_LABEL_CONFIG.format(url=vt_sandbox.url), encoding="utf-8")
+    result = CliRunner().invoke(
+        cli,
+        ["--log-level", "warning", "plan", "-c", str(config), "--as-of", AS_OF.isoformat(), "--full"],
+        env=vt_sandbox.env(),
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert f"      de Vries <ann@acme.example>  vt_main:Leads:{lead['id']}" in result.stdout.splitlines()
+    data = json.loads(
+        CliRunner()
+        .invoke(
+            cli,
+            ["--log-level", "warning", "plan", "-c", str(config), "--as-of", AS_OF.isoformat(), "--json"],
+            env=vt_sandbox.env(),
+            catch_exceptions=False,
+        )
+        .stdout
+    )
+    (change,) = data["label_changes"]
+    assert (change["email"], change["name"]) == ("ann@acme.example", "de Vries")
