@@ -34,7 +34,7 @@ from .outcome import EXIT_LOCKED, EXIT_NOT_FOUND, EXIT_STATE, EXIT_UNREACHABLE
 from .pipeline import EXIT_CONFIG, Runner, Summary
 from .registry import load_source, load_writer
 from .report import funnel_report, funnel_svg, funnel_text
-from .schema import decode_value, normalise_email
+from .schema import normalise_email
 from .sources.base import Source
 from .state import StateStore
 from .writers.base import Writer
@@ -175,6 +175,14 @@ def discover(config_path: str, source: str, objects: tuple[str, ...], as_json: b
     click.echo(json.dumps(found.to_json(), indent=2) if as_json else text(found))
 
 
+def _who(change: dict[str, Any]) -> str:
+    """`Ann de Vries <ann@acme.example>` for a line of `plan --full`; the person key when neither is known."""
+    name, email = change.get("name"), change.get("email")
+    if name and email:
+        return f"{name} <{email}>"
+    return str(name or email or f"person {change['person']}")
+
+
 def _print_summary(summary: Summary, as_json: bool, full: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary.to_json(detail=summary.mode == "plan" or full), indent=2, default=str))
@@ -195,14 +203,14 @@ def _print_summary(summary: Summary, as_json: bool, full: bool) -> None:
             if full:
                 for c in summary.label_changes:
                     if c["target"] == target and (c["from"], c["to"]) == (old, new):
-                        click.echo(f"      {c['ref']} ({c['person']})")
+                        click.echo(f"      {_who(c)}  {c['ref']}")
     for target, segs in summary.segments.items():
         for seg, stats in segs.items():
             click.echo(f"segment {target}/{seg}: {stats}")
             if full:
                 for c in summary.segment_changes:
                     if c["target"] == target and c["segment"] == seg:
-                        click.echo(f"      {c['change']} {c['email'] or ''} ({c['person']})")
+                        click.echo(f"      {c['change']} {_who(c)}")
     if summary.rejected["count"] or summary.rejected["pending"]:
         click.echo(f"rejected: {summary.rejected}")
     if summary.unknown_values:
@@ -388,27 +396,10 @@ def explain(config_path: str, key: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(out, indent=2, default=str))
         return
-    click.echo(f"{person_key}: {row['stage']} since {row['since']}")
-    rule = decision.get("rule")
-    click.echo(f"  rule: {rule or '(none held: default stage)'} proposed {decision['proposed']}")
-    for m in decision.get("matched", []):
-        click.echo(f"    matched {m}")
-    if decision.get("held"):
-        click.echo(f"  held at {row['stage']} by the forward-only policy")
-    if decision.get("reentry"):
-        click.echo("  moved back along the path by a re-entry rule")
-    click.echo("  records: " + ", ".join(snapshot["refs"]))
-    for name, raw_value in snapshot["values"].items():
-        value = decode_value(raw_value)
-        src = snapshot["provenance"].get(name)
-        click.echo(f"    {name} = {value}" + (f"   (from {src})" if src else ""))
-    click.echo("  history:")
-    for h in out["history"]:
-        click.echo(
-            f"    {h['at']}: {h['from_stage'] or '(new)'} -> {h['to_stage']} ({h['rule'] or 'default'})"
-        )
-    click.echo(f"  labels: {out['labels']}")
-    click.echo(f"  segments: {out['segments']}")
+    from .explain import explain_lines
+
+    for line in explain_lines(out, config.stage_model):
+        click.echo(line)
 
 
 @cli.command()

@@ -102,7 +102,16 @@ class ChangePlanner:
         changes.sort(key=lambda c: (c.ref.object, c.ref.id))
         summary.labels[writer.name] = {"changes": len(changes)}
         summary.label_changes.extend(
-            {"target": writer.name, "ref": str(c.ref), "person": c.person_key, "from": c.old, "to": c.new}
+            {
+                "target": writer.name,
+                "ref": str(c.ref),
+                "person": c.person_key,
+                # who it is, for people reading `plan --full` (a record id alone says nothing to them)
+                "email": people[c.person_key].values.get("email"),
+                "name": _name(people[c.person_key].values),
+                "from": c.old,
+                "to": c.new,
+            }
             for c in changes
         )
         return changes
@@ -147,6 +156,7 @@ class ChangePlanner:
                         "change": change,
                         "person": m.person_key,
                         "email": m.email,
+                        "name": _name({"first_name": m.first_name, "last_name": m.last_name}),
                     }
                     for m in group
                 )
@@ -220,3 +230,8 @@ def superseded_refs(facts: list[Fact]) -> set[str]:
         ):
             out.add(str(fact.ref))
     return out
+
+
+def _name(values: Mapping[str, Any]) -> str | None:
+    """First and last name as one, or None when neither is known."""
+    return " ".join(str(values[k]) for k in ("first_name", "last_name") if values.get(k)) or None

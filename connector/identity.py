@@ -291,11 +291,24 @@ def _min_future(values: list[tuple[Any, Any]], as_of: dt.date) -> tuple[Any, Any
     return max(dates, key=lambda p: p[0])
 
 
+def _refs(facts: Iterable[Fact]) -> str:
+    """The records a value was computed from, in a stable order (a count or a sum has more than one)."""
+    return ", ".join(sorted(str(f.ref) for f in facts))
+
+
+def _by_close_date(o: Fact) -> tuple[dt.date, str]:
+    return (o.values.get("opportunity_close_date") or dt.date.min, str(o.ref))
+
+
 def _fold_opportunities(person: Person, opps: list[Fact]) -> None:
+    # each value names the opportunity (or opportunities) it came from: `explain` shows it, and one opportunity's
+    # stage credited to another (a won deal shown as the open one beside it) would mislead whoever reads it
     if not opps:
         return
     v = person.values
+    src = person.provenance
     v["opportunity_count"] = len(opps)
+    src["opportunity_count"] = _refs(opps)
     open_ = [
         o
         for o in opps
@@ -306,31 +319,43 @@ def _fold_opportunities(person: Person, opps: list[Fact]) -> None:
     won = [o for o in opps if o.values.get("opportunity_won") or o.values.get("opportunity_stage") == "won"]
     closed = [o for o in opps if o not in open_]
     v["opportunity_open"] = bool(open_)
+    src["opportunity_open"] = _refs(open_) if open_ else _refs(opps)
     v["opportunity_won"] = bool(won)
-    stages = [o.values.get("opportunity_stage") or "open" for o in open_ + won]
+    src["opportunity_won"] = _refs(won) if won else _refs(opps)
+    stages = [(o.values.get("opportunity_stage") or "open", o) for o in open_ + won]
     if stages:
-        v["opportunity_stage"] = max(stages, key=lambda s: OPPORTUNITY_ORDER.get(s, 0))
+        # the furthest stage wins; among equals, the newest opportunity is named
+        stage, supplier = max(stages, key=lambda p: (OPPORTUNITY_ORDER.get(p[0], 0), _by_close_date(p[1])))
+        v["opportunity_stage"] = stage
+        src["opportunity_stage"] = str(supplier.ref)
     elif closed:
         v["opportunity_stage"] = "lost"
-    newest = max(opps, key=lambda o: (o.values.get("opportunity_close_date") or dt.date.min, str(o.ref)))
+        src["opportunity_stage"] = str(max(closed, key=_by_close_date).ref)
+    newest = max(opps, key=_by_close_date)
     if newest.values.get("opportunity_stage_raw"):
         v["opportunity_stage_raw"] = newest.values["opportunity_stage_raw"]
+        src["opportunity_stage_raw"] = str(newest.ref)
     if closed and not open_:
-        last_closed = max(
-            closed, key=lambda o: (o.values.get("opportunity_close_date") or dt.date.min, str(o.ref))
-        )
+        last_closed = max(closed, key=_by_close_date)
         v["opportunity_lost"] = last_closed not in won
+        src["opportunity_lost"] = str(last_closed.ref)
     else:
         v["opportunity_lost"] = False
+        src["opportunity_lost"] = _refs(open_) if open_ else _refs(opps)
     amount = sum(float(o.values.get("opportunity_amount") or 0) for o in open_ + won)
     v["opportunity_amount"] = amount
-    dates = [o.values["opportunity_close_date"] for o in opps if o.values.get("opportunity_close_date")]
-    if dates:
-        v["opportunity_close_date"] = max(dates)
-    won_dates = [o.values["opportunity_close_date"] for o in won if o.values.get("opportunity_close_date")]
-    if won_dates:
-        v["won_date"] = max(won_dates)
-    person.provenance["opportunity_stage"] = str(newest.ref)
+    if open_ + won:
+        src["opportunity_amount"] = _refs(open_ + won)
+    dated = [o for o in opps if o.values.get("opportunity_close_date")]
+    if dated:
+        last = max(dated, key=_by_close_date)
+        v["opportunity_close_date"] = last.values["opportunity_close_date"]
+        src["opportunity_close_date"] = str(last.ref)
+    won_dated = [o for o in won if o.values.get("opportunity_close_date")]
+    if won_dated:
+        last_won = max(won_dated, key=_by_close_date)
+        v["won_date"] = last_won.values["opportunity_close_date"]
+        src["won_date"] = str(last_won.ref)
 
 
 def _fold_contracts(person: Person, contracts: list[Fact], as_of: dt.date) -> None:
@@ -341,12 +366,15 @@ def _fold_contracts(person: Person, contracts: list[Fact], as_of: dt.date) -> No
         if end is not None:
             person.values["contract_end"] = end
             person.provenance["contract_end"] = str(src.ref)
-        starts = [c.values["contract_start"] for c in own if c.values.get("contract_start")]
-        if starts:
-            person.values["contract_start"] = max(starts)
+        started = [c for c in own if c.values.get("contract_start")]
+        if started:
+            latest = max(started, key=lambda c: (c.values["contract_start"], str(c.ref)))
+            person.values["contract_start"] = latest.values["contract_start"]
+            person.provenance["contract_start"] = str(latest.ref)
     if theirs:
         end, src = _min_future([(c.values.get("contract_end"), c) for c in theirs], as_of)
         if end is not None:
             person.values["competitor_contract_end"] = end
             person.values["competitor"] = src.values.get("competitor")
+            person.provenance["competitor"] = str(src.ref)
             person.provenance["competitor_contract_end"] = str(src.ref)

@@ -2,8 +2,8 @@
 
 The source hands each raw record (REST JSON or a Bulk CSV row, which differ only in how parents and booleans
 look) together with the picklist meanings it read from the org (`OrgMeanings`). Picklists are explained by the
-YAML value map first, then by the org (`LeadStatus.IsConverted`, `OpportunityStage.IsClosed/IsWon`); a value
-neither explains is returned in `MappedRecord.unknown` and its field left unset: never guessed.
+YAML value map first, then by the org (`LeadStatus.IsConverted`, `OpportunityStage.IsClosed/IsWon`), then by
+Salesforce's stock lead statuses (`DEFAULT_LEAD_STATUS`); a value none explains is returned in `MappedRecord.unknown` and its field left unset: never guessed.
 """
 
 from __future__ import annotations
@@ -23,6 +23,18 @@ log = structlog.get_logger(__name__)
 
 # Key under which the source puts an opportunity's contact ids (read from OpportunityContactRole).
 CONTACT_ROLES_KEY = "_contact_ids"
+
+
+# Salesforce's stock Lead statuses (a new org's LeadStatus picklist). The org's LeadStatus rows tell only which
+# status converts a lead (IsConverted), not which ones mean "being worked on" or "sales said no", so without these
+# every stock lead fell to the default stage and a closed-not-converted lead lost its suppression. A YAML value map
+# overrides any of them; a status the org has renamed or added is not in here and stays unknown until mapped.
+DEFAULT_LEAD_STATUS: dict[str, str] = {
+    "open - not contacted": "new",
+    "working - contacted": "working",
+    "closed - converted": "converted",
+    "closed - not converted": "qualified_out",
+}
 
 
 @dataclass(frozen=True)
@@ -100,6 +112,10 @@ def lead_status_meaning(raw: Any, mapping: ObjectMapping, meanings: OrgMeanings)
     key = str(raw).strip().casefold()
     if meanings.lead_converted.get(key):
         return True, "converted"
+    stock = DEFAULT_LEAD_STATUS.get(key)
+    # an org whose own row says this status does not convert is believed over the stock name
+    if stock is not None and not (stock == "converted" and meanings.lead_converted.get(key) is False):
+        return True, stock
     if key in LEAD_STATUS_MEANINGS:
         return True, key
     return False, None

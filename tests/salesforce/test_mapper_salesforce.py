@@ -94,9 +94,34 @@ def test_yaml_value_map_overrides_and_org_explains_conversion() -> None:
 
 
 def test_unexplained_status_is_reported_not_guessed() -> None:
-    out = map_record("s", "Lead", lead(Status="Open - Not Contacted"), LEAD, ORG)
+    out = map_record("s", "Lead", lead(Status="Hibernating"), LEAD, ORG)  # an org's own status, not stock
     assert "lead_status" not in out.fact.values
-    assert out.unknown == [("lead_status", "Open - Not Contacted")]
+    assert out.unknown == [("lead_status", "Hibernating")]
+
+
+@pytest.mark.parametrize(
+    ("status", "meaning"),
+    [
+        ("Open - Not Contacted", "new"),
+        ("Working - Contacted", "working"),
+        ("Closed - Converted", "converted"),
+        ("Closed - Not Converted", "qualified_out"),
+    ],
+)
+def test_stock_lead_statuses_mean_something_without_a_value_map(status: str, meaning: str) -> None:
+    bare = ObjectMapping(fields={"Status": "lead_status"})
+    for org in (ORG, OrgMeanings()):  # with the org's LeadStatus rows and without them
+        out = map_record("s", "Lead", lead(Status=status), bare, org)
+        assert out.fact.values["lead_status"] == meaning and out.unknown == []
+
+
+def test_a_value_map_overrides_a_stock_lead_status() -> None:
+    mapped = ObjectMapping(
+        fields={"Status": "lead_status"}, value_maps={"lead_status": {"Open - Not Contacted": "working"}}
+    )
+    assert map_record("s", "Lead", lead(Status="Open - Not Contacted"), mapped, ORG).fact.values[
+        "lead_status"
+    ] == ("working")
 
 
 def test_contact_belongs_to_account() -> None:

@@ -165,7 +165,7 @@ def test_unknown_status_reported_and_converted_lead_merges_with_contact(sf_sandb
     objects = dict(OBJECTS)
     objects["Lead"] = {
         "fields": {"Email": "email", "Status": "lead_status"}
-    }  # no value map: "Open" is unknown
+    }  # no value map: the stock "Open - Not Contacted" means new all the same
     src = make_source(sf_sandbox, objects=objects)
     open_lead = store.insert("Lead", {"LastName": "Open", "Company": "B", "Status": "Open - Not Contacted"})
     batches = list(src.read({}, run_ctx(sf_sandbox)))
@@ -187,8 +187,8 @@ def test_unknown_status_reported_and_converted_lead_merges_with_contact(sf_sandb
         won.values["opportunity_won"],
         won.values["opportunity_closed"],
     ) == ("won", True, True)
-    assert "lead_status" not in facts[f"sf_prod:Lead:{open_lead}"].values
-    assert src.unknown_values[("lead_status", "Open - Not Contacted")] == 1
+    assert facts[f"sf_prod:Lead:{open_lead}"].values["lead_status"] == "new"
+    assert ("lead_status", "Open - Not Contacted") not in src.unknown_values
 
 
 def test_faults_during_read_lose_nothing(sf_sandbox) -> None:
