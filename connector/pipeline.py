@@ -240,7 +240,10 @@ class Runner:
         for source in sources:
             try:
                 stats = summary.read.setdefault(source.name, new_stats())
-                read_source(store, source, ctx, stats, run_id, rejected_now)
+                strictness = next(
+                    (c.unknown_values for c in self.config.sources if c.name == source.name), "report"
+                )
+                read_source(store, source, ctx, stats, run_id, rejected_now, unknown_values=strictness)
                 with store.transaction():
                     store.mark_baseline(source.name, run_id)
             except (ConfigError, BudgetExceededError, UnreachableError, OSError) as exc:
@@ -252,8 +255,9 @@ class Runner:
                 unreachable = True  # the others go on; this source's last known records still count
                 if not store.has_baseline(source.name):
                     no_baseline.append(source.name)
-            for (fname, value), n in source.unknown_values.items():
-                summary.unknown_values[f"{source.name}.{fname}={value}"] = n
+            finally:  # also when the values themselves end the run (`unknown_values: error`)
+                for (fname, value), n in source.unknown_values.items():
+                    summary.unknown_values[f"{source.name}.{fname}={value}"] = n
 
         if no_baseline:
             self._hold_without_baseline(store, no_baseline, summary, rejected_now)

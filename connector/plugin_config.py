@@ -24,6 +24,9 @@ class SourceConfigBase(StrictModel):
     # whose word this source carries: a sales decision (CRM) beats a marketing signal (enrichment files)
     role: Literal["sales", "marketing"] | None = None
     default_role: ClassVar[str] = "sales"
+    # a picklist value in the data that neither the stock meanings nor value_maps know: `report` counts it in
+    # the summary and leaves it unset; `error` makes it a config error that ends the run before any write
+    unknown_values: Literal["report", "error"] = "report"
 
     def effective_role(self) -> str:
         return self.role or self.default_role

@@ -13,7 +13,7 @@ from typing import Any
 import structlog
 
 from .context import RunContext
-from .errors import RecordError
+from .errors import ConfigError, RecordError
 from .logs import mask_text
 from .schema import Fact, decode_value, encode_value
 from .sources.base import Batch, Source
@@ -37,9 +37,16 @@ def read_source(
     stats: dict[str, int],
     run_id: int,
     rejected_now: Counter[str],
+    *,
+    unknown_values: str = "report",
 ) -> None:
-    """Read what changed in `source` into `store`; counts go to `stats`, rejection reasons to `rejected_now`."""
+    """Read what changed in `source` into `store`; counts go to `stats`, rejection reasons to `rejected_now`.
+
+    `unknown_values="error"`: the first batch holding a picklist value with no meaning raises ConfigError
+    inside its transaction, so neither its records nor its cursor are stored.
+    """
     name = source.name
+    strict = unknown_values == "error"
 
     # Retry what earlier runs rejected first, so a fresher copy read below wins over the stored one.
     retry_rows = store.rejected("read", name)
@@ -73,17 +80,35 @@ def read_source(
                 store.upsert_facts(drop_echoes(store, name, [fact]))
                 store.clear_rejected("read", name, [row["item"]])
                 stats["retried_ok"] += 1
+            if strict:
+                refuse_unknown_values(source)
 
     cursors = store.cursors(name)
     for batch in source.read(cursors, ctx):
         with store.transaction():
             store_batch(store, source, batch, stats, run_id, rejected_now, read_rejected)
+            if strict:
+                refuse_unknown_values(source)
     if retry_failed:
         pending = {r["item"] for r in store.rejected("read", name)}
         for item, reason_key in retry_failed.items():
             if item in pending and item not in read_rejected:
                 rejected_now[reason_key] += 1
     log.info("source.read.done", source=name, **stats)
+
+
+def refuse_unknown_values(source: Source) -> None:
+    """A config error naming every (field, value) with no meaning seen so far and how many records carry it."""
+    if not source.unknown_values:
+        return
+    seen = ", ".join(
+        f"{field} '{value}' ({n} record{'s' if n != 1 else ''})"
+        for (field, value), n in sorted(source.unknown_values.items())
+    )
+    raise ConfigError(
+        f"sources.{source.name}.unknown_values is 'error' and the data holds picklist values with no meaning: "
+        f"{seen}; give them a meaning in value_maps (nothing was written)"
+    )
 
 
 def store_batch(
