@@ -198,3 +198,31 @@ def test_bad_values_are_record_errors_naming_the_record() -> None:
         map_record(potential(closingdate="soon"), potential_spec())
     with pytest.raises(RecordError, match="without an id"):
         map_record(lead(id=""), lead_spec())
+
+
+@pytest.mark.parametrize(
+    ("stage", "meaning", "won", "closed"),
+    [
+        ("Prospecting", "open", False, False),
+        ("Qualification", "open", False, False),
+        ("Needs Analysis", "open", False, False),
+        ("Value Proposition", "open", False, False),
+        ("Id. Decision Makers", "open", False, False),
+        ("Perception Analysis", "open", False, False),
+        ("Proposal or Price Quote", "proposal", False, False),
+        ("Negotiation or Review", "proposal", False, False),
+        ("Closed Won", "won", True, True),
+        ("Closed Lost", "lost", False, True),
+    ],
+)
+def test_stock_sales_stages_have_a_meaning_out_of_the_box(
+    stage: str, meaning: str, won: bool, closed: bool
+) -> None:
+    mapped = map_record(potential(sales_stage=stage), potential_spec())
+    assert mapped.unknown == []
+    values = mapped.fact.values
+    assert (values["opportunity_stage"], values["opportunity_won"], values["opportunity_closed"]) == (
+        meaning,
+        won,
+        closed,
+    )

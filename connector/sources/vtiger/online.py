@@ -13,7 +13,7 @@ connector gives vtiger's stock lead statuses and sales stages (vtiger itself say
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...context import RunContext
@@ -22,7 +22,8 @@ from ...crm.vtiger.describe import LABEL_PREFIX, ModuleInfo
 from ...discovery import Discovery, FieldInfo, ObjectInfo, PicklistValue
 from ...errors import ConfigError, RetriableError
 from ...findings import Findings
-from ...mappers.vtiger import DEFAULT_LEAD_STATUS, DEFAULT_SALES_STAGE
+from ...mappers.fields import translate
+from ...mappers.vtiger import DEFAULT_LEAD_STATUS, DEFAULT_SALES_STAGE, PICKLIST_MEANINGS
 
 if TYPE_CHECKING:
     from .source import VtigerSource
@@ -98,7 +99,7 @@ def check(source: VtigerSource, ctx: RunContext) -> Findings:
         if described is None:
             continue
         found.ok(f"module {module}", f"readable, {len(described.fields)} fields")
-        for spec in mcfg.fields:
+        for spec, target in mcfg.fields.items():
             what = f"field {module}.{spec}"
             try:
                 name = described.resolve(spec)
@@ -106,8 +107,35 @@ def check(source: VtigerSource, ctx: RunContext) -> Findings:
                 found.fail(what, str(exc))
                 continue
             found.ok(what, f"readable ({name}, {described.fields[name].type})")
+            _unmeant_values(found, module, spec, described.fields[name].picklist, mcfg.value_maps, target)
     found.info("api allowance", "vtiger meters no webservice calls")
     return found
+
+
+def _unmeant_values(
+    found: Findings,
+    module: str,
+    spec: str,
+    offered: Sequence[str],
+    value_maps: Mapping[str, Mapping[str, Any]],
+    target: str,
+) -> None:
+    """An info finding naming the values the picklist offers that neither the stock meanings nor value_maps
+    know: `check` reads no record, so these are the values a run would count as unknown once they are used."""
+    meaning = next((m for m, (raw, _) in PICKLIST_MEANINGS.items() if target in (m, raw)), None)
+    if meaning is not None:
+        known: Mapping[str, Any] = {**PICKLIST_MEANINGS[meaning][1], **(value_maps.get(meaning) or {})}
+    elif target in value_maps:
+        known = value_maps[target]
+    else:
+        return  # no value map applies: the value is kept as written
+    missing = [v for v in offered if not translate(target, v, known)[0]]
+    if missing:
+        found.info(
+            f"picklist {module}.{spec}",
+            f"{len(missing)} value(s) with no meaning (add them to value_maps): "
+            + ", ".join(f"'{v}'" for v in missing),
+        )
 
 
 def discover(source: VtigerSource, modules: Sequence[str], ctx: RunContext) -> Discovery:
