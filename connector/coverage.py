@@ -3,8 +3,8 @@ against the revenue target of the current period (seed 001's reason to keep a fu
 
 Computed after the stages are decided, into the run summary's `pipeline` section, so every run row in the state
 carries its own figures: the report draws how coverage moved per run from them, and the metrics file carries
-the latest. Open value is the person field `opportunity_amount` of everyone with an open opportunity
-(`opportunity_open`), grouped by the stage that person is in now.
+the latest. Open value is the person field `opportunity_open_amount` (open deals only: a won deal is revenue
+already, not pipeline) of everyone with an open opportunity, grouped by the stage that person is in now.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def pipeline_figures(
     for stage, values in people:
         if not values.get("opportunity_open"):
             continue
-        amount = values.get("opportunity_amount")
+        amount = values.get("opportunity_open_amount")
         if not isinstance(amount, int | float) or isinstance(amount, bool):
             amount = 0.0
         value[stage] = value.get(stage, 0.0) + float(amount)

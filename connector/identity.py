@@ -346,6 +346,9 @@ def _fold_opportunities(person: Person, opps: list[Fact]) -> None:
     v["opportunity_amount"] = amount
     if open_ + won:
         src["opportunity_amount"] = _refs(open_ + won)
+    v["opportunity_open_amount"] = sum(float(o.values.get("opportunity_amount") or 0) for o in open_)
+    if open_:
+        src["opportunity_open_amount"] = _refs(open_)
     dated = [o for o in opps if o.values.get("opportunity_close_date")]
     if dated:
         last = max(dated, key=_by_close_date)

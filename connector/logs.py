@@ -47,9 +47,19 @@ def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
     return structlog.PrintLogger(file=sys.stderr)
 
 
+# what configure() chose; JSON until it runs (machine-readable is the safe default): progress.py draws no bar then
+_json_logs = True
+
+
+def json_logs() -> bool:
+    return _json_logs
+
+
 def configure(level: str = "info", json_logs: bool | None = None) -> None:
+    global _json_logs
     if json_logs is None:
         json_logs = not sys.stderr.isatty()
+    _json_logs = json_logs
     renderer: Any = (
         structlog.processors.JSONRenderer() if json_logs else structlog.dev.ConsoleRenderer(colors=False)
     )

@@ -55,6 +55,8 @@ from .outcome import (
     record_failure,
     record_state_failure,
 )
+from .plan import SegmentChange
+from .progress import progress
 from .reading import new_stats, read_source, reject_reason
 from .registry import load_source, load_writer
 from .retry import RetryPolicy
@@ -501,7 +503,9 @@ class Runner:
         if changes:
             stats = summary.labels[writer.name]
             store.check_writable(len(changes))
-            result = writer.write_labels(changes, ctx)
+            with progress(f"{writer.name}: labels", total=len(changes), unit="record") as bar:
+                result = writer.write_labels(changes, ctx)
+                bar.update(len(changes))
             done = [c for c in changes if str(c.ref) not in result.failed]
             with store.transaction():
                 store.set_labels(writer.name, [(c.ref, c.person_key, c.new) for c in done], run_id)
@@ -522,7 +526,23 @@ class Runner:
                 calls=result.calls,
             )
             _stop_if_unreachable(result)
-        for change in plan.segments.get(writer.name, []):
+        segments = plan.segments.get(writer.name, [])
+        members = sum(len(c.adds) + len(c.removes) for c in segments)
+        with progress(f"{writer.name}: segments", total=members, unit="member") as bar:
+            self._sync_segments(store, writer, segments, ctx, summary, run_id, rejected_now, bar)
+
+    def _sync_segments(
+        self,
+        store: StateStore,
+        writer: Writer,
+        segments: list[SegmentChange],
+        ctx: RunContext,
+        summary: Summary,
+        run_id: int,
+        rejected_now: Counter[str],
+        bar: Any,
+    ) -> None:
+        for change in segments:
             # writers that publish the whole segment (files) also want unchanged segments: names and stages
             # of members may have changed, and an empty segment still gets its (empty) file
             if not change.adds and not change.removes and not writer.publishes_snapshots:
@@ -571,6 +591,7 @@ class Runner:
                 failed=len(result.failed),
                 calls=result.calls,
             )
+            bar.update(len(change.adds) + len(change.removes))
             _stop_if_unreachable(result)
 
 

@@ -77,6 +77,10 @@ PERSON_FIELDS: dict[str, SchemaField] = {
         SchemaField(
             "opportunity_amount", FieldType.FLOAT, "amount of open and won opportunities", combine="sum"
         ),
+        # the open pipeline alone: pipeline coverage must not count deals already won
+        SchemaField(
+            "opportunity_open_amount", FieldType.FLOAT, "amount of open opportunities only", combine="sum"
+        ),
         SchemaField("opportunity_close_date", FieldType.DATE, "latest opportunity close date", combine="max"),
         SchemaField("won_date", FieldType.DATE, "latest won opportunity close date", combine="max"),
         SchemaField("contract_start", FieldType.DATE, "start of our own contract", combine="max"),

@@ -1,26 +1,61 @@
-"""`connector demo` ends with a config and a state the other commands can open, as its last line suggests."""
+"""`connector demo` ends with a config and a state the other commands can open, as its last line suggests, and
+with the HTML report a marketer opens: a trend over three differing runs and the pipeline's coverage."""
 
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from connector.cli import cli
+from connector.run_history import run_history
 from connector.state import StateStore
 from connector_sandboxes.demo import run_demo
 
 
-def test_the_demo_leaves_a_config_that_explain_and_report_can_use(tmp_path: Path) -> None:
-    assert run_demo(tmp_path / "demo", people=120, as_of=dt.date(2026, 11, 23), seed=7) == 0
-    config = str(tmp_path / "demo" / "connector.yaml")
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    workdir = tmp_path_factory.mktemp("demo") / "demo"
+    with pytest.MonkeyPatch.context() as mp:
+        printed: list[str] = []
+        mp.setattr("click.echo", lambda message="", **_: printed.append(str(message)))
+        assert run_demo(workdir, people=120, as_of=dt.date(2026, 11, 23), seed=7) == 0
+    return workdir, "\n".join(printed)
+
+
+def test_the_demo_leaves_a_config_that_explain_and_report_can_use(demo: tuple[Path, str]) -> None:
+    workdir, _ = demo
+    config = str(workdir / "connector.yaml")
     runner = CliRunner()
     report = runner.invoke(cli, ["report", "-c", config, "--json"])
     assert report.exit_code == 0, report.output  # the sandboxes are gone; the config must still validate
-    store = StateStore(tmp_path / "demo" / "state.sqlite")
+    store = StateStore(workdir / "state.sqlite")
     someone = next(iter(store.person_keys()))
     store.close()
     explain = runner.invoke(cli, ["explain", "-c", config, someone])
     assert explain.exit_code == 0, explain.output
     assert someone in explain.output
+
+
+def test_the_demo_writes_the_html_report_over_three_differing_runs(demo: tuple[Path, str]) -> None:
+    workdir, output = demo
+    page = workdir / "report.html"
+    assert f"report for marketers (open it in a browser): {page}" in output
+    store = StateStore(workdir / "state.sqlite")
+    runs = [r for r in run_history(store) if r.mode == "run"]
+    store.close()
+    assert len(runs) >= 3
+    first, second, third = runs[-3:]
+    # the nothing-new run wrote nothing; the later one moved people and the open pipeline
+    assert not any(s.get("written") for s in second.labels.values())
+    assert second.stages == first.stages
+    assert third.stages != second.stages
+    assert third.as_of > second.as_of
+    assert third.pipeline["coverage"] != second.pipeline["coverage"]
+    html = page.read_text(encoding="utf-8")
+    for heading in ("Funnel", "Stages over time", "Flows between stages", "Segments over time", "Pipeline"):
+        assert f"<h2>{heading}" in html
+    for run in (first, second, third):
+        assert f"<td>#{run.id}</td><td>{run.as_of}</td>" in html

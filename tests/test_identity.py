@@ -8,8 +8,11 @@ from typing import Any
 import pytest
 from spine_helpers import AS_OF, days
 
+from connector.coverage import pipeline_figures
+from connector.coverage_config import PipelineConfig
 from connector.identity import resolve
 from connector.schema import Fact, FactKind, Person, RecordRef, normalise_email
+from connector.stage_model import StageModel, load_preset
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -414,6 +417,18 @@ def test_opportunity_folding(opps: list[Fact], expected: dict[str, Any]) -> None
     values = fold(*opps)
     assert {k: values.get(k) for k in expected} == expected
     assert values["opportunity_count"] == len(opps)
+
+
+def test_a_won_deal_beside_an_open_one_is_no_open_pipeline() -> None:
+    values = fold(opp("1", "won", -100, 500.0), opp("2", "proposal", 20, 100.0), opp("3", "lost", -5, 70.0))
+    assert values["opportunity_open_amount"] == 100.0
+    assert values["opportunity_amount"] == 600.0  # open and won, as before
+    assert fold(opp("1", "won", -100, 500.0))["opportunity_open_amount"] == 0.0
+    # pipeline coverage weighs the open deal alone: the won 500 is revenue already
+    model = StageModel.model_validate(load_preset("default"))
+    figures = pipeline_figures(PipelineConfig(target=1000), model, [("opportunity", values)], AS_OF)
+    assert figures["stages"]["opportunity"]["value"] == 100.0
+    assert figures["value"] == 100.0
 
 
 def test_won_date_is_the_latest_won_close_date() -> None:

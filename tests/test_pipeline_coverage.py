@@ -175,7 +175,7 @@ def test_probabilities_default_to_the_presets_and_the_config_overrides_them(proj
     figures = pipeline_figures(
         PipelineConfig(target=1000, probabilities={"opportunity": 0.9}),
         default,
-        [("opportunity", {"opportunity_open": True, "opportunity_amount": 100.0})],
+        [("opportunity", {"opportunity_open": True, "opportunity_open_amount": 100.0})],
         days(0),
     )
     assert figures["stages"]["opportunity"]["weighted"] == 90
@@ -185,7 +185,7 @@ def test_probabilities_default_to_the_presets_and_the_config_overrides_them(proj
 def test_a_target_for_a_named_period_wins_over_the_plain_one(project: Project) -> None:
     config = PipelineConfig(target=1000, period="quarter", targets={"2027-Q1": 2000})
     model = StageModel.model_validate(load_preset("default"))
-    deal = [("opportunity", {"opportunity_open": True, "opportunity_amount": 1000.0})]
+    deal = [("opportunity", {"opportunity_open": True, "opportunity_open_amount": 1000.0})]
     assert pipeline_figures(config, model, deal, dt.date(2027, 2, 1))["target"] == 2000
     assert pipeline_figures(config, model, deal, dt.date(2026, 12, 31))["target"] == 1000
     assert period_of("month", dt.date(2027, 2, 1)) == "2027-02"

@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 
 from ...errors import UnreachableError
+from ...progress import progress
 from .client import SalesforceClient, has
 
 log = structlog.get_logger(__name__)
@@ -57,19 +58,22 @@ def _is_job(body: Any) -> bool:
 
 def _wait(client: SalesforceClient, kind: str, job_id: str) -> dict[str, Any]:
     interval = POLL_FIRST
-    for _ in range(POLL_LIMIT):
-        info: dict[str, Any] = client.get_json(
-            f"jobs/{kind}/{job_id}", what=f"bulk {kind} status", expect=_is_job
-        )
-        state = info.get("state")
-        if state == "JobComplete":
-            return info
-        if state in ("Failed", "Aborted"):
-            if kind == "ingest":
+    with progress(f"bulk {kind} job", unit="poll") as bar:
+        for _ in range(POLL_LIMIT):
+            info: dict[str, Any] = client.get_json(
+                f"jobs/{kind}/{job_id}", what=f"bulk {kind} status", expect=_is_job
+            )
+            state = info.get("state")
+            if state == "JobComplete":
                 return info
-            raise UnreachableError(f"bulk {kind} job {job_id} {state}: {info.get('errorMessage', '')}")
-        client.policy.sleep(interval)
-        interval = min(interval * 1.5, POLL_MAX)
+            if state in ("Failed", "Aborted"):
+                if kind == "ingest":
+                    return info
+                raise UnreachableError(f"bulk {kind} job {job_id} {state}: {info.get('errorMessage', '')}")
+            bar.set_postfix_str(str(state))
+            bar.update(1)
+            client.policy.sleep(interval)
+            interval = min(interval * 1.5, POLL_MAX)
     raise UnreachableError(f"bulk {kind} job {job_id} did not finish")
 
 

@@ -14,6 +14,12 @@ state:
 stage_model:
   preset: default
 
+# is the funnel full enough? the open deals per stage, weighted by the preset's chances, against this target
+pipeline:
+  target: 250000
+  period: quarter
+  warn_below: 0.5
+
 identity:
   merge_on: [email, external_id]
   source_priority: [sf_prod, vt_main]
