@@ -88,12 +88,14 @@ class WebhookReceiver:
                     parts = answer.split(":")
                     status = int(parts[1])
                     retry_after = parts[2] if len(parts) > 2 else None
+                # recorded before the answer goes out: a client that has its 200 must find the request here
+                # (recording after it raced the test on a busy machine)
+                receiver._record(self, body, status)
                 self.send_response(status)
                 if retry_after is not None:
                     self.send_header("Retry-After", retry_after)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
-                receiver._record(self, body, status)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # quiet: tests read `requests`
