@@ -222,9 +222,35 @@ class SalesforceWriter(Writer):
                 result.failed[key] = RecordError(f"{key}: not written: {exc}", code=UNREACHABLE)
         log.error("salesforce.unreachable", target=self.name, written=len(answered), error=str(exc))
 
-    def _check_label_field(self, obj: str, fld: str) -> None:
+    def preflight(self, changes: list[LabelChange], ctx: RunContext) -> dict[str, RecordError]:
+        """Salesforce refuses, record by record, a value its restricted picklist does not hold
+        (INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST): the describe (cached, as the write uses it) says which."""
+        self._bind(ctx)
+        refused: dict[str, RecordError] = {}
+        for obj in sorted({c.ref.object for c in changes if c.ref.object in self.cfg.label_field}):
+            fld = self.cfg.label_field[obj]
+            described = self._check_label_field(obj, fld)
+            if described.get("type") == "picklist" and "restrictedPicklist" not in described:
+                # a describe cached by an older connector did not keep this: ask the org once
+                if self.client.refresh_describe(obj):
+                    described = self.client.field_names(obj)[fld]
+            if not described.get("restrictedPicklist"):
+                continue
+            allowed = {
+                str(v.get("value")) for v in described.get("picklistValues") or [] if v.get("active", True)
+            }
+            for change in changes:
+                if change.ref.object == obj and change.new not in allowed:
+                    refused[str(change.ref)] = RecordError(
+                        f"{change.ref}: {obj}.{fld} is a restricted picklist without the value '{change.new}'",
+                        code="INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                    )
+        return refused
+
+    def _check_label_field(self, obj: str, fld: str) -> dict[str, Any]:
+        """The label field's describe; ConfigError when it is missing or read-only."""
         if obj in self._checked_labels:
-            return
+            return self.client.field_names(obj)[fld]
         described = self.client.field_names(obj).get(fld)
         # the describe may come from the cache: an admin may just have added the field or opened it for
         # updates, so the org is asked once before this is called a config error
@@ -241,6 +267,7 @@ class SalesforceWriter(Writer):
         if not described.get("updateable", True):
             raise ConfigError(f"target {self.name}: label_field.{obj}: {obj}.{fld} is not updateable")
         self._checked_labels.add(obj)
+        return described
 
     def _forget_describe(self, obj: str, code: str | None) -> None:
         if self.client.forget_describe(obj):
