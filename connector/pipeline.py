@@ -288,10 +288,11 @@ class Runner:
         stopped: set[str] = set()
         for writer in writers:
             changes = plan.labels.get(writer.name, [])
-            if not changes:
+            segments = plan.segments.get(writer.name, [])
+            if not changes and not segments:
                 continue
             try:
-                predicted[writer.name] = writer.preflight(changes, ctx)
+                predicted[writer.name] = writer.preflight(changes, segments, ctx)
             except (ConfigError, BudgetExceededError, UnreachableError, OSError) as exc:
                 kind = record_failure(summary, "writer", writer.name, exc)
                 if kind == "config":  # a missing or read-only label field: exit 2 before any write

@@ -99,3 +99,19 @@ def test_a_misspelt_vtiger_label_field_is_a_config_error_in_plan_as_in_run(tmp_p
         assert summary.outcome == "config_error"
         assert any("vt_out" in e and "label_field." in e and "Funnel stag" in e for e in summary.errors)
         assert writes(world) == 0  # stopped before any write, in every target
+
+
+@pytest.mark.parametrize("mode", ["plan", "run"])
+def test_a_salesforce_campaign_that_is_not_there_stops_plan_and_run_before_any_write(
+    tmp_path: Path, mode: str
+) -> None:
+    old = 'renewal-2027: {{campaign: "Renewal 2027", member_status: Sent, create: true}}'
+    assert old in DEMO_CONFIG
+    text = DEMO_CONFIG.replace(old, 'renewal-2027: {{campaign: "Renewal 2072", member_status: Sent}}')
+    with job(tmp_path, text) as (world, runner):
+        world.sf.reset_calls()
+        world.vt.reset_calls()
+        summary: Any = runner.execute(mode, AS_OF)
+        assert summary.exit_code == EXIT_CONFIG, summary.errors
+        assert any("sf_out" in e and "'Renewal 2072'" in e for e in summary.errors)
+        assert writes(world) == 0  # before: the labels went out, then the campaign sync stopped the run

@@ -83,12 +83,15 @@ class Writer(ABC):
         Default: the offline `check`."""
         return offline_findings(self.name, self.check)
 
-    def preflight(self, changes: list[LabelChange], ctx: RunContext) -> dict[str, RecordError]:
-        """The label changes this target would refuse, keyed by `str(ref)`, found without writing (describe:
-        a value a restricted picklist does not allow). `plan` lists them as predicted rejections; `run`
-        keeps them rejected without sending them. A label field that is missing or read-only raises
-        ConfigError (exit 2 before any write). Called by `plan` and `run` alike, so a plan predicts the run.
-        Default: nothing is refused."""
+    def preflight(
+        self, changes: list[LabelChange], segments: list[SegmentChange], ctx: RunContext
+    ) -> dict[str, RecordError]:
+        """The label `changes` this target would refuse, keyed by `str(ref)`, found without writing
+        (describe: a value a restricted picklist does not allow); the `segments` about to be synced may be
+        checked too (their campaigns and member statuses). `plan` lists the refusals as predicted
+        rejections; `run` keeps them rejected without sending them. A label field that is missing or
+        read-only, or a campaign or member status that is not there, raises ConfigError (exit 2 before any
+        write). Called by `plan` and `run` alike, so a plan predicts the run. Default: nothing is refused."""
         return {}
 
     def close(self) -> None:

@@ -267,7 +267,7 @@ def test_preflight_predicts_restricted_picklist_refusals_without_writing(sf_sand
     changes = label_changes("Lead", ids, "Prospect")
     changes[1] = LabelChange("p-bad", changes[1].ref, None, "Klant")
     sf_sandbox.reset_calls()
-    refused = w.preflight(changes, ctx())
+    refused = w.preflight(changes, [], ctx())
     assert {k: e.code for k, e in refused.items()} == {
         f"sf_prod:Lead:{ids[1]}": "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
     }
@@ -281,5 +281,15 @@ def test_preflight_predicts_restricted_picklist_refusals_without_writing(sf_sand
 def test_preflight_names_a_missing_label_field_as_a_config_error(sf_sandbox) -> None:
     w = make_writer(sf_sandbox, label_field={"Lead": "Funnel_Stag__c"})
     with pytest.raises(ConfigError, match=r"label_field\.Lead: Lead has no field Funnel_Stag__c"):
-        w.preflight(label_changes("Lead", leads(sf_sandbox, 1), "Prospect"), ctx())
+        w.preflight(label_changes("Lead", leads(sf_sandbox, 1), "Prospect"), [], ctx())
+    assert write_calls(sf_sandbox) == 0
+
+
+def test_preflight_finds_a_member_status_the_campaign_lacks_without_writing(sf_sandbox) -> None:
+    sf_sandbox.store.insert("Campaign", {"Name": "Renewal 2027", "IsActive": True})
+    w = make_writer(sf_sandbox, campaigns={"renewal": {"campaign": "Renewal 2027", "member_status": "Sentt"}})
+    segment = [member("p0", "Contact", contacts(sf_sandbox, 1)[0])]
+    sf_sandbox.reset_calls()
+    with pytest.raises(ConfigError, match="member_status 'Sentt' is not a status of campaign 'Renewal 2027'"):
+        w.preflight([], [SegmentChange("renewal", segment, segment, [])], ctx())
     assert write_calls(sf_sandbox) == 0

@@ -222,10 +222,23 @@ class SalesforceWriter(Writer):
                 result.failed[key] = RecordError(f"{key}: not written: {exc}", code=UNREACHABLE)
         log.error("salesforce.unreachable", target=self.name, written=len(answered), error=str(exc))
 
-    def preflight(self, changes: list[LabelChange], ctx: RunContext) -> dict[str, RecordError]:
+    def preflight(
+        self, changes: list[LabelChange], segments: list[SegmentChange], ctx: RunContext
+    ) -> dict[str, RecordError]:
         """Salesforce refuses, record by record, a value its restricted picklist does not hold
-        (INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST): the describe (cached, as the write uses it) says which."""
+        (INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST): the describe (cached, as the write uses it) says which.
+        Each campaign a segment change needs exists (or `create: true` makes it) with the member status: the
+        lookups the sync makes, read-only here (a campaign to create is neither made nor checked further)."""
         self._bind(ctx)
+        for seg in segments:
+            target = self.cfg.campaigns.get(seg.segment)
+            if target is None or seg.segment in self._campaigns:
+                continue
+            if seg.adds or seg.removes or target.strict:
+                campaign_id = self._find_campaign(seg.segment, target)
+                if campaign_id is not None:  # kept: the run's sync does not look it up again
+                    status = self._member_status(campaign_id, target)
+                    self._campaigns[seg.segment] = _Campaign(campaign_id, status)
         refused: dict[str, RecordError] = {}
         for obj in sorted({c.ref.object for c in changes if c.ref.object in self.cfg.label_field}):
             fld = self.cfg.label_field[obj]
@@ -359,16 +372,8 @@ class SalesforceWriter(Writer):
     def _campaign(self, segment: str, target: CampaignTarget) -> _Campaign:
         if segment in self._campaigns:
             return self._campaigns[segment]
-        if soql.looks_like_id(target.campaign, "701"):
-            condition = f"Id = {soql.literal(target.campaign)}"
-        else:
-            condition = f"Name = {soql.literal(target.campaign)}"
-        rows = self.client.query_all(f"SELECT Id, Name FROM Campaign WHERE {condition}")
-        if len(rows) > 1:
-            raise ConfigError(f"target {self.name}: {len(rows)} campaigns are named '{target.campaign}'")
-        if rows:
-            campaign_id = str(rows[0]["Id"])
-        elif target.create:
+        campaign_id = self._find_campaign(segment, target)
+        if campaign_id is None:  # not there, and `create: true`
             created = self.client.request_json(
                 "POST",
                 "sobjects/Campaign",
@@ -379,11 +384,29 @@ class SalesforceWriter(Writer):
             )
             campaign_id = str(created["id"])
             log.info("salesforce.campaign.created", target=self.name, campaign=campaign_id, segment=segment)
+        self._campaigns[segment] = _Campaign(campaign_id, self._member_status(campaign_id, target))
+        return self._campaigns[segment]
+
+    def _find_campaign(self, segment: str, target: CampaignTarget) -> str | None:
+        """The campaign's Id; None when there is none and `create: true` will make it; else ConfigError."""
+        if soql.looks_like_id(target.campaign, "701"):
+            condition = f"Id = {soql.literal(target.campaign)}"
         else:
-            raise ConfigError(
-                f"target {self.name}: campaign '{target.campaign}' for segment {segment} does not exist "
-                "(set create: true to create it)"
-            )
+            condition = f"Name = {soql.literal(target.campaign)}"
+        rows = self.client.query_all(f"SELECT Id, Name FROM Campaign WHERE {condition}")
+        if len(rows) > 1:
+            raise ConfigError(f"target {self.name}: {len(rows)} campaigns are named '{target.campaign}'")
+        if rows:
+            return str(rows[0]["Id"])
+        if target.create:
+            return None
+        raise ConfigError(
+            f"target {self.name}: campaign '{target.campaign}' for segment {segment} does not exist "
+            "(set create: true to create it)"
+        )
+
+    def _member_status(self, campaign_id: str, target: CampaignTarget) -> str:
+        """The configured member status as the campaign spells it; ConfigError when it has no such status."""
         labels = [
             str(r.get("Label"))
             for r in self.client.query_all(
@@ -398,8 +421,7 @@ class SalesforceWriter(Writer):
                 f"target {self.name}: member_status '{target.member_status}' is not a status of campaign "
                 f"'{target.campaign}' (it has: {', '.join(labels) or 'none'})"
             )
-        self._campaigns[segment] = _Campaign(campaign_id, status)
-        return self._campaigns[segment]
+        return status
 
     def _person_record(self, member: Member) -> tuple[str, str] | None:
         """(ContactId|LeadId, record id) for a member: the Contact when the person has one."""

@@ -146,7 +146,9 @@ class VtigerWriter(Writer):
         return campaign.value or campaign.campaign
 
     # -- labels -------------------------------------------------------------------------------------------
-    def preflight(self, changes: list[LabelChange], ctx: RunContext) -> dict[str, RecordError]:
+    def preflight(
+        self, changes: list[LabelChange], segments: list[SegmentChange], ctx: RunContext
+    ) -> dict[str, RecordError]:
         """The label field of every module with changes must resolve (by its label, through describe) and be
         editable, else ConfigError before anything is written. vtiger 8.2 takes any value into a picklist
         field (see /work/shared/vtiger/WEBSERVICE.md: no validation of picklist values), so no value is
