@@ -76,6 +76,8 @@ class SalesforceWriter(Writer):
         self.connection = connection
         self.client: SalesforceClient = connection.client
         self._campaigns: dict[str, _Campaign] = {}
+        # segments whose campaign preflight found missing (create: true): the sync creates it without asking again
+        self._campaigns_absent: set[str] = set()
         self._checked_labels: set[str] = set()
         # Strict mirroring must also run when a segment did not change (someone may have added members by
         # hand since): the run loop then hands over every segment each run. Non-strict ones return at once.
@@ -232,11 +234,13 @@ class SalesforceWriter(Writer):
         self._bind(ctx)
         for seg in segments:
             target = self.cfg.campaigns.get(seg.segment)
-            if target is None or seg.segment in self._campaigns:
+            if target is None or seg.segment in self._campaigns or seg.segment in self._campaigns_absent:
                 continue
             if seg.adds or seg.removes or target.strict:
                 campaign_id = self._find_campaign(seg.segment, target)
-                if campaign_id is not None:  # kept: the run's sync does not look it up again
+                if campaign_id is None:  # kept too: the run's sync does not look it up again
+                    self._campaigns_absent.add(seg.segment)
+                else:
                     status = self._member_status(campaign_id, target)
                     self._campaigns[seg.segment] = _Campaign(campaign_id, status)
         refused: dict[str, RecordError] = {}
@@ -372,7 +376,8 @@ class SalesforceWriter(Writer):
     def _campaign(self, segment: str, target: CampaignTarget) -> _Campaign:
         if segment in self._campaigns:
             return self._campaigns[segment]
-        campaign_id = self._find_campaign(segment, target)
+        absent = segment in self._campaigns_absent
+        campaign_id = None if absent else self._find_campaign(segment, target)
         if campaign_id is None:  # not there, and `create: true`
             created = self.client.request_json(
                 "POST",
