@@ -213,6 +213,11 @@ def _print_summary(summary: Summary, as_json: bool, full: bool) -> None:
                         click.echo(f"      {c['change']} {_who(c)}")
     if summary.rejected["count"] or summary.rejected["pending"]:
         click.echo(f"rejected: {summary.rejected}")
+    for target, predicted in summary.predicted_rejections.items():
+        verb = "would refuse" if summary.mode == "plan" else "refused before sending"
+        click.echo(f"predicted rejections: {target} {verb} {predicted['count']}: {predicted['reasons']}")
+        for example in predicted["examples"]:
+            click.echo(f"    {example}")
     if summary.unknown_values:
         click.echo(f"unknown picklist values (not guessed; add them to value_maps): {summary.unknown_values}")
     if summary.guard["verdict"] != "pass":

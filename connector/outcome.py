@@ -50,6 +50,9 @@ class Summary:
     events: dict[str, Any] = field(default_factory=dict)
     # open pipeline value per stage, weighted, coverage of the revenue target (coverage.py); empty unconfigured
     pipeline: dict[str, Any] = field(default_factory=dict)
+    # label changes a target would refuse, found read-only before writing (Writer.preflight): per target
+    # the count and reasons; `plan` lists them (exit 3), `run` keeps them rejected without sending them
+    predicted_rejections: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     label_changes: list[dict[str, Any]] = field(default_factory=list)

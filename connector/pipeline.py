@@ -34,6 +34,7 @@ from .errors import (
     BudgetExceededError,
     ConfigError,
     ConnectorError,
+    RecordError,
     StateError,
     UnreachableError,
 )
@@ -238,6 +239,7 @@ class Runner:
     ) -> None:
         rejected_now: Counter[str] = Counter()
         unreachable = False
+        budget_stop = False
         no_baseline: list[str] = []
         for source in sources:
             try:
@@ -283,6 +285,26 @@ class Runner:
             removes = sum(len(c.removes) for c in plan.segments.get(w.name, []))
             summary.estimated_write_calls[w.name] = w.estimate_calls(n_labels, adds, removes)
 
+        # the read-only checks a write depends on, in plan and run alike (so a plan predicts the run)
+        predicted: dict[str, dict[str, RecordError]] = {}
+        stopped: set[str] = set()
+        for writer in writers:
+            changes = plan.labels.get(writer.name, [])
+            segments = plan.segments.get(writer.name, [])
+            if not changes and not segments:
+                continue
+            try:
+                predicted[writer.name] = writer.preflight(changes, segments, ctx)
+            except (ConfigError, BudgetExceededError, UnreachableError, OSError) as exc:
+                kind = record_failure(summary, "writer", writer.name, exc)
+                if kind == "config":  # a missing or read-only label field: exit 2 before any write
+                    summary.outcome, summary.exit_code = OUTCOMES[kind]
+                    return
+                stopped.add(writer.name)
+                budget_stop |= kind == "budget"
+                unreachable |= kind == "unreachable"
+            _note_predicted(summary, writer.name, predicted.get(writer.name, {}))
+
         if self.feed is not None and ctx.dry_run:
             summary.events = {"would_emit": _events_in(summary, plan)}
         if self._held_by_guard(store, plan, summary):
@@ -290,11 +312,21 @@ class Runner:
             _tally_rejected(store, summary, rejected_now)
             return
 
-        budget_stop = False
         if not ctx.dry_run:
             for writer in writers:
+                if writer.name in stopped:
+                    continue
                 try:
-                    self._write(store, writer, plan, ctx, summary, run_id, rejected_now)
+                    self._write(
+                        store,
+                        writer,
+                        plan,
+                        ctx,
+                        summary,
+                        run_id,
+                        rejected_now,
+                        predicted.get(writer.name, {}),
+                    )
                 except (ConfigError, BudgetExceededError, UnreachableError, OSError) as exc:
                     kind = record_failure(summary, "writer", writer.name, exc)
                     if kind == "config":
@@ -312,7 +344,7 @@ class Runner:
             summary.outcome, summary.exit_code = "budget_stop", EXIT_BUDGET
         elif unreachable:
             summary.outcome, summary.exit_code = "unreachable", EXIT_UNREACHABLE
-        elif summary.rejected["count"]:
+        elif summary.rejected["count"] or (ctx.dry_run and summary.predicted_rejections):
             summary.outcome, summary.exit_code = "partial", EXIT_PARTIAL
 
     def _held_by_guard(self, store: StateStore, plan: Plan, summary: Summary) -> bool:
@@ -498,14 +530,18 @@ class Runner:
         summary: Summary,
         run_id: int,
         rejected_now: Counter[str],
+        predicted: dict[str, RecordError],
     ) -> None:
         changes = plan.labels.get(writer.name, [])
         if changes:
             stats = summary.labels[writer.name]
             store.check_writable(len(changes))
-            with progress(f"{writer.name}: labels", total=len(changes), unit="record") as bar:
-                result = writer.write_labels(changes, ctx)
-                bar.update(len(changes))
+            # what preflight knows the target refuses is not sent: kept rejected with the reason instead
+            to_send = [c for c in changes if str(c.ref) not in predicted]
+            with progress(f"{writer.name}: labels", total=len(to_send), unit="record") as bar:
+                result = writer.write_labels(to_send, ctx) if to_send else WriteResult()
+                bar.update(len(to_send))
+            result.failed.update(predicted)
             done = [c for c in changes if str(c.ref) not in result.failed]
             with store.transaction():
                 store.set_labels(writer.name, [(c.ref, c.person_key, c.new) for c in done], run_id)
@@ -603,6 +639,18 @@ def _events_in(summary: Summary, plan: Plan) -> int:
     """How many events a run would record: one per transition, one per segment add or remove per target."""
     moves = sum(summary.transitions.values())
     return moves + sum(len(c.adds) + len(c.removes) for changes in plan.segments.values() for c in changes)
+
+
+def _note_predicted(summary: Summary, target: str, refused: dict[str, RecordError]) -> None:
+    if not refused:
+        return
+    reasons = Counter(exc.code or "rejected" for exc in refused.values())
+    summary.predicted_rejections[target] = {
+        "count": len(refused),
+        "reasons": dict(reasons.most_common(20)),
+        "examples": [str(exc) for _, exc in sorted(refused.items())[:5]],  # the record, field and value
+    }
+    log.warning("writer.preflight.refused", target=target, count=len(refused), reasons=dict(reasons))
 
 
 def _tally_rejected(store: StateStore, summary: Summary, rejected_now: Counter[str]) -> None:

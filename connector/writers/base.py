@@ -7,7 +7,8 @@ the target.
 
 Every optional capability is declared here with its default, so the run loop and the CLI use it on any writer
 without probing: `publishes_snapshots`, `check` (offline, for `validate`) and `check_online` (for
-`connector check`: the label fields writable, the campaigns there; no record read, nothing written).
+`connector check`: the label fields writable, the campaigns there; no record read, nothing written) and
+`preflight` (read-only checks of the planned label changes, run by `plan` and `run` alike before any write).
 """
 
 from __future__ import annotations
@@ -81,6 +82,17 @@ class Writer(ABC):
         writable, campaigns and member statuses exist) without reading a person or writing anything.
         Default: the offline `check`."""
         return offline_findings(self.name, self.check)
+
+    def preflight(
+        self, changes: list[LabelChange], segments: list[SegmentChange], ctx: RunContext
+    ) -> dict[str, RecordError]:
+        """The label `changes` this target would refuse, keyed by `str(ref)`, found without writing
+        (describe: a value a restricted picklist does not allow); the `segments` about to be synced may be
+        checked too (their campaigns and member statuses). `plan` lists the refusals as predicted
+        rejections; `run` keeps them rejected without sending them. A label field that is missing or
+        read-only, or a campaign or member status that is not there, raises ConfigError (exit 2 before any
+        write). Called by `plan` and `run` alike, so a plan predicts the run. Default: nothing is refused."""
+        return {}
 
     def close(self) -> None:
         """Release what the writer holds itself (its connection belongs to the run: `PluginEnv.close`)."""

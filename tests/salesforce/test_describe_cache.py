@@ -124,3 +124,31 @@ def test_the_file_is_named_after_the_source_and_switched_off_by_zero_hours(tmp_p
 def test_a_negative_or_wordy_ttl_is_a_config_error(hours: object) -> None:
     with pytest.raises(ValueError, match="describe_cache_hours"):
         source_config(describe_cache_hours=hours)
+
+
+def test_a_restricted_picklist_keeps_its_values_for_preflight() -> None:
+    # preflight predicts INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST from the (cached) describe: it needs these
+    body = {
+        "name": "Lead",
+        "fields": [
+            {
+                "name": "Funnel_Stage__c",
+                "type": "picklist",
+                "updateable": True,
+                "restrictedPicklist": True,
+                "picklistValues": [
+                    {"value": "Lead", "label": "Lead", "active": True, "defaultValue": False},
+                    {"value": "Old", "label": "Old", "active": False, "defaultValue": False},
+                ],
+            }
+        ],
+    }
+    assert trim_describe(body)["fields"] == [
+        {
+            "name": "Funnel_Stage__c",
+            "type": "picklist",
+            "updateable": True,
+            "restrictedPicklist": True,
+            "picklistValues": [{"value": "Lead", "active": True}, {"value": "Old", "active": False}],
+        }
+    ]

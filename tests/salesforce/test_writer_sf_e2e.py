@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from connector.context import PluginEnv, RunContext
-from connector.errors import BudgetExceededError
+from connector.errors import BudgetExceededError, ConfigError
 from connector.plan import LabelChange, Member, SegmentChange
 from connector.retry import RetryPolicy
 from connector.schema import RecordRef
@@ -259,3 +259,37 @@ def test_the_plan_estimate_is_the_calls_a_run_makes(sf_sandbox) -> None:
     # a scan
     assert estimate == actual == 2 + 1 + 2 * 2 + 1 + 2 + 1
     assert members_of(sf_sandbox, winback) == sorted(people[20:220])
+
+
+def test_preflight_predicts_restricted_picklist_refusals_without_writing(sf_sandbox) -> None:
+    ids = leads(sf_sandbox, 3)
+    w = make_writer(sf_sandbox)
+    changes = label_changes("Lead", ids, "Prospect")
+    changes[1] = LabelChange("p-bad", changes[1].ref, None, "Klant")
+    sf_sandbox.reset_calls()
+    refused = w.preflight(changes, [], ctx())
+    assert {k: e.code for k, e in refused.items()} == {
+        f"sf_prod:Lead:{ids[1]}": "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+    }
+    assert write_calls(sf_sandbox) == 0
+    # the write itself agrees with the prediction: Salesforce refuses exactly that record
+    assert {k: e.code for k, e in w.write_labels(changes, ctx()).failed.items()} == {
+        k: e.code for k, e in refused.items()
+    }
+
+
+def test_preflight_names_a_missing_label_field_as_a_config_error(sf_sandbox) -> None:
+    w = make_writer(sf_sandbox, label_field={"Lead": "Funnel_Stag__c"})
+    with pytest.raises(ConfigError, match=r"label_field\.Lead: Lead has no field Funnel_Stag__c"):
+        w.preflight(label_changes("Lead", leads(sf_sandbox, 1), "Prospect"), [], ctx())
+    assert write_calls(sf_sandbox) == 0
+
+
+def test_preflight_finds_a_member_status_the_campaign_lacks_without_writing(sf_sandbox) -> None:
+    sf_sandbox.store.insert("Campaign", {"Name": "Renewal 2027", "IsActive": True})
+    w = make_writer(sf_sandbox, campaigns={"renewal": {"campaign": "Renewal 2027", "member_status": "Sentt"}})
+    segment = [member("p0", "Contact", contacts(sf_sandbox, 1)[0])]
+    sf_sandbox.reset_calls()
+    with pytest.raises(ConfigError, match="member_status 'Sentt' is not a status of campaign 'Renewal 2027'"):
+        w.preflight([], [SegmentChange("renewal", segment, segment, [])], ctx())
+    assert write_calls(sf_sandbox) == 0

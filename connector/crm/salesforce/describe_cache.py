@@ -30,15 +30,22 @@ log = structlog.get_logger(__name__)
 FORMAT = 1
 Kind = Literal["describe", "rows"]
 # what connector reads of a field's describe: a real org's full describe of Lead is hundreds of kilobytes
-FIELD_KEYS = ("name", "type", "relationshipName", "referenceTo", "updateable")
+FIELD_KEYS = ("name", "type", "relationshipName", "referenceTo", "updateable", "restrictedPicklist")
 
 
 def trim_describe(body: dict[str, Any]) -> dict[str, Any]:
-    """The parts of an sObject describe connector uses (field names, types, relationships, updateable)."""
-    return {
-        "name": body.get("name"),
-        "fields": [{k: f[k] for k in FIELD_KEYS if k in f} for f in body.get("fields", [])],
-    }
+    """The parts of an sObject describe connector uses (field names, types, relationships, updateable, and
+    the values of a restricted picklist: `preflight` predicts the labels Salesforce would refuse)."""
+    return {"name": body.get("name"), "fields": [_trim_field(f) for f in body.get("fields", [])]}
+
+
+def _trim_field(f: dict[str, Any]) -> dict[str, Any]:
+    out = {k: f[k] for k in FIELD_KEYS if k in f}
+    if f.get("restrictedPicklist"):  # only these refuse a value; other picklists' values are not needed
+        out["picklistValues"] = [
+            {"value": v.get("value"), "active": v.get("active", True)} for v in f.get("picklistValues") or []
+        ]
+    return out
 
 
 def cache_path(state_dir: Path, source: str) -> Path:

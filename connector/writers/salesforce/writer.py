@@ -76,6 +76,8 @@ class SalesforceWriter(Writer):
         self.connection = connection
         self.client: SalesforceClient = connection.client
         self._campaigns: dict[str, _Campaign] = {}
+        # segments whose campaign preflight found missing (create: true): the sync creates it without asking again
+        self._campaigns_absent: set[str] = set()
         self._checked_labels: set[str] = set()
         # Strict mirroring must also run when a segment did not change (someone may have added members by
         # hand since): the run loop then hands over every segment each run. Non-strict ones return at once.
@@ -222,9 +224,50 @@ class SalesforceWriter(Writer):
                 result.failed[key] = RecordError(f"{key}: not written: {exc}", code=UNREACHABLE)
         log.error("salesforce.unreachable", target=self.name, written=len(answered), error=str(exc))
 
-    def _check_label_field(self, obj: str, fld: str) -> None:
+    def preflight(
+        self, changes: list[LabelChange], segments: list[SegmentChange], ctx: RunContext
+    ) -> dict[str, RecordError]:
+        """Salesforce refuses, record by record, a value its restricted picklist does not hold
+        (INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST): the describe (cached, as the write uses it) says which.
+        Each campaign a segment change needs exists (or `create: true` makes it) with the member status: the
+        lookups the sync makes, read-only here (a campaign to create is neither made nor checked further)."""
+        self._bind(ctx)
+        for seg in segments:
+            target = self.cfg.campaigns.get(seg.segment)
+            if target is None or seg.segment in self._campaigns or seg.segment in self._campaigns_absent:
+                continue
+            if seg.adds or seg.removes or target.strict:
+                campaign_id = self._find_campaign(seg.segment, target)
+                if campaign_id is None:  # kept too: the run's sync does not look it up again
+                    self._campaigns_absent.add(seg.segment)
+                else:
+                    status = self._member_status(campaign_id, target)
+                    self._campaigns[seg.segment] = _Campaign(campaign_id, status)
+        refused: dict[str, RecordError] = {}
+        for obj in sorted({c.ref.object for c in changes if c.ref.object in self.cfg.label_field}):
+            fld = self.cfg.label_field[obj]
+            described = self._check_label_field(obj, fld)
+            if described.get("type") == "picklist" and "restrictedPicklist" not in described:
+                # a describe cached by an older connector did not keep this: ask the org once
+                if self.client.refresh_describe(obj):
+                    described = self.client.field_names(obj)[fld]
+            if not described.get("restrictedPicklist"):
+                continue
+            allowed = {
+                str(v.get("value")) for v in described.get("picklistValues") or [] if v.get("active", True)
+            }
+            for change in changes:
+                if change.ref.object == obj and change.new not in allowed:
+                    refused[str(change.ref)] = RecordError(
+                        f"{change.ref}: {obj}.{fld} is a restricted picklist without the value '{change.new}'",
+                        code="INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                    )
+        return refused
+
+    def _check_label_field(self, obj: str, fld: str) -> dict[str, Any]:
+        """The label field's describe; ConfigError when it is missing or read-only."""
         if obj in self._checked_labels:
-            return
+            return self.client.field_names(obj)[fld]
         described = self.client.field_names(obj).get(fld)
         # the describe may come from the cache: an admin may just have added the field or opened it for
         # updates, so the org is asked once before this is called a config error
@@ -241,6 +284,7 @@ class SalesforceWriter(Writer):
         if not described.get("updateable", True):
             raise ConfigError(f"target {self.name}: label_field.{obj}: {obj}.{fld} is not updateable")
         self._checked_labels.add(obj)
+        return described
 
     def _forget_describe(self, obj: str, code: str | None) -> None:
         if self.client.forget_describe(obj):
@@ -332,16 +376,9 @@ class SalesforceWriter(Writer):
     def _campaign(self, segment: str, target: CampaignTarget) -> _Campaign:
         if segment in self._campaigns:
             return self._campaigns[segment]
-        if soql.looks_like_id(target.campaign, "701"):
-            condition = f"Id = {soql.literal(target.campaign)}"
-        else:
-            condition = f"Name = {soql.literal(target.campaign)}"
-        rows = self.client.query_all(f"SELECT Id, Name FROM Campaign WHERE {condition}")
-        if len(rows) > 1:
-            raise ConfigError(f"target {self.name}: {len(rows)} campaigns are named '{target.campaign}'")
-        if rows:
-            campaign_id = str(rows[0]["Id"])
-        elif target.create:
+        absent = segment in self._campaigns_absent
+        campaign_id = None if absent else self._find_campaign(segment, target)
+        if campaign_id is None:  # not there, and `create: true`
             created = self.client.request_json(
                 "POST",
                 "sobjects/Campaign",
@@ -352,11 +389,29 @@ class SalesforceWriter(Writer):
             )
             campaign_id = str(created["id"])
             log.info("salesforce.campaign.created", target=self.name, campaign=campaign_id, segment=segment)
+        self._campaigns[segment] = _Campaign(campaign_id, self._member_status(campaign_id, target))
+        return self._campaigns[segment]
+
+    def _find_campaign(self, segment: str, target: CampaignTarget) -> str | None:
+        """The campaign's Id; None when there is none and `create: true` will make it; else ConfigError."""
+        if soql.looks_like_id(target.campaign, "701"):
+            condition = f"Id = {soql.literal(target.campaign)}"
         else:
-            raise ConfigError(
-                f"target {self.name}: campaign '{target.campaign}' for segment {segment} does not exist "
-                "(set create: true to create it)"
-            )
+            condition = f"Name = {soql.literal(target.campaign)}"
+        rows = self.client.query_all(f"SELECT Id, Name FROM Campaign WHERE {condition}")
+        if len(rows) > 1:
+            raise ConfigError(f"target {self.name}: {len(rows)} campaigns are named '{target.campaign}'")
+        if rows:
+            return str(rows[0]["Id"])
+        if target.create:
+            return None
+        raise ConfigError(
+            f"target {self.name}: campaign '{target.campaign}' for segment {segment} does not exist "
+            "(set create: true to create it)"
+        )
+
+    def _member_status(self, campaign_id: str, target: CampaignTarget) -> str:
+        """The configured member status as the campaign spells it; ConfigError when it has no such status."""
         labels = [
             str(r.get("Label"))
             for r in self.client.query_all(
@@ -371,8 +426,7 @@ class SalesforceWriter(Writer):
                 f"target {self.name}: member_status '{target.member_status}' is not a status of campaign "
                 f"'{target.campaign}' (it has: {', '.join(labels) or 'none'})"
             )
-        self._campaigns[segment] = _Campaign(campaign_id, status)
-        return self._campaigns[segment]
+        return status
 
     def _person_record(self, member: Member) -> tuple[str, str] | None:
         """(ContactId|LeadId, record id) for a member: the Contact when the person has one."""

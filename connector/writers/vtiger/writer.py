@@ -146,6 +146,22 @@ class VtigerWriter(Writer):
         return campaign.value or campaign.campaign
 
     # -- labels -------------------------------------------------------------------------------------------
+    def preflight(
+        self, changes: list[LabelChange], segments: list[SegmentChange], ctx: RunContext
+    ) -> dict[str, RecordError]:
+        """The label field of every module with changes must resolve (by its label, through describe) and be
+        editable, else ConfigError before anything is written. vtiger 8.2 takes any value into a picklist
+        field (see /work/shared/vtiger/WEBSERVICE.md: no validation of picklist values), so no value is
+        predicted to be refused."""
+        self._begin(ctx)
+        for module in sorted({c.ref.object for c in changes if c.ref.object in self.cfg.label_field}):
+            name = self.label_field(module)
+            if not self._info(module).fields[name].editable:
+                raise ConfigError(
+                    f"targets.{self.name}.label_field.{module}: {name} is not editable by the API user"
+                )
+        return {}
+
     def write_labels(self, changes: list[LabelChange], ctx: RunContext) -> WriteResult:
         self._begin(ctx)
         result = WriteResult()
