@@ -59,7 +59,7 @@ def _literal(text: str) -> str:
     try:
         return show(ast.literal_eval(text))
     except (ValueError, SyntaxError):
-        pass
+        pass  # not a literal (a date expression such as today-30): shown as written below
     if text.startswith("[") and text.endswith("]"):  # a list value the engine wrote as `[a,b]`
         return ", ".join(text[1:-1].split(",")) or "(none)"
     return text

@@ -9,7 +9,6 @@ import functools
 from typing import TYPE_CHECKING
 
 from ...context import RunContext
-from ...crm.salesforce import soql
 from ...findings import Findings
 from .config import CampaignTarget
 
@@ -40,33 +39,12 @@ def check(writer: SalesforceWriter, ctx: RunContext) -> Findings:
 
 
 def _campaign(writer: SalesforceWriter, found: Findings, segment: str, target: CampaignTarget) -> None:
+    """The same lookups a run makes (the writer's own), as findings: a ConfigError they raise becomes a fail row
+    through `Findings.attempt`."""
     what = f"campaign {target.campaign}"
-    if soql.looks_like_id(target.campaign, "701"):
-        condition = f"Id = {soql.literal(target.campaign)}"
-    else:
-        condition = f"Name = {soql.literal(target.campaign)}"
-    rows = writer.client.query_all(f"SELECT Id, Name FROM Campaign WHERE {condition}")
-    if len(rows) > 1:
-        found.fail(what, f"{len(rows)} campaigns have this name: name it by its Id")
+    campaign_id = writer._find_campaign(segment, target)
+    if campaign_id is None:
+        found.ok(what, f"not there yet: created on the first add to segment {segment} (create: true)")
         return
-    if not rows:
-        if target.create:
-            found.ok(what, f"not there yet: created on the first add to segment {segment} (create: true)")
-        else:
-            found.fail(what, f"no such campaign for segment {segment} (create it, or set create: true)")
-        return
-    campaign_id = str(rows[0]["Id"])
-    statuses = [
-        str(r.get("Label"))
-        for r in writer.client.query_all(
-            f"SELECT Label FROM CampaignMemberStatus WHERE CampaignId = {soql.literal(campaign_id)}"
-        )
-    ]
-    if any(s.casefold() == target.member_status.casefold() for s in statuses):
-        found.ok(what, f"{campaign_id}, member status '{target.member_status}' exists (segment {segment})")
-    else:
-        found.fail(
-            what,
-            f"member status '{target.member_status}' is not a status of this campaign "
-            f"(it has: {', '.join(statuses) or 'none'})",
-        )
+    status = writer._member_status(campaign_id, target)
+    found.ok(what, f"{campaign_id}, member status '{status}' exists (segment {segment})")
