@@ -10,6 +10,7 @@ clock. There is no `eval` and no expression language: only these shapes validate
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -80,6 +81,13 @@ class FieldCondition(StrictModel):
         ftype = field_type(self.field)
         op = used[0]
         self._operator = op
+        operand = getattr(self, op)
+        for item in operand if isinstance(operand, list) else [operand]:
+            # YAML's .nan / .inf: every comparison with NaN is false, so the condition would silently never hold
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ValueError(
+                    f"{op.rstrip('_')} on field '{self.field}' needs a finite number, got {item!r}"
+                )
         if op in ("in_", "not_in"):
             self._members = frozenset(_norm(v) for v in (getattr(self, op) or []))
         if op == "within_days" and ftype is not FieldType.DATE:

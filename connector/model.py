@@ -10,4 +10,5 @@ NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan: YAML's .nan / .inf are never a meaningful setting (a NaN share compares false to every limit)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)

@@ -191,3 +191,31 @@ def test_core_tags_are_fine(tmp_path: Path) -> None:
 def test_scalars_python_refuses_name_their_line(tmp_path: Path, value: str, words: tuple[str, ...]) -> None:
     result = validate(tmp_path, HEAD + f"identity:\n  source_priority: [{value}]\n")
     assert_config_error(result, 3, *words)
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.Inf"])
+def test_a_share_that_is_not_a_finite_number_names_its_line(tmp_path: Path, value: str) -> None:
+    """A NaN limit compares false with every share: the mass-change guard would never hold."""
+    result = validate(tmp_path, HEAD + f"guard:\n  max_segment_removal_share: {value}\n")
+    assert result.exit_code == 2, result.output
+    assert (
+        "connector.yaml:3 guard.max_segment_removal_share: Input should be a finite number" in result.stderr
+    )
+
+
+@pytest.mark.parametrize("value", [".nan", "[1, .inf]"])
+def test_a_condition_operand_that_is_not_a_finite_number_names_its_line(tmp_path: Path, value: str) -> None:
+    """`gt: .nan` would make a rule that silently never matches."""
+    op = "in" if value.startswith("[") else "gt"
+    content = HEAD.replace(
+        "{preset: default}",
+        "{preset: default, rules: [{name: fans, stage: ambassador, when: {field: review_score, "
+        + op
+        + ": "
+        + value
+        + "}}]}",
+    )
+    result = validate(tmp_path, content)
+    assert result.exit_code == 2, result.output
+    assert "connector.yaml:1 stage_model.rules[0].when" in result.stderr
+    assert "needs a finite number" in result.stderr
