@@ -63,7 +63,8 @@ def test_bulk_query_pages_with_locator(
     assert list(got[0]) == ["Id", "LastName", "Account.Name", "HasOptedOutOfEmail", "CreatedDate"]
     assert got[1]["Account.Name"] == 'Quote "Co", Ltd' and got[0]["Account.Name"] == ""
     assert got[3]["HasOptedOutOfEmail"] == "true" and got[2]["HasOptedOutOfEmail"] == "false"
-    assert got[0]["CreatedDate"].endswith("+0000")
+    # Bulk results write datetimes as `...000Z` (REST JSON as `...000+0000`): the client must read both
+    assert got[0]["CreatedDate"].endswith(".000Z") and "+" not in got[0]["CreatedDate"]
 
 
 def test_bulk_query_all_sees_deleted_and_bad_soql_fails_at_create(

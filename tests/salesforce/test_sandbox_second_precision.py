@@ -114,7 +114,7 @@ def test_bulk_results_and_job_dates_are_kept_to_the_second(
     text = sf_http.get(f"{api}/jobs/query/{job['id']}/results", timeout=10).text
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == 5
-    assert {(r["CreatedDate"], r["SystemModstamp"]) for r in rows} == {("2026-11-23T10:00:00.000+0000",) * 2}
+    assert {(r["CreatedDate"], r["SystemModstamp"]) for r in rows} == {("2026-11-23T10:00:00.000Z",) * 2}
 
 
 @pytest.mark.parametrize(

@@ -86,6 +86,9 @@ def to_csv(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, dt.datetime):
+        # Bulk query results write datetimes with `Z` where REST JSON writes `+0000`
+        return format_datetime(value).removesuffix("+0000") + "Z"
     return str(to_json(value))
 
 
