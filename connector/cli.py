@@ -30,7 +30,7 @@ from .config import AppConfigBase, ConfigErrors, load_config
 from .erasure import forget as forget_people
 from .erasure import is_suppressed
 from .errors import ConfigError, LockedError, RetriableError, StateError, UnreachableError
-from .outcome import EXIT_LOCKED, EXIT_NOT_FOUND, EXIT_STATE, EXIT_UNREACHABLE
+from .outcome import EXIT_LOCKED, EXIT_NOT_FOUND, EXIT_PARTIAL, EXIT_STATE, EXIT_UNREACHABLE
 from .pipeline import EXIT_CONFIG, Runner, Summary
 from .registry import load_source, load_writer
 from .report import funnel_report, funnel_svg, funnel_text
@@ -484,22 +484,25 @@ def forget(config_path: str, emails: tuple[str, ...], emails_file: Any, as_json:
     if not wanted:
         raise click.UsageError("name at least one e-mail, or --file")
     store = StateStore(config.state_path())
+    runner = Runner(config)
+    # every target, enabled or not: a disabled one may still hold files with the person's rows
+    writers = [load_writer(c.type).from_config(c, runner.env) for c in config.targets]
     try:
         store.lock()
-        report = forget_people(config, store, wanted, os.environ, dt.datetime.now(dt.UTC))
+        report = forget_people(config, store, wanted, os.environ, dt.datetime.now(dt.UTC), writers=writers)
     except LockedError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_LOCKED)
     finally:
+        runner.close_plugins(writers)
         store.close()
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
-        return
-    click.echo(
-        f"forgot {report.people} person(s), {report.records} record(s), {report.file_rows} segment file row(s); "
-        f"{report.requested - report.not_an_email} e-mail(s) suppressed, {report.not_an_email} not an e-mail; "
-        f"CRMs: {report.crm}"
-    )
+    else:
+        for line in report.lines():
+            click.echo(line)
+    # a CRM action kept to try again: the erasure itself is done, the CRM part is not (yet)
+    sys.exit(EXIT_PARTIAL if report.pending else 0)
 
 
 @cli.command()

@@ -91,8 +91,8 @@ def test_the_salt_is_generated_once_and_kept_in_the_state(project: Project) -> N
     store = StateStore(config.state_path())
     try:
         at = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
-        forget(config, store, ["ann@acme.example"], {}, at)
-        forget(config, store, ["bob@globex.example"], {}, at)
+        forget(config, store, ["ann@acme.example"], {}, at, writers=[])
+        forget(config, store, ["bob@globex.example"], {}, at, writers=[])
         salts = store.db.execute("SELECT value FROM meta WHERE key='erasure_salt'").fetchall()
         assert len(salts) == 1 and len(salts[0][0]) == 64
         salt = salts[0][0].encode()
