@@ -213,6 +213,12 @@ def _print_summary(summary: Summary, as_json: bool, full: bool) -> None:
                         click.echo(f"      {c['change']} {_who(c)}")
     if summary.rejected["count"] or summary.rejected["pending"]:
         click.echo(f"rejected: {summary.rejected}")
+    if summary.suppressed:
+        click.echo(
+            f"suppressed: {summary.suppressed} record(s) of people erased on request read and left out"
+        )
+    if summary.erasure_pending:
+        click.echo(f"erasure: {summary.erasure_pending} CRM action(s) still kept to try again")
     for target, predicted in summary.predicted_rejections.items():
         verb = "would refuse" if summary.mode == "plan" else "refused before sending"
         click.echo(f"predicted rejections: {target} {verb} {predicted['count']}: {predicted['reasons']}")
@@ -366,8 +372,11 @@ def explain(config_path: str, key: str, as_json: bool) -> None:
     config = _load(config_path)
     store = _open_state(config)
     if is_suppressed(store, key, os.environ):
+        # exit 0: the e-mail is known, as suppressed; nothing else is kept, so nothing else is said
         store.close()
-        click.echo("suppressed: erased on request (connector keeps nothing else about this person)")
+        click.echo(
+            json.dumps({"suppressed": "erased on request"}) if as_json else "suppressed (erased on request)"
+        )
         return
     person_key = find_person(store, key)
     if person_key is None:

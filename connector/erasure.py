@@ -318,6 +318,21 @@ def retry_pending(store: StateStore, writers: Sequence[Writer], ctx: RunContext)
     return results
 
 
+def retry_erasures(store: StateStore, writers: Sequence[Writer], ctx: RunContext, notes: list[str]) -> int:
+    """For a run: try the pending CRM actions of earlier erasures again, note what happened, and return how
+    many still wait (the run then ends partial, exit 3)."""
+    if not pending_count(store):
+        return 0
+    for name, result in retry_pending(store, writers, ctx).items():
+        done = (
+            ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(result.done.items())) or "nothing done"
+        )
+        left = f"; {result.pending} still kept ({result.error})" if result.pending else ""
+        notes.append(f"erasure: {name} ({result.action}) tried again: {done}{left}")
+        notes.extend(f"erasure: {n}" for n in (*result.notes, *result.manual))
+    return pending_count(store)
+
+
 def _action(config: AppConfigBase, writer: Writer) -> CrmAction:
     return config.erasure.action_for(writer.name)
 
