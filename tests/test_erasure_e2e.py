@@ -21,6 +21,7 @@ from connector.cli import cli
 from connector.config import load_config
 from connector.pipeline import Runner
 from connector.retry import RetryPolicy
+from connector.state_guard import open_sqlite
 from connector_sandboxes.demo.config_template import DEMO_CONFIG
 from connector_sandboxes.demo.dataset import generate
 from connector_sandboxes.demo.world import World as SeededWorld
@@ -238,8 +239,19 @@ def _vt_values(world: World, record_id: str) -> tuple[str, str]:
     ]
 
 
-def test_forget_clears_the_crms_as_configured_and_leaves_no_trace_in_any_file(crm_world: World) -> None:
+def _without_secure_delete(path: Path) -> sqlite3.Connection:
+    """A state connection as SQLite builds without SQLITE_SECURE_DELETE open it (upstream's default: python.org
+    and Homebrew builds; Debian's turns it on): deleted rows stay in the file's free pages."""
+    db = open_sqlite(path)
+    db.execute("PRAGMA secure_delete=OFF")
+    return db
+
+
+def test_forget_clears_the_crms_as_configured_and_leaves_no_trace_in_any_file(
+    crm_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     world = crm_world
+    monkeypatch.setattr("connector.state.open_sqlite", _without_secure_delete)
     assert world.run() == 3
     people = _erasable(world)
     sf_records = [r for p in people for r in p.sf]
