@@ -111,3 +111,19 @@ def test_the_salt_is_generated_once_and_kept_in_the_state(project: Project) -> N
         }
     finally:
         store.close()
+
+
+def test_an_erasure_override_for_a_target_not_configured_names_file_line_and_key(project: Project) -> None:
+    project.write(
+        "connector.yaml",
+        project.config_path.read_text()
+        + "erasure:\n  crm_action: clear\n  targets:\n    flies: leave\n    files: wipe\n",
+    )
+    result = _cli(project, "validate")
+    assert result.exit_code == 2
+    lines = len(project.config_path.read_text().splitlines())
+    assert (
+        f"connector.yaml:{lines - 1} erasure.targets.flies: no target named 'flies' (did you mean 'files'?)"
+        in (result.output)
+    )
+    assert f"connector.yaml:{lines} erasure.targets.files:" in result.output
