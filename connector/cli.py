@@ -30,7 +30,7 @@ from .config import AppConfigBase, ConfigErrors, load_config
 from .erasure import forget as forget_people
 from .erasure import is_suppressed
 from .errors import ConfigError, LockedError, RetriableError, StateError, UnreachableError
-from .outcome import EXIT_LOCKED, EXIT_NOT_FOUND, EXIT_STATE, EXIT_UNREACHABLE
+from .outcome import EXIT_LOCKED, EXIT_NOT_FOUND, EXIT_PARTIAL, EXIT_STATE, EXIT_UNREACHABLE
 from .pipeline import EXIT_CONFIG, Runner, Summary
 from .registry import load_source, load_writer
 from .report import funnel_report, funnel_svg, funnel_text
@@ -213,6 +213,12 @@ def _print_summary(summary: Summary, as_json: bool, full: bool) -> None:
                         click.echo(f"      {c['change']} {_who(c)}")
     if summary.rejected["count"] or summary.rejected["pending"]:
         click.echo(f"rejected: {summary.rejected}")
+    if summary.suppressed:
+        click.echo(
+            f"suppressed: {summary.suppressed} record(s) of people erased on request read and left out"
+        )
+    if summary.erasure_pending:
+        click.echo(f"erasure: {summary.erasure_pending} CRM action(s) still kept to try again")
     for target, predicted in summary.predicted_rejections.items():
         verb = "would refuse" if summary.mode == "plan" else "refused before sending"
         click.echo(f"predicted rejections: {target} {verb} {predicted['count']}: {predicted['reasons']}")
@@ -366,8 +372,11 @@ def explain(config_path: str, key: str, as_json: bool) -> None:
     config = _load(config_path)
     store = _open_state(config)
     if is_suppressed(store, key, os.environ):
+        # exit 0: the e-mail is known, as suppressed; nothing else is kept, so nothing else is said
         store.close()
-        click.echo("suppressed: erased on request (connector keeps nothing else about this person)")
+        click.echo(
+            json.dumps({"suppressed": "erased on request"}) if as_json else "suppressed (erased on request)"
+        )
         return
     person_key = find_person(store, key)
     if person_key is None:
@@ -484,22 +493,25 @@ def forget(config_path: str, emails: tuple[str, ...], emails_file: Any, as_json:
     if not wanted:
         raise click.UsageError("name at least one e-mail, or --file")
     store = StateStore(config.state_path())
+    runner = Runner(config)
+    # every target, enabled or not: a disabled one may still hold files with the person's rows
+    writers = [load_writer(c.type).from_config(c, runner.env) for c in config.targets]
     try:
         store.lock()
-        report = forget_people(config, store, wanted, os.environ, dt.datetime.now(dt.UTC))
+        report = forget_people(config, store, wanted, os.environ, dt.datetime.now(dt.UTC), writers=writers)
     except LockedError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_LOCKED)
     finally:
+        runner.close_plugins(writers)
         store.close()
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
-        return
-    click.echo(
-        f"forgot {report.people} person(s), {report.records} record(s), {report.file_rows} segment file row(s); "
-        f"{report.requested - report.not_an_email} e-mail(s) suppressed, {report.not_an_email} not an e-mail; "
-        f"CRMs: {report.crm}"
-    )
+    else:
+        for line in report.lines():
+            click.echo(line)
+    # a CRM action kept to try again: the erasure itself is done, the CRM part is not (yet)
+    sys.exit(EXIT_PARTIAL if report.pending else 0)
 
 
 @cli.command()

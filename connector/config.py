@@ -20,6 +20,7 @@ from pydantic import Tag as _Tag  # noqa: F401 - re-exported for plugin authors
 from . import config_env, safe_yaml
 from .conditions import Condition
 from .coverage_config import PipelineConfig, pipeline_problems
+from .erasure_config import ErasureConfig, erasure_problems
 from .errors import ConfigError
 from .events.config import EventsConfig
 from .model import NAME_PATTERN, StrictModel
@@ -105,6 +106,8 @@ class AppConfigBase(StrictModel):
     events: EventsConfig | None = None
     # the revenue target the open pipeline must cover (coverage.py): off unless configured
     pipeline: PipelineConfig | None = None
+    # what `connector forget` does in the CRMs (erasure_config.py): leave them as they are unless configured
+    erasure: ErasureConfig = Field(default_factory=ErasureConfig)
 
     @field_validator("stage_model", mode="before")
     @classmethod
@@ -430,6 +433,8 @@ def _cross_check(data: dict[str, Any], root: Any, file: str) -> list[ConfigIssue
                     issue(("segments", i, "when"), f"unknown stage '{cond_stage}'{hint}")
     for loc, message in pipeline_problems(data.get("pipeline"), stage_names):
         issue(("pipeline", *loc), message)
+    for loc, message in erasure_problems(data.get("erasure"), named_targets):
+        issue(("erasure", *loc), message)
     identity_section = data.get("identity")
     priority = identity_section.get("source_priority") if isinstance(identity_section, dict) else None
     for i, name in enumerate(priority if isinstance(priority, list) else []):

@@ -53,6 +53,10 @@ class Summary:
     # label changes a target would refuse, found read-only before writing (Writer.preflight): per target
     # the count and reasons; `plan` lists them (exit 3), `run` keeps them rejected without sending them
     predicted_rejections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # records of people erased on request read in this run and left out before identity resolution
+    suppressed: int = 0
+    # CRM actions of erasures that failed and wait in the state for the next run or forget (exit 3)
+    erasure_pending: int = 0
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     label_changes: list[dict[str, Any]] = field(default_factory=list)

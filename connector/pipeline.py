@@ -29,7 +29,7 @@ from .context import PluginEnv, RunContext
 from .coverage import pipeline_figures, warn_if_short
 from .diffing import ChangePlanner, Plan, superseded_refs
 from .engine import Decision, Previous, StageEngine
-from .erasure import drop_suppressed
+from .erasure import drop_suppressed, retry_erasures
 from .errors import (
     BudgetExceededError,
     ConfigError,
@@ -103,6 +103,7 @@ class Runner:
         self.planner = ChangePlanner(config)
         self._superseded: set[str] = set()
         self._vetoes: dict[str, Veto] = {}
+        self._suppressed_read = 0  # records of erased people the last resolve left out
         self.feed: EventFeed | None = None  # built with the writers (its labels are theirs)
         self.env = PluginEnv(
             sources=config.sources,
@@ -268,6 +269,7 @@ class Runner:
             return
 
         resolution = self._resolve(store, as_of=ctx.as_of)
+        summary.suppressed = self._suppressed_read
         decisions = self._decide(store, resolution.people, ctx.as_of, run_id, summary)
         people = {p.key: p for p in resolution.people}
         if self.config.pipeline is not None:
@@ -338,13 +340,20 @@ class Runner:
 
         if not ctx.dry_run:
             self._forget_gone_records(store, writers, people)
+            summary.erasure_pending = retry_erasures(
+                store, [w for w in writers if w.name not in stopped], ctx, summary.notes
+            )
         self._deliver_events(store, ctx, summary)  # after every CRM write, never before
         _tally_rejected(store, summary, rejected_now)
         if budget_stop:
             summary.outcome, summary.exit_code = "budget_stop", EXIT_BUDGET
         elif unreachable:
             summary.outcome, summary.exit_code = "unreachable", EXIT_UNREACHABLE
-        elif summary.rejected["count"] or (ctx.dry_run and summary.predicted_rejections):
+        elif (
+            summary.rejected["count"]
+            or summary.erasure_pending
+            or (ctx.dry_run and summary.predicted_rejections)
+        ):
             summary.outcome, summary.exit_code = "partial", EXIT_PARTIAL
 
     def _held_by_guard(self, store: StateStore, plan: Plan, summary: Summary) -> bool:
@@ -430,9 +439,9 @@ class Runner:
     def _resolve(self, store: StateStore, *, as_of: dt.date) -> Resolution:
         roles = {s.name: s.effective_role() for s in self.config.sources}
         # an erased person's records, read again, never found a person (no stage, segment, task or event)
-        facts = drop_suppressed(
-            store, list(store.all_facts()), os.environ if self.environ is None else self.environ
-        )
+        read = list(store.all_facts())
+        facts = drop_suppressed(store, read, os.environ if self.environ is None else self.environ)
+        self._suppressed_read = len(read) - len(facts)
         self._superseded = superseded_refs(facts)
         resolution = resolve(
             facts,

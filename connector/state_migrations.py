@@ -68,6 +68,15 @@ MIGRATIONS: dict[int, tuple[str, tuple[str, ...]]] = {
             "summary TEXT NOT NULL)",
         ),
     ),
+    7: (
+        "erasure CRM actions that failed (a CRM down during `forget`), kept to be tried again by the next run "
+        "or forget: the target, the action and record ids only (never an e-mail, a name or a person key)",
+        (
+            "CREATE TABLE IF NOT EXISTS erasure_pending (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "erasure_id INTEGER NOT NULL, target TEXT NOT NULL, action TEXT NOT NULL, work TEXT NOT NULL, "
+            "attempts INTEGER NOT NULL DEFAULT 1, error TEXT, updated_at TEXT NOT NULL)",
+        ),
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS, default=1)
 

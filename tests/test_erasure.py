@@ -74,15 +74,23 @@ def test_forget_from_a_file_removes_rows_from_xlsx_files_and_keeps_only_a_salted
 def test_plan_and_explain_of_a_suppressed_person_say_only_that(project: Project) -> None:
     _run(project)
     assert _cli(project, "forget", "ann@acme.example").exit_code == 0
-    plan = _cli(project, "plan", "--as-of", AS_OF.isoformat(), "--json", "--full")
+    # her row comes back in a changed file: plan reads it, leaves it out, and counts it, naming no one
+    people = project.root / "data" / "people.csv"
+    people.write_text(people.read_text().replace("Ann;de Vries;Acme;Working", "Ann;de Vries;Acme;Qualified"))
+    plan = _cli(project, "plan", "--as-of", AS_OF.isoformat(), "--full")
     assert plan.exit_code == 0, plan.output
-    assert "ann@acme.example" not in plan.stdout
+    assert "suppressed: 1 record(s) of people erased on request read and left out" in plan.stdout
+    as_json = _cli(project, "plan", "--as-of", AS_OF.isoformat(), "--json", "--full")
+    assert json.loads(as_json.stdout)["suppressed"] == 1
+    for output in (plan.stdout, as_json.stdout):
+        assert "ann@acme.example" not in output.lower() and "vries" not in output.lower()
+
     explained = _cli(project, "explain", "ANN@acme.example")
     assert explained.exit_code == 0
-    assert (
-        explained.stdout.strip()
-        == "suppressed: erased on request (connector keeps nothing else about this person)"
-    )
+    assert explained.stdout == "suppressed (erased on request)\n"
+    explained = _cli(project, "explain", "ann@acme.example", "--json")
+    assert explained.exit_code == 0
+    assert json.loads(explained.stdout) == {"suppressed": "erased on request"}
 
 
 def test_the_salt_is_generated_once_and_kept_in_the_state(project: Project) -> None:
@@ -91,8 +99,8 @@ def test_the_salt_is_generated_once_and_kept_in_the_state(project: Project) -> N
     store = StateStore(config.state_path())
     try:
         at = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
-        forget(config, store, ["ann@acme.example"], {}, at)
-        forget(config, store, ["bob@globex.example"], {}, at)
+        forget(config, store, ["ann@acme.example"], {}, at, writers=[])
+        forget(config, store, ["bob@globex.example"], {}, at, writers=[])
         salts = store.db.execute("SELECT value FROM meta WHERE key='erasure_salt'").fetchall()
         assert len(salts) == 1 and len(salts[0][0]) == 64
         salt = salts[0][0].encode()
@@ -103,3 +111,19 @@ def test_the_salt_is_generated_once_and_kept_in_the_state(project: Project) -> N
         }
     finally:
         store.close()
+
+
+def test_an_erasure_override_for_a_target_not_configured_names_file_line_and_key(project: Project) -> None:
+    project.write(
+        "connector.yaml",
+        project.config_path.read_text()
+        + "erasure:\n  crm_action: clear\n  targets:\n    flies: leave\n    files: wipe\n",
+    )
+    result = _cli(project, "validate")
+    assert result.exit_code == 2
+    lines = len(project.config_path.read_text().splitlines())
+    assert (
+        f"connector.yaml:{lines - 1} erasure.targets.flies: no target named 'flies' (did you mean 'files'?)"
+        in (result.output)
+    )
+    assert f"connector.yaml:{lines} erasure.targets.files:" in result.output

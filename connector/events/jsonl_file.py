@@ -7,8 +7,11 @@ next append starts on a new line, so only that torn line is unreadable and its e
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+import stat
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
@@ -24,3 +27,27 @@ def append(path: Path, bodies: Sequence[str]) -> None:
         fh.write(prefix + b"".join(body.encode("utf-8") + b"\n" for body in bodies))
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def rewrite_without(path: Path, drop: Callable[[str], bool]) -> int:
+    """Erasure: rewrite the file without the lines `drop` picks (atomically: a reader sees the old file or the
+    new one, never a mix); returns how many lines went."""
+    if not path.exists():
+        return 0
+    lines = path.read_bytes().decode("utf-8", errors="replace").splitlines(keepends=True)
+    kept = [line for line in lines if not drop(line)]
+    if len(kept) == len(lines):
+        return 0
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), stat.S_IMODE(path.stat().st_mode))
+            fh.write("".join(kept).encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return len(lines) - len(kept)

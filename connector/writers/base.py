@@ -8,22 +8,26 @@ the target.
 Every optional capability is declared here with its default, so the run loop and the CLI use it on any writer
 without probing: `publishes_snapshots`, `check` (offline, for `validate`) and `check_online` (for
 `connector check`: the label fields writable, the campaigns there; no record read, nothing written) and
-`preflight` (read-only checks of the planned label changes, run by `plan` and `run` alike before any write).
+`preflight` (read-only checks of the planned label changes, run by `plan` and `run` alike before any write) and
+`erase` (what `connector forget` does in the target: see `ErasureRequest`).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..context import PluginEnv, RunContext
+from ..erasure_config import CrmAction
 from ..errors import ConfigError, RecordError
 from ..findings import Findings, offline_findings
 from ..plan import LabelChange, SegmentChange
 from ..plugin_config import WriterConfigBase
+from ..schema import RecordRef
 
-__all__ = ["WriteResult", "Writer", "WriterConfigBase", "expect_config"]
+__all__ = ["ErasureRequest", "ErasureResult", "WriteResult", "Writer", "WriterConfigBase", "expect_config"]
 
 M = TypeVar("M", bound=WriterConfigBase)
 
@@ -46,6 +50,56 @@ class WriteResult:
     # person key -> the target records this call created for the person's membership (CampaignMember Ids);
     # the run loop keeps them in state, replacing what it held for that membership
     created: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ErasureRequest:
+    """What one target must erase, captured from the state before the people's rows there are deleted.
+
+    `refs` and `memberships` say where connector wrote (record and campaign-member ids): they are what a CRM
+    action that failed keeps in the state to be tried again (`to_pending`). `person_keys` and `emails` are
+    there only while the erasure runs (files find rows by them) and are never kept.
+    """
+
+    refs: tuple[RecordRef, ...] = ()  # the people's records, of every source (a writer takes its own)
+    # segment -> the target records connector created for the membership (Salesforce CampaignMember Ids);
+    # every segment of this target the people were in, with or without such records
+    memberships: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    person_keys: frozenset[str] = frozenset()
+    emails: frozenset[str] = frozenset()
+
+    def to_pending(self) -> dict[str, Any]:
+        return {
+            "refs": sorted(str(r) for r in self.refs),
+            "memberships": {s: list(ids) for s, ids in sorted(self.memberships.items())},
+        }
+
+    @classmethod
+    def from_pending(cls, work: Mapping[str, Any]) -> ErasureRequest:
+        return cls(
+            refs=tuple(RecordRef.parse(r) for r in work.get("refs") or []),
+            memberships={str(s): tuple(ids) for s, ids in (work.get("memberships") or {}).items()},
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.refs or self.memberships or self.person_keys or self.emails)
+
+
+@dataclass
+class ErasureResult:
+    """What `Writer.erase` did: counts by what (`labels_cleared`, `file_rows`...), and what it could not do.
+
+    `left` is the part not done (refs and memberships only), to be tried again with the same action; `error`
+    says why, as an error code or a short reason of connector's own, never a CRM's message (it may quote the
+    record). `manual` names what the target cannot do at all and an admin must (not tried again).
+    """
+
+    done: dict[str, int] = field(default_factory=dict)
+    left: ErasureRequest | None = None
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+    manual: list[str] = field(default_factory=list)
+    calls: int = 0
 
 
 class Writer(ABC):
@@ -93,6 +147,15 @@ class Writer(ABC):
         read-only, or a campaign or member status that is not there, raises ConfigError (exit 2 before any
         write). Called by `plan` and `run` alike, so a plan predicts the run. Default: nothing is refused."""
         return {}
+
+    def erase(self, request: ErasureRequest, action: CrmAction, ctx: RunContext) -> ErasureResult:
+        """`connector forget`: take erased people out of what this target holds, as far as `action` says
+        (erasure_config.py). Called before their state rows go, and again by later runs for what was `left`.
+        A target that keeps files of its own removes their rows whatever the action. Default: nothing to do
+        (a target that takes no CRM action says so in a note)."""
+        if action == "leave":
+            return ErasureResult()
+        return ErasureResult(notes=[f"{self.name}: takes no action on erasure ({action} not supported)"])
 
     def close(self) -> None:
         """Release what the writer holds itself (its connection belongs to the run: `PluginEnv.close`)."""

@@ -32,12 +32,13 @@ from ...crm.salesforce.client import (
     has,
 )
 from ...crm.salesforce.connection import STALE_DESCRIBE, SalesforceConnection
+from ...erasure_config import CrmAction
 from ...errors import ConfigError, RecordError, RetriableError, UnreachableError
 from ...findings import Findings
 from ...plan import LabelChange, Member, SegmentChange
 from ...plugin_config import WriterConfigBase
-from ..base import Writer, WriteResult, expect_config
-from . import online
+from ..base import ErasureRequest, ErasureResult, Writer, WriteResult, expect_config
+from . import erasure, online
 from .config import CampaignTarget, SalesforceWriterConfig
 
 log = structlog.get_logger(__name__)
@@ -95,6 +96,9 @@ class SalesforceWriter(Writer):
 
     def check_online(self, ctx: RunContext) -> Findings:
         return online.check(self, ctx)
+
+    def erase(self, request: ErasureRequest, action: CrmAction, ctx: RunContext) -> ErasureResult:
+        return erasure.erase(self, request, action, ctx)
 
     # -- planning -------------------------------------------------------------------------------------------
     def estimate_calls(self, labels: int, adds: int, removes: int) -> int:

@@ -22,11 +22,12 @@ from pathlib import Path
 import structlog
 
 from ...context import PluginEnv, RunContext
+from ...erasure_config import CrmAction
 from ...errors import ConfigError, RecordError
 from ...plan import LabelChange, Member, SegmentChange
 from ...plugin_config import WriterConfigBase
 from ...schema import RecordRef
-from ..base import Writer, WriteResult, expect_config
+from ..base import ErasureRequest, ErasureResult, Writer, WriteResult, expect_config
 from .config import CHANGES_STEM_SUFFIX, SegmentFilesConfig, check_segment_name, segment_file_stem
 from .history import file_date, history_header, merged_history
 from .tables import Cell, csv_text, is_formula_like, read_csv, read_xlsx, render_csv, render_xlsx
@@ -46,13 +47,16 @@ class SegmentFilesWriter(Writer):
         self.directory = directory if directory.is_absolute() else base_dir / directory
         if self.directory.exists() and not self.directory.is_dir():
             raise ConfigError(f"targets.{cfg.name}.directory: {self.directory} exists and is not a directory")
+        self.segments: tuple[str, ...] = ()  # the configured segments written here (erasure visits each file)
 
     @classmethod
     def from_config(cls, cfg: WriterConfigBase, env: PluginEnv) -> SegmentFilesWriter:
         cfg = expect_config(cfg, SegmentFilesConfig)
         for name in env.segments_for(cfg.name):
             check_segment_name(name)
-        return cls(cfg, env.base_dir)
+        writer = cls(cfg, env.base_dir)
+        writer.segments = tuple(env.segments_for(cfg.name))
+        return writer
 
     def path_for(self, segment: str) -> Path:
         return self.directory / f"{segment_file_stem(segment)}{self.cfg.suffix}"
@@ -116,6 +120,14 @@ class SegmentFilesWriter(Writer):
 
     def close(self) -> None:
         return None
+
+    def erase(self, request: ErasureRequest, action: CrmAction, ctx: RunContext) -> ErasureResult:
+        """The files are connector's own output: the people's rows leave every segment file and change log,
+        whatever the CRM action. A file that cannot be rewritten raises OSError: the erasure stops before the
+        state forgets who to look for, and `forget` can simply be run again."""
+        keys, emails = set(request.person_keys), set(request.emails)
+        removed = sum(self.forget_rows(segment, keys, emails) for segment in self.segments)
+        return ErasureResult(done={"file_rows": removed} if removed else {})
 
     def forget_rows(self, segment: str, keys: set[str], emails: set[str]) -> int:
         """Erasure: drop every row of `segment`'s file and change log whose cells hold one of these person

@@ -39,13 +39,14 @@ from ...crm.vtiger import vtql
 from ...crm.vtiger.client import VtigerApiError, VtigerClient, read_error
 from ...crm.vtiger.connection import VtigerConnection
 from ...crm.vtiger.describe import ModuleInfo
+from ...erasure_config import CrmAction
 from ...errors import ConfigError, RecordError, RetriableError, UnreachableError
 from ...findings import Findings
 from ...plan import LabelChange, Member, SegmentChange
 from ...plugin_config import WriterConfigBase
 from ...schema import RecordRef
-from ..base import Writer, WriteResult, expect_config
-from . import online
+from ..base import ErasureRequest, ErasureResult, Writer, WriteResult, expect_config
+from . import erasure, online
 from .config import CampaignConfig, VtigerWriterConfig
 
 log = structlog.get_logger(__name__)
@@ -76,6 +77,7 @@ class VtigerWriter(Writer):
         # strict: the run loop hands over every segment each run, changed or not (see `sync_segment`)
         self.publishes_snapshots = cfg.strict and bool(cfg.segments_field)
         self.segments = segments  # how many configured segments go to this target (for the estimate)
+        self.segment_names: tuple[str, ...] = ()  # their names: erasure clears every value connector manages
         self._infos: dict[str, ModuleInfo] = {}
         self._label_fields: dict[str, str] = {}
         self._segment_fields: dict[str, str] = {}
@@ -92,10 +94,15 @@ class VtigerWriter(Writer):
             raise ConfigError(f"targets.{cfg.name}.source: '{cfg.source}' is not a configured vtiger source")
         connection.want_pool(cfg.concurrency + 2)  # its workers, plus the source's reads and lookups
         connection.want_sessions(cfg.concurrency)  # a session serves one request at a time: one per worker
-        return cls(cfg, connection, len(env.segments_for(cfg.name)))
+        writer = cls(cfg, connection, len(env.segments_for(cfg.name)))
+        writer.segment_names = tuple(env.segments_for(cfg.name))
+        return writer
 
     def check_online(self, ctx: RunContext) -> Findings:
         return online.check(self, ctx)
+
+    def erase(self, request: ErasureRequest, action: CrmAction, ctx: RunContext) -> ErasureResult:
+        return erasure.erase(self, request, action, ctx)
 
     # -- per run ------------------------------------------------------------------------------------------
     def _begin(self, ctx: RunContext) -> None:
