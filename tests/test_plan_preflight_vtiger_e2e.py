@@ -123,3 +123,33 @@ def test_a_wrong_vtiger_segments_field_stops_plan_and_run_before_any_write(
             summary.errors
         )
         assert writes(world) == 0
+
+
+# The Salesforce side of the same promise at the level of `plan` and `run` (the writer-level tests are in
+# tests/salesforce/test_writer_sf_e2e.py): a misspelt label field, and a member status the campaign lacks.
+@pytest.mark.parametrize(
+    ("old", "new", "why"),
+    [
+        ("label_field: {{Lead: Funnel_Stage__c,", "label_field: {{Lead: Funnel_Stag__c,", "Funnel_Stag__c"),
+        (
+            'win-back: {{campaign: "Win-back", member_status: Sent, create: true}}',
+            'win-back: {{campaign: "Newsletter", member_status: Shipped}}',
+            "Shipped",
+        ),
+    ],
+    ids=["misspelt-label-field", "member-status"],
+)
+@pytest.mark.parametrize("mode", ["plan", "run"])
+def test_a_salesforce_target_problem_stops_plan_and_run_before_any_write(
+    tmp_path: Path, mode: str, old: str, new: str, why: str
+) -> None:
+    assert old in DEMO_CONFIG
+    with job(tmp_path, DEMO_CONFIG.replace(old, new)) as (world, runner, _):
+        # a campaign that is there, with the stock member statuses (Sent, Responded): not 'Shipped'
+        world.sf.store.insert("Campaign", {"Name": "Newsletter", "IsActive": True})
+        world.sf.reset_calls()
+        world.vt.reset_calls()
+        summary: Any = runner.execute(mode, AS_OF)
+        assert summary.exit_code == EXIT_CONFIG, summary.errors
+        assert any("sf_out" in e and why in e for e in summary.errors), summary.errors
+        assert writes(world) == 0
