@@ -8,9 +8,13 @@ did not answer.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
+import json
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from .config import AppConfigBase
@@ -60,7 +64,56 @@ def run_check(
             findings.extend(found.attempt("check", functools.partial(plugin.check_online, ctx)) or found)
     finally:
         runner.close_plugins(plugins)
+    findings.extend(values_seen(config))
     return findings, ctx
+
+
+def values_seen(config: AppConfigBase) -> list[Finding]:
+    """Per source, the picklist values with no meaning the last run counted in the records it read (`check`
+    reads no record, so these counts come from the state): a fail for a source with `unknown_values: error`,
+    whose next run holding them would stop. Nothing when there is no state or no run yet."""
+    counted = sorted(_last_run_unknown_values(config.state_path()).items())
+    out = []
+    for cfg in config.sources:
+        # keys are "<source>.<field>=<value>"
+        seen = {
+            cfg.name: [
+                f"{k[len(cfg.name) + 1 :]} ({n} record(s))"
+                for k, n in counted
+                if k.startswith(f"{cfg.name}.")
+            ]
+        }
+        if cfg.enabled and seen[cfg.name]:
+            strict = getattr(cfg, "unknown_values", "report") == "error"
+            out.append(
+                Finding(
+                    cfg.name,
+                    "values seen",
+                    "fail" if strict else "info",
+                    "the last run read picklist values with no meaning (add them to value_maps): "
+                    + ", ".join(seen[cfg.name]),
+                )
+            )
+    return out
+
+
+def _last_run_unknown_values(path: Path) -> dict[str, int]:
+    """The newest `run`'s unknown_values ("source.field=value" -> records), read-only: check never creates,
+    migrates or locks the state; one it cannot read simply gives nothing here."""
+    if not path.is_file():
+        return {}
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            row = db.execute(
+                "SELECT summary FROM runs WHERE mode = 'run' AND summary IS NOT NULL ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+    except sqlite3.Error:
+        return {}
+    try:
+        values = json.loads(row[0]).get("unknown_values") if row else None
+    except (ValueError, AttributeError):
+        return {}
+    return {str(k): int(v) for k, v in values.items()} if isinstance(values, dict) else {}
 
 
 def exit_code(findings: list[Finding]) -> int:

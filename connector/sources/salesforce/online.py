@@ -21,7 +21,7 @@ from ...crm.salesforce.client import SalesforceRequestError, has, is_describe
 from ...discovery import Discovery, FieldInfo, ObjectInfo, PicklistValue
 from ...errors import ConfigError
 from ...findings import Findings
-from ...mappers.salesforce import get_field, truthy
+from ...mappers.salesforce import get_field, lead_status_meaning, stage_values, truthy
 from .org import CONTACT_ROLE
 
 if TYPE_CHECKING:
@@ -74,9 +74,12 @@ def check(source: SalesforceSource, ctx: RunContext) -> Findings:
         _check_object(source, found, obj)
     for obj, rows_of in (("Lead", "LeadStatus"), ("Opportunity", "OpportunityStage")):
         if obj in cfg.objects:
-            rows = found.attempt(rows_of, functools.partial(source.org.meaning_rows, rows_of))
+            # from the org, not the cache: an admin runs check right after changing the picklist (the
+            # rows are cached again, so the run after it starts from them)
+            rows = found.attempt(rows_of, functools.partial(source.org.meaning_rows, rows_of, refresh=True))
             if rows is not None:
                 found.ok(rows_of, _meaning_summary(rows_of, rows))
+                found.attempt(f"picklist {obj}", functools.partial(_unmeant_values, source, found, obj, rows))
     _check_allowance(source, found)
     return found
 
@@ -126,6 +129,43 @@ def _meaning_summary(obj: str, rows: list[dict[str, Any]]) -> str:
     won = [n for n, r in zip(names, rows, strict=True) if truthy(r.get("IsWon"))]
     closed = [n for n, r in zip(names, rows, strict=True) if truthy(r.get("IsClosed"))]
     return f"{len(rows)} stages; closed: {', '.join(closed) or 'none'}; won: {', '.join(won) or 'none'}"
+
+
+def _unmeant_values(source: SalesforceSource, found: Findings, obj: str, rows: list[dict[str, Any]]) -> None:
+    """The values of Lead.Status / Opportunity.StageName (the org's rows, and the describe's picklist) that
+    neither a value map, the org's flags nor a stock meaning explains: judged by the mapper's own functions,
+    so these are exactly the values a run would count as unknown once records carry them. An info finding;
+    a fail when the source says `unknown_values: error` (such a value in the data stops a run)."""
+    mapping = source.cfg.objects[obj]
+    field = "Status" if obj == "Lead" else "StageName"
+    offered: dict[str, str] = {}
+    for row in rows:
+        name = get_field(row, "ApiName") or get_field(row, "MasterLabel")
+        if name:
+            offered.setdefault(str(name).strip().casefold(), str(name))
+    described = source.client.field_names(obj).get(field) or {}
+    for value in described.get("picklistValues") or []:
+        if isinstance(value, dict) and value.get("value") and value.get("active", True):
+            offered.setdefault(str(value["value"]).strip().casefold(), str(value["value"]))
+    meanings = source.org.load_meanings()
+    if obj == "Lead":
+        missing = [v for v in offered.values() if not lead_status_meaning(v, mapping, meanings)[0]]
+    else:
+        missing = [v for v in offered.values() if not stage_values(v, mapping, meanings)[0]]
+    if not missing:
+        found.ok(f"picklist {obj}.{field}", f"every one of {len(offered)} value(s) has a meaning")
+        return
+    found.add(
+        f"picklist {obj}.{field}",
+        "fail" if source.cfg.unknown_values == "error" else "info",
+        f"{len(missing)} value(s) with no meaning (add them to value_maps): "
+        + ", ".join(f"'{v}'" for v in missing)
+        + (
+            " (unknown_values: error: a record holding one stops a run)"
+            if source.cfg.unknown_values == "error"
+            else ""
+        ),
+    )
 
 
 def _check_allowance(source: SalesforceSource, found: Findings) -> None:

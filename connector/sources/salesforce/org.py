@@ -196,9 +196,10 @@ class OrgMetadata:
         """Whether `path` (a field, or a path through parent relationships) exists on `obj`, by describe."""
         return self._has_field(obj, path, set())
 
-    def meaning_rows(self, obj: str) -> list[dict[str, Any]]:
-        """The org's LeadStatus or OpportunityStage rows with their flags (the describe cache's when fresh)."""
-        return self._picklist_rows(obj, MEANING_FLAGS[obj], refresh=False)
+    def meaning_rows(self, obj: str, *, refresh: bool = False) -> list[dict[str, Any]]:
+        """The org's LeadStatus or OpportunityStage rows with their flags (the describe cache's when fresh,
+        unless `refresh`: then read from the org and cached again)."""
+        return self._picklist_rows(obj, MEANING_FLAGS[obj], refresh=refresh)
 
     # -- picklist meaning: the org's LeadStatus and OpportunityStage rows --------------------------------------
     def map_record(self, obj: str, raw: Mapping[str, Any], mapping: ObjectMapping) -> MappedRecord:
@@ -213,6 +214,12 @@ class OrgMetadata:
             self.meanings = self._load_meanings(refresh=True)
             result = map_record(self.name, obj, raw, mapping, self.meanings)
         return result
+
+    def load_meanings(self) -> OrgMeanings:
+        """The org's picklist meanings from its LeadStatus / OpportunityStage rows alone (no describe check,
+        no query of records): what `connector check` judges the picklist values with."""
+        self.meanings = self._load_meanings()
+        return self.meanings
 
     def _load_meanings(self, *, refresh: bool = False) -> OrgMeanings:
         meanings = OrgMeanings()

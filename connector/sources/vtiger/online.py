@@ -107,7 +107,15 @@ def check(source: VtigerSource, ctx: RunContext) -> Findings:
                 found.fail(what, str(exc))
                 continue
             found.ok(what, f"readable ({name}, {described.fields[name].type})")
-            _unmeant_values(found, module, spec, described.fields[name].picklist, mcfg.value_maps, target)
+            _unmeant_values(
+                found,
+                module,
+                spec,
+                described.fields[name].picklist,
+                mcfg.value_maps,
+                target,
+                source.cfg.unknown_values == "error",
+            )
     found.info("api allowance", "vtiger meters no webservice calls")
     return found
 
@@ -119,8 +127,9 @@ def _unmeant_values(
     offered: Sequence[str],
     value_maps: Mapping[str, Mapping[str, Any]],
     target: str,
+    strict: bool,
 ) -> None:
-    """An info finding naming the values the picklist offers that neither the stock meanings nor value_maps
+    """An info finding (a fail with `unknown_values: error`) naming the values the picklist offers that neither the stock meanings nor value_maps
     know: `check` reads no record, so these are the values a run would count as unknown once they are used."""
     meaning = next((m for m, (raw, _) in PICKLIST_MEANINGS.items() if target in (m, raw)), None)
     if meaning is not None:
@@ -131,10 +140,12 @@ def _unmeant_values(
         return  # no value map applies: the value is kept as written
     missing = [v for v in offered if not translate(target, v, known)[0]]
     if missing:
-        found.info(
+        found.add(
             f"picklist {module}.{spec}",
+            "fail" if strict else "info",
             f"{len(missing)} value(s) with no meaning (add them to value_maps): "
-            + ", ".join(f"'{v}'" for v in missing),
+            + ", ".join(f"'{v}'" for v in missing)
+            + (" (unknown_values: error: a record holding one stops a run)" if strict else ""),
         )
 
 

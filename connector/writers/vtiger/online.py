@@ -1,7 +1,8 @@
 """What `connector check` asks of vtiger for a vtiger target: each label and segments field resolves (by its
-label) and is editable, the segments field is a multi-select, and each campaign exists (one query on
-Campaigns by name). No person is read and nothing is written: a campaign `create: true` would make is
-reported, not made."""
+label) and is editable, the segments field is a multi-select offering each segment's value, and each campaign
+exists. The same lookups `plan` and `run` make before writing (`VtigerWriter.writable_field`,
+`_find_campaign`), so check and plan judge alike. No person is read and nothing is written: a campaign
+`create: true` would make is reported, not made."""
 
 from __future__ import annotations
 
@@ -9,37 +10,37 @@ import functools
 from typing import TYPE_CHECKING
 
 from ...context import RunContext
-from ...crm.vtiger import vtql
-from ...crm.vtiger.client import VtigerApiError, read_error
 from ...findings import Findings
 from .config import CampaignConfig
 
 if TYPE_CHECKING:
     from .writer import VtigerWriter
 
-MULTI_SELECT = "multipicklist"
-
 
 def check(writer: VtigerWriter, ctx: RunContext) -> Findings:
     found = Findings(writer.name)
     writer.client.on_call = lambda _op: ctx.count_call(writer.connection.name)
+    values = sorted({writer.segment_value(s) for s in writer.segment_names})
     for key, fields in (
-        ("label field", writer.cfg.label_field),
-        ("segments field", writer.cfg.segments_field),
+        ("label_field", writer.cfg.label_field),
+        ("segments_field", writer.cfg.segments_field),
     ):
         for module, spec in fields.items():
-            what = f"{key} {module}.{spec}"
-            resolve = writer.label_field if key == "label field" else writer.segment_field
-            name = found.attempt(what, functools.partial(resolve, module))
+            what = f"{key.replace('_', ' ')} {module}.{spec}"
+            name = found.attempt(what, functools.partial(writer.writable_field, key, module))
             if name is None:
                 continue
             info = writer._info(module).fields[name]
-            if not info.editable:
-                found.fail(what, f"{name} is not editable by the API user")
-            elif key == "segments field" and info.type != MULTI_SELECT:
-                found.fail(what, f"{name} is a {info.type} field: it must be a Multi-Select Combo Box")
-            else:
-                found.ok(what, f"writable ({name}, {info.type})")
+            options = f", options: {', '.join(info.picklist)}" if info.picklist else ""
+            found.ok(what, f"writable ({name}, {info.type}{options})")
+            if key == "segments_field":
+                missing = [v for v in values if writer.options_missing(module, v)]
+                if missing:
+                    found.info(
+                        f"segment values {module}",
+                        "not an option yet: " + ", ".join(f"'{v}'" for v in missing) + " (vtiger stores it, "
+                        "but saving a record in its edit form may drop it: add it to the field's values)",
+                    )
     for segment, campaign in writer.cfg.campaigns.items():
         what = f"campaign {campaign.campaign}"
         found.attempt(what, functools.partial(_campaign, writer, found, segment, campaign))
@@ -48,18 +49,10 @@ def check(writer: VtigerWriter, ctx: RunContext) -> Findings:
 
 def _campaign(writer: VtigerWriter, found: Findings, segment: str, campaign: CampaignConfig) -> None:
     what = f"campaign {campaign.campaign}"
-    query = vtql.select(
-        "Campaigns", ["id", "campaignname"], where=[vtql.Cond("campaignname", "=", campaign.campaign)]
-    )
-    try:
-        rows = [r for r in writer.client.query(query) if r.get("campaignname") == campaign.campaign]
-    except VtigerApiError as exc:
-        raise read_error(exc, f"targets.{writer.name}.campaigns: looking up '{campaign.campaign}'") from None
-    if rows:
-        found.ok(what, f"{rows[0].get('id')} (segment {segment})")
+    campaign_id = writer._find_campaign(campaign)
+    if campaign_id is not None:
+        found.ok(what, f"{campaign_id} (segment {segment})")
     elif campaign.create:
         found.ok(what, f"not there yet: created on the first add to segment {segment} (create: true)")
     else:
-        found.fail(
-            what, f"no such campaign for segment {segment} (create it, or set create: true and closingdate)"
-        )
+        found.fail(what, writer._no_campaign(campaign).partition(": ")[2] + f" (segment {segment})")

@@ -52,6 +52,9 @@ from .config import CampaignConfig, VtigerWriterConfig
 log = structlog.get_logger(__name__)
 MULTI_SEPARATOR = " |##| "
 UNREACHABLE = "UNREACHABLE"  # the code of items not written because vtiger stopped answering
+NOT_AN_OPTION = "NOT_A_PICKLIST_VALUE"  # a label a picklist label field does not offer (see `preflight`)
+PICKLIST = "picklist"
+MULTI_SELECT = "multipicklist"
 
 
 def split_multi(raw: Any) -> list[str]:
@@ -77,7 +80,8 @@ class VtigerWriter(Writer):
         # strict: the run loop hands over every segment each run, changed or not (see `sync_segment`)
         self.publishes_snapshots = cfg.strict and bool(cfg.segments_field)
         self.segments = segments  # how many configured segments go to this target (for the estimate)
-        self.segment_names: tuple[str, ...] = ()  # their names: erasure clears every value connector manages
+        # their names: for `connector check`, and erasure clears every value connector manages
+        self.segment_names: tuple[str, ...] = ()
         self._infos: dict[str, ModuleInfo] = {}
         self._label_fields: dict[str, str] = {}
         self._segment_fields: dict[str, str] = {}
@@ -152,22 +156,78 @@ class VtigerWriter(Writer):
             return segment
         return campaign.value or campaign.campaign
 
-    # -- labels -------------------------------------------------------------------------------------------
+    # -- labels ---------------------------------------------------------------------------------------------
+    def writable_field(self, key: str, module: str) -> str:
+        """The `label_field` or `segments_field` (`key`) of `module`, resolved by describe; ConfigError when it
+        is missing, not editable by the API user or (segments) not a multi-select. `preflight` (plan and
+        run) and `connector check` ask through here, so they judge a field alike."""
+        name = self.label_field(module) if key == "label_field" else self.segment_field(module)
+        info = self._info(module).fields[name]
+        if not info.editable:
+            raise ConfigError(f"targets.{self.name}.{key}.{module}: {name} is not editable by the API user")
+        if key == "segments_field" and info.type != MULTI_SELECT:
+            raise ConfigError(
+                f"targets.{self.name}.{key}.{module}: {name} is a {info.type} field: it must be a "
+                "Multi-Select Combo Box (a segment value is added to and removed from the others there)"
+            )
+        return name
+
+    def options_missing(self, module: str, value: str) -> bool:
+        """Whether the segments field of `module` lacks `value` among its options. vtiger stores it anyway,
+        but its edit form does not show it, so saving the record in the UI may drop it."""
+        info = self._info(module).fields[self.segment_field(module)]
+        return value not in info.picklist
+
     def preflight(
         self, changes: list[LabelChange], segments: list[SegmentChange], ctx: RunContext
     ) -> dict[str, RecordError]:
-        """The label field of every module with changes must resolve (by its label, through describe) and be
-        editable, else ConfigError before anything is written. vtiger 8.2 takes any value into a picklist
-        field (see /work/shared/vtiger/WEBSERVICE.md: no validation of picklist values), so no value is
-        predicted to be refused."""
+        """The label field of every module with changes, and the segments field of every module when a
+        segment changes, must resolve (by label, through describe) and be editable (segments: a
+        multi-select), else ConfigError before anything is written; so must the campaign of every segment
+        gaining members (or `create: true` makes it).
+
+        vtiger 8.2 stores any value in a picklist field (see /work/shared/vtiger/WEBSERVICE.md: no validation
+        of picklist values), but its edit form shows only the options, so the next save of the record in the
+        UI would replace a label that is not one: a picklist label field is treated as restricted, and a
+        label it does not offer is refused here (plan predicts it, run keeps it rejected, never sends it)."""
         self._begin(ctx)
         for module in sorted({c.ref.object for c in changes if c.ref.object in self.cfg.label_field}):
+            self.writable_field("label_field", module)
+        if segments and self.cfg.segments_field:
+            for module in self.cfg.segments_field:
+                self.writable_field("segments_field", module)
+                for value in sorted({self.segment_value(s.segment) for s in segments}):
+                    if self.options_missing(module, value):
+                        log.warning(
+                            "vtiger.segments_field.not_an_option",
+                            target=self.name,
+                            module=module,
+                            field=self.segment_field(module),
+                            value=value,
+                            reason="vtiger stores it, but saving the record in its edit form may drop it",
+                        )
+        for seg in segments:
+            campaign = self.cfg.campaigns.get(seg.segment)
+            if campaign is not None and seg.adds and seg.segment not in self._campaign_ids:
+                found = self._find_campaign(campaign)
+                if found is not None:  # kept: the sync does not look it up again
+                    self._campaign_ids[seg.segment] = found
+                elif not campaign.create:
+                    raise ConfigError(self._no_campaign(campaign))
+        refused: dict[str, RecordError] = {}
+        for module in sorted({c.ref.object for c in changes if c.ref.object in self.cfg.label_field}):
             name = self.label_field(module)
-            if not self._info(module).fields[name].editable:
-                raise ConfigError(
-                    f"targets.{self.name}.label_field.{module}: {name} is not editable by the API user"
-                )
-        return {}
+            info = self._info(module).fields[name]
+            if info.type not in (PICKLIST, MULTI_SELECT):
+                continue
+            for change in changes:
+                if change.ref.object == module and change.new not in info.picklist:
+                    refused[str(change.ref)] = RecordError(
+                        f"{change.ref}: {module}.{name} ({info.label}) is a picklist without the value "
+                        f"'{change.new}' (add it as an option in vtiger)",
+                        code=NOT_AN_OPTION,
+                    )
+        return refused
 
     def write_labels(self, changes: list[LabelChange], ctx: RunContext) -> WriteResult:
         self._begin(ctx)
@@ -388,7 +448,9 @@ class VtigerWriter(Writer):
         self._campaign_ids[segment] = found
         return found
 
-    def _find_or_create(self, campaign: CampaignConfig) -> str:
+    def _find_campaign(self, campaign: CampaignConfig, *, retry: bool = True) -> str | None:
+        """The id of the campaign named `campaign.campaign` (the first when vtiger holds several), or None. The
+        one lookup `preflight`, the sync and `connector check` make."""
         query = vtql.select(
             "Campaigns",
             ["id", "campaignname"],
@@ -396,23 +458,28 @@ class VtigerWriter(Writer):
             order_by="id",
         )
         try:
-            found = self.client.query(query, retry=False)
+            found = self.client.query(query, retry=retry)
         except VtigerApiError as exc:
             raise read_error(
                 exc, f"targets.{self.name}.campaigns: looking up '{campaign.campaign}'"
             ) from None
         rows = [r for r in found if r.get("campaignname") == campaign.campaign]
-        if rows:
-            if len(rows) > 1:
-                log.warning(
-                    "vtiger.campaign.duplicate", campaign=campaign.campaign, ids=[r["id"] for r in rows]
-                )
-            return str(rows[0]["id"])
+        if len(rows) > 1:
+            log.warning("vtiger.campaign.duplicate", campaign=campaign.campaign, ids=[r["id"] for r in rows])
+        return str(rows[0]["id"]) if rows else None
+
+    def _no_campaign(self, campaign: CampaignConfig) -> str:
+        return (
+            f"targets.{self.name}.campaigns: vtiger has no campaign named '{campaign.campaign}' "
+            "(create it, or set create: true and closingdate)"
+        )
+
+    def _find_or_create(self, campaign: CampaignConfig) -> str:
+        found = self._find_campaign(campaign, retry=False)
+        if found is not None:
+            return found
         if not campaign.create:
-            raise ConfigError(
-                f"targets.{self.name}.campaigns: vtiger has no campaign named '{campaign.campaign}' "
-                "(create it, or set create: true and closingdate)"
-            )
+            raise ConfigError(self._no_campaign(campaign))
         assert campaign.closingdate is not None
         element: dict[str, Any] = {
             **campaign.fields,

@@ -39,7 +39,8 @@ DEFAULT_CUSTOM_FIELDS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("Sync Key", "string", "cf_878"),
     ),
 }
-SEGMENT_VALUES = ("Nurture newsletter", "Renewal 2027", "Ambassadors")
+# the recorded instance's options, and the demo's win-back segment (an admin adds each segment's value)
+SEGMENT_VALUES = ("Nurture newsletter", "Renewal 2027", "Ambassadors", "Win-back")
 
 
 @dataclass(frozen=True)
