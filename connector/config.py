@@ -27,6 +27,7 @@ from .plugin_config import SourceConfigBase, WriterConfigBase
 from .registry import source_plugins, writer_plugins
 from .stage_model import DEFAULT_LABEL_KEY, StageModel, merge_preset, stage_model_problems
 from .suggest import did_you_mean
+from .tasks.config import TASK_TARGET_TYPES, TaskConfig, task_problems
 from .writers.segment_files.config import segment_file_stem
 
 M = TypeVar("M", bound=StrictModel)
@@ -105,6 +106,8 @@ class AppConfigBase(StrictModel):
     events: EventsConfig | None = None
     # the revenue target the open pipeline must cover (coverage.py): off unless configured
     pipeline: PipelineConfig | None = None
+    # follow-up tasks created in the CRMs when a person's moment comes (connector/tasks/)
+    tasks: list[TaskConfig] = Field(default_factory=list)
 
     @field_validator("stage_model", mode="before")
     @classmethod
@@ -430,6 +433,9 @@ def _cross_check(data: dict[str, Any], root: Any, file: str) -> list[ConfigIssue
                     issue(("segments", i, "when"), f"unknown stage '{cond_stage}'{hint}")
     for loc, message in pipeline_problems(data.get("pipeline"), stage_names):
         issue(("pipeline", *loc), message)
+    task_targets = {str(t["name"]): str(t.get("type")) for t in targets if t.get("type") in TASK_TARGET_TYPES and isinstance(t.get("name"), str)}
+    for loc, message in task_problems(data.get("tasks"), task_targets, named_targets, stage_names):
+        issue(("tasks", *loc), message)
     identity_section = data.get("identity")
     priority = identity_section.get("source_priority") if isinstance(identity_section, dict) else None
     for i, name in enumerate(priority if isinstance(priority, list) else []):

@@ -53,14 +53,17 @@ class Summary:
     # label changes a target would refuse, found read-only before writing (Writer.preflight): per target
     # the count and reasons; `plan` lists them (exit 3), `run` keeps them rejected without sending them
     predicted_rejections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # follow-up tasks per target: created (per task), found in the CRM already, failed; `plan`: would_create
+    tasks: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     label_changes: list[dict[str, Any]] = field(default_factory=list)
     segment_changes: list[dict[str, Any]] = field(default_factory=list)
+    task_changes: list[dict[str, Any]] = field(default_factory=list)  # `plan`: each task it would create
 
     def to_json(self, detail: bool = False) -> dict[str, Any]:
         out = {
-            k: v for k, v in self.__dict__.items() if detail or k not in ("label_changes", "segment_changes")
+            k: v for k, v in self.__dict__.items() if detail or k not in ("label_changes", "segment_changes", "task_changes")
         }
         return out
 

@@ -8,12 +8,14 @@ the target.
 Every optional capability is declared here with its default, so the run loop and the CLI use it on any writer
 without probing: `publishes_snapshots`, `check` (offline, for `validate`) and `check_online` (for
 `connector check`: the label fields writable, the campaigns there; no record read, nothing written) and
-`preflight` (read-only checks of the planned label changes, run by `plan` and `run` alike before any write).
+`preflight` (read-only checks of the planned label changes, run by `plan` and `run` alike before any write),
+and follow-up tasks (`takes_tasks`, `task_record`, `find_tasks`, `create_tasks`; connector/tasks/).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -22,6 +24,8 @@ from ..errors import ConfigError, RecordError
 from ..findings import Findings, offline_findings
 from ..plan import LabelChange, SegmentChange
 from ..plugin_config import WriterConfigBase
+from ..schema import RecordRef
+from ..tasks.model import NewTask, TaskResult
 
 __all__ = ["WriteResult", "Writer", "WriterConfigBase", "expect_config"]
 
@@ -57,6 +61,8 @@ class Writer(ABC):
     # True: the writer gets every segment each run, changed or not: it publishes the whole member list (files),
     # or mirrors a target strictly and must catch members added there by hand (strict Salesforce campaigns)
     publishes_snapshots: bool = False
+    # True: the writer creates follow-up tasks (`create_tasks`, `find_tasks`, `task_record`)
+    takes_tasks: bool = False
 
     @classmethod
     @abstractmethod
@@ -93,6 +99,23 @@ class Writer(ABC):
         read-only, or a campaign or member status that is not there, raises ConfigError (exit 2 before any
         write). Called by `plan` and `run` alike, so a plan predicts the run. Default: nothing is refused."""
         return {}
+
+    def task_record(self, refs: Sequence[RecordRef]) -> RecordRef | None:
+        """Which of a person's records a task of this target hangs on (a Contact before a Lead), or None when
+        this target's system holds none of them (no task there). Default: none."""
+        return None
+
+    def find_tasks(self, keys: list[str], ctx: RunContext) -> dict[str, str]:
+        """The tasks the system already holds with these idempotency keys: key -> record id. Asked before
+        creating a task the state has no confirmed record of. Default: none."""
+        return {}
+
+    def create_tasks(self, tasks: list[NewTask], ctx: RunContext) -> TaskResult:
+        """Create each task once (its `key` stored on it where the system allows); report the record created
+        or the reason refused, per key. Default: every task refused (a writer that takes none)."""
+        return TaskResult(
+            failed={t.key: RecordError(f"target {self.name} holds no tasks", code="NO_TASKS") for t in tasks}
+        )
 
     def close(self) -> None:
         """Release what the writer holds itself (its connection belongs to the run: `PluginEnv.close`)."""
