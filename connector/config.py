@@ -433,7 +433,11 @@ def _cross_check(data: dict[str, Any], root: Any, file: str) -> list[ConfigIssue
                     issue(("segments", i, "when"), f"unknown stage '{cond_stage}'{hint}")
     for loc, message in pipeline_problems(data.get("pipeline"), stage_names):
         issue(("pipeline", *loc), message)
-    task_targets = {str(t["name"]): str(t.get("type")) for t in targets if t.get("type") in TASK_TARGET_TYPES and isinstance(t.get("name"), str)}
+    task_targets = {
+        str(t["name"]): str(t.get("type"))
+        for t in targets
+        if t.get("type") in TASK_TARGET_TYPES and isinstance(t.get("name"), str)
+    }
     for loc, message in task_problems(data.get("tasks"), task_targets, named_targets, stage_names):
         issue(("tasks", *loc), message)
     identity_section = data.get("identity")

@@ -63,7 +63,9 @@ class Summary:
 
     def to_json(self, detail: bool = False) -> dict[str, Any]:
         out = {
-            k: v for k, v in self.__dict__.items() if detail or k not in ("label_changes", "segment_changes", "task_changes")
+            k: v
+            for k, v in self.__dict__.items()
+            if detail or k not in ("label_changes", "segment_changes", "task_changes")
         }
         return out
 

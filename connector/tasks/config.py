@@ -135,7 +135,7 @@ class TaskCreate(StrictModel):
         value = getattr(self, key)
         if isinstance(value, dict):
             return value.get(target, value.get("default"))
-        return value  # type: ignore[no-any-return]
+        return value
 
 
 class TaskConfig(StrictModel):

@@ -59,7 +59,12 @@ def plan_tasks(
                 continue
             previous = latest.get(key)
 
-            def get(name: str, person: Person = person, decision: Decision = decision) -> Any:
+            def get(
+                name: str,
+                person: Person = person,
+                decision: Decision = decision,
+                previous: Transition | None = previous,
+            ) -> Any:
                 if name == "stage":
                     return decision.stage
                 if name == "previous_stage":

@@ -77,10 +77,8 @@ def mark(
 
 def rows(store: StateStore) -> list[dict[str, str | None]]:
     """Every row (tests, docs)."""
-    cur = store.db.execute(
-        "SELECT key, target, task, person_key, occurrence, status, record_id, reason FROM tasks ORDER BY key, target"
-    )
-    names = [d[0] for d in cur.description]
+    names = ("key", "target", "task", "person_key", "occurrence", "status", "record_id", "reason")
+    cur = store.db.execute(f"SELECT {', '.join(names)} FROM tasks ORDER BY key, target")
     return [dict(zip(names, r, strict=True)) for r in cur]
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from ..schema import FieldType, PERSON_FIELDS
+from ..schema import PERSON_FIELDS, FieldType
 
 if TYPE_CHECKING:
     from jinja2 import Template
@@ -49,7 +49,7 @@ def compile_template(text: str) -> Template:
     from jinja2 import TemplateSyntaxError
 
     try:
-        return _environment().from_string(text)  # type: ignore[no-any-return]
+        return _environment().from_string(text)
     except TemplateSyntaxError as exc:
         raise ValueError(f"template error: {exc.message} (template line {exc.lineno})") from None
 
