@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
@@ -44,8 +44,9 @@ from ...findings import Findings
 from ...plan import LabelChange, Member, SegmentChange
 from ...plugin_config import WriterConfigBase
 from ...schema import RecordRef
+from ...tasks.model import NewTask, TaskResult
 from ..base import Writer, WriteResult, expect_config
-from . import online
+from . import online, tasks
 from .config import CampaignConfig, VtigerWriterConfig
 
 log = structlog.get_logger(__name__)
@@ -66,6 +67,8 @@ def join_multi(values: Iterable[str]) -> str:
 
 
 class VtigerWriter(Writer):
+    takes_tasks = True
+
     def __init__(self, cfg: VtigerWriterConfig, connection: VtigerConnection, segments: int = 0) -> None:
         self.name = cfg.name
         self.source: str | None = cfg.source
@@ -144,6 +147,16 @@ class VtigerWriter(Writer):
         if campaign is None:
             return segment
         return campaign.value or campaign.campaign
+
+    # -- follow-up tasks (tasks.py) -----------------------------------------------------------------------
+    def task_record(self, refs: Sequence[RecordRef]) -> RecordRef | None:
+        return tasks.task_record(self, refs)
+
+    def find_tasks(self, keys: list[str], ctx: RunContext) -> dict[str, str]:
+        return tasks.find_tasks(self, keys, ctx)
+
+    def create_tasks(self, new: list[NewTask], ctx: RunContext) -> TaskResult:
+        return tasks.create_tasks(self, new, ctx)
 
     # -- labels -------------------------------------------------------------------------------------------
     def preflight(
