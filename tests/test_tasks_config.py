@@ -116,3 +116,15 @@ def test_an_unknown_key_in_a_task_is_named() -> None:
         "tasks:\n  - {name: t, trigger: {nurture_until: reached}, create: {subject: x, due: 3}}\n"
     )
     assert any("tasks[0].create.due: unknown key" in f for f in found)
+
+
+def test_the_readme_tasks_example_is_valid_beside_the_readme_config(tmp_path: Path) -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", readme, re.S)
+    example = next(b for b in blocks if "sources:" in b and "targets:" in b and "segments:" in b)
+    tasks = next(b for b in blocks if b.lstrip().startswith("tasks:"))
+    config = load_config_text(example + tasks, "README.md", base_dir=tmp_path)
+    assert [t.name for t in config.tasks] == ["nurture-revisit"]
+    assert config.tasks[0].create.value_for("priority", "vt_out") == "Medium"

@@ -74,10 +74,6 @@ def sync_tasks(
         stats["already_done"] = len(done)
         if ctx.dry_run:
             stats["would_create"] = dict(Counter(t.task for t in todo.values()))
-            if todo:
-                summary.notes.append(
-                    f"tasks: {target} would get {len(todo)} task(s) (unless it holds them already)"
-                )
             summary.task_changes.extend(_listing(target, t, people) for t in todo.values())
             continue
         if not todo or target in stopped:
