@@ -26,6 +26,10 @@ class Faults:
     # calls of these kinds (as counted by `call_counts()`, e.g. "composite/sobjects") wait until `release()`:
     # a test can stop a run at a point it names and act there (send a signal), instead of guessing a time
     hold: set[str] = field(default_factory=set)
+    # the next N calls of these kinds (empty: any API call) are carried out and committed, then answered 503 as
+    # if the answer was lost on its way back (a gateway time-out): a client retrying blindly writes twice
+    lose_answers: int = 0
+    lose_answer_kinds: set[str] = field(default_factory=set)
     held: threading.Event = field(default_factory=threading.Event, repr=False)  # set once a call is waiting
     seed: int = 0
     _released: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -52,6 +56,8 @@ class Faults:
             self.lock_row_rate = 0.0
             self.expire_session_after = 0
             self.request_limit_exceeded = False
+            self.lose_answers = 0
+            self.lose_answer_kinds = set()
             self._attempts = 0
             self._rng.seed(self.seed)
         self.release()
@@ -79,6 +85,14 @@ class Faults:
             if self.error_503_rate and self._rng.random() < self.error_503_rate:
                 return "503"
             return None
+
+    def answer_lost(self, kind: str) -> bool:
+        """Whether this call's answer, after its work is done, is replaced by a 503 (counts it down)."""
+        with self._lock:
+            if self.lose_answers <= 0 or (self.lose_answer_kinds and kind not in self.lose_answer_kinds):
+                return False
+            self.lose_answers -= 1
+            return True
 
     def row_locked(self, record_id: str | None) -> bool:
         """Whether writing this record fails with UNABLE_TO_LOCK_ROW (a listed id fails only once)."""

@@ -32,6 +32,13 @@ FUNNEL_STAGES = (
 LEAD_SOURCES = ("Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Other")
 CONTRACT_STATUSES = ("Draft", "In Approval Process", "Activated")
 CAMPAIGN_STATUSES = ("Planned", "In Progress", "Completed", "Aborted")
+# The Task picklists of a new org (TaskStatus / TaskPriority rows), with their defaults, and Subject's combobox
+# suggestions. Status and Priority refuse other values over the API, like every status field backed by its own
+# value object (LeadStatus, OpportunityStage): INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST.
+TASK_STATUSES = ("Not Started", "In Progress", "Completed", "Waiting on someone else", "Deferred")
+TASK_CLOSED_STATUSES = frozenset({"Completed"})
+TASK_PRIORITIES = ("High", "Normal", "Low")
+TASK_SUBJECTS = ("Call", "Send Letter", "Send Quote", "Other")
 CONTACT_ROLES = (
     "Business User",
     "Decision Maker",
@@ -63,6 +70,18 @@ class FieldDef:
     relationship: str | None = None
     external_id: bool = False
     length: int = 0
+    # a polymorphic reference (Task.WhoId: Contact or Lead) names every object it may point to; `reference_to`
+    # is then the first, the one SOQL follows for the relationship's fields
+    reference_targets: tuple[str, ...] = ()
+    unique: bool = False  # case-insensitive, as a unique text field is unless made case-sensitive
+    default: str | None = None  # a picklist's default value, set on create when the field is not sent
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """Every sObject this reference may point to."""
+        if self.reference_targets:
+            return self.reference_targets
+        return (self.reference_to,) if self.reference_to else ()
 
     @property
     def custom(self) -> bool:
@@ -98,7 +117,7 @@ def _label(name: str) -> str:
 
 def _f(name: str, type_: str, **kw: object) -> FieldDef:
     kw.setdefault("label", _label(name))
-    if type_ in ("string", "email", "url", "picklist", "textarea") and "length" not in kw:
+    if type_ in ("string", "email", "url", "picklist", "combobox", "textarea") and "length" not in kw:
         kw["length"] = 255
     if type_ == "boolean":
         kw.setdefault("nillable", False)
@@ -106,7 +125,19 @@ def _f(name: str, type_: str, **kw: object) -> FieldDef:
 
 
 def _ref(name: str, target: str, **kw: object) -> FieldDef:
-    return _f(name, "reference", reference_to=target, relationship=name.removesuffix("Id"), **kw)
+    kw.setdefault("relationship", name.removesuffix("Id"))
+    return _f(name, "reference", reference_to=target, **kw)
+
+
+def _polymorphic(name: str, relationship: str, targets: tuple[str, ...], **kw: object) -> FieldDef:
+    return _f(
+        name,
+        "reference",
+        reference_to=targets[0],
+        reference_targets=targets,
+        relationship=relationship,
+        **kw,
+    )
 
 
 def _readonly(name: str, type_: str, **kw: object) -> FieldDef:
@@ -136,6 +167,48 @@ def _obj(name: str, prefix: str, label: str, plural: str, fields: list[FieldDef]
 
 FUNNEL = _f("Funnel_Stage__c", "picklist", label="Funnel Stage", picklist=FUNNEL_STAGES, restricted=True)
 EXTERNAL_ID = _f("External_Id__c", "string", label="External Id", external_id=True)
+# The custom field a client keeps its own key for a task in (an idempotency key): External ID and unique, so a
+# second create with the same key is refused with DUPLICATE_VALUE and an upsert on it finds the first.
+TASK_KEY = _f("Connector_Key__c", "string", label="Connector Key", external_id=True, unique=True)
+
+
+def _task() -> ObjectDef:
+    return _obj(
+        "Task",
+        "00T",
+        "Task",
+        "Tasks",
+        [
+            _polymorphic("WhoId", "Who", ("Contact", "Lead"), label="Name ID"),
+            _polymorphic(
+                "WhatId", "What", ("Account", "Opportunity", "Campaign", "Contract"), label="Related To ID"
+            ),
+            _f("Subject", "combobox", picklist=TASK_SUBJECTS),
+            _f("ActivityDate", "date", label="Due Date Only"),
+            _f(
+                "Status",
+                "picklist",
+                nillable=False,
+                restricted=True,
+                picklist=TASK_STATUSES,
+                default="Not Started",
+            ),
+            _f(
+                "Priority",
+                "picklist",
+                nillable=False,
+                restricted=True,
+                picklist=TASK_PRIORITIES,
+                default="Normal",
+            ),
+            _readonly("IsHighPriority", "boolean", label="High Priority"),
+            # defaulted to the API user on create, like any owner field
+            _ref("OwnerId", "User", nillable=False, relationship="Owner", label="Assigned To ID"),
+            _f("Description", "textarea", length=32000),
+            _readonly("IsClosed", "boolean", label="Closed"),
+            TASK_KEY,
+        ],
+    )
 
 
 def build_objects() -> dict[str, ObjectDef]:
@@ -309,6 +382,21 @@ def build_objects() -> dict[str, ObjectDef]:
                 _readonly("IsActive", "boolean", label="Active"),
                 _readonly("DefaultProbability", "percent", label="Probability (%)"),
                 _readonly("SortOrder", "int"),
+            ],
+        ),
+        _task(),
+        _obj(
+            "User",
+            "005",
+            "User",
+            "Users",
+            [
+                _f("Username", "string", nillable=False, required=True),
+                _f("FirstName", "string"),
+                _f("LastName", "string", nillable=False, required=True),
+                _readonly("Name", "string", label="Full Name", nillable=False),
+                _f("Email", "email", nillable=False, required=True),
+                _f("IsActive", "boolean", label="Active"),
             ],
         ),
     ]

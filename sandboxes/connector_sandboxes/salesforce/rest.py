@@ -182,7 +182,7 @@ def describe(sb: SalesforceSandbox, req: Request, name: str) -> Response:
 
 def _object_summary(obj: ObjectDef, version: str) -> dict[str, Any]:
     base = f"/services/data/v{version}/sobjects/{obj.name}"
-    writable = obj.name not in ("LeadStatus", "OpportunityStage")
+    writable = obj.name not in ("LeadStatus", "OpportunityStage", "User")
     return {
         "name": obj.name,
         "label": obj.label,
@@ -200,8 +200,8 @@ def _object_summary(obj: ObjectDef, version: str) -> dict[str, Any]:
 
 
 def _field_describe(sb: SalesforceSandbox, obj: ObjectDef, fd: FieldDef) -> dict[str, Any]:
-    values = sb.store.picklist_values(obj.name, fd) if fd.type == "picklist" else ()
-    default = None
+    values = sb.store.picklist_values(obj.name, fd) if fd.type in ("picklist", "combobox") else ()
+    default = fd.default
     if obj.name == "Lead" and fd.name == "Status":
         default = next((r["ApiName"] for r in sb.store.all("LeadStatus") if r["IsDefault"]), None)
     return {
@@ -218,14 +218,17 @@ def _field_describe(sb: SalesforceSandbox, obj: ObjectDef, fd: FieldDef) -> dict
             for v in values
         ],
         "restrictedPicklist": fd.restricted,
-        "referenceTo": [fd.reference_to] if fd.reference_to else [],
+        "referenceTo": list(fd.targets),
         "relationshipName": fd.relationship,
+        "polymorphicForeignKey": len(fd.targets) > 1,
         "externalId": fd.external_id,
         "idLookup": fd.name == "Id" or fd.external_id,
-        "unique": False,
+        "unique": fd.unique,
+        "caseSensitive": False,
         "calculated": not fd.createable and not fd.updateable and fd.name not in ("Id", "IsDeleted"),
         "defaultedOnCreate": fd.type == "boolean"
-        or fd.name in ("Id", "CreatedDate", "LastModifiedDate", "SystemModstamp"),
+        or fd.default is not None
+        or fd.name in ("Id", "CreatedDate", "LastModifiedDate", "SystemModstamp", "OwnerId"),
         "filterable": True,
         "sortable": True,
         "soapType": _SOAP_TYPES.get(fd.type, "xsd:string"),

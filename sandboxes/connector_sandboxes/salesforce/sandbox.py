@@ -238,6 +238,8 @@ class SalesforceSandbox:
                 raise not_found()
             self._admit(req)
             resp = route(req)
+            if self.faults.answer_lost(kind):
+                raise ApiError(503, "SERVER_UNAVAILABLE", "Server temporarily unavailable, please retry.")
         except ApiError as exc:
             resp = exc.response()
         resp.headers.update(self._limit_header())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 
+from .auth import USER_ID
 from .store import Store
 
 LEAD_STATUSES = (
@@ -33,7 +34,19 @@ _COMPANIES = ("Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne"
 
 
 def seed_metadata(store: Store) -> None:
-    """LeadStatus and OpportunityStage values as a new Developer Edition org has them."""
+    """LeadStatus and OpportunityStage values as a new Developer Edition org has them, and the API user (the id
+    every login answer names), who owns records created without an owner."""
+    store.api_user_id = store.insert(
+        "User",
+        {
+            "Username": "integration@connector.sandbox",
+            "FirstName": "Integration",
+            "LastName": "User",
+            "Email": "integration@connector.sandbox",
+            "IsActive": True,
+        },
+        record_id=USER_ID,
+    )
     for order, (label, converted, default) in enumerate(LEAD_STATUSES, start=1):
         store.insert(
             "LeadStatus",

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from .objects import FieldDef, ObjectDef, build_objects
+from .objects import TASK_CLOSED_STATUSES, FieldDef, ObjectDef, build_objects
 from .values import ValueError_, coerce, id_suffix, normalize_id, to_second
 
 Record = dict[str, Any]
@@ -74,6 +74,8 @@ class Store:
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._members: dict[tuple[str, str], str] = {}
         self._txn: Transaction | None = None
+        # the user every API session logs in as: the owner of records created without one (seed sets it)
+        self.api_user_id: str | None = None
         self.lock = threading.RLock()
 
     # ----- schema -------------------------------------------------------------------------------------------
@@ -166,9 +168,17 @@ class Store:
                 self._txn = outer
 
     def insert(
-        self, sobject: str, fields: Mapping[str, Any], *, api: bool = False, from_csv: bool = False
+        self,
+        sobject: str,
+        fields: Mapping[str, Any],
+        *,
+        api: bool = False,
+        from_csv: bool = False,
+        record_id: str | None = None,
     ) -> str:
-        """Create a record and return its 18-character id (raises `SObjectError`)."""
+        """Create a record and return its 18-character id (raises `SObjectError`).
+
+        `record_id` is for trusted set-up only (the API user keeps the id the login answers name)."""
         with self.lock:
             obj = self.objects[self._name(sobject)]
             values = self._clean(obj, fields, creating=True, api=api, from_csv=from_csv)
@@ -177,9 +187,18 @@ class Store:
             for fd in obj.fields.values():
                 if fd.type == "boolean":
                     row[fd.name] = False
-            row.update(Id=self._new_id(obj), CreatedDate=stamp, LastModifiedDate=stamp, SystemModstamp=stamp)
+            new_id = normalize_id(record_id) if record_id else self._new_id(obj)
+            row.update(Id=new_id, CreatedDate=stamp, LastModifiedDate=stamp, SystemModstamp=stamp)
             row.update(values)
             self._defaults(obj, row)
+            # A defaulted field is filled only when it was left out: sent as null it stays null and is refused
+            # (REQUIRED_FIELD_MISSING). An empty Bulk CSV cell means "not set", as in Salesforce.
+            sent = {name for name, value in values.items() if value is not None or not from_csv}
+            for fd in obj.fields.values():
+                if fd.default is not None and fd.name not in sent:
+                    row[fd.name] = fd.default
+            if obj.name == "Task" and "OwnerId" not in sent:
+                row["OwnerId"] = self.api_user_id
             self._derive(obj, row, None)
             self._check(obj, row, None, api=api)
             self._journal(obj.name, row["Id"], None)
@@ -393,7 +412,7 @@ class Store:
             )
 
     def _derive(self, obj: ObjectDef, row: Record, before: Record | None) -> None:
-        if obj.name in ("Lead", "Contact"):
+        if obj.name in ("Lead", "Contact", "User"):
             row["Name"] = " ".join(p for p in (row["FirstName"], row["LastName"]) if p) or None
         elif obj.name == "Opportunity":
             stage = next(
@@ -409,9 +428,17 @@ class Store:
                 (s for s in self._member_statuses(row["CampaignId"]) if s["Label"] == row["Status"]), None
             )
             row["HasResponded"] = bool(status and status["HasResponded"])
+        elif obj.name == "Task":
+            row["IsClosed"] = row["Status"] in TASK_CLOSED_STATUSES
+            row["IsHighPriority"] = row["Priority"] == "High"
 
     def _check(self, obj: ObjectDef, row: Record, before: Record | None, *, api: bool) -> None:
-        missing = [fd.name for fd in obj.fields.values() if fd.required and row.get(fd.name) in (None, "")]
+        missing = [
+            fd.name
+            for fd in obj.fields.values()
+            if row.get(fd.name) in (None, "")
+            and (fd.required or (fd.default is not None and not fd.nillable) or fd.name == "OwnerId")
+        ]
         if missing:
             raise SObjectError(
                 "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]", missing
@@ -434,10 +461,17 @@ class Store:
                 and (before is None or before.get(fd.name) != value)
             ):
                 target = self._where.get(value)
-                if target is None or target != fd.reference_to or self._tables[target][value]["IsDeleted"]:
+                if target is None or target not in fd.targets or self._tables[target][value]["IsDeleted"]:
                     raise SObjectError(
                         "INVALID_CROSS_REFERENCE_KEY", f"{fd.label} ID: invalid cross reference id", [fd.name]
                     )
+                if api and target == "Lead" and self._tables[target][value]["IsConverted"]:
+                    # a converted lead lives on as its contact: nothing new may point at the lead
+                    raise SObjectError(
+                        "CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead", [fd.name]
+                    )
+            if fd.unique and value is not None:
+                self._check_unique(obj, fd, row)
         if obj.name == "CampaignMember":
             self._check_member(row, before)
         if obj.name == "CampaignMemberStatus" and before is None:
@@ -446,6 +480,20 @@ class Store:
                     "DUPLICATE_VALUE",
                     f"duplicate value found: Label duplicates value {row['Label']}",
                     ["Label"],
+                )
+
+    def _check_unique(self, obj: ObjectDef, fd: FieldDef, row: Record) -> None:
+        key = str(row[fd.name]).casefold()
+        for other in self._tables[obj.name].values():
+            if (
+                other["Id"] != row["Id"]
+                and not other["IsDeleted"]
+                and str(other.get(fd.name)).casefold() == key
+            ):
+                raise SObjectError(
+                    "DUPLICATE_VALUE",
+                    f"duplicate value found: {fd.name} duplicates value on record with id: {other['Id'][:15]}",
+                    [],
                 )
 
     def _check_member(self, row: Record, before: Record | None) -> None:

@@ -14,7 +14,9 @@ from typing import Any
 
 from .objects import FieldDef
 
-STRING_TYPES = frozenset({"id", "string", "email", "url", "picklist", "textarea", "reference", "phone"})
+STRING_TYPES = frozenset(
+    {"id", "string", "email", "url", "picklist", "combobox", "textarea", "reference", "phone"}
+)
 NUMBER_TYPES = frozenset({"currency", "double", "percent", "int"})
 _DATETIME_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:?\d{2})?$"
