@@ -60,7 +60,7 @@ tasks:
       subject: "Revisit {{{{ first_name }}}} {{{{ last_name }}}}"
       description: "Sales parked {{{{ first_name }}}} until {{{{ occurrence }}}}."
       due_in_days: 3
-      priority: {{default: High, vt_out: High}}
+      priority: High
 """
 
 
