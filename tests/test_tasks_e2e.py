@@ -5,6 +5,7 @@ and the state's commit, and a state rebuild."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,3 +175,25 @@ def test_after_a_state_rebuild_the_tasks_are_found_not_created_again(world: Worl
     assert after.tasks["targets"]["sf_out"]["found"] == 1
     assert after.tasks["targets"]["vt_out"]["found"] == 1
     assert len(world.sf_tasks()) == 1 and len(world.vt_tasks()) == 1
+
+
+def test_plan_lists_the_tasks_it_would_create_and_creates_none(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from connector.cli import cli
+
+    world.run(AS_OF)
+    for name, value in world.environ.items():
+        monkeypatch.setenv(name, value)
+    args = ["--log-level", "warning", "plan", "-c", str(world.config_path), "--as-of", REVISIT.isoformat()]
+    shown = CliRunner().invoke(cli, [*args, "--full"], catch_exceptions=False)
+    assert shown.exit_code == 0, shown.output
+    assert "tasks sf_out: would create {'nurture-revisit': 1}" in shown.output
+    assert "tasks vt_out: would create {'nurture-revisit': 1}" in shown.output
+    assert f"nurture-revisit Nora Nurture <{EMAIL}>  due 2026-12-04: Revisit Nora Nurture" in shown.output
+    as_json = CliRunner().invoke(cli, [*args, "--json"], catch_exceptions=False)
+    report = json.loads(as_json.stdout)
+    assert report["tasks"]["targets"]["vt_out"]["would_create"] == {"nurture-revisit": 1}
+    assert world.sf_tasks() == [] and world.vt_tasks() == []
