@@ -211,6 +211,7 @@ def _print_summary(summary: Summary, as_json: bool, full: bool) -> None:
                 for c in summary.segment_changes:
                     if c["target"] == target and c["segment"] == seg:
                         click.echo(f"      {c['change']} {_who(c)}")
+    _print_tasks(summary, full)
     if summary.rejected["count"] or summary.rejected["pending"]:
         click.echo(f"rejected: {summary.rejected}")
     if summary.suppressed:
@@ -243,6 +244,22 @@ def _print_summary(summary: Summary, as_json: bool, full: bool) -> None:
         click.echo(f"  {note}")
     for error in summary.errors:
         click.echo(f"error: {error}", err=True)
+
+
+def _print_tasks(summary: Summary, full: bool) -> None:
+    """Follow-up tasks per target: `plan` what it would create (and `--full` for whom), `run` what it did."""
+    for target, stats in (summary.tasks.get("targets") or {}).items():
+        if summary.mode == "plan":
+            click.echo(f"tasks {target}: would create {stats.get('would_create') or {}}")
+            if full:
+                for c in summary.task_changes:
+                    if c["target"] == target:
+                        click.echo(f"      {c['task']} {_who(c)}  due {c['due_date']}: {c['subject']}")
+        else:
+            click.echo(
+                f"tasks {target}: created {stats['created']}, found in the CRM {stats['found']}, "
+                f"failed {stats['failed']}"
+            )
 
 
 @cli.command()

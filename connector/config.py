@@ -28,6 +28,7 @@ from .plugin_config import SourceConfigBase, WriterConfigBase
 from .registry import source_plugins, writer_plugins
 from .stage_model import DEFAULT_LABEL_KEY, StageModel, merge_preset, stage_model_problems
 from .suggest import did_you_mean
+from .tasks.config import TASK_TARGET_TYPES, TaskConfig, task_problems
 from .writers.segment_files.config import segment_file_stem
 
 M = TypeVar("M", bound=StrictModel)
@@ -108,6 +109,8 @@ class AppConfigBase(StrictModel):
     pipeline: PipelineConfig | None = None
     # what `connector forget` does in the CRMs (erasure_config.py): leave them as they are unless configured
     erasure: ErasureConfig = Field(default_factory=ErasureConfig)
+    # follow-up tasks created in the CRMs when a person's moment comes (connector/tasks/)
+    tasks: list[TaskConfig] = Field(default_factory=list)
 
     @field_validator("stage_model", mode="before")
     @classmethod
@@ -435,6 +438,13 @@ def _cross_check(data: dict[str, Any], root: Any, file: str) -> list[ConfigIssue
         issue(("pipeline", *loc), message)
     for loc, message in erasure_problems(data.get("erasure"), named_targets):
         issue(("erasure", *loc), message)
+    task_targets = {
+        str(t["name"]): str(t.get("type"))
+        for t in targets
+        if t.get("type") in TASK_TARGET_TYPES and isinstance(t.get("name"), str)
+    }
+    for loc, message in task_problems(data.get("tasks"), task_targets, named_targets, stage_names):
+        issue(("tasks", *loc), message)
     identity_section = data.get("identity")
     priority = identity_section.get("source_priority") if isinstance(identity_section, dict) else None
     for i, name in enumerate(priority if isinstance(priority, list) else []):

@@ -384,7 +384,7 @@ def _wipe_free_pages(store: StateStore) -> None:
 def _delete_rows(store: StateStore, keys: set[str], refs: set[str]) -> dict[str, int]:
     counts: dict[str, int] = {}
 
-    def run(table: str, sql: str, args: Sequence[tuple[str]]) -> None:
+    def run(table: str, sql: str, args: Sequence[tuple[str, ...]]) -> None:
         total = 0
         for arg in args:
             total += max(store.db.execute(sql, arg).rowcount, 0)
@@ -401,6 +401,13 @@ def _delete_rows(store: StateStore, keys: set[str], refs: set[str]) -> dict[str,
     run("memberships", "DELETE FROM memberships WHERE person_key=?", by_key)
     run("membership_records", "DELETE FROM membership_records WHERE person_key=?", by_key)
     run("event_outbox", "DELETE FROM event_outbox WHERE person_key=?", by_key)
+    run("tasks", "DELETE FROM tasks WHERE person_key=?", by_key)
+    # a refused task is kept as `<person key>/<task>/<key>` (connector/tasks/sync.py)
+    run(
+        "rejected",
+        "DELETE FROM rejected WHERE object='task' AND substr(item, 1, length(?) + 1) = ? || '/'",
+        [(k, k) for (k,) in by_key],
+    )
     run("rejected", "DELETE FROM rejected WHERE item=?", by_key + by_ref)
     return counts
 

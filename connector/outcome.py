@@ -57,14 +57,19 @@ class Summary:
     suppressed: int = 0
     # CRM actions of erasures that failed and wait in the state for the next run or forget (exit 3)
     erasure_pending: int = 0
+    # follow-up tasks per target: created (per task), found in the CRM already, failed; `plan`: would_create
+    tasks: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     label_changes: list[dict[str, Any]] = field(default_factory=list)
     segment_changes: list[dict[str, Any]] = field(default_factory=list)
+    task_changes: list[dict[str, Any]] = field(default_factory=list)  # `plan`: each task it would create
 
     def to_json(self, detail: bool = False) -> dict[str, Any]:
         out = {
-            k: v for k, v in self.__dict__.items() if detail or k not in ("label_changes", "segment_changes")
+            k: v
+            for k, v in self.__dict__.items()
+            if detail or k not in ("label_changes", "segment_changes", "task_changes")
         }
         return out
 

@@ -64,6 +64,7 @@ from .retry import RetryPolicy
 from .schema import Person, encode_value
 from .sources.base import Source
 from .state import StateStore
+from .tasks.sync import sync_tasks
 from .vetoes import Veto, segment_vetoes
 from .writers.base import Writer, WriteResult
 
@@ -335,9 +336,16 @@ class Runner:
                         summary.outcome, summary.exit_code = OUTCOMES[kind]
                         return
                     # a spent budget or a dead system stops this target only; the other targets go on
+                    stopped.add(writer.name)
                     budget_stop |= kind == "budget"
                     unreachable |= kind == "unreachable"
 
+        # follow-up tasks: after every label and segment write, never holding them up (tasks/sync.py)
+        task_failures = sync_tasks(
+            self.config, store, writers, people, decisions, ctx, summary, run_id, rejected_now, stopped
+        )
+        budget_stop |= "budget" in task_failures
+        unreachable |= "unreachable" in task_failures
         if not ctx.dry_run:
             self._forget_gone_records(store, writers, people)
             summary.erasure_pending = retry_erasures(
@@ -355,6 +363,8 @@ class Runner:
             or (ctx.dry_run and summary.predicted_rejections)
         ):
             summary.outcome, summary.exit_code = "partial", EXIT_PARTIAL
+        if "config" in task_failures:  # a task field missing in a CRM: the labels and segments went out
+            summary.outcome, summary.exit_code = OUTCOMES["config"]
 
     def _held_by_guard(self, store: StateStore, plan: Plan, summary: Summary) -> bool:
         """The mass-change guard's verdict on the plan (guard.py); True when nothing may be written."""

@@ -77,6 +77,17 @@ MIGRATIONS: dict[int, tuple[str, tuple[str, ...]]] = {
             "attempts INTEGER NOT NULL DEFAULT 1, error TEXT, updated_at TEXT NOT NULL)",
         ),
     ),
+    8: (
+        "follow-up tasks: one row per task occurrence and target, written pending before the CRM call and "
+        "done after, so a task is created once whatever the number of runs, crashes or retries",
+        (
+            "CREATE TABLE IF NOT EXISTS tasks (key TEXT NOT NULL, target TEXT NOT NULL, task TEXT NOT NULL, "
+            "person_key TEXT NOT NULL, occurrence TEXT NOT NULL, status TEXT NOT NULL, record_id TEXT, "
+            "reason TEXT, payload TEXT NOT NULL, run_id INTEGER, updated_at TEXT NOT NULL, "
+            "PRIMARY KEY (key, target))",
+            "CREATE INDEX IF NOT EXISTS tasks_person ON tasks (person_key)",
+        ),
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS, default=1)
 

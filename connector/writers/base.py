@@ -8,14 +8,15 @@ the target.
 Every optional capability is declared here with its default, so the run loop and the CLI use it on any writer
 without probing: `publishes_snapshots`, `check` (offline, for `validate`) and `check_online` (for
 `connector check`: the label fields writable, the campaigns there; no record read, nothing written) and
-`preflight` (read-only checks of the planned label changes, run by `plan` and `run` alike before any write) and
-`erase` (what `connector forget` does in the target: see `ErasureRequest`).
+`preflight` (read-only checks of the planned label changes, run by `plan` and `run` alike before any write),
+`erase` (what `connector forget` does in the target: see `ErasureRequest`) and follow-up tasks (`takes_tasks`,
+`task_record`, `find_tasks`, `create_tasks`; connector/tasks/).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -26,6 +27,7 @@ from ..findings import Findings, offline_findings
 from ..plan import LabelChange, SegmentChange
 from ..plugin_config import WriterConfigBase
 from ..schema import RecordRef
+from ..tasks.model import NewTask, TaskResult
 
 __all__ = ["ErasureRequest", "ErasureResult", "WriteResult", "Writer", "WriterConfigBase", "expect_config"]
 
@@ -111,6 +113,8 @@ class Writer(ABC):
     # True: the writer gets every segment each run, changed or not: it publishes the whole member list (files),
     # or mirrors a target strictly and must catch members added there by hand (strict Salesforce campaigns)
     publishes_snapshots: bool = False
+    # True: the writer creates follow-up tasks (`create_tasks`, `find_tasks`, `task_record`)
+    takes_tasks: bool = False
 
     @classmethod
     @abstractmethod
@@ -156,6 +160,23 @@ class Writer(ABC):
         if action == "leave":
             return ErasureResult()
         return ErasureResult(notes=[f"{self.name}: takes no action on erasure ({action} not supported)"])
+
+    def task_record(self, refs: Sequence[RecordRef]) -> RecordRef | None:
+        """Which of a person's records a task of this target hangs on (a Contact before a Lead), or None when
+        this target's system holds none of them (no task there). Default: none."""
+        return None
+
+    def find_tasks(self, keys: list[str], ctx: RunContext) -> dict[str, str]:
+        """The tasks the system already holds with these idempotency keys: key -> record id. Asked before
+        creating a task the state has no confirmed record of. Default: none."""
+        return {}
+
+    def create_tasks(self, tasks: list[NewTask], ctx: RunContext) -> TaskResult:
+        """Create each task once (its `key` stored on it where the system allows); report the record created
+        or the reason refused, per key. Default: every task refused (a writer that takes none)."""
+        return TaskResult(
+            failed={t.key: RecordError(f"target {self.name} holds no tasks", code="NO_TASKS") for t in tasks}
+        )
 
     def close(self) -> None:
         """Release what the writer holds itself (its connection belongs to the run: `PluginEnv.close`)."""

@@ -28,8 +28,21 @@ class SalesforceWriterConfig(WriterConfigBase):
     bulk_threshold: int = Field(default=2000, ge=1)
     api_budget_share: float | None = Field(default=0.8, gt=0, le=1)
     campaigns: dict[str, CampaignTarget] = Field(default_factory=dict)  # segment name -> campaign
+    # follow-up tasks: the Task field (text, External ID, unique) that holds each task's idempotency key, so a
+    # task is found before it would be created twice; null: the state alone remembers (connector/tasks/)
+    task_key_field: str | None = "Connector_Key__c"
 
     source_types = frozenset({"salesforce"})
+
+    @field_validator("task_key_field")
+    @classmethod
+    def _key_field(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                soql.identifier(value)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("label_field")
     @classmethod

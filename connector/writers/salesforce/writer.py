@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,8 +37,10 @@ from ...errors import ConfigError, RecordError, RetriableError, UnreachableError
 from ...findings import Findings
 from ...plan import LabelChange, Member, SegmentChange
 from ...plugin_config import WriterConfigBase
+from ...schema import RecordRef
+from ...tasks.model import NewTask, TaskResult
 from ..base import ErasureRequest, ErasureResult, Writer, WriteResult, expect_config
-from . import erasure, online
+from . import erasure, online, tasks
 from .config import CampaignTarget, SalesforceWriterConfig
 
 log = structlog.get_logger(__name__)
@@ -69,6 +71,8 @@ Outcome = tuple[str | None, str] | None  # None: done; else (errorCode, message)
 
 
 class SalesforceWriter(Writer):
+    takes_tasks = True
+
     def __init__(self, cfg: SalesforceWriterConfig, connection: SalesforceConnection) -> None:
         self.cfg = cfg
         self.name = cfg.name
@@ -145,6 +149,16 @@ class SalesforceWriter(Writer):
             for obj in self.cfg.label_field
             if obj not in self._checked_labels and (cache is None or cache.get("describe", obj) is None)
         )
+
+    # -- follow-up tasks (tasks.py) -------------------------------------------------------------------------
+    def task_record(self, refs: Sequence[RecordRef]) -> RecordRef | None:
+        return tasks.task_record(self, refs)
+
+    def find_tasks(self, keys: list[str], ctx: RunContext) -> dict[str, str]:
+        return tasks.find_tasks(self, keys, ctx)
+
+    def create_tasks(self, new: list[NewTask], ctx: RunContext) -> TaskResult:
+        return tasks.create_tasks(self, new, ctx)
 
     # -- labels ---------------------------------------------------------------------------------------------
     def write_labels(self, changes: list[LabelChange], ctx: RunContext) -> WriteResult:

@@ -47,6 +47,9 @@ class VtigerWriterConfig(WriterConfigBase):
     # typed onto a non-member by hand is cleared by the next run, not only when the segment next changes, and
     # one removed by hand from a member is put back
     strict: bool = False
+    # follow-up tasks: a Calendar field (e.g. "label:Connector key") that holds each task's idempotency key;
+    # null: the key goes on the description's last line (connector/writers/vtiger/tasks.py)
+    task_key_field: str | None = None
 
     source_types = frozenset({"vtiger"})
 

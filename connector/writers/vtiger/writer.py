@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
@@ -45,8 +45,9 @@ from ...findings import Findings
 from ...plan import LabelChange, Member, SegmentChange
 from ...plugin_config import WriterConfigBase
 from ...schema import RecordRef
+from ...tasks.model import NewTask, TaskResult
 from ..base import ErasureRequest, ErasureResult, Writer, WriteResult, expect_config
-from . import erasure, online
+from . import erasure, online, tasks
 from .config import CampaignConfig, VtigerWriterConfig
 
 log = structlog.get_logger(__name__)
@@ -70,6 +71,8 @@ def join_multi(values: Iterable[str]) -> str:
 
 
 class VtigerWriter(Writer):
+    takes_tasks = True
+
     def __init__(self, cfg: VtigerWriterConfig, connection: VtigerConnection, segments: int = 0) -> None:
         self.name = cfg.name
         self.source: str | None = cfg.source
@@ -178,6 +181,17 @@ class VtigerWriter(Writer):
         info = self._info(module).fields[self.segment_field(module)]
         return value not in info.picklist
 
+    # -- follow-up tasks (tasks.py) -----------------------------------------------------------------------
+    def task_record(self, refs: Sequence[RecordRef]) -> RecordRef | None:
+        return tasks.task_record(self, refs)
+
+    def find_tasks(self, keys: list[str], ctx: RunContext) -> dict[str, str]:
+        return tasks.find_tasks(self, keys, ctx)
+
+    def create_tasks(self, new: list[NewTask], ctx: RunContext) -> TaskResult:
+        return tasks.create_tasks(self, new, ctx)
+
+    # -- labels -------------------------------------------------------------------------------------------
     def preflight(
         self, changes: list[LabelChange], segments: list[SegmentChange], ctx: RunContext
     ) -> dict[str, RecordError]:

@@ -244,6 +244,8 @@ def build_objects() -> dict[str, ObjectDef]:
                 _readonly("ConvertedDate", "date"),
                 _f("HasOptedOutOfEmail", "boolean", label="Email Opt Out"),
                 _f("Website", "url"),
+                # every Lead and Contact has an owner (a user, or for a Lead a queue): the API user by default
+                _ref("OwnerId", "User", nillable=False, relationship="Owner", label="Owner ID"),
                 FUNNEL,
                 EXTERNAL_ID,
             ],
@@ -262,6 +264,7 @@ def build_objects() -> dict[str, ObjectDef]:
                 _f("HasOptedOutOfEmail", "boolean", label="Email Opt Out"),
                 FUNNEL,
                 _f("Contract_End__c", "date", label="Contract End"),
+                _ref("OwnerId", "User", nillable=False, relationship="Owner", label="Owner ID"),
                 EXTERNAL_ID,
             ],
         ),

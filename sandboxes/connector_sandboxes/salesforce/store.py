@@ -197,7 +197,7 @@ class Store:
             for fd in obj.fields.values():
                 if fd.default is not None and fd.name not in sent:
                     row[fd.name] = fd.default
-            if obj.name == "Task" and "OwnerId" not in sent:
+            if "OwnerId" in obj.fields and "OwnerId" not in sent:
                 row["OwnerId"] = self.api_user_id
             self._derive(obj, row, None)
             self._check(obj, row, None, api=api)
