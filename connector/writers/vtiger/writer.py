@@ -231,11 +231,12 @@ class VtigerWriter(Writer):
         for change in segments:
             seg_result = WriteResult()
             results[("segment", change.segment)] = (change, seg_result)
+            if change.adds or change.removes or self.publishes_snapshots:  # the run loop's own rule
+                asked.append(seg_result)
             if ctx.dry_run:
                 continue
             planned = self._plan_segment(change, edits)
             if planned is not None:
-                asked.append(seg_result)
                 restores[change.segment] = planned
         if ctx.dry_run or not edits:
             if asked:
@@ -293,18 +294,18 @@ class VtigerWriter(Writer):
 
         items = list(edits.values())
         errors, unreachable = self._parallel(one, items, lambda edit: edit.ref)
-        revised = failed = 0
+        failed = 0
         for edit, error in zip(items, errors, strict=True):
             failed += error is not None
-            revised += edit.fields_written
             if edit.label is not None and (label_error := edit.label_error(error)) is not None:
                 results[_LABELS][1].failed[str(edit.ref)] = label_error
             for part in edit.segments:
                 part_error = edit.segment_error(part, error)
                 if part_error is not None:
                     self._segment_failed(results[("segment", part.segment)][1], edit.ref, part, part_error)
-        asked[0].calls = self.client.calls.total() - before
-        asked[-1].unreachable = unreachable
+        if asked:  # always: every edit comes from a label or a segment change the run loop asks for
+            asked[0].calls = self.client.calls.total() - before
+            asked[-1].unreachable = unreachable
         log.info(
             "vtiger.records.written",
             target=self.name,
@@ -312,7 +313,7 @@ class VtigerWriter(Writer):
             labels=sum(1 for e in items if e.label is not None),
             segments=len(asked) - (1 if labels else 0),
             failed=failed,
-            calls=asked[0].calls,
+            calls=self.client.calls.total() - before,
             unreachable=bool(unreachable),
         )
         return results
