@@ -1,6 +1,7 @@
 """The whole job against the vtiger sandbox over real HTTP (issue 10 item 5): a record whose label and segment
-membership both change costs one `revise`, not two, and a record vtiger refuses fails both its label and its
-membership, each kept in state with vtiger's reason."""
+membership both change costs one `revise`, not two; a record vtiger refuses fails both its label and its
+membership, each kept in state with vtiger's reason; when vtiger goes away part way, the records written
+count for both parts and the rest for neither."""
 
 from __future__ import annotations
 
@@ -26,14 +27,14 @@ AS_OF = dt.date(2026, 11, 23)
 N = 9
 
 
-def runner(sandbox: VtigerSandbox, tmp_path: Path, strict: bool = False) -> Runner:
+def runner(sandbox: VtigerSandbox, tmp_path: Path, strict: bool = False, attempts: int = 5) -> Runner:
     (tmp_path / "connector.yaml").write_text(
         CONFIG.format(url=sandbox.url, strict=str(strict).lower()), encoding="utf-8"
     )
     return Runner(
         load_config(tmp_path / "connector.yaml"),
         environ=sandbox.env(),
-        policy=RetryPolicy(attempts=5, sleep=lambda s: None),
+        policy=RetryPolicy(attempts=attempts, sleep=lambda s: None),
     )
 
 
@@ -135,3 +136,32 @@ def test_a_record_vtiger_refuses_fails_its_label_and_its_membership_with_the_rea
         assert refused["id"] in row["reason"] and "denied" in row["reason"]
     assert f"vt_main:Leads:{refused['id']}" not in labelled
     assert len(labelled) == N - 1
+
+
+def test_records_written_before_vtiger_went_away_are_kept_for_label_and_segment(
+    vt_sandbox: VtigerSandbox, tmp_path: Path
+) -> None:
+    st = vt_sandbox.store
+    leads = [
+        st.create("Leads", {"lastname": f"N{n}", "email": f"n{n}@x.nl", "leadstatus": "Contact in Future"})
+        for n in range(N)
+    ]
+    job = runner(vt_sandbox, tmp_path, attempts=3)
+    vt_sandbox.faults.error_500_ops = {"revise"}
+    vt_sandbox.faults.down_after = 4  # four records land, then vtiger stops answering revises
+
+    first = job.execute("run", AS_OF)
+    assert (first.outcome, first.exit_code) == ("unreachable", 4)
+    assert (first.labels["vt_out"]["written"], first.labels["vt_out"]["failed"]) == (4, N - 4)
+    later = first.segments["vt_out"]["later"]
+    assert (later["added"], later["failed"]) == (4, N - 4)  # recorded with the labels, not lost with the stop
+    landed = [lead for lead in leads if segments(vt_sandbox, lead["id"])]
+    assert len(landed) == 4 and all(stage_label(vt_sandbox, lead["id"]) for lead in landed)
+
+    vt_sandbox.faults.down_after = None
+    vt_sandbox.reset_calls()
+    second = job.execute("run", AS_OF)
+    assert second.exit_code == 0, second.errors
+    assert vt_sandbox.calls["revise"] == N - 4  # the four that landed are not written again
+    assert second.rejected["pending"] == 0
+    assert all(segments(vt_sandbox, lead["id"]) == ["Nurture newsletter"] for lead in leads)
