@@ -283,10 +283,8 @@ class Runner:
             store, writers, people, decisions, ctx.as_of, summary, self._superseded, self._vetoes
         )
         for w in writers:
-            n_labels = len(plan.labels.get(w.name, []))
-            adds = sum(len(c.adds) for c in plan.segments.get(w.name, []))
-            removes = sum(len(c.removes) for c in plan.segments.get(w.name, []))
-            summary.estimated_write_calls[w.name] = w.estimate_calls(n_labels, adds, removes)
+            w_labels, w_segments = plan.labels.get(w.name, []), plan.segments.get(w.name, [])
+            summary.estimated_write_calls[w.name] = w.estimate_plan_calls(w_labels, w_segments)
 
         # the read-only checks a write depends on, in plan and run alike (so a plan predicts the run)
         predicted: dict[str, dict[str, RecordError]] = {}
@@ -552,11 +550,14 @@ class Runner:
         predicted: dict[str, RecordError],
     ) -> None:
         changes = plan.labels.get(writer.name, [])
+        segments = plan.segments.get(writer.name, [])
+        # what preflight knows the target refuses is not sent: kept rejected with the reason instead
+        to_send = [c for c in changes if str(c.ref) not in predicted]
+        # the whole plan first: a writer may carry a record's label and segment changes in one call
+        store.check_writable(len(changes) + sum(len(c.adds) + len(c.removes) for c in segments))
+        writer.begin_writes(to_send, segments, ctx)
         if changes:
             stats = summary.labels[writer.name]
-            store.check_writable(len(changes))
-            # what preflight knows the target refuses is not sent: kept rejected with the reason instead
-            to_send = [c for c in changes if str(c.ref) not in predicted]
             with progress(f"{writer.name}: labels", total=len(to_send), unit="record") as bar:
                 result = writer.write_labels(to_send, ctx) if to_send else WriteResult()
                 bar.update(len(to_send))
@@ -581,7 +582,6 @@ class Runner:
                 calls=result.calls,
             )
             _stop_if_unreachable(result)
-        segments = plan.segments.get(writer.name, [])
         members = sum(len(c.adds) + len(c.removes) for c in segments)
         with progress(f"{writer.name}: segments", total=members, unit="member") as bar:
             self._sync_segments(store, writer, segments, ctx, summary, run_id, rejected_now, bar)

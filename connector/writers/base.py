@@ -9,8 +9,9 @@ Every optional capability is declared here with its default, so the run loop and
 without probing: `publishes_snapshots`, `check` (offline, for `validate`) and `check_online` (for
 `connector check`: the label fields writable, the campaigns there; no record read, nothing written) and
 `preflight` (read-only checks of the planned label changes, run by `plan` and `run` alike before any write),
-`erase` (what `connector forget` does in the target: see `ErasureRequest`) and follow-up tasks (`takes_tasks`,
-`task_record`, `find_tasks`, `create_tasks`; connector/tasks/).
+`erase` (what `connector forget` does in the target: see `ErasureRequest`), follow-up tasks (`takes_tasks`,
+`task_record`, `find_tasks`, `create_tasks`; connector/tasks/), `begin_writes` (the target's whole plan, handed
+over before its writes) and `estimate_plan_calls`.
 """
 
 from __future__ import annotations
@@ -130,6 +131,24 @@ class Writer(ABC):
     @abstractmethod
     def estimate_calls(self, labels: int, adds: int, removes: int) -> int:
         """API calls a run with these many changes would make (for `plan`)."""
+
+    def estimate_plan_calls(self, labels: list[LabelChange], segments: list[SegmentChange]) -> int:
+        """API calls writing this plan would make (for `plan`). Default: `estimate_calls` on the counts; a
+        writer whose cost depends on which records the changes share (vtiger: one call per record) counts
+        those records here."""
+        adds = sum(len(c.adds) for c in segments)
+        removes = sum(len(c.removes) for c in segments)
+        return self.estimate_calls(len(labels), adds, removes)
+
+    def begin_writes(self, labels: list[LabelChange], segments: list[SegmentChange], ctx: RunContext) -> None:
+        """Called by `run` once per target, after `preflight` and the mass-change guard, right before the
+        `write_labels` and `sync_segment` calls, with everything they will be handed (the label changes to
+        send and every segment change). A writer that can carry several changes of one record in one call
+        (vtiger: the label and the segments field in one revise) writes them all here and answers those
+        calls from what it did, each result still per label change and per segment member; it reports
+        `unreachable` on the last result the run loop asks for (labels first, then the segments in order),
+        so everything written before is recorded. Default: nothing; the writes happen in those calls."""
+        return None
 
     def check(self) -> None:
         """An offline self-check for `connector validate`; ConfigError."""

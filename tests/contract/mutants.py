@@ -188,6 +188,16 @@ class IgnoresRemoves(WriterDouble):
         return self.inner.sync_segment(kept, ctx)
 
 
+class DropsSegmentsFromThePlan(WriterDouble):
+    """Handed the whole plan first, passes on only its labels, then answers each segment as if written."""
+
+    def begin_writes(self, labels: list[LabelChange], segments: list[SegmentChange], ctx: RunContext) -> None:
+        self.inner.begin_writes(labels, [], ctx)
+
+    def sync_segment(self, change: SegmentChange, ctx: RunContext) -> WriteResult:
+        return WriteResult()
+
+
 class LosesWritesOnOutage(WriterDouble):
     """Raises on an outage although part of the call was written (those writes go unrecorded)."""
 

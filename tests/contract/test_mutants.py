@@ -148,6 +148,12 @@ WRITER_MUTANTS = [
         mutants.ReportsFailuresAsWritten,
     ),
     WriterMutant(
+        "drops-segments-from-the-plan",
+        "members not landed",
+        wc.check_plan_handed_first,
+        mutants.DropsSegmentsFromThePlan,
+    ),
+    WriterMutant(
         "loses-labels-on-outage",
         "UnreachableError after",
         wc.check_outage_mid_labels,

@@ -20,6 +20,10 @@ def test_segment_members_are_added_once_and_removed(writer_harness: WriterHarnes
     checks.check_segment_adds_and_removes(writer_harness, writer_harness.build)
 
 
+def test_a_plan_handed_first_is_answered_part_by_part(writer_harness: WriterHarness) -> None:
+    checks.check_plan_handed_first(writer_harness, writer_harness.build)
+
+
 def test_one_failing_record_fails_alone(writer_harness: WriterHarness) -> None:
     if writer_harness.never_fails_alone is not None:
         pytest.skip(writer_harness.never_fails_alone)

@@ -115,6 +115,34 @@ def check_one_failure_fails_alone(h: WriterHarness, make: MakeWriter) -> None:
     assert all(held[p.person_key] == 1 for p in others), f"the others were not all added: {held}"
 
 
+def check_plan_handed_first(h: WriterHarness, make: MakeWriter) -> None:
+    """Handed its whole plan first (`begin_writes`, as the run loop does), a writer answers each label change
+    and segment member as it would without: everything lands once, and the calls its results report add up
+    to those the system counted over the whole batch."""
+    people = h.people(3)
+    writer = make(policy())
+    run = ctx()
+    labels = labels_for(people, "Prospect") if h.label_object is not None else []
+    change = SegmentChange(SEGMENT, people, people, [])
+    before = h.write_calls()
+    writer.begin_writes(labels, [change], run)
+    results = [writer.write_labels(labels, run)] if labels else []
+    results.append(writer.sync_segment(change, run))
+    after = h.write_calls()
+    assert all(r.failed == {} for r in results), [r.failed for r in results]
+    assert all(r.unreachable is None for r in results)
+    if labels:
+        landed = h.labelled([c.ref for c in labels])
+        assert landed == {str(c.ref): "Prospect" for c in labels}, f"labels not landed: {landed}"
+    held = h.members(SEGMENT)
+    assert held == Counter({p.person_key: 1 for p in people}), f"members not landed once each: {held}"
+    if before is not None and after is not None:
+        reported = sum(r.calls for r in results)
+        assert reported == after - before, (
+            f"the batch reported {reported} calls, the system counted {after - before}"
+        )
+
+
 def check_outage_mid_labels(h: WriterHarness, make: MakeWriter) -> None:
     """The system stops answering part way through labels: what was written is reported as written, the
     rest as failed (`WriteResult.unreachable`); or `UnreachableError` when nothing at all was written."""

@@ -1,10 +1,12 @@
 """A state that turns full or read-only between the read and the write phase: `connector run` (real HTTP to the
 vtiger sandbox) ends with exit 7 and makes no CRM write the state could not record; once the state fails while
-recording a writer's batch, no further CRM write follows. The space a writer's batch needs is reserved before
+recording a writer's batch (a vtiger target writes its whole batch, labels and segment values in one revise
+per record, before the run records any of it), no further CRM write follows. The space a writer's batch needs is reserved before
 the writer is called, so a disk that fills up during the call does not stop its record."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -105,7 +107,7 @@ def test_state_read_only_while_recording_a_batch_stops_every_later_write(
     vt_sandbox: VtigerSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = start(vt_sandbox, tmp_path)
-    write_labels = VtigerWriter.write_labels
+    begin_writes = VtigerWriter.begin_writes
     store_dbs: list[Any] = []
     planned = ChangePlanner.plan
 
@@ -113,21 +115,26 @@ def test_state_read_only_while_recording_a_batch_stops_every_later_write(
         store_dbs.append(store.db.raw)
         return planned(self, store, *args, **kwargs)
 
-    def labels_then_read_only(self: VtigerWriter, changes: Any, ctx: Any) -> Any:
-        result = write_labels(self, changes, ctx)
+    def batch_then_read_only(self: VtigerWriter, labels: Any, segments: Any, ctx: Any) -> None:
+        begin_writes(self, labels, segments, ctx)
         # read-only rather than full here: the space checked before the call is already reserved for the
-        # labels' record, so a full disk could no longer stop it
+        # batch's record, so a full disk could no longer stop it
         BREAK["read_only"](store_dbs[0])
-        return result
 
     monkeypatch.setattr(ChangePlanner, "plan", plan_and_keep_store)
-    monkeypatch.setattr(VtigerWriter, "write_labels", labels_then_read_only)
+    monkeypatch.setattr(VtigerWriter, "begin_writes", batch_then_read_only)
     vt_sandbox.reset_calls()
     result = run(config, vt_sandbox)
     assert result.exit_code == 7, result.output
     assert "is read-only" in result.stderr
-    # the labels went out (the state was fine when the writer was called), one write per lead...
-    assert writes(vt_sandbox) == 40
-    # ...and nothing after them: the 20 nurture leads never got the segment value
+    # the batch went out (the state was fine when the writer was called): one revise per lead, the 20
+    # nurture leads' segment value in the same revise as their label...
+    assert writes(vt_sandbox) == vt_sandbox.calls["revise"] == 40
     seg = vt_sandbox.store.field_by_label("Leads", "Segments")
-    assert all(not r.get(seg) for r in vt_sandbox.store.all("Leads"))
+    assert sum(1 for r in vt_sandbox.store.all("Leads") if r.get(seg)) == 20
+    # ...and nothing after it, and nothing recorded: the next run sends the same batch again
+    state = sqlite3.connect(tmp_path / "state.sqlite")
+    try:
+        assert state.execute("SELECT COUNT(*) FROM labels").fetchone() == (0,)
+    finally:
+        state.close()
