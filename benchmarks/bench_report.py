@@ -96,6 +96,7 @@ def render(
     vt: Sequence[VtRow],
     latency: float,
     elapsed: float,
+    status: str = "complete",
 ) -> str:
     lines = [
         "# Benchmarks",
@@ -104,7 +105,7 @@ def render(
         "each case does and how the naive baseline works.",
         "",
         f"- command: `{command}`",
-        f"- date: {date} (took {elapsed:.0f} s)",
+        f"- date: {date} (took {elapsed:.0f} s; {status})",
         f"- machine: {machine['cpu']}, {machine['cores']} cores, {machine['ram']} RAM; {machine['os']}",
         f"- Python: {machine['python']}",
         f"- git commit: {machine['commit']}",

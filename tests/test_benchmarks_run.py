@@ -65,7 +65,12 @@ def test_tiny_run_writes_every_case_row_with_figures(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-4000:]
     text = out.read_text()
-    for line in ("- command: `benchmarks/run.py --tiny --sizes 200", "- date: ", "- machine: ", "- Python: "):
+    for line in (
+        "- command: `benchmarks/run.py --tiny --sizes 200",
+        "; complete)",
+        "- machine: ",
+        "- Python: ",
+    ):
         assert line in text
     assert re.search(r"- git commit: [0-9a-f]{7,}", text)
 
