@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-loaded lint types unit bench clean lock
+.PHONY: demo test test-loaded lint types unit bench bench-full clean lock
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -44,8 +44,13 @@ lock: $(STAMP)
 	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-trusted-host --no-emit-find-links \
 		$(LOCK_FLAGS) --output-file requirements/runtime.lock pyproject.toml
 
+# every case in its own process, connector beside a naive baseline; writes docs/benchmarks.md
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/run.py --quick
+
+# 1M people included: most of an hour
+bench-full: $(STAMP)
+	$(BIN)/python benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) .demo build *.egg-info sandboxes/*.egg-info sandboxes/build

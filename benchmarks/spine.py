@@ -54,13 +54,13 @@ def write_inputs(root: Path, n: int, as_of: dt.date, rng: random.Random, changed
             status = STATUSES[i % len(STATUSES)]
             if changed and rng.random() < changed:
                 status = rng.choice(STATUSES)
-            w.writerow([f"person{i}@example.test", f"First{i}", f"Last{i}", status])
+            w.writerow([f"person{i}@bench.example", f"First{i}", f"Last{i}", status])
     with (root / "contracts.csv").open("w", newline="") as fh:
         w = csv.writer(fh, delimiter=";")
         w.writerow(["email", "provider", "end"])
         for i in range(0, n, 3):
             end = as_of + dt.timedelta(days=(i * 7) % 400)
-            w.writerow([f"person{i}@example.test", "TeleCorp", end.strftime("%d-%m-%Y")])
+            w.writerow([f"person{i}@bench.example", "TeleCorp", end.strftime("%d-%m-%Y")])
 
 
 def timed(runner: Runner, as_of: dt.date) -> tuple[float, dict]:

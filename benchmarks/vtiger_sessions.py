@@ -9,18 +9,24 @@ the wall seconds (median of the repeats; logins included, as in a run) and the s
 
     .venv/bin/python benchmarks/vtiger_sessions.py [--records 200] [--latency 0.05] [--concurrency 1 4 8]
                                                    [--repeats 3]
+
+benchmarks/run.py runs the sandbox itself and each write in a process of its own, through `--url`: one label
+write of the records in `--ids-file` at one `--concurrency` (`--shared`: every worker on one session), with
+VTIGER_USERNAME / VTIGER_ACCESS_KEY from the environment; it prints the write's wall seconds as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import multiprocessing
 import os
 import platform
 import statistics
 import time
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from connector import logs
@@ -67,17 +73,19 @@ def _serve(pipe: Connection, records: int, latency: float) -> None:
                 pipe.send(None)
             elif command == "figures":
                 pipe.send((sandbox.calls["revise"], sandbox.calls["login"], sandbox.in_flight.peak_total))
+            elif command == "calls":
+                pipe.send(dict(sandbox.calls))
             else:
                 pipe.send(None)
                 return
 
 
-def _writer(sandbox: _RemoteSandbox, concurrency: int, shared: bool) -> VtigerWriter:
+def _writer(url: str, environ: dict[str, str], concurrency: int, shared: bool) -> VtigerWriter:
     source = VtigerSourceConfig.model_validate(
         {
             "name": "vt",
             "type": "vtiger",
-            "url": sandbox.url,
+            "url": url,
             "modules": {"Leads": {"fields": {"email": "email"}}},
         }
     )
@@ -88,27 +96,35 @@ def _writer(sandbox: _RemoteSandbox, concurrency: int, shared: bool) -> VtigerWr
         "label_field": {"Leads": "label:Funnel stage"},
         "concurrency": concurrency,
     }
-    env = PluginEnv(sources=[source], environ=sandbox.env, policy=RetryPolicy(sleep=lambda s: None))
+    env = PluginEnv(sources=[source], environ=environ, policy=RetryPolicy(sleep=lambda s: None))
     writer = VtigerWriter.from_config(VtigerWriterConfig.model_validate(target), env)
     if shared:
         writer.client.sessions.pin(1)  # every worker on one session: the client before the pool
     return writer
 
 
-def _once(sandbox: _RemoteSandbox, concurrency: int, shared: bool, label: str) -> tuple[float, int, int]:
-    """Wall seconds of one label write of every record, logins included; vtiger's logins and peak."""
-    writer = _writer(sandbox, concurrency, shared)
-    changes = [
-        LabelChange(f"p{i}", RecordRef("vt", "Leads", id_), None, label) for i, id_ in enumerate(sandbox.ids)
-    ]
-    sandbox.ask("reset")
+def _write(
+    url: str, environ: dict[str, str], ids: list[str], concurrency: int, shared: bool, label: str
+) -> float:
+    """Wall seconds of one label write of every record, logins included."""
+    writer = _writer(url, environ, concurrency, shared)
+    changes = [LabelChange(f"p{i}", RecordRef("vt", "Leads", id_), None, label) for i, id_ in enumerate(ids)]
     start = time.perf_counter()
     result = writer.write_labels(changes, RunContext(as_of=STARTED.date(), started_at=STARTED))
     seconds = time.perf_counter() - start
     writer.client.close()
+    if result.failed:
+        raise SystemExit(f"label writes failed: {len(result.failed)} records")
+    return seconds
+
+
+def _once(sandbox: _RemoteSandbox, concurrency: int, shared: bool, label: str) -> tuple[float, int, int]:
+    """Wall seconds of one label write of every record, logins included; vtiger's logins and peak."""
+    sandbox.ask("reset")
+    seconds = _write(sandbox.url, sandbox.env, sandbox.ids, concurrency, shared, label)
     revises, logins, peak = sandbox.ask("figures")
-    if result.failed or revises != len(changes):
-        raise SystemExit(f"label writes failed: {len(result.failed)} records, {revises} revises")
+    if revises != len(sandbox.ids):
+        raise SystemExit(f"label writes failed: {revises} revises for {len(sandbox.ids)} records")
     return seconds, logins, peak
 
 
@@ -118,8 +134,17 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per call in the sandbox")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--url", help="write once to this running sandbox (benchmarks/run.py)")
+    parser.add_argument("--ids-file", type=Path, help="with --url: a JSON list of Lead ids")
+    parser.add_argument("--label", default="Stage once", help="with --url: the label to write")
+    parser.add_argument("--shared", action="store_true", help="with --url: every worker on one session")
     args = parser.parse_args()
     logs.configure("error")
+    if args.url:
+        ids = json.loads(args.ids_file.read_text())
+        seconds = _write(args.url, dict(os.environ), ids, args.concurrency[0], args.shared, args.label)
+        print(json.dumps({"seconds": seconds}))
+        return
 
     print(
         f"vtiger label writes: {args.records} Leads, {args.latency * 1000:.0f} ms per call, "
