@@ -63,7 +63,7 @@ from .registry import load_source, load_writer
 from .retry import RetryPolicy
 from .schema import Person, encode_value
 from .sources.base import Source
-from .state import StateStore
+from .state import PersonRow, StateStore, TransitionRow
 from .vetoes import Veto, segment_vetoes
 from .writers.base import Writer, WriteResult
 
@@ -457,49 +457,47 @@ class Runner:
         decisions: dict[str, Decision] = {}
         stage_counts: Counter[str] = Counter()
         moves: Counter[str] = Counter()
-        with store.transaction():
-            for person in people:
-                row = previous.get(person.key)
-                prev = Previous(row["stage"], row["path_stage"]) if row else None
-                decision = self.engine.decide(person, prev, as_of)
-                decisions[person.key] = decision
-                stage_counts[decision.stage] += 1
-                snapshot = _snapshot(person)
-                changed = row is None or row["stage"] != decision.stage
-                if changed:
-                    transition_id = store.add_transition(
-                        person.key,
-                        prev.stage if prev else None,
-                        decision.stage,
-                        as_of,
-                        run_id,
-                        decision.rule,
-                        decision.reason(),
-                    )
-                    # in the transition's own transaction: never one without the other
-                    if self.feed is not None:
-                        self.feed.stage_changed(
-                            store,
-                            transition_id,
+        # collected and written in one statement each: a first run saves every person and every transition
+        to_save: list[PersonRow] = []
+        to_record: list[tuple[TransitionRow, Person, Decision]] = []
+        for person in people:
+            row = previous.get(person.key)
+            prev = Previous(row["stage"], row["path_stage"]) if row else None
+            decision = self.engine.decide(person, prev, as_of)
+            decisions[person.key] = decision
+            stage_counts[decision.stage] += 1
+            snapshot = _snapshot(person)
+            changed = row is None or row["stage"] != decision.stage
+            if changed:
+                from_stage = prev.stage if prev else None
+                to_record.append(
+                    (
+                        (
                             person.key,
-                            person.refs,
-                            prev.stage if prev else None,
-                            decision,
+                            from_stage,
+                            decision.stage,
                             as_of,
                             run_id,
-                        )
-                    moves[f"{prev.stage if prev else '(new)'}->{decision.stage}"] += 1
-                since = as_of if changed or row is None else dt.date.fromisoformat(row["since"])
-                decision_json = json.dumps(decision.to_json(), sort_keys=True, default=str)
-                snapshot_json = json.dumps(snapshot, sort_keys=True, default=str)
-                if (
-                    row is None
-                    or changed
-                    or row["path_stage"] != decision.path_stage
-                    or row["decision"] != decision_json
-                    or row["snapshot"] != snapshot_json
-                ):
-                    store.save_person(
+                            decision.rule,
+                            decision.reason(),
+                        ),
+                        person,
+                        decision,
+                    )
+                )
+                moves[f"{prev.stage if prev else '(new)'}->{decision.stage}"] += 1
+            since = as_of if changed or row is None else dt.date.fromisoformat(row["since"])
+            decision_json = json.dumps(decision.to_json(), sort_keys=True, default=str)
+            snapshot_json = json.dumps(snapshot, sort_keys=True, default=str)
+            if (
+                row is None
+                or changed
+                or row["path_stage"] != decision.path_stage
+                or row["decision"] != decision_json
+                or row["snapshot"] != snapshot_json
+            ):
+                to_save.append(
+                    (
                         person.key,
                         decision.stage,
                         decision.path_stage,
@@ -508,6 +506,16 @@ class Runner:
                         snapshot,
                         run_id,
                     )
+                )
+        with store.transaction():
+            ids = store.add_transitions([t for t, _, _ in to_record])
+            # in the transitions' own transaction: never one without the other
+            if self.feed is not None:
+                for transition_id, (t, person, decision) in zip(ids, to_record, strict=True):
+                    self.feed.stage_changed(
+                        store, transition_id, person.key, person.refs, t[1], decision, as_of, run_id
+                    )
+            store.save_people(to_save)
         summary.stages = {s: stage_counts.get(s, 0) for s in self.config.stage_model.ordered()}
         summary.transitions = dict(moves.most_common())
         per_source: Counter[str] = Counter()

@@ -119,6 +119,12 @@ def take_run_lock(path: Path) -> IO[str]:
     return handle
 
 
+# (key, stage, path_stage, since, decision, snapshot, run_id) of one person to save
+PersonRow = tuple[str, str, str | None, dt.date, dict[str, Any], dict[str, Any], int]
+# (key, from_stage, to_stage, at, run_id, rule, reason) of one transition to record
+TransitionRow = tuple[str, str | None, str, dt.date, int, str | None, str]
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
 
@@ -373,6 +379,26 @@ class StateStore:
             ),
         )
 
+    def save_people(self, rows: Iterable[PersonRow]) -> None:
+        """`save_person` for many people in one statement (a first run saves everyone)."""
+        self.db.executemany(
+            "INSERT INTO people VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (person_key) DO UPDATE SET "
+            "stage=excluded.stage, path_stage=excluded.path_stage, since=excluded.since, "
+            "decision=excluded.decision, snapshot=excluded.snapshot, updated_run=excluded.updated_run",
+            [
+                (
+                    key,
+                    stage,
+                    path_stage,
+                    since.isoformat(),
+                    json.dumps(decision, sort_keys=True, default=str),
+                    json.dumps(snapshot, sort_keys=True, default=str),
+                    run_id,
+                )
+                for key, stage, path_stage, since, decision, snapshot, run_id in rows
+            ],
+        )
+
     def remove_people(self, keys: Iterable[str]) -> None:
         self.db.executemany("DELETE FROM people WHERE person_key=?", [(k,) for k in keys])
 
@@ -404,6 +430,28 @@ class StateStore:
             (key, from_stage, to_stage, at.isoformat(), run_id, rule, reason),
         )
         return int(cur.lastrowid or 0)
+
+    def add_transitions(self, rows: list[TransitionRow]) -> list[int]:
+        """`add_transition` for many in one statement; returns their row ids, in order.
+
+        The ids are given here rather than left to SQLite so one executemany can insert them all and the event
+        feed still gets each id: the caller's transaction holds the write lock, so no one else takes them."""
+        if not rows:
+            return []
+        row = self.db.execute("SELECT MAX(id) FROM transitions").fetchone()
+        seq = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name='transitions'").fetchone()
+        # AUTOINCREMENT never reuses an id, even one whose row is gone: start past both
+        first = max(int(row[0] or 0), int(seq[0] if seq else 0)) + 1
+        ids = list(range(first, first + len(rows)))
+        self.db.executemany(
+            "INSERT INTO transitions (id, person_key, from_stage, to_stage, at, run_id, rule, reason) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (i, key, from_stage, to_stage, at.isoformat(), run_id, rule, reason)
+                for i, (key, from_stage, to_stage, at, run_id, rule, reason) in zip(ids, rows, strict=True)
+            ],
+        )
+        return ids
 
     def transitions(self, key: str | None = None) -> list[sqlite3.Row]:
         if key is None:
@@ -520,6 +568,15 @@ class StateStore:
         return list(self.db.execute(sql + " ORDER BY phase, system, item", args))
 
     def clear_rejected(self, phase: str, system: str, items: Iterable[str]) -> None:
+        # most runs have nothing pending: look first, so clearing 100,000 records read costs one query, not
+        # 100,000 DELETEs
+        pending = {
+            r[0]
+            for r in self.db.execute("SELECT item FROM rejected WHERE phase=? AND system=?", (phase, system))
+        }
+        if not pending:
+            return
         self.db.executemany(
-            "DELETE FROM rejected WHERE phase=? AND system=? AND item=?", [(phase, system, i) for i in items]
+            "DELETE FROM rejected WHERE phase=? AND system=? AND item=?",
+            [(phase, system, i) for i in items if i in pending],
         )
