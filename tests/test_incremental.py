@@ -181,3 +181,27 @@ def test_a_version_1_state_is_migrated_and_its_next_runs_are_incremental(project
     assert basis is not None
     second = Runner(project.config(), clock=lambda: CLOCK).execute("run", AS_OF)
     assert second.stages == first.stages and second.people == first.people
+
+
+def test_full_recompute_on_run_and_plan_takes_the_full_path(project: Project, monkeypatch: Any) -> None:
+    from click.testing import CliRunner
+
+    from connector import incremental
+    from connector.cli import cli
+
+    args = ["-c", str(project.config_path), "--as-of", AS_OF.isoformat(), "--json"]
+    assert CliRunner().invoke(cli, ["run", *args]).exit_code == 0
+    calls: list[int] = []
+    original = incremental.affected
+
+    def tracking(store: Any, as_of: dt.date) -> Any:
+        calls.append(1)
+        return original(store, as_of)
+
+    monkeypatch.setattr(incremental, "affected", tracking)
+    for command in ("run", "plan"):
+        result = CliRunner().invoke(cli, [command, *args, "--full-recompute"])
+        assert result.exit_code == 0, result.output
+    assert calls == []
+    assert CliRunner().invoke(cli, ["plan", *args]).exit_code == 0
+    assert calls == [1]  # without the flag the same state is run incrementally
