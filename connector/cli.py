@@ -262,15 +262,23 @@ def _print_tasks(summary: Summary, full: bool) -> None:
             )
 
 
+FULL_RECOMPUTE = click.option(
+    "--full-recompute",
+    is_flag=True,
+    help="Resolve and decide every person again, not only those whose records or date windows changed.",
+)
+
+
 @cli.command()
 @CONFIG
 @AS_OF
 @JSON
 @click.option("--full", is_flag=True, help="List every label change and segment add/remove.")
-def plan(config_path: str, as_of: str | None, as_json: bool, full: bool) -> None:
+@FULL_RECOMPUTE
+def plan(config_path: str, as_of: str | None, as_json: bool, full: bool, full_recompute: bool) -> None:
     """Dry run: read sources and show every label change and segment add/remove; write nothing."""
     config = _load(config_path)
-    summary = Runner(config).execute("plan", _as_of(as_of))
+    summary = Runner(config, full_recompute=full_recompute).execute("plan", _as_of(as_of))
     _print_summary(summary, as_json, full)
     sys.exit(summary.exit_code)
 
@@ -300,6 +308,7 @@ def plan(config_path: str, as_of: str | None, as_json: bool, full: bool) -> None
     envvar="CONNECTOR_PUSH_INSTANCE",
     help="The instance label of the pushed metrics [default: the config file's name without suffix].",
 )
+@FULL_RECOMPUTE
 @click.option(
     "--allow-mass-change",
     is_flag=True,
@@ -315,12 +324,15 @@ def run(
     push_job: str,
     push_instance: str | None,
     allow_mass_change: bool,
+    full_recompute: bool,
 ) -> None:
     """Pull what changed, decide stages, push labels and segment memberships that changed."""
     config = _load(config_path)
     started = time.monotonic()
     # SIGTERM / Ctrl-C leave as KeyboardInterrupt: connector.entry ends the process with 130
-    summary = Runner(config, allow_mass_change=allow_mass_change).execute("run", _as_of(as_of))
+    summary = Runner(config, allow_mass_change=allow_mass_change, full_recompute=full_recompute).execute(
+        "run", _as_of(as_of)
+    )
     if metrics_file:
         from .metrics import write_metrics
 

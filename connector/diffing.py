@@ -44,19 +44,23 @@ class ChangePlanner:
         summary: Summary,
         superseded: set[str],
         vetoes: Mapping[str, Veto] | None = None,
+        affected: set[str] | None = None,
     ) -> Plan:
+        """`affected`: an incremental run's people (incremental.py); `people` holds those of them that still
+        exist, everyone else is as the state says and only their membership is read (whole segments)."""
         # who is in each segment does not depend on the target: evaluate every segment once
         insiders = {
             seg.name: self._insiders(seg, people, decisions, as_of, vetoes or {})
             for seg in self.config.segments
         }
         plan = Plan({}, {})
+        unchanged: dict[str, Any] = {}  # person key -> state row, read once for every target
         for writer in writers:
             plan.labels[writer.name] = self._label_changes(
                 store, writer, people, decisions, superseded, summary
             )
             plan.segments[writer.name] = self._segment_changes(
-                store, writer, insiders, people, decisions, summary
+                store, writer, insiders, people, decisions, summary, affected, unchanged
             )
         return plan
 
@@ -124,6 +128,8 @@ class ChangePlanner:
         people: dict[str, Person],
         decisions: dict[str, Decision],
         summary: Summary,
+        affected: set[str] | None = None,
+        unchanged: dict[str, Any] | None = None,
     ) -> list[SegmentChange]:
         current = store.members(writer.name)
         out: list[SegmentChange] = []
@@ -131,11 +137,14 @@ class ChangePlanner:
             if writer.name not in segment.targets:
                 continue
             members = [self._member(people[key], writer, decisions[key]) for key in insiders[segment.name]]
+            before = current.get(segment.name, set())
+            if affected is not None:
+                # the others are members exactly as the state holds them (the last run wrote them all)
+                members += self._members_from_state(store, writer, sorted(before - affected), unchanged)
             if writer.source:
                 members = [m for m in members if m.refs]  # the target system holds no record of the others
             members.sort(key=lambda m: (m.email or "", m.person_key))
             now_keys = {m.person_key for m in members}
-            before = current.get(segment.name, set())
             adds = [m for m in members if m.person_key not in before]
             removes = [
                 self._gone_member(store, key, writer, people, decisions) for key in sorted(before - now_keys)
@@ -174,6 +183,38 @@ class ChangePlanner:
             stage=decision.stage,
             label=self.config.stage_model.stage(decision.stage).label_for(writer.name),
             values=member_values(person.values, person.extra),
+        )
+
+    def _members_from_state(
+        self, store: StateStore, writer: Target, keys: list[str], rows: dict[str, Any] | None
+    ) -> list[Member]:
+        rows = {} if rows is None else rows
+        missing = [k for k in keys if k not in rows]
+        for start in range(0, len(missing), 500):
+            chunk = missing[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in store.db.execute(
+                f"SELECT person_key, stage, snapshot FROM people WHERE person_key IN ({marks})", chunk
+            ):
+                rows[row[0]] = (row[1], json.loads(row[2]))
+        return [self._member_from_snapshot(k, writer, *rows[k]) for k in keys if k in rows]
+
+    def _member_from_snapshot(self, key: str, writer: Target, stage: str, snap: dict[str, Any]) -> Member:
+        refs = tuple(RecordRef.parse(r) for r in snap.get("refs", []))
+        if writer.source:
+            refs = tuple(r for r in refs if r.source == writer.source)
+        values = {k: decode_value(v) for k, v in snap.get("values", {}).items()}
+        extra = {k: decode_value(v) for k, v in snap.get("extra", {}).items()}
+        return Member(
+            key,
+            refs,
+            values.get("email"),
+            values.get("first_name"),
+            values.get("last_name"),
+            values.get("company"),
+            stage,
+            self.config.stage_model.stage(stage).label_for(writer.name),
+            member_values(values, extra),
         )
 
     def _gone_member(

@@ -393,6 +393,9 @@ def _delete_rows(store: StateStore, keys: set[str], refs: set[str]) -> dict[str,
     by_key = [(k,) for k in sorted(keys)]
     by_ref = [(r,) for r in sorted(refs)]
     run("facts", "DELETE FROM facts WHERE source || ':' || object || ':' || record_id = ?", by_ref)
+    # the incremental index (incremental.py) names a record's keys, its e-mail among them
+    run("fact_keys", "DELETE FROM fact_keys WHERE ref=?", by_ref)
+    run("dirty_facts", "DELETE FROM dirty_facts WHERE ref=?", by_ref)
     run("identity", "DELETE FROM identity WHERE person_key=?", by_key)
     run("identity", "DELETE FROM identity WHERE merge_key=?", by_ref)
     run("people", "DELETE FROM people WHERE person_key=?", by_key)

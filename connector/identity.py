@@ -27,7 +27,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .schema import PERSON_FIELDS, Fact, FactKind, Person, email_domain
 
@@ -41,6 +41,14 @@ class Resolution:
     identity: dict[str, str]  # merge key -> person key, to store
     aliases: dict[str, str] = field(default_factory=dict)  # retired person key -> surviving key
     orphans: int = 0  # attached facts that matched nobody and could not found a person
+
+
+class KeySet(Protocol):
+    """Person keys already given out (a set, or the state asked one key at a time)."""
+
+    def __contains__(self, key: object, /) -> bool: ...
+
+    def add(self, key: str, /) -> None: ...
 
 
 class _UnionFind:
@@ -85,7 +93,7 @@ def merge_keys(fact: Fact, merge_on: Iterable[str]) -> list[str]:
     return out
 
 
-def mint_key(seed: str, taken: set[str]) -> str:
+def mint_key(seed: str, taken: KeySet) -> str:
     digest = hashlib.sha1(seed.encode("utf-8")).hexdigest()
     key = "P" + digest[:12]
     n = 1
@@ -103,7 +111,10 @@ def resolve(
     merge_on: Iterable[str] = ("email", "external_id"),
     roles: Mapping[str, str] | None = None,
     source_priority: list[str] | None = None,
+    taken: KeySet | None = None,
 ) -> Resolution:
+    """`taken`: person keys a new person must not get; default the keys in `previous` (an incremental run
+    resolves a part of everyone and passes the keys of all)."""
     roles = roles or {}
     priority = {name: i for i, name in enumerate(source_priority or [])}
     merge_on = list(merge_on)
@@ -161,7 +172,7 @@ def resolve(
     # Stable keys: reuse what the members had; the smallest survives a merge.
     identity: dict[str, str] = {}
     aliases: dict[str, str] = {}
-    taken = set(previous.values())
+    taken = set(previous.values()) if taken is None else taken
     claimed: set[str] = set()
     people: list[Person] = []
     for root in sorted(components):

@@ -23,7 +23,7 @@ from typing import Any
 
 import structlog
 
-from . import interrupts
+from . import incremental, interrupts
 from .config import AppConfigBase
 from .context import PluginEnv, RunContext
 from .coverage import pipeline_figures, warn_if_short
@@ -63,7 +63,7 @@ from .registry import load_source, load_writer
 from .retry import RetryPolicy
 from .schema import Person, encode_value
 from .sources.base import Source
-from .state import StateStore
+from .state import PersonIndex, PersonRow, StateStore, TransitionRow
 from .tasks.sync import sync_tasks
 from .vetoes import Veto, segment_vetoes
 from .writers.base import Writer, WriteResult
@@ -94,8 +94,12 @@ class Runner:
         policy: RetryPolicy | None = None,
         clock: Any = None,
         allow_mass_change: bool = False,
+        full_recompute: bool = False,
     ) -> None:
         self.config = config
+        # resolve and decide everyone, not only what changed (incremental.py); the next run may be incremental
+        self.full_recompute = full_recompute
+        self.horizon = incremental.Horizon(config)
         self.allow_mass_change = allow_mass_change
         self.environ = environ
         self.policy = policy or RetryPolicy()
@@ -269,18 +273,34 @@ class Runner:
             self._hold_without_baseline(store, no_baseline, summary, rejected_now)
             return
 
-        resolution = self._resolve(store, as_of=ctx.as_of)
+        basis = incremental.fingerprint(self.config)
+        scope: incremental.Affected | None = None
+        if not self.full_recompute and incremental.basis_holds(store, basis, ctx.as_of):
+            scope = incremental.affected(store, ctx.as_of)
+            log.info("run.incremental", facts=len(scope.facts), people=len(scope.people))
+        resolution = self._resolve(store, as_of=ctx.as_of, scope=scope)
         summary.suppressed = self._suppressed_read
-        decisions = self._decide(store, resolution.people, ctx.as_of, run_id, summary)
+        decisions = self._decide(store, resolution.people, ctx.as_of, run_id, summary, scope=scope)
         people = {p.key: p for p in resolution.people}
+        affected = None if scope is None else scope.people | set(people)
         if self.config.pipeline is not None:
-            pairs = ((decisions[k].stage, p.values) for k, p in people.items())
+            pairs: Any = ((decisions[k].stage, p.values) for k, p in people.items())
+            if scope is not None:  # the others' stages and open deals are as the state keeps them
+                pairs = incremental.pipeline_pairs(store)
             summary.pipeline = pipeline_figures(
                 self.config.pipeline, self.config.stage_model, pairs, ctx.as_of
             )
             warn_if_short(summary.pipeline)
         plan = self.planner.plan(
-            store, writers, people, decisions, ctx.as_of, summary, self._superseded, self._vetoes
+            store,
+            writers,
+            people,
+            decisions,
+            ctx.as_of,
+            summary,
+            self._superseded,
+            self._vetoes,
+            affected=affected,
         )
         for w in writers:
             w_labels, w_segments = plan.labels.get(w.name, []), plan.segments.get(w.name, [])
@@ -345,7 +365,7 @@ class Runner:
         budget_stop |= "budget" in task_failures
         unreachable |= "unreachable" in task_failures
         if not ctx.dry_run:
-            self._forget_gone_records(store, writers, people)
+            self._forget_gone_records(store, writers, people, affected)
             summary.erasure_pending = retry_erasures(
                 store, [w for w in writers if w.name not in stopped], ctx, summary.notes
             )
@@ -363,6 +383,10 @@ class Runner:
             summary.outcome, summary.exit_code = "partial", EXIT_PARTIAL
         if "config" in task_failures:  # a task field missing in a CRM: the labels and segments went out
             summary.outcome, summary.exit_code = OUTCOMES["config"]
+        if not ctx.dry_run and not stopped and summary.outcome in ("ok", "partial"):
+            # every write went out or was kept rejected: the state says what each target holds, so the next
+            # run may start from what changed (incremental.py)
+            incremental.set_basis(store, basis, ctx.as_of)
 
     def _held_by_guard(self, store: StateStore, plan: Plan, summary: Summary) -> bool:
         """The mass-change guard's verdict on the plan (guard.py); True when nothing may be written."""
@@ -426,97 +450,125 @@ class Runner:
                 )
 
     def _forget_gone_records(
-        self, store: StateStore, writers: list[Writer], people: dict[str, Person]
+        self,
+        store: StateStore,
+        writers: list[Writer],
+        people: dict[str, Person],
+        affected: set[str] | None = None,
     ) -> None:
         """Drop remembered labels of records that no longer exist (deleted, merged away), and people with no
         records left once no target still lists them in a segment: until their removal went through, their
-        last snapshot is what describes them to the writers (e-mail, records)."""
+        last snapshot is what describes them to the writers (e-mail, records).
+
+        `affected`: an incremental run looks only at the labels and people it reached (incremental.py)."""
         live = {str(ref) for person in people.values() for ref in person.refs}
         with store.transaction():
             still_member: set[str] = set()
             for writer in writers:
-                stale = [ref for ref in store.labels(writer.name) if ref not in live]
+                labels = (
+                    store.labels(writer.name)
+                    if affected is None
+                    else _labels_of(store, writer.name, affected)
+                )
+                stale = [ref for ref in labels if ref not in live]
                 store.forget_labels(writer.name, stale)
                 store.clear_rejected("write", writer.name, stale)
                 for keys in store.members(writer.name).values():
                     still_member |= keys
-            store.remove_people(k for k in store.person_keys() if k not in people and k not in still_member)
+            candidates = store.person_keys() if affected is None else affected
+            store.remove_people(k for k in candidates if k not in people and k not in still_member)
 
     # ---- resolve and decide -------------------------------------------------------------------------
 
-    def _resolve(self, store: StateStore, *, as_of: dt.date) -> Resolution:
+    def _resolve(
+        self, store: StateStore, *, as_of: dt.date, scope: incremental.Affected | None = None
+    ) -> Resolution:
+        """Everyone, or (`scope`) only the facts an incremental run reached: the same people either way."""
         roles = {s.name: s.effective_role() for s in self.config.sources}
         # an erased person's records, read again, never found a person (no stage, segment, task or event)
-        read = list(store.all_facts())
+        read = list(store.all_facts()) if scope is None else scope.facts
         facts = drop_suppressed(store, read, os.environ if self.environ is None else self.environ)
         self._suppressed_read = len(read) - len(facts)
         self._superseded = superseded_refs(facts)
         resolution = resolve(
             facts,
-            store.identity(),
+            store.identity() if scope is None else scope.identity,
             as_of=as_of,
             merge_on=self.config.identity.merge_on,
             roles=roles,
             source_priority=self.config.identity.source_priority,
+            taken=None if scope is None else incremental.TakenKeys(store),
         )
         self._vetoes = segment_vetoes(facts, resolution.people, roles)
         with store.transaction():
             for old, new in resolution.aliases.items():
                 store.rename_person(old, new)
                 log.info("identity.merged", retired=old, into=new)
-            store.replace_identity(resolution.identity)
+            if scope is None:
+                store.replace_identity(resolution.identity)
+                incremental.ensure_index(store, facts)
+            else:
+                store.replace_identity_of(scope.people, resolution.identity)
+            incremental.clear_dirty(store)
+            incremental.drop_basis(store)  # until this run's writes are all done
         return resolution
 
     def _decide(
-        self, store: StateStore, people: list[Person], as_of: dt.date, run_id: int, summary: Summary
+        self,
+        store: StateStore,
+        people: list[Person],
+        as_of: dt.date,
+        run_id: int,
+        summary: Summary,
+        scope: incremental.Affected | None = None,
     ) -> dict[str, Decision]:
-        previous = store.people()
+        previous = store.people() if scope is None else store.people_of([p.key for p in people])
         decisions: dict[str, Decision] = {}
         stage_counts: Counter[str] = Counter()
         moves: Counter[str] = Counter()
-        with store.transaction():
-            for person in people:
-                row = previous.get(person.key)
-                prev = Previous(row["stage"], row["path_stage"]) if row else None
-                decision = self.engine.decide(person, prev, as_of)
-                decisions[person.key] = decision
-                stage_counts[decision.stage] += 1
-                snapshot = _snapshot(person)
-                changed = row is None or row["stage"] != decision.stage
-                if changed:
-                    transition_id = store.add_transition(
-                        person.key,
-                        prev.stage if prev else None,
-                        decision.stage,
-                        as_of,
-                        run_id,
-                        decision.rule,
-                        decision.reason(),
-                    )
-                    # in the transition's own transaction: never one without the other
-                    if self.feed is not None:
-                        self.feed.stage_changed(
-                            store,
-                            transition_id,
+        # collected and written in one statement each: a first run saves every person and every transition
+        to_save: list[PersonRow] = []
+        to_record: list[tuple[TransitionRow, Person, Decision]] = []
+        for person in people:
+            row = previous.get(person.key)
+            prev = Previous(row["stage"], row["path_stage"]) if row else None
+            decision = self.engine.decide(person, prev, as_of)
+            decisions[person.key] = decision
+            stage_counts[decision.stage] += 1
+            snapshot = _snapshot(person)
+            index = incremental.person_index(self.horizon, person, as_of)
+            changed = row is None or row["stage"] != decision.stage
+            if changed:
+                from_stage = prev.stage if prev else None
+                to_record.append(
+                    (
+                        (
                             person.key,
-                            person.refs,
-                            prev.stage if prev else None,
-                            decision,
+                            from_stage,
+                            decision.stage,
                             as_of,
                             run_id,
-                        )
-                    moves[f"{prev.stage if prev else '(new)'}->{decision.stage}"] += 1
-                since = as_of if changed or row is None else dt.date.fromisoformat(row["since"])
-                decision_json = json.dumps(decision.to_json(), sort_keys=True, default=str)
-                snapshot_json = json.dumps(snapshot, sort_keys=True, default=str)
-                if (
-                    row is None
-                    or changed
-                    or row["path_stage"] != decision.path_stage
-                    or row["decision"] != decision_json
-                    or row["snapshot"] != snapshot_json
-                ):
-                    store.save_person(
+                            decision.rule,
+                            decision.reason(),
+                        ),
+                        person,
+                        decision,
+                    )
+                )
+                moves[f"{prev.stage if prev else '(new)'}->{decision.stage}"] += 1
+            since = as_of if changed or row is None else dt.date.fromisoformat(row["since"])
+            decision_json = json.dumps(decision.to_json(), sort_keys=True, default=str)
+            snapshot_json = json.dumps(snapshot, sort_keys=True, default=str)
+            if (
+                row is None
+                or changed
+                or row["path_stage"] != decision.path_stage
+                or row["decision"] != decision_json
+                or row["snapshot"] != snapshot_json
+                or not _same_index(row, index)
+            ):
+                to_save.append(
+                    (
                         person.key,
                         decision.stage,
                         decision.path_stage,
@@ -524,7 +576,20 @@ class Runner:
                         decision.to_json(),
                         snapshot,
                         run_id,
+                        index,
                     )
+                )
+        with store.transaction():
+            ids = store.add_transitions([t for t, _, _ in to_record])
+            # in the transitions' own transaction: never one without the other
+            if self.feed is not None:
+                for transition_id, (t, person, decision) in zip(ids, to_record, strict=True):
+                    self.feed.stage_changed(
+                        store, transition_id, person.key, person.refs, t[1], decision, as_of, run_id
+                    )
+            store.save_people(to_save)
+        if scope is not None:  # everyone else's stage is as the state keeps it
+            stage_counts = Counter(incremental.stage_counts(store))
         summary.stages = {s: stage_counts.get(s, 0) for s in self.config.stage_model.ordered()}
         summary.transitions = dict(moves.most_common())
         per_source: Counter[str] = Counter()
@@ -532,6 +597,8 @@ class Runner:
             for src in {r.source for r in person.refs} | set(person.values.get("sources") or []):
                 per_source[src] += 1
         summary.people = {"total": len(people), **dict(sorted(per_source.items()))}
+        if scope is not None:
+            summary.people = incremental.people_counts(store)
         return decisions
 
     # ---- diff ---------------------------------------------------------------------------------------
@@ -683,6 +750,30 @@ def _stop_if_unreachable(result: WriteResult) -> None:
     it is the same as a writer raising `UnreachableError` (this target stops, the others go on, exit 4)."""
     if result.unreachable:
         raise UnreachableError(result.unreachable)
+
+
+def _labels_of(store: StateStore, target: str, keys: set[str]) -> list[str]:
+    """Records holding a label of `target` written for one of these people."""
+    out: list[str] = []
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), 500):
+        chunk = ordered[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        out += [
+            r[0]
+            for r in store.db.execute(
+                f"SELECT ref FROM labels WHERE target=? AND person_key IN ({marks})", (target, *chunk)
+            )
+        ]
+    return out
+
+
+def _same_index(row: Any, index: PersonIndex) -> bool:
+    return bool(
+        row["next_check"] == (index.next_check.isoformat() if index.next_check else None)
+        and row["sources"] == "\n".join(index.sources)
+        and row["pipeline"] == (json.dumps(index.pipeline, sort_keys=True) if index.pipeline else None)
+    )
 
 
 def _snapshot(person: Person) -> dict[str, Any]:

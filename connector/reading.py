@@ -14,6 +14,7 @@ import structlog
 
 from .context import RunContext
 from .errors import ConfigError, RecordError
+from .fact_index import content_hash
 from .logs import mask_text
 from .schema import Fact, decode_value, encode_value
 from .sources.base import Batch, Source
@@ -189,8 +190,13 @@ def drop_echoes(store: StateStore, source: str, facts: list[Fact]) -> list[Fact]
         by_object[fact.ref.object].append(fact)
     fresh: list[Fact] = []
     for obj, group in by_object.items():
-        stored = store.fact_payloads(source, obj, [f.ref.id for f in group])
-        for fact in group:
+        # the content hash tells an echo without decoding the stored fact; only a changed record (or one
+        # stored before hashes were kept) needs its stored form, for the stamps of the values it kept
+        hashes = store.fact_hashes(source, obj, [f.ref.id for f in group])
+        differ = [f for f in group if hashes.get(f.ref.id) is None or hashes[f.ref.id] != content_hash(f)]
+        known = [f.ref.id for f in differ if f.ref.id in hashes]
+        stored = store.fact_payloads(source, obj, known) if known else {}
+        for fact in differ:
             old = stored.get(fact.ref.id)
             if old is not None and same_content(old, fact.to_json()):
                 continue

@@ -24,10 +24,12 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from .errors import LockedError, StateError
+from .fact_index import content_hash, link_keys
 from .schema import Fact, RecordRef
 from .state_guard import GuardedConnection, open_sqlite, state_error
 from .state_migrations import prepare
@@ -117,6 +119,23 @@ def take_run_lock(path: Path) -> IO[str]:
     handle.write(f"{os.getpid()}\n")
     handle.flush()
     return handle
+
+
+@dataclass(frozen=True)
+class PersonIndex:
+    """What a run keeps beside a person's decision so later runs need not decide everyone again: the next
+    date the outcome could flip by itself (a date window crossed), the sources that know the person, and
+    the open pipeline values (run totals are counted from these)."""
+
+    next_check: dt.date | None = None
+    sources: tuple[str, ...] = ()
+    pipeline: dict[str, Any] | None = None
+
+
+# (key, stage, path_stage, since, decision, snapshot, run_id, index) of one person to save
+PersonRow = tuple[str, str, str | None, dt.date, dict[str, Any], dict[str, Any], int, PersonIndex]
+# (key, from_stage, to_stage, at, run_id, rule, reason) of one transition to record
+TransitionRow = tuple[str, str | None, str, dt.date, int, str | None, str]
 
 
 def _now() -> str:
@@ -267,6 +286,7 @@ class StateStore:
     # ---- facts --------------------------------------------------------------------------------------
 
     def upsert_facts(self, facts: Iterable[Fact]) -> int:
+        facts = list(facts)
         rows = [
             (
                 f.ref.source,
@@ -275,21 +295,61 @@ class StateStore:
                 f.kind.value,
                 f.modified_at.isoformat() if f.modified_at else None,
                 json.dumps(f.to_json(), sort_keys=True),
+                content_hash(f),
             )
             for f in facts
         ]
+        refs = [str(f.ref) for f in facts]
+        self._mark_dirty(refs)
+        self.db.executemany("DELETE FROM fact_keys WHERE ref=?", [(r,) for r in refs])
         self.db.executemany(
-            "INSERT INTO facts VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, object, record_id) DO UPDATE SET "
-            "kind=excluded.kind, modified_at=excluded.modified_at, payload=excluded.payload",
+            "INSERT OR IGNORE INTO fact_keys VALUES (?, ?)",
+            [(key, ref) for ref, f in zip(refs, facts, strict=True) for key in link_keys(f)],
+        )
+        self.db.executemany(
+            "INSERT INTO facts (source, object, record_id, kind, modified_at, payload, hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, object, record_id) DO UPDATE SET "
+            "kind=excluded.kind, modified_at=excluded.modified_at, payload=excluded.payload, hash=excluded.hash",
             rows,
         )
         return len(rows)
 
     def delete_facts(self, source: str, obj: str, ids: Iterable[str]) -> int:
+        ids = list(ids)
+        refs = [str(RecordRef(source, obj, i)) for i in ids]
+        self._mark_dirty(refs)
+        self.db.executemany("DELETE FROM fact_keys WHERE ref=?", [(r,) for r in refs])
         cur = self.db.executemany(
             "DELETE FROM facts WHERE source=? AND object=? AND record_id=?", [(source, obj, i) for i in ids]
         )
         return max(cur.rowcount, 0)
+
+    def _mark_dirty(self, refs: list[str]) -> None:
+        """Remember these records changed, with the link keys they had when last resolved (the first change
+        since then keeps them): the people they belonged to are affected even when the new keys point away."""
+        old: dict[str, list[str]] = {}
+        for start in range(0, len(refs), 500):
+            chunk = refs[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for ref, key in self.db.execute(f"SELECT ref, key FROM fact_keys WHERE ref IN ({marks})", chunk):
+                old.setdefault(ref, []).append(key)
+        self.db.executemany(
+            "INSERT OR IGNORE INTO dirty_facts VALUES (?, ?)",
+            [(r, json.dumps(sorted(old.get(r, [])))) for r in refs],
+        )
+
+    def fact_hashes(self, source: str, obj: str, ids: list[str]) -> dict[str, bytes | None]:
+        """Content hash of these stored records (None for one stored before hashes were kept)."""
+        out: dict[str, bytes | None] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(
+                f"SELECT record_id, hash FROM facts WHERE source=? AND object=? AND record_id IN ({marks})",
+                (source, obj, *chunk),
+            )
+            out.update({r[0]: r[1] for r in rows})
+        return out
 
     def fact_payloads(self, source: str, obj: str, ids: list[str]) -> dict[str, dict[str, Any]]:
         """Stored facts of these records (id -> the JSON form), to compare a fresh read against."""
@@ -334,7 +394,31 @@ class StateStore:
             changed,
         )
 
+    def replace_identity_of(self, people: Iterable[str], mapping: dict[str, str]) -> None:
+        """`replace_identity` for part of everyone: the rows of `people` give way to `mapping`."""
+        keys = sorted(set(people))
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            self.db.execute(f"DELETE FROM identity WHERE person_key IN ({marks})", chunk)
+        self.db.executemany(
+            "INSERT INTO identity VALUES (?, ?) ON CONFLICT (merge_key) DO UPDATE SET person_key=excluded.person_key",
+            list(mapping.items()),
+        )
+
     # ---- people and transitions ---------------------------------------------------------------------
+
+    def people_of(self, keys: Iterable[str]) -> dict[str, sqlite3.Row]:
+        ordered = sorted(set(keys))
+        out: dict[str, sqlite3.Row] = {}
+        for start in range(0, len(ordered), 500):
+            chunk = ordered[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            out.update(
+                (r["person_key"], r)
+                for r in self.db.execute(f"SELECT * FROM people WHERE person_key IN ({marks})", chunk)
+            )
+        return out
 
     def people(self) -> dict[str, sqlite3.Row]:
         return {r["person_key"]: r for r in self.db.execute("SELECT * FROM people")}
@@ -358,19 +442,32 @@ class StateStore:
         snapshot: dict[str, Any],
         run_id: int,
     ) -> None:
-        self.db.execute(
-            "INSERT INTO people VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (person_key) DO UPDATE SET "
+        self.save_people([(key, stage, path_stage, since, decision, snapshot, run_id, PersonIndex())])
+
+    def save_people(self, rows: Iterable[PersonRow]) -> None:
+        """`save_person` for many people in one statement (a first run saves everyone)."""
+        self.db.executemany(
+            "INSERT INTO people (person_key, stage, path_stage, since, decision, snapshot, updated_run, "
+            "next_check, sources, pipeline) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (person_key) DO UPDATE SET "
             "stage=excluded.stage, path_stage=excluded.path_stage, since=excluded.since, "
-            "decision=excluded.decision, snapshot=excluded.snapshot, updated_run=excluded.updated_run",
-            (
-                key,
-                stage,
-                path_stage,
-                since.isoformat(),
-                json.dumps(decision, sort_keys=True, default=str),
-                json.dumps(snapshot, sort_keys=True, default=str),
-                run_id,
-            ),
+            "decision=excluded.decision, snapshot=excluded.snapshot, updated_run=excluded.updated_run, "
+            "next_check=excluded.next_check, sources=excluded.sources, pipeline=excluded.pipeline",
+            [
+                (
+                    key,
+                    stage,
+                    path_stage,
+                    since.isoformat(),
+                    json.dumps(decision, sort_keys=True, default=str),
+                    json.dumps(snapshot, sort_keys=True, default=str),
+                    run_id,
+                    index.next_check.isoformat() if index.next_check else None,
+                    "\n".join(index.sources),
+                    json.dumps(index.pipeline, sort_keys=True) if index.pipeline else None,
+                )
+                for key, stage, path_stage, since, decision, snapshot, run_id, index in rows
+            ],
         )
 
     def remove_people(self, keys: Iterable[str]) -> None:
@@ -404,6 +501,28 @@ class StateStore:
             (key, from_stage, to_stage, at.isoformat(), run_id, rule, reason),
         )
         return int(cur.lastrowid or 0)
+
+    def add_transitions(self, rows: list[TransitionRow]) -> list[int]:
+        """`add_transition` for many in one statement; returns their row ids, in order.
+
+        The ids are given here rather than left to SQLite so one executemany can insert them all and the event
+        feed still gets each id: the caller's transaction holds the write lock, so no one else takes them."""
+        if not rows:
+            return []
+        row = self.db.execute("SELECT MAX(id) FROM transitions").fetchone()
+        seq = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name='transitions'").fetchone()
+        # AUTOINCREMENT never reuses an id, even one whose row is gone: start past both
+        first = max(int(row[0] or 0), int(seq[0] if seq else 0)) + 1
+        ids = list(range(first, first + len(rows)))
+        self.db.executemany(
+            "INSERT INTO transitions (id, person_key, from_stage, to_stage, at, run_id, rule, reason) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (i, key, from_stage, to_stage, at.isoformat(), run_id, rule, reason)
+                for i, (key, from_stage, to_stage, at, run_id, rule, reason) in zip(ids, rows, strict=True)
+            ],
+        )
+        return ids
 
     def transitions(self, key: str | None = None) -> list[sqlite3.Row]:
         if key is None:
@@ -520,6 +639,15 @@ class StateStore:
         return list(self.db.execute(sql + " ORDER BY phase, system, item", args))
 
     def clear_rejected(self, phase: str, system: str, items: Iterable[str]) -> None:
+        # most runs have nothing pending: look first, so clearing 100,000 records read costs one query, not
+        # 100,000 DELETEs
+        pending = {
+            r[0]
+            for r in self.db.execute("SELECT item FROM rejected WHERE phase=? AND system=?", (phase, system))
+        }
+        if not pending:
+            return
         self.db.executemany(
-            "DELETE FROM rejected WHERE phase=? AND system=? AND item=?", [(phase, system, i) for i in items]
+            "DELETE FROM rejected WHERE phase=? AND system=? AND item=?",
+            [(phase, system, i) for i in items if i in pending],
         )

@@ -88,6 +88,23 @@ MIGRATIONS: dict[int, tuple[str, tuple[str, ...]]] = {
             "CREATE INDEX IF NOT EXISTS tasks_person ON tasks (person_key)",
         ),
     ),
+    9: (
+        "incremental runs: a content hash per fact (an unchanged record is known without decoding it), an index "
+        "of every fact's identity and attach keys (the people a changed record touches are found without "
+        "resolving everyone), the records changed since they were last resolved, and per person the next date "
+        "its outcome could flip, its sources and its open pipeline (run totals come from the state)",
+        (
+            "ALTER TABLE facts ADD COLUMN hash BLOB",
+            "CREATE TABLE IF NOT EXISTS fact_keys (key TEXT NOT NULL, ref TEXT NOT NULL, PRIMARY KEY (key, ref)) "
+            "WITHOUT ROWID",
+            "CREATE INDEX IF NOT EXISTS fact_keys_ref ON fact_keys (ref)",
+            "CREATE TABLE IF NOT EXISTS dirty_facts (ref TEXT PRIMARY KEY, old_keys TEXT NOT NULL) WITHOUT ROWID",
+            "ALTER TABLE people ADD COLUMN next_check TEXT",
+            "ALTER TABLE people ADD COLUMN sources TEXT",
+            "ALTER TABLE people ADD COLUMN pipeline TEXT",
+            "CREATE INDEX IF NOT EXISTS people_next_check ON people (next_check)",
+        ),
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS, default=1)
 

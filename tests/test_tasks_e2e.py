@@ -197,3 +197,32 @@ def test_plan_lists_the_tasks_it_would_create_and_creates_none(
     report = json.loads(as_json.stdout)
     assert report["tasks"]["targets"]["vt_out"]["would_create"] == {"nurture-revisit": 1}
     assert world.sf_tasks() == [] and world.vt_tasks() == []
+
+
+def test_a_task_window_that_opens_days_before_its_date_is_seen_by_an_incremental_run(tmp_path: Path) -> None:
+    """A run with nothing new decides only people whose facts changed or whose date windows open (incremental.py);
+    a task whose window opens days before its date must count as such a window, or the moment passes unseen."""
+    early = CONFIG + (
+        "  - name: revisit-prep\n"
+        "    trigger: {{date: {{field: nurture_until, days_before: 5}}}}\n"
+        "    create: {{subject: 'Prepare the revisit of {{{{ first_name }}}}', due_in_days: 1}}\n"
+    )
+    people = generate(12, AS_OF, seed=5)
+    with seeded_world(tmp_path, people, AS_OF, seed=5, config_text=early) as seeded:
+        seeded.sf.store.insert(
+            "Lead", {"FirstName": "Nora", "LastName": "Nurture", "Company": "Acme", "Email": EMAIL}
+        )
+        seeded.vt.store.create("Leads", {"firstname": "Nora", "lastname": "Nurture", "email": EMAIL})
+        (tmp_path / "revisits.csv").write_text(
+            f"E-mail,Revisit\n{EMAIL},{REVISIT.isoformat()}\n", encoding="utf-8"
+        )
+        world = World(seeded.sf, seeded.vt, seeded.config_path, seeded.environ)
+        assert world.run(AS_OF).exit_code == 0
+        assert (
+            world.run(AS_OF + dt.timedelta(days=1)).exit_code == 0
+        )  # nothing new: the next run is incremental
+        opens = world.run(REVISIT - dt.timedelta(days=5))
+        assert opens.exit_code == 0, opens.errors
+        assert opens.tasks["targets"]["sf_out"]["created"] == {"revisit-prep": 1}
+        assert opens.tasks["targets"]["vt_out"]["created"] == {"revisit-prep": 1}
+        assert [t["Subject"] for t in world.sf_tasks()] == ["Prepare the revisit of Nora"]

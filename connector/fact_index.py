@@ -1,0 +1,38 @@
+"""What the state keeps beside each fact so a run can work from what changed: a content hash and link keys.
+
+The hash (blake2b, 16 bytes) covers a fact's content without its times, exactly what `reading.same_content`
+compares: a record read again with the same content is recognised from the hash alone, without decoding the
+stored JSON. The link keys are every key through which the fact can touch a person: its identity keys, the
+keys it attaches by, the groups it is a member of, its cross-references and its own record key. Two facts that
+share no link key, directly or through others, can never end up in one person or attached to one, so the
+people a changed record can affect are found by following link keys (incremental.py), not by resolving
+everyone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from .identity import merge_keys
+from .schema import Fact
+
+TIMES = ("modified_at", "changed_at")
+
+
+def content_hash(fact: Fact) -> bytes:
+    content = {k: v for k, v in fact.to_json().items() if k not in TIMES}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+
+
+def link_keys(fact: Fact) -> set[str]:
+    # merge_keys with no merge_on still gives the cross-references and record keys; e-mails and external ids
+    # come in through `keys` whatever merge_on says (a config change starts from a full recompute anyway)
+    return {
+        str(fact.ref),
+        *fact.keys,
+        *fact.attach,
+        *fact.member_of,
+        *merge_keys(fact, ()),
+    }
