@@ -32,6 +32,7 @@ from .config import AppConfigBase
 from .fact_index import link_keys
 from .schema import Fact, Person, RecordRef
 from .state import PersonIndex, StateStore
+from .state_codec import decode_fact
 
 BASIS = "incremental_basis"
 INDEX = "fact_index"
@@ -165,7 +166,7 @@ def _load_facts(store: StateStore, refs: set[str]) -> list[Fact]:
         for chunk in _chunks(sorted(ids)):
             marks = ",".join("?" * len(chunk))
             facts.extend(
-                Fact.from_json(json.loads(r[0]))
+                decode_fact(r[0])
                 for r in store.db.execute(
                     f"SELECT payload FROM facts WHERE source=? AND object=? AND record_id IN ({marks})",
                     (source, obj, *chunk),

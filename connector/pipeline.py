@@ -64,6 +64,7 @@ from .retry import RetryPolicy
 from .schema import Person, encode_value
 from .sources.base import Source
 from .state import PersonIndex, PersonRow, StateStore, TransitionRow
+from .state_codec import encode_decision, encode_snapshot
 from .tasks.sync import sync_tasks
 from .vetoes import Veto, segment_vetoes
 from .writers.base import Writer, WriteResult
@@ -557,14 +558,16 @@ class Runner:
                 )
                 moves[f"{prev.stage if prev else '(new)'}->{decision.stage}"] += 1
             since = as_of if changed or row is None else dt.date.fromisoformat(row["since"])
-            decision_json = json.dumps(decision.to_json(), sort_keys=True, default=str)
-            snapshot_json = json.dumps(snapshot, sort_keys=True, default=str)
+            # encoded once (state_codec.py): compared with the stored bytes and saved as they are, so a first
+            # run keeps a few hundred bytes per person until the save, not the dicts
+            decision_blob = encode_decision(decision.to_json())
+            snapshot_blob = encode_snapshot(snapshot)
             if (
                 row is None
                 or changed
                 or row["path_stage"] != decision.path_stage
-                or row["decision"] != decision_json
-                or row["snapshot"] != snapshot_json
+                or row["decision"] != decision_blob
+                or row["snapshot"] != snapshot_blob
                 or not _same_index(row, index)
             ):
                 to_save.append(
@@ -573,8 +576,8 @@ class Runner:
                         decision.stage,
                         decision.path_stage,
                         since,
-                        decision.to_json(),
-                        snapshot,
+                        decision_blob,
+                        snapshot_blob,
                         run_id,
                         index,
                     )

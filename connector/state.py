@@ -31,6 +31,7 @@ from typing import IO, Any
 from .errors import LockedError, StateError
 from .fact_index import content_hash, link_keys
 from .schema import Fact, RecordRef
+from .state_codec import decode_fact, encode_decision, encode_fact, encode_snapshot, fact_json
 from .state_guard import GuardedConnection, open_sqlite, state_error
 from .state_migrations import prepare
 
@@ -132,8 +133,11 @@ class PersonIndex:
     pipeline: dict[str, Any] | None = None
 
 
-# (key, stage, path_stage, since, decision, snapshot, run_id, index) of one person to save
-PersonRow = tuple[str, str, str | None, dt.date, dict[str, Any], dict[str, Any], int, PersonIndex]
+# (key, stage, path_stage, since, decision, snapshot, run_id, index) of one person to save; decision and
+# snapshot as dicts, or already encoded (state_codec.py) by a caller that compared them with the stored ones
+PersonRow = tuple[
+    str, str, str | None, dt.date, dict[str, Any] | bytes, dict[str, Any] | bytes, int, PersonIndex
+]
 # (key, from_stage, to_stage, at, run_id, rule, reason) of one transition to record
 TransitionRow = tuple[str, str | None, str, dt.date, int, str | None, str]
 
@@ -294,7 +298,7 @@ class StateStore:
                 f.ref.id,
                 f.kind.value,
                 f.modified_at.isoformat() if f.modified_at else None,
-                json.dumps(f.to_json(), sort_keys=True),
+                encode_fact(f),
                 content_hash(f),
             )
             for f in facts
@@ -361,7 +365,7 @@ class StateStore:
                 f"SELECT record_id, payload FROM facts WHERE source=? AND object=? AND record_id IN ({marks})",
                 (source, obj, *chunk),
             )
-            out.update({r[0]: json.loads(r[1]) for r in rows})
+            out.update({r[0]: fact_json(r[1]) for r in rows})
         return out
 
     def fact_ids(self, source: str, obj: str) -> set[str]:
@@ -370,7 +374,7 @@ class StateStore:
 
     def all_facts(self) -> Iterator[Fact]:
         for row in self.db.execute("SELECT payload FROM facts ORDER BY source, object, record_id"):
-            yield Fact.from_json(json.loads(row[0]))
+            yield decode_fact(row[0])
 
     def fact_sources(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT DISTINCT source FROM facts")}
@@ -459,8 +463,8 @@ class StateStore:
                     stage,
                     path_stage,
                     since.isoformat(),
-                    json.dumps(decision, sort_keys=True, default=str),
-                    json.dumps(snapshot, sort_keys=True, default=str),
+                    decision if isinstance(decision, bytes) else encode_decision(decision),
+                    snapshot if isinstance(snapshot, bytes) else encode_snapshot(snapshot),
                     run_id,
                     index.next_check.isoformat() if index.next_check else None,
                     "\n".join(index.sources),

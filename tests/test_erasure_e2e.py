@@ -21,6 +21,7 @@ from connector.cli import cli
 from connector.config import load_config
 from connector.pipeline import Runner
 from connector.retry import RetryPolicy
+from connector.state_codec import decode_snapshot
 from connector.state_guard import open_sqlite
 from connector_sandboxes.demo.config_template import DEMO_CONFIG
 from connector_sandboxes.demo.dataset import generate
@@ -181,7 +182,7 @@ def _erasable(world: World) -> list[Erased]:
     so finding the name in a file can only mean them."""
     db = sqlite3.connect(world.state_path)
     try:
-        snapshots = {k: json.loads(s) for k, s in db.execute("SELECT person_key, snapshot FROM people")}
+        snapshots = {k: decode_snapshot(s) for k, s in db.execute("SELECT person_key, snapshot FROM people")}
         made = {
             str(k): [
                 str(r)
