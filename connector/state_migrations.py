@@ -107,7 +107,7 @@ MIGRATIONS: dict[int, tuple[str, tuple[str, ...]]] = {
     ),
     10: (
         "compact state: facts and identity keyed by their text keys without a rowid (the key was stored twice, "
-        "in the table and in its primary-key index); fact payloads and people's decisions and snapshots are "
+        "in the table and in its primary-key index); the link-key index holds each link once; fact payloads and people's decisions and snapshots are "
         "written compact from now on (state_codec.py; rows written before stay readable and are re-encoded "
         "when next saved)",
         (
@@ -122,6 +122,10 @@ MIGRATIONS: dict[int, tuple[str, tuple[str, ...]]] = {
             "DROP TABLE identity",
             "ALTER TABLE identity_v10 RENAME TO identity",
             "CREATE INDEX IF NOT EXISTS identity_person ON identity (person_key)",
+            # the link-key index is searched by key only (a record's own keys are in its fact), and a record's
+            # own key is the record itself: no index by ref, no row per record for it
+            "DROP INDEX IF EXISTS fact_keys_ref",
+            "DELETE FROM fact_keys WHERE key = ref",
         ),
     ),
 }
