@@ -9,6 +9,7 @@ import datetime as dt
 import functools
 import json
 import sqlite3
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,8 +227,23 @@ def _output_bytes(world: World) -> dict[str, bytes]:
     out = {}
     for path in sorted(world.root.rglob("*")):
         if path.is_file() and path.parent.name != "files":  # files/ holds the demo's input exports
-            out[str(path.relative_to(world.root))] = path.read_bytes()
+            data = path.read_bytes()
+            out[str(path.relative_to(world.root))] = _inflated(data) if ".sqlite" in path.name else data
     return out
+
+
+def _inflated(data: bytes) -> bytes:
+    """The state keeps records, decisions and snapshots zlib'd (state_codec.py): the file's bytes followed by
+    what every zlib stream in them holds, live row or free page alike, so a name inside one is found too."""
+    parts = [data]
+    start = data.find(b"\x78\x9c")
+    while start != -1:
+        try:
+            parts.append(zlib.decompressobj().decompress(data[start : start + 65536]))
+        except zlib.error:
+            pass  # two bytes that only look like a zlib header
+        start = data.find(b"\x78\x9c", start + 1)
+    return b"".join(parts)
 
 
 def _vt_values(world: World, record_id: str) -> tuple[str, str]:
