@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 
 from connector.config import load_config
+from connector.outcome import EXIT_MASS_CHANGE
 from connector.pipeline import Runner
 from connector.retry import RetryPolicy
+from connector.state import StateStore
 from connector.state_rebuild import rebuild
 from connector.tasks import store as ledger
 from connector_sandboxes.demo.dataset import generate
@@ -226,3 +228,47 @@ def test_a_task_window_that_opens_days_before_its_date_is_seen_by_an_incremental
         assert opens.tasks["targets"]["sf_out"]["created"] == {"revisit-prep": 1}
         assert opens.tasks["targets"]["vt_out"]["created"] == {"revisit-prep": 1}
         assert [t["Subject"] for t in world.sf_tasks()] == ["Prepare the revisit of Nora"]
+
+
+def test_a_run_held_by_the_mass_change_guard_creates_no_task_and_the_next_allowed_run_does(
+    world: World,
+) -> None:
+    """The guard holds the whole run, tasks included: sales must not be handed work from a run whose data
+    looked wrong. The moment is not lost: the run let through afterwards (a day later) creates the task."""
+    segment = (
+        "  - {name: marketing_files, type: segment_files, directory: out}\n"
+        "segments:\n"
+        "  - {name: Everyone, when: {field: email, present: true}, targets: [marketing_files]}\n"
+        "guard: {min_count: 2}\n"
+        "tasks:\n"
+    )
+    config = world.config_path.read_text(encoding="utf-8")
+    world.config_path.write_text(config.replace("tasks:\n", segment, 1), encoding="utf-8")
+    first = world.run(AS_OF)
+    assert first.exit_code == 0, first.errors
+    assert first.segments["marketing_files"]["Everyone"]["added"] >= 5
+    # a changed condition would empty the segment on the day Nora's revisit date arrives
+    emptied = world.config_path.read_text(encoding="utf-8").replace(
+        "{field: email, present: true}", "{field: email, eq: nobody@nowhere.example}"
+    )
+    world.config_path.write_text(emptied, encoding="utf-8")
+    held = world.run(REVISIT)
+    assert held.exit_code == EXIT_MASS_CHANGE, held.errors
+    assert [b["what"] for b in held.guard["breaches"]] == ["segment_removals"]
+    assert world.sf_tasks() == [] and world.vt_tasks() == []
+    store = StateStore(load_config(world.config_path).state_path())
+    try:
+        assert ledger.rows(store) == []  # not even written pending: the CRMs were never asked
+    finally:
+        store.close()
+
+    through = Runner(
+        load_config(world.config_path),
+        environ=world.environ,
+        policy=RetryPolicy(attempts=6, sleep=lambda s: None),
+        allow_mass_change=True,
+    ).execute("run", REVISIT + dt.timedelta(days=1))
+    assert through.exit_code == 0, through.errors
+    assert through.tasks["targets"]["sf_out"]["created"] == {"nurture-revisit": 1}
+    assert through.tasks["targets"]["vt_out"]["created"] == {"nurture-revisit": 1}
+    assert len(world.sf_tasks()) == 1 and len(world.vt_tasks()) == 1
