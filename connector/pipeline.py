@@ -64,6 +64,7 @@ from .retry import RetryPolicy
 from .schema import Person, encode_value
 from .sources.base import Source
 from .state import PersonIndex, PersonRow, StateStore, TransitionRow
+from .tasks import store as task_ledger
 from .tasks.sync import sync_tasks
 from .vetoes import Veto, segment_vetoes
 from .writers.base import Writer, WriteResult
@@ -503,6 +504,7 @@ class Runner:
         with store.transaction():
             for old, new in resolution.aliases.items():
                 store.rename_person(old, new)
+                task_ledger.rename_person(store, old, new)
                 log.info("identity.merged", retired=old, into=new)
             if scope is None:
                 store.replace_identity(resolution.identity)

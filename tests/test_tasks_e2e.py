@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from connector.config import load_config
+from connector.identity import mint_key
 from connector.outcome import EXIT_MASS_CHANGE
 from connector.pipeline import Runner
 from connector.retry import RetryPolicy
@@ -272,3 +273,66 @@ def test_a_run_held_by_the_mass_change_guard_creates_no_task_and_the_next_allowe
     assert through.tasks["targets"]["sf_out"]["created"] == {"nurture-revisit": 1}
     assert through.tasks["targets"]["vt_out"]["created"] == {"nurture-revisit": 1}
     assert len(world.sf_tasks()) == 1 and len(world.vt_tasks()) == 1
+
+
+def test_a_person_merge_keeps_the_task_made_before_it_and_creates_none_again(world: World) -> None:
+    """The idempotency key hashes the person key, and a merge retires one of the two keys: the task made for
+    the retired key must still count for the surviving one (its ledger row follows the person)."""
+    [vt_lead] = [r for r in world.vt.store.all("Leads") if r.get("email") == EMAIL]
+    # a private address on the vtiger lead: two people until sales corrects it; pick one whose person key
+    # sorts first, so that it is the vtiger person's key that survives the merge, not the task holder's
+    private = next(
+        f"nora.{n}@home.example"
+        for n in range(100)
+        if mint_key(f"email:nora.{n}@home.example", set()) < mint_key(f"email:{EMAIL}", set())
+    )
+    world.vt.store.update(vt_lead["id"], {"email": private})
+    assert world.run(AS_OF).exit_code == 0
+    made = world.run(REVISIT)
+    assert made.exit_code == 0, made.errors
+    assert made.tasks["targets"]["sf_out"]["created"] == {"nurture-revisit": 1}
+    assert made.tasks["targets"]["vt_out"]["created"] == {}  # the revisit date is on the Salesforce person
+    [sf_task] = world.sf_tasks()
+    keys_before = _person_keys(world)
+    assert len(keys_before) == 2
+    holder = sf_task_person(world, sf_task)
+
+    world.vt.store.update(vt_lead["id"], {"email": EMAIL})  # one person now: the vtiger key survives
+    merged = world.run(REVISIT + dt.timedelta(days=1))
+    assert merged.exit_code == 0, merged.errors
+    [survivor] = _person_keys(world)
+    assert survivor == min(keys_before) and survivor != holder
+    assert merged.tasks["targets"]["sf_out"]["created"] == {}
+    assert [t["Id"] for t in world.sf_tasks()] == [sf_task["Id"]]
+    # the merged person now has a vtiger record too: one task there, the first in that CRM
+    assert merged.tasks["targets"]["vt_out"]["created"] == {"nurture-revisit": 1}
+    assert len(world.vt_tasks()) == 1
+    again = world.run(REVISIT + dt.timedelta(days=2))
+    assert again.exit_code == 0, again.errors
+    assert len(world.sf_tasks()) == 1 and len(world.vt_tasks()) == 1
+
+
+def _person_keys(world: World) -> list[str]:
+    """The keys of the people holding Nora's records."""
+    store = StateStore(load_config(world.config_path).state_path())
+    try:
+        return sorted(
+            {
+                r["person_key"]
+                for r in store.db.execute(
+                    "SELECT person_key FROM identity WHERE merge_key LIKE 'email:nora%'"
+                )
+            }
+        )
+    finally:
+        store.close()
+
+
+def sf_task_person(world: World, sf_task: dict[str, Any]) -> str:
+    """The person key the task's ledger row was written for (before the merge: the Salesforce person)."""
+    store = StateStore(load_config(world.config_path).state_path())
+    try:
+        [row] = [r for r in ledger.rows(store) if r["record_id"] == sf_task["Id"]]
+        return str(row["person_key"])
+    finally:
+        store.close()
