@@ -65,6 +65,7 @@ from .schema import Person, encode_value
 from .sources.base import Source
 from .state import PersonIndex, PersonRow, StateStore, TransitionRow
 from .state_codec import encode_decision, encode_snapshot
+from .tasks import store as task_ledger
 from .tasks.sync import sync_tasks
 from .vetoes import Veto, segment_vetoes
 from .writers.base import Writer, WriteResult
@@ -504,6 +505,7 @@ class Runner:
         with store.transaction():
             for old, new in resolution.aliases.items():
                 store.rename_person(old, new)
+                task_ledger.rename_person(store, old, new)
                 log.info("identity.merged", retired=old, into=new)
             if scope is None:
                 store.replace_identity(resolution.identity)
