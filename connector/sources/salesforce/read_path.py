@@ -40,7 +40,8 @@ def select(fields: str, obj: str, where: str | None) -> str:
 
 @dataclass(frozen=True)
 class ReadPath:
-    """How one read of `obj` goes: the rows its first REST page announced and whether they go through Bulk."""
+    """How one read of `obj` goes: the rows its first REST page announced (going to Bulk at once: the
+    caller's estimate) and whether they go through Bulk."""
 
     obj: str
     where: str | None  # the whole condition, without WHERE; None: every row
