@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,9 +78,15 @@ def _wait(client: SalesforceClient, kind: str, job_id: str) -> dict[str, Any]:
 
 
 def query_pages(
-    client: SalesforceClient, soql: str, *, include_deleted: bool, page_size: int
+    client: SalesforceClient,
+    soql: str,
+    *,
+    include_deleted: bool,
+    page_size: int,
+    on_created: Callable[[], None] | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
-    """Run a Bulk 2.0 query job and yield its result one locator page (at most `page_size` rows) at a time."""
+    """Run a Bulk 2.0 query job and yield its result one locator page (at most `page_size` rows) at a time;
+    `on_created` is called once the org has the job (its query runs after that moment)."""
     job = client.request_json(
         "POST",
         "jobs/query",
@@ -95,6 +101,8 @@ def query_pages(
         expect=_is_job,
     )
     job_id = str(job["id"])
+    if on_created is not None:
+        on_created()
     info = _wait(client, "query", job_id)
     log.info("salesforce.bulk.query.done", job=job_id, records=info.get("numberRecordsProcessed"))
     locator: str | None = None

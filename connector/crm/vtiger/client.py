@@ -217,6 +217,18 @@ class VtigerClient:
         """Up to `size` sessions at once: a target asks for one per worker while the run builds it."""
         self.sessions.grow(size)
 
+    def open_sessions(self, count: int) -> None:
+        """Log in until `count` sessions (at most the pool's limit) are open, one after another (logins take
+        turns). A writer calls it on a thread of its own before its first describe, so the workers' logins
+        overlap the describe instead of following it. A login that fails here is left to the call that needs
+        the session: it logs in again and reports the failure where it belongs."""
+        for slot in self.sessions.reserve(count):
+            try:
+                self._session_of(slot)
+            except Exception as exc:  # the next call on this slot logs in again and raises it
+                log.info("vtiger.login.early_failed", reason=getattr(exc, "code", None) or type(exc).__name__)
+                return
+
     def close(self) -> None:
         """Log out every session no call is using, one attempt each, then close the connections.
 
@@ -236,6 +248,11 @@ class VtigerClient:
 
     # -- session ------------------------------------------------------------------------------------------
     def _session_of(self, slot: Slot) -> str:
+        name = slot.name
+        if name is not None:
+            # no lock for a session already open: a worker that has one must not wait while another worker
+            # logs in (logins take turns, 2 calls each)
+            return name
         with self._login_lock:
             if slot.name is None:
                 slot.name = self._login_locked()

@@ -70,6 +70,14 @@ class SessionPool:
             with self._lock:
                 slot.users -= 1
 
+    def reserve(self, count: int) -> list[Slot]:
+        """At least `count` slots (no more than `limit`), to log in ahead of the calls that will take them:
+        the slots not logged in yet. A call may take one of them meanwhile (its login waits its turn)."""
+        with self._lock:
+            while len([s for s in self._slots if not s.abandoned]) < min(count, self.limit):
+                self._slots.append(Slot())
+            return [s for s in self._slots if s.name is None and not s.abandoned]
+
     def take_idle(self) -> list[str]:
         """Remove every slot and return the names of the logged-in ones no call is using (to log them out)."""
         with self._lock:

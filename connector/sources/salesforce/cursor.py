@@ -22,6 +22,12 @@ seconds), and a record read while its second was still going (its stamp at or af
 one, in the newest second read) is not remembered in `seen`, so the next read takes it again: at most the
 records of that boundary second come back, and the run loop finds them unchanged.
 
+`rereads` counts the records read that the next read returns again (stamped after where it will start: the
+overlap window, and the records whose second was still going), however many `seen` could keep. It is the
+cursor's own estimate of that read's size before it is asked: after a burst of changes (a writing run's own
+labels read back within a minute of it) tens of thousands of records may sit in the window, and the next read
+then goes to Bulk API 2.0 at once instead of asking a REST page first only to learn it (see `read_path`).
+
 `reconciled` is when the object's ids were last reconciled (see `reconcile`): purged records and records
 that left the YAML's `where` filter never come back through the cursor.
 """
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 
 MAX_SEEN = 1000
@@ -64,10 +71,13 @@ class Cursor:
     seen: dict[str, dt.datetime] = field(default_factory=dict)  # record id -> SystemModstamp when read
     reconciled: dt.datetime | None = None
     settled: dt.datetime | None = None  # every record stamped at or before it has been read
+    rereads: int = 0  # records the next read returns again (loaded: the last read's; see `dump`)
+    # this read's records that `seen` no longer holds (capped by `dump`, or still in their second), by stamp
+    _dropped: Counter[dt.datetime] = field(default_factory=Counter, repr=False, compare=False)
 
     @classmethod
     def parse(cls, text: str | None) -> Cursor:
-        """From a stored cursor: JSON `{"ts", "seen", "set", "rec"}`, or a bare ISO timestamp."""
+        """From a stored cursor: JSON `{"ts", "seen", "set", "rec", "re"}`, or a bare ISO timestamp."""
         if not text:
             return cls()
         if text.lstrip().startswith("{"):
@@ -78,6 +88,7 @@ class Cursor:
                 seen=seen,
                 reconciled=_parse(data["rec"]) if data.get("rec") else None,
                 settled=_parse(data["set"]) if data.get("set") else None,
+                rereads=int(data.get("re") or 0),
             )
         return cls(_parse(text))
 
@@ -111,6 +122,8 @@ class Cursor:
         # the first second that may still have taken writes when the query ran: the org's clock was in it
         # (or, without the org's clock, a newer stamp than the newest read may still follow in its second)
         still_going = _floor_second(server_time) if server_time is not None else _floor_second(self.newest)
+        going = {rid: stamp for rid, stamp in self.seen.items() if stamp >= still_going}
+        self._dropped.update(going.values())
         self.seen = {rid: stamp for rid, stamp in self.seen.items() if stamp < still_going}
         if server_time is None:
             return
@@ -123,18 +136,21 @@ class Cursor:
         if self.newest is None:
             return None
         floor = self.newest - overlap
-        kept = sorted(
-            (
-                (s, i)
-                for i, s in self.seen.items()
-                if s >= floor and (self.settled is None or s > self.settled)
-            ),
-            reverse=True,
-        )[:MAX_SEEN]
+
+        def read_again(stamp: dt.datetime) -> bool:  # the next read starts at or before it (`lower_bound`)
+            return stamp >= floor and (self.settled is None or stamp > self.settled)
+
+        window = sorted(((s, i) for i, s in self.seen.items() if read_again(s)), reverse=True)
+        kept = window[:MAX_SEEN]
+        self._dropped.update(s for s, _ in window[MAX_SEEN:])
+        self._dropped = Counter({s: n for s, n in self._dropped.items() if read_again(s)})
+        self.rereads = len(kept) + self._dropped.total()
         self.seen = {i: s for s, i in kept}
         data: dict[str, object] = {"ts": _iso(self.newest), "seen": {i: _iso(s) for s, i in sorted(kept)}}
         if self.settled is not None:
             data["set"] = _iso(self.settled)
         if self.reconciled is not None:
             data["rec"] = _iso(self.reconciled)
+        if self.rereads:
+            data["re"] = self.rereads
         return json.dumps(data, separators=(",", ":"))

@@ -3,7 +3,9 @@
 A read is a REST `queryAll` of what changed, paged by `nextRecordsUrl` (ordered by SystemModstamp, Id, a
 cursor after every page); when its first page announces more rows than the threshold (`totalSize`, deleted
 rows included), `read_path` turns it into a Bulk API 2.0 `queryAll` job streamed by locator instead (Bulk cannot
-ORDER BY, so its cursor comes with the last page). A run with nothing new thus costs one query per object.
+ORDER BY, so its cursor comes with the last page). When the cursor already counts more records in its overlap
+window than the threshold (they come back whatever changed), the read goes to Bulk without the REST page. A run
+with nothing new thus costs one query per object.
 Deleted rows (`IsDeleted = true`) go to `Batch.deleted`.
 
 The window is `SystemModstamp <= run start` (whole seconds) and, after the first read, the cursor's lower
@@ -91,6 +93,7 @@ class IncrementalStream:
             fields,
             lambda on_total: self.rest_pages(fields, cursor, ctx, on_total),
             include_deleted=True,
+            estimate=cursor.rereads,
         )
         path, pages = opened.path, opened.pages
         log.info(
@@ -98,11 +101,13 @@ class IncrementalStream:
         )
         if path.rows == 0:
             return
-        # the org's clock no later than the moment the query ran: the latest of a response received before
-        # it was sent and the query's own answer less the call's time (the first call of a run has only that)
-        server_time = max(
-            (t for t in (answered_before, self.client.reached_at) if t is not None), default=None
-        )
+
+        def server_time() -> dt.datetime | None:
+            # the org's clock no later than the moment the query ran: the latest of a response received before
+            # it was sent and the query's own answer less the call's time (the first call of a run has only
+            # that; a Bulk job's creation is known once its first page is in)
+            return max((t for t in (answered_before, opened.queried_at) if t is not None), default=None)
+
         total = 0
         previous: Batch | None = None
         # One page is held back so the last one carries the cursor of the whole read. Bulk pages are unordered:
@@ -113,13 +118,13 @@ class IncrementalStream:
                 self.enrich(batch.records)
             total += len(batch.records) + len(batch.deleted)
             if not path.bulk:
-                cursor.settle(server_time, self.overlap, complete=False)
+                cursor.settle(server_time(), self.overlap, complete=False)
                 batch.cursor = cursor.dump(self.overlap)
             if previous is not None:
                 yield previous
             previous = batch
         if previous is not None:
-            cursor.settle(server_time, self.overlap, complete=True)
+            cursor.settle(server_time(), self.overlap, complete=True)
             previous.cursor = cursor.dump(self.overlap)
             yield previous
         log.info("salesforce.read.done", source=self.name, object=self.obj, records=total)

@@ -297,6 +297,8 @@ class VtigerWriter(Writer):
         are counted on the first result the run loop asks for and `unreachable` is set on the last (it
         records the results in that order and stops the target after the one that says unreachable)."""
         before = self.client.calls.total()
+        if not ctx.dry_run:
+            self._open_sessions(len(labels) + sum(len(c.adds) + len(c.removes) for c in segments))
         results: dict[tuple[str, str], tuple[object, WriteResult]] = {}
         asked: list[WriteResult] = []  # in the order the run loop asks for them
         edits: dict[RecordRef, RecordEdit] = {}
@@ -403,6 +405,17 @@ class VtigerWriter(Writer):
         )
         return results
 
+    def _open_sessions(self, records: int) -> None:
+        """Log the workers' sessions in on a thread of their own while this one describes, reads and plans:
+        logins take turns (one challenge token per user), so done lazily they would each hold a worker back
+        after the describe. No more sessions than records (at most one per worker)."""
+        wanted = min(self.cfg.concurrency, records)
+        if wanted <= 1 or self.client.sessions.opened >= wanted:
+            return
+        threading.Thread(
+            target=self.client.open_sessions, args=(wanted,), name="vtiger-login", daemon=True
+        ).start()
+
     def _segment_failed(
         self, result: WriteResult, ref: RecordRef, part: SegmentEdit, error: RecordError
     ) -> None:
@@ -501,26 +514,43 @@ class VtigerWriter(Writer):
         return [r for r in member.refs if r.source == self.source and r.object in self.cfg.segments_field]
 
     def _load_values(self, refs: list[RecordRef]) -> set[RecordRef]:
-        """Read the segments field of `refs` (100 ids a query) into the run cache; return the refs not found."""
-        missing: set[RecordRef] = set()
+        """Read the segments field of `refs` (100 ids a query) into the run cache; return the refs not found.
+
+        The queries go out at once, one per worker's session (vtiger serves sessions in parallel): with
+        one revise per record after them, serial reads would hold every worker back."""
+        chunks: list[tuple[str, str, list[RecordRef]]] = []
         by_module: dict[str, list[RecordRef]] = {}
         for ref in refs:
             by_module.setdefault(ref.object, []).append(ref)
         for module, mrefs in by_module.items():
-            field = self.segment_field(module)
-            for start in range(0, len(mrefs), vtql.PAGE_SIZE):
-                chunk = mrefs[start : start + vtql.PAGE_SIZE]
-                query = vtql.select(
-                    module, ["id", field], where=[vtql.Cond("id", "in", [r.id for r in chunk])]
-                )
-                rows = {str(r.get("id")): r for r in self._query(module, query)}
-                with self._lock:
-                    for ref in chunk:
-                        if ref.id in rows:
-                            self._values[ref] = split_multi(rows[ref.id].get(field))
-                        else:
-                            missing.add(ref)
-        return missing
+            field = self.segment_field(module)  # resolved here, not on the readers' threads
+            chunks += [
+                (module, field, mrefs[start : start + vtql.PAGE_SIZE])
+                for start in range(0, len(mrefs), vtql.PAGE_SIZE)
+            ]
+
+        def read(module: str, field: str, chunk: list[RecordRef]) -> set[RecordRef]:
+            query = vtql.select(module, ["id", field], where=[vtql.Cond("id", "in", [r.id for r in chunk])])
+            rows = {str(r.get("id")): r for r in self._query(module, query)}
+            with self._lock:
+                for ref in chunk:
+                    if ref.id in rows:
+                        self._values[ref] = split_multi(rows[ref.id].get(field))
+            return {ref for ref in chunk if ref.id not in rows}
+
+        workers = min(self.cfg.concurrency, len(chunks))
+        if workers <= 1:
+            return set().union(*(read(*c) for c in chunks))
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vtiger-read")
+        try:
+            futures = [pool.submit(read, *c) for c in chunks]
+            wait(futures)
+        except BaseException:
+            # a stop while waiting: nothing was written yet; the reads in flight are not waited for
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        return set().union(*(f.result() for f in futures))  # re-raises the first failed read
 
     def _campaign(self, segment: str) -> str | None:
         campaign = self.cfg.campaigns.get(segment)
