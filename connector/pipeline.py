@@ -109,6 +109,7 @@ class Runner:
         self._superseded: set[str] = set()
         self._vetoes: dict[str, Veto] = {}
         self._suppressed_read = 0  # records of erased people the last resolve left out
+        self._redescribed: set[str] = set()  # people whose stage or snapshot the last decide changed
         self.feed: EventFeed | None = None  # built with the writers (its labels are theirs)
         self.env = PluginEnv(
             sources=config.sources,
@@ -301,6 +302,7 @@ class Runner:
             self._superseded,
             self._vetoes,
             affected=affected,
+            changed=None if scope is None else self._redescribed,
         )
         for w in writers:
             w_labels, w_segments = plan.labels.get(w.name, []), plan.segments.get(w.name, [])
@@ -529,6 +531,7 @@ class Runner:
         # collected and written in one statement each: a first run saves every person and every transition
         to_save: list[PersonRow] = []
         to_record: list[tuple[TransitionRow, Person, Decision]] = []
+        self._redescribed = set()
         for person in people:
             row = previous.get(person.key)
             prev = Previous(row["stage"], row["path_stage"]) if row else None
@@ -559,6 +562,8 @@ class Runner:
             since = as_of if changed or row is None else dt.date.fromisoformat(row["since"])
             decision_json = json.dumps(decision.to_json(), sort_keys=True, default=str)
             snapshot_json = json.dumps(snapshot, sort_keys=True, default=str)
+            if row is None or changed or row["snapshot"] != snapshot_json:
+                self._redescribed.add(person.key)  # a segment member described differently now
             if (
                 row is None
                 or changed
