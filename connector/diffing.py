@@ -136,7 +136,12 @@ class ChangePlanner:
         unchanged: dict[str, Any] | None = None,
         changed: set[str] | None = None,
     ) -> list[SegmentChange]:
-        current = store.members(writer.name)
+        # an incremental run for a target addressing people reads only the memberships of the people it reached
+        by_people = affected is not None and not writer.source
+        current = (
+            store.members_among(writer.name, affected or ()) if by_people else store.members(writer.name)
+        )
+        counts = store.member_counts(writer.name) if by_people else {}
         out: list[SegmentChange] = []
         for segment in self.config.segments:
             if writer.name not in segment.targets:
@@ -144,14 +149,21 @@ class ChangePlanner:
             fresh = [self._member(people[key], writer, decisions[key]) for key in insiders[segment.name]]
             before = current.get(segment.name, set())
             members: Sequence[Member]
-            if affected is not None and not writer.source:
+            if by_people and affected is not None:
                 # the others are members exactly as the state holds them (the last run wrote them all); a
                 # target addressing people keeps every one of them, so who is in is known without describing
                 # them: their snapshots are decoded only if the writer asks for the members
-                kept = sorted(before - affected - _without_person(store, writer.name, segment.name))
-                now_keys = {m.person_key for m in fresh} | set(kept)
+                # `before` here holds only the members this run reached, and those the state keeps no person
+                # for (the full path drops them): the others stay, counted rather than listed
+                orphans = _without_person(store, writer.name, segment.name)
+                before = before | orphans
+                now_keys = {m.person_key for m in fresh}
+                left_alone = counts.get(segment.name, 0) - len(before)
                 members = LazyMembers(
-                    len(now_keys), partial(self._all_members, store, writer, fresh, kept, unchanged)
+                    left_alone + len(now_keys),
+                    partial(
+                        self._all_members, store, writer, segment.name, fresh, affected | orphans, unchanged
+                    ),
                 )
                 adds = [m for m in _in_order(fresh) if m.person_key not in before]
             else:
@@ -207,10 +219,12 @@ class ChangePlanner:
         self,
         store: StateStore,
         writer: Target,
+        segment: str,
         fresh: list[Member],
-        kept: list[str],
+        reached: set[str],
         rows: dict[str, Any] | None,
     ) -> list[Member]:
+        kept = [k for k in store.segment_members(writer.name, segment) if k not in reached]
         return _in_order([*fresh, *self._members_from_state(store, writer, kept, rows)])
 
     def _members_from_state(

@@ -475,7 +475,12 @@ class Runner:
                 stale = [ref for ref in labels if ref not in live]
                 store.forget_labels(writer.name, stale)
                 store.clear_rejected("write", writer.name, stale)
-                for keys in store.members(writer.name).values():
+                held = (
+                    store.members(writer.name)
+                    if affected is None
+                    else store.members_among(writer.name, affected)
+                )
+                for keys in held.values():
                     still_member |= keys
             candidates = store.person_keys() if affected is None else affected
             store.remove_people(k for k in candidates if k not in people and k not in still_member)
