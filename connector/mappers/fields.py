@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -46,6 +47,12 @@ def fields_for_kind(kind: FactKind) -> dict[str, FieldType]:
     if kind is FactKind.CONTRACT:
         return dict(CONTRACT_FIELDS)
     return {name: f.type for name, f in PERSON_FIELDS.items()}
+
+
+@functools.cache
+def _types_of(kind: FactKind) -> Mapping[str, FieldType]:
+    # asked for every mapped field of every record: build the table once per kind, not once per field
+    return MappingProxyType(fields_for_kind(kind))
 
 
 class ObjectMapping(StrictModel):
@@ -95,7 +102,7 @@ class ObjectMapping(StrictModel):
     def schema_type(self, target: str) -> FieldType:
         if target.startswith(("extra.", XREF_PREFIX)):
             return FieldType.STR
-        return fields_for_kind(self.kind)[target]
+        return _types_of(self.kind)[target]
 
 
 @dataclass
@@ -214,12 +221,22 @@ def checked_email(text: str) -> str:
     candidate = text.strip()
     if candidate[:7].lower() == "mailto:":
         candidate = candidate[7:]
+    problem = _email_problem(candidate)
+    if problem is not None:
+        raise ValueError(f"'{_short(text)}' is not an e-mail address ({problem})")
+    return candidate.lower()
+
+
+@functools.lru_cache(maxsize=1024)
+def _email_problem(candidate: str) -> str | None:
+    """Why `candidate` is not an address, or None. Remembered for the last addresses seen: a file row's
+    address is checked as its e-mail column and again as its mapped `email` field."""
     validate_email, not_valid = _email_validator()
     try:
         validate_email(candidate, check_deliverability=False)
     except not_valid as exc:
-        raise ValueError(f"'{_short(text)}' is not an e-mail address ({exc})") from None
-    return candidate.lower()
+        return str(exc)
+    return None
 
 
 def translate(target: str, raw: Any, value_map: Mapping[str, Any]) -> tuple[bool, Any]:
