@@ -15,6 +15,7 @@ from spine_helpers import AS_OF, PEOPLE_CSV, Project
 
 from connector.diffing import ChangePlanner
 from connector.pipeline import Runner, Summary
+from connector.state import StateStore
 from connector.writers.segment_files import writer as files_writer
 from connector.writers.segment_files.writer import SegmentFilesWriter
 
@@ -175,3 +176,22 @@ def test_without_its_record_of_what_it_published_the_writer_renders_once_more(
     rendered.clear()
     run(project)
     assert not rendered
+
+
+def test_a_run_with_nothing_new_reads_no_target_s_whole_membership(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(project)
+    calls: list[str] = []
+    real = StateStore.members
+
+    def spy(self: StateStore, target: str) -> dict[str, set[str]]:
+        calls.append(target)
+        return real(self, target)
+
+    monkeypatch.setattr(StateStore, "members", spy)
+    second = run(project)
+
+    assert calls == []  # counts and the reached people's memberships come from SQL, nobody else's keys
+    assert second.people["total"] == 6
+    assert second.segments["files"]["warm"]["members"] == len(project.segment_rows("warm"))
