@@ -62,10 +62,24 @@ def run_check(
                 continue
             plugins.append(plugin)
             findings.extend(found.attempt("check", functools.partial(plugin.check_online, ctx)) or found)
+            given = _tasks_for(config, plugin)
+            if given and isinstance(
+                plugin, Writer
+            ):  # a run creates follow-up tasks here: what that needs too
+                tasks_found = Findings(name)
+                checked = tasks_found.attempt("tasks", functools.partial(plugin.check_tasks, given, ctx))
+                findings.extend(checked or tasks_found)
     finally:
         runner.close_plugins(plugins)
     findings.extend(values_seen(config))
     return findings, ctx
+
+
+def _tasks_for(config: AppConfigBase, plugin: Source | Writer) -> list[Any]:
+    """The configured tasks a run hands this target (none for a source, or a target that takes no tasks)."""
+    if not isinstance(plugin, Writer) or not plugin.takes_tasks:
+        return []
+    return [t for t in config.tasks if t.create.targets == "all" or plugin.name in t.create.targets]
 
 
 def values_seen(config: AppConfigBase) -> list[Finding]:

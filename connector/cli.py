@@ -37,6 +37,7 @@ from .report import funnel_report, funnel_svg, funnel_text
 from .schema import normalise_email
 from .sources.base import Source
 from .state import StateStore
+from .state_codec import decode_decision, decode_snapshot
 from .writers.base import Writer
 
 
@@ -416,8 +417,8 @@ def explain(config_path: str, key: str, as_json: bool) -> None:
         sys.exit(EXIT_NOT_FOUND)
     row = store.person(person_key)
     assert row is not None
-    decision = json.loads(row["decision"])
-    snapshot = json.loads(row["snapshot"])
+    decision = decode_decision(row["decision"])
+    snapshot = decode_snapshot(row["snapshot"])
     history = [dict(r) for r in store.transitions(person_key)]
     labels = {t.name: store.labels(t.name) for t in config.targets}
     out: dict[str, Any] = {

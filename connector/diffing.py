@@ -8,7 +8,6 @@ Nothing here writes; the run loop hands the result to the writers (or prints it,
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -22,6 +21,7 @@ from .plan import LabelChange, LazyMembers, Member, SegmentChange, Target
 from .schema import Fact, Person, RecordRef, decode_value
 from .segments import in_segment
 from .state import StateStore
+from .state_codec import decode_snapshot
 from .vetoes import Veto
 
 
@@ -238,7 +238,7 @@ class ChangePlanner:
             for row in store.db.execute(
                 f"SELECT person_key, stage, snapshot FROM people WHERE person_key IN ({marks})", chunk
             ):
-                rows[row[0]] = (row[1], json.loads(row[2]))
+                rows[row[0]] = (row[1], decode_snapshot(row[2]))
         return [self._member_from_snapshot(k, writer, *rows[k]) for k in keys if k in rows]
 
     def _member_from_snapshot(self, key: str, writer: Target, stage: str, snap: dict[str, Any]) -> Member:
@@ -271,7 +271,7 @@ class ChangePlanner:
             return self._member(people[key], writer, decisions[key])
         # the person has no records left anywhere: describe them from the last snapshot
         row = store.person(key)
-        snap = json.loads(row["snapshot"]) if row else {}
+        snap = decode_snapshot(row["snapshot"]) if row else {}
         refs = tuple(RecordRef.parse(r) for r in snap.get("refs", []))
         if writer.source:
             refs = tuple(r for r in refs if r.source == writer.source)

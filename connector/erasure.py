@@ -41,6 +41,7 @@ from .errors import ConnectorError
 from .events.jsonl_file import rewrite_without
 from .schema import Fact, RecordRef, normalise_email
 from .state import StateStore
+from .state_codec import decode_snapshot
 from .writers.base import ErasureRequest, ErasureResult, Writer
 
 log = structlog.get_logger(__name__)
@@ -217,7 +218,7 @@ def forget(
     for key in keys:
         row = people.get(key)
         if row is not None:
-            refs |= set(json.loads(row["snapshot"]).get("refs") or [])
+            refs |= set(decode_snapshot(row["snapshot"]).get("refs") or [])
     # what the files show of them: their e-mails, and the e-mails their person rows carried
     shown = set(emails) | {e for f in facts if str(f.ref) in refs for e in fact_emails(f)}
     report.people, report.records = len(keys), len(refs)

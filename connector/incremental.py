@@ -30,7 +30,7 @@ from typing import Any
 from .conditions import Group, Leaf, Negation, Node, compile_condition
 from .config import AppConfigBase
 from .fact_index import link_keys
-from .schema import Fact, Person, RecordRef
+from .schema import Fact, Person
 from .state import PersonIndex, StateStore
 
 BASIS = "incremental_basis"
@@ -76,7 +76,7 @@ def ensure_index(store: StateStore, facts: Iterable[Fact]) -> None:
     store.db.execute("DELETE FROM fact_keys")
     store.db.executemany(
         "INSERT OR IGNORE INTO fact_keys VALUES (?, ?)",
-        ((key, str(f.ref)) for f in facts for key in link_keys(f)),
+        ((key, ref) for f in facts for ref in (str(f.ref),) for key in link_keys(f) if key != ref),
     )
     store.db.execute("INSERT INTO meta VALUES (?, '1')", (INDEX,))
 
@@ -104,6 +104,7 @@ def affected(store: StateStore, as_of: dt.date) -> Affected:
     new_refs: set[str] = set()
     new_keys: set[str] = set()
     new_people: set[str] = set()
+    loaded: dict[str, Fact] = {}  # every stored fact reached, decoded once
     for ref, old_keys in db.execute("SELECT ref, old_keys FROM dirty_facts"):
         new_refs.add(ref)
         new_keys.update(json.loads(old_keys))
@@ -127,9 +128,15 @@ def affected(store: StateStore, as_of: dt.date) -> Affected:
         keys |= new_keys
         people |= new_people
         found_keys = set(new_refs)  # a record's own key is one of its link keys (and identity keys)
-        found_keys |= _select(store, "SELECT key FROM fact_keys WHERE ref IN ({})", new_refs)
+        reached = store.stored_facts(new_refs)
+        loaded.update(reached)
+        for fact in reached.values():  # the index is searched by key only: a record's keys are in its fact
+            found_keys |= link_keys(fact)
         found_keys |= _select(store, "SELECT merge_key FROM identity WHERE person_key IN ({})", new_people)
         found_refs = _select(store, "SELECT ref FROM fact_keys WHERE key IN ({})", new_keys)
+        # a key naming a record (its own key, a cross-reference) reaches that record, stored or not; the index
+        # keeps no row for it. Anything else with two colons is a harmless extra: all it reaches is followed
+        found_refs |= {k for k in new_keys if k.count(":") >= 2}
         found_people = _select(store, "SELECT person_key FROM identity WHERE merge_key IN ({})", new_keys)
         new_keys = found_keys - keys
         new_refs = found_refs - refs
@@ -140,7 +147,8 @@ def affected(store: StateStore, as_of: dt.date) -> Affected:
         identity.update(
             db.execute(f"SELECT merge_key, person_key FROM identity WHERE merge_key IN ({marks})", chunk)
         )
-    return Affected(_load_facts(store, refs), people, refs, identity)
+    facts = sorted(loaded.values(), key=lambda f: (f.ref.source, f.ref.object, f.ref.id))
+    return Affected(facts, people, refs, identity)
 
 
 def _select(store: StateStore, sql: str, values: set[str]) -> set[str]:
@@ -153,26 +161,6 @@ def _select(store: StateStore, sql: str, values: set[str]) -> set[str]:
 def _chunks(values: list[str]) -> Iterable[list[str]]:
     for start in range(0, len(values), CHUNK):
         yield values[start : start + CHUNK]
-
-
-def _load_facts(store: StateStore, refs: set[str]) -> list[Fact]:
-    by_object: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for text in refs:
-        ref = RecordRef.parse(text)
-        by_object[(ref.source, ref.object)].append(ref.id)
-    facts: list[Fact] = []
-    for (source, obj), ids in by_object.items():
-        for chunk in _chunks(sorted(ids)):
-            marks = ",".join("?" * len(chunk))
-            facts.extend(
-                Fact.from_json(json.loads(r[0]))
-                for r in store.db.execute(
-                    f"SELECT payload FROM facts WHERE source=? AND object=? AND record_id IN ({marks})",
-                    (source, obj, *chunk),
-                )
-            )
-    facts.sort(key=lambda f: (f.ref.source, f.ref.object, f.ref.id))
-    return facts
 
 
 class TakenKeys:

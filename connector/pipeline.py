@@ -64,6 +64,8 @@ from .retry import RetryPolicy
 from .schema import Person, encode_value
 from .sources.base import Source
 from .state import PersonIndex, PersonRow, StateStore, TransitionRow
+from .state_codec import encode_decision, encode_snapshot
+from .tasks import store as task_ledger
 from .tasks.sync import sync_tasks
 from .vetoes import Veto, segment_vetoes
 from .writers.base import Writer, WriteResult
@@ -510,6 +512,7 @@ class Runner:
         with store.transaction():
             for old, new in resolution.aliases.items():
                 store.rename_person(old, new)
+                task_ledger.rename_person(store, old, new)
                 log.info("identity.merged", retired=old, into=new)
             if scope is None:
                 store.replace_identity(resolution.identity)
@@ -565,16 +568,18 @@ class Runner:
                 )
                 moves[f"{prev.stage if prev else '(new)'}->{decision.stage}"] += 1
             since = as_of if changed or row is None else dt.date.fromisoformat(row["since"])
-            decision_json = json.dumps(decision.to_json(), sort_keys=True, default=str)
-            snapshot_json = json.dumps(snapshot, sort_keys=True, default=str)
-            if row is None or changed or row["snapshot"] != snapshot_json:
+            # encoded once (state_codec.py): compared with the stored bytes and saved as they are, so a first
+            # run keeps a few hundred bytes per person until the save, not the dicts
+            decision_blob = encode_decision(decision.to_json())
+            snapshot_blob = encode_snapshot(snapshot)
+            if row is None or changed or row["snapshot"] != snapshot_blob:
                 self._redescribed.add(person.key)  # a segment member described differently now
             if (
                 row is None
                 or changed
                 or row["path_stage"] != decision.path_stage
-                or row["decision"] != decision_json
-                or row["snapshot"] != snapshot_json
+                or row["decision"] != decision_blob
+                or row["snapshot"] != snapshot_blob
                 or not _same_index(row, index)
             ):
                 to_save.append(
@@ -583,8 +588,8 @@ class Runner:
                         decision.stage,
                         decision.path_stage,
                         since,
-                        decision.to_json(),
-                        snapshot,
+                        decision_blob,
+                        snapshot_blob,
                         run_id,
                         index,
                     )

@@ -31,6 +31,7 @@ from typing import IO, Any
 from .errors import LockedError, StateError
 from .fact_index import content_hash, link_keys
 from .schema import Fact, RecordRef
+from .state_codec import decode_fact, encode_decision, encode_fact, encode_snapshot, fact_json
 from .state_guard import GuardedConnection, open_sqlite, state_error
 from .state_migrations import prepare
 
@@ -132,8 +133,11 @@ class PersonIndex:
     pipeline: dict[str, Any] | None = None
 
 
-# (key, stage, path_stage, since, decision, snapshot, run_id, index) of one person to save
-PersonRow = tuple[str, str, str | None, dt.date, dict[str, Any], dict[str, Any], int, PersonIndex]
+# (key, stage, path_stage, since, decision, snapshot, run_id, index) of one person to save; decision and
+# snapshot as dicts, or already encoded (state_codec.py) by a caller that compared them with the stored ones
+PersonRow = tuple[
+    str, str, str | None, dt.date, dict[str, Any] | bytes, dict[str, Any] | bytes, int, PersonIndex
+]
 # (key, from_stage, to_stage, at, run_id, rule, reason) of one transition to record
 TransitionRow = tuple[str, str | None, str, dt.date, int, str | None, str]
 
@@ -294,17 +298,16 @@ class StateStore:
                 f.ref.id,
                 f.kind.value,
                 f.modified_at.isoformat() if f.modified_at else None,
-                json.dumps(f.to_json(), sort_keys=True),
+                encode_fact(f),
                 content_hash(f),
             )
             for f in facts
         ]
         refs = [str(f.ref) for f in facts]
-        self._mark_dirty(refs)
-        self.db.executemany("DELETE FROM fact_keys WHERE ref=?", [(r,) for r in refs])
+        self._unlink(refs)
         self.db.executemany(
             "INSERT OR IGNORE INTO fact_keys VALUES (?, ?)",
-            [(key, ref) for ref, f in zip(refs, facts, strict=True) for key in link_keys(f)],
+            [(key, ref) for ref, f in zip(refs, facts, strict=True) for key in link_keys(f) if key != ref],
         )
         self.db.executemany(
             "INSERT INTO facts (source, object, record_id, kind, modified_at, payload, hash) "
@@ -317,22 +320,45 @@ class StateStore:
     def delete_facts(self, source: str, obj: str, ids: Iterable[str]) -> int:
         ids = list(ids)
         refs = [str(RecordRef(source, obj, i)) for i in ids]
-        self._mark_dirty(refs)
-        self.db.executemany("DELETE FROM fact_keys WHERE ref=?", [(r,) for r in refs])
+        self._unlink(refs)
         cur = self.db.executemany(
             "DELETE FROM facts WHERE source=? AND object=? AND record_id=?", [(source, obj, i) for i in ids]
         )
         return max(cur.rowcount, 0)
 
-    def _mark_dirty(self, refs: list[str]) -> None:
+    def _unlink(self, refs: list[str]) -> None:
+        """Before these records are stored again or deleted: mark them dirty and take their rows out of the
+        link-key index. Their old keys come from their stored facts: the index is searched by key only, and
+        keeps no row for a record's own key (that is the record itself), so it holds each link once."""
+        old = {ref: link_keys(fact) for ref, fact in self.stored_facts(refs).items()}
+        self._mark_dirty(refs, old)
+        self.db.executemany(
+            "DELETE FROM fact_keys WHERE key=? AND ref=?",
+            [(key, ref) for ref, keys in old.items() for key in keys if key != ref],
+        )
+
+    def stored_facts(self, refs: Iterable[str]) -> dict[str, Fact]:
+        """The stored facts of these records (`source:object:id`), by ref; records not stored are left out."""
+        by_object: dict[tuple[str, str], list[str]] = {}
+        for text in refs:
+            ref = RecordRef.parse(text)
+            by_object.setdefault((ref.source, ref.object), []).append(ref.id)
+        out: dict[str, Fact] = {}
+        for (source, obj), ids in by_object.items():
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for row in self.db.execute(
+                    f"SELECT payload FROM facts WHERE source=? AND object=? AND record_id IN ({marks})",
+                    (source, obj, *chunk),
+                ):
+                    fact = decode_fact(row[0])
+                    out[str(fact.ref)] = fact
+        return out
+
+    def _mark_dirty(self, refs: list[str], old: Mapping[str, set[str]]) -> None:
         """Remember these records changed, with the link keys they had when last resolved (the first change
         since then keeps them): the people they belonged to are affected even when the new keys point away."""
-        old: dict[str, list[str]] = {}
-        for start in range(0, len(refs), 500):
-            chunk = refs[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for ref, key in self.db.execute(f"SELECT ref, key FROM fact_keys WHERE ref IN ({marks})", chunk):
-                old.setdefault(ref, []).append(key)
         self.db.executemany(
             "INSERT OR IGNORE INTO dirty_facts VALUES (?, ?)",
             [(r, json.dumps(sorted(old.get(r, [])))) for r in refs],
@@ -361,7 +387,7 @@ class StateStore:
                 f"SELECT record_id, payload FROM facts WHERE source=? AND object=? AND record_id IN ({marks})",
                 (source, obj, *chunk),
             )
-            out.update({r[0]: json.loads(r[1]) for r in rows})
+            out.update({r[0]: fact_json(r[1]) for r in rows})
         return out
 
     def fact_ids(self, source: str, obj: str) -> set[str]:
@@ -370,7 +396,7 @@ class StateStore:
 
     def all_facts(self) -> Iterator[Fact]:
         for row in self.db.execute("SELECT payload FROM facts ORDER BY source, object, record_id"):
-            yield Fact.from_json(json.loads(row[0]))
+            yield decode_fact(row[0])
 
     def fact_sources(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT DISTINCT source FROM facts")}
@@ -459,8 +485,8 @@ class StateStore:
                     stage,
                     path_stage,
                     since.isoformat(),
-                    json.dumps(decision, sort_keys=True, default=str),
-                    json.dumps(snapshot, sort_keys=True, default=str),
+                    decision if isinstance(decision, bytes) else encode_decision(decision),
+                    snapshot if isinstance(snapshot, bytes) else encode_snapshot(snapshot),
                     run_id,
                     index.next_check.isoformat() if index.next_check else None,
                     "\n".join(index.sources),

@@ -105,6 +105,29 @@ MIGRATIONS: dict[int, tuple[str, tuple[str, ...]]] = {
             "CREATE INDEX IF NOT EXISTS people_next_check ON people (next_check)",
         ),
     ),
+    10: (
+        "compact state: facts and identity keyed by their text keys without a rowid (the key was stored twice, "
+        "in the table and in its primary-key index); the link-key index holds each link once; fact payloads and people's decisions and snapshots are "
+        "written compact from now on (state_codec.py; rows written before stay readable and are re-encoded "
+        "when next saved)",
+        (
+            "CREATE TABLE facts_v10 (source TEXT NOT NULL, object TEXT NOT NULL, record_id TEXT NOT NULL, "
+            "kind TEXT NOT NULL, modified_at TEXT, payload NOT NULL, hash BLOB, "
+            "PRIMARY KEY (source, object, record_id)) WITHOUT ROWID",
+            "INSERT INTO facts_v10 SELECT source, object, record_id, kind, modified_at, payload, hash FROM facts",
+            "DROP TABLE facts",
+            "ALTER TABLE facts_v10 RENAME TO facts",
+            "CREATE TABLE identity_v10 (merge_key TEXT PRIMARY KEY, person_key TEXT NOT NULL) WITHOUT ROWID",
+            "INSERT INTO identity_v10 SELECT merge_key, person_key FROM identity",
+            "DROP TABLE identity",
+            "ALTER TABLE identity_v10 RENAME TO identity",
+            "CREATE INDEX IF NOT EXISTS identity_person ON identity (person_key)",
+            # the link-key index is searched by key only (a record's own keys are in its fact), and a record's
+            # own key is the record itself: no index by ref, no row per record for it
+            "DROP INDEX IF EXISTS fact_keys_ref",
+            "DELETE FROM fact_keys WHERE key = ref",
+        ),
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS, default=1)
 

@@ -4,6 +4,7 @@ with the HTML report a marketer opens: a trend over three differing runs and the
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 from connector.cli import cli
 from connector.run_history import run_history
 from connector.state import StateStore
+from connector.tasks import store as ledger
 from connector_sandboxes.demo import run_demo
 
 
@@ -59,3 +61,26 @@ def test_the_demo_writes_the_html_report_over_three_differing_runs(demo: tuple[P
         assert f"<h2>{heading}" in html
     for run in (first, second, third):
         assert f"<td>#{run.id}</td><td>{run.as_of}</td>" in html
+
+
+def test_the_demo_shows_follow_up_tasks_created_in_each_crm_once(demo: tuple[Path, str]) -> None:
+    """Some demo people have a revisit date reached on the demo's as-of: its config's `tasks:` entry makes one
+    task for each in every CRM holding them, listed per CRM; the nothing-new run creates none again."""
+    workdir, output = demo
+    runs = [line for line in output.splitlines() if line.startswith("  run: ")]
+    created = re.search(r"tasks=\{'sf_out': (\d+), 'vt_out': (\d+)\}", runs[0])
+    assert created is not None, runs[0]
+    sf_made, vt_made = int(created[1]), int(created[2])
+    assert sf_made >= 1 and vt_made >= 1
+    assert "tasks={'sf_out': 0, 'vt_out': 0}" in runs[1]
+    held = re.search(r"follow-up tasks \(.*\): salesforce Task (\d+), vtiger Calendar (\d+)", output)
+    assert held is not None, output
+    store = StateStore(workdir / "state.sqlite")
+    try:
+        rows = ledger.rows(store)
+    finally:
+        store.close()
+    assert {r["status"] for r in rows} == {"done"}
+    per_target = {t: sum(1 for r in rows if r["target"] == t) for t in ("sf_out", "vt_out")}
+    assert per_target == {"sf_out": int(held[1]), "vt_out": int(held[2])}
+    assert per_target["sf_out"] >= sf_made and per_target["vt_out"] >= vt_made

@@ -9,6 +9,7 @@ import datetime as dt
 import functools
 import json
 import sqlite3
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from connector.cli import cli
 from connector.config import load_config
 from connector.pipeline import Runner
 from connector.retry import RetryPolicy
+from connector.state_codec import decode_snapshot
 from connector.state_guard import open_sqlite
 from connector_sandboxes.demo.config_template import DEMO_CONFIG
 from connector_sandboxes.demo.dataset import generate
@@ -181,7 +183,7 @@ def _erasable(world: World) -> list[Erased]:
     so finding the name in a file can only mean them."""
     db = sqlite3.connect(world.state_path)
     try:
-        snapshots = {k: json.loads(s) for k, s in db.execute("SELECT person_key, snapshot FROM people")}
+        snapshots = {k: decode_snapshot(s) for k, s in db.execute("SELECT person_key, snapshot FROM people")}
         made = {
             str(k): [
                 str(r)
@@ -225,8 +227,23 @@ def _output_bytes(world: World) -> dict[str, bytes]:
     out = {}
     for path in sorted(world.root.rglob("*")):
         if path.is_file() and path.parent.name != "files":  # files/ holds the demo's input exports
-            out[str(path.relative_to(world.root))] = path.read_bytes()
+            data = path.read_bytes()
+            out[str(path.relative_to(world.root))] = _inflated(data) if ".sqlite" in path.name else data
     return out
+
+
+def _inflated(data: bytes) -> bytes:
+    """The state keeps records, decisions and snapshots zlib'd (state_codec.py): the file's bytes followed by
+    what every zlib stream in them holds, live row or free page alike, so a name inside one is found too."""
+    parts = [data]
+    start = data.find(b"\x78\x9c")
+    while start != -1:
+        try:
+            parts.append(zlib.decompressobj().decompress(data[start : start + 65536]))
+        except zlib.error:
+            pass  # two bytes that only look like a zlib header
+        start = data.find(b"\x78\x9c", start + 1)
+    return b"".join(parts)
 
 
 def _vt_values(world: World, record_id: str) -> tuple[str, str]:

@@ -20,6 +20,7 @@ from connector.reading import new_stats, read_source
 from connector.schema import Fact, FactKind, RecordRef
 from connector.sources.base import Batch
 from connector.state import StateStore
+from connector.state_codec import fact_json
 
 AS_OF = dt.date(2026, 11, 23)
 T0 = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
@@ -187,7 +188,7 @@ def test_a_fact_stored_without_stamps_falls_back_to_its_modified_time(tmp_path: 
     source = LeadSource()
     _read(store, source, modified=T0, lead_status="new", company="Acme")
     # rewrite the stored payload the way a connector without per-field stamps kept it
-    (payload,) = [json.loads(r[0]) for r in store.db.execute("SELECT payload FROM facts")]
+    (payload,) = [fact_json(r[0]) for r in store.db.execute("SELECT payload FROM facts")]
     payload.pop("changed_at", None)
     with store.transaction():
         store.db.execute("UPDATE facts SET payload=?", (json.dumps(payload, sort_keys=True),))

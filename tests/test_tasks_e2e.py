@@ -14,8 +14,11 @@ from typing import Any
 import pytest
 
 from connector.config import load_config
+from connector.identity import mint_key
+from connector.outcome import EXIT_MASS_CHANGE
 from connector.pipeline import Runner
 from connector.retry import RetryPolicy
+from connector.state import StateStore
 from connector.state_rebuild import rebuild
 from connector.tasks import store as ledger
 from connector_sandboxes.demo.dataset import generate
@@ -226,3 +229,110 @@ def test_a_task_window_that_opens_days_before_its_date_is_seen_by_an_incremental
         assert opens.tasks["targets"]["sf_out"]["created"] == {"revisit-prep": 1}
         assert opens.tasks["targets"]["vt_out"]["created"] == {"revisit-prep": 1}
         assert [t["Subject"] for t in world.sf_tasks()] == ["Prepare the revisit of Nora"]
+
+
+def test_a_run_held_by_the_mass_change_guard_creates_no_task_and_the_next_allowed_run_does(
+    world: World,
+) -> None:
+    """The guard holds the whole run, tasks included: sales must not be handed work from a run whose data
+    looked wrong. The moment is not lost: the run let through afterwards (a day later) creates the task."""
+    segment = (
+        "  - {name: marketing_files, type: segment_files, directory: out}\n"
+        "segments:\n"
+        "  - {name: Everyone, when: {field: email, present: true}, targets: [marketing_files]}\n"
+        "guard: {min_count: 2}\n"
+        "tasks:\n"
+    )
+    config = world.config_path.read_text(encoding="utf-8")
+    world.config_path.write_text(config.replace("tasks:\n", segment, 1), encoding="utf-8")
+    first = world.run(AS_OF)
+    assert first.exit_code == 0, first.errors
+    assert first.segments["marketing_files"]["Everyone"]["added"] >= 5
+    # a changed condition would empty the segment on the day Nora's revisit date arrives
+    emptied = world.config_path.read_text(encoding="utf-8").replace(
+        "{field: email, present: true}", "{field: email, eq: nobody@nowhere.example}"
+    )
+    world.config_path.write_text(emptied, encoding="utf-8")
+    held = world.run(REVISIT)
+    assert held.exit_code == EXIT_MASS_CHANGE, held.errors
+    assert [b["what"] for b in held.guard["breaches"]] == ["segment_removals"]
+    assert world.sf_tasks() == [] and world.vt_tasks() == []
+    store = StateStore(load_config(world.config_path).state_path())
+    try:
+        assert ledger.rows(store) == []  # not even written pending: the CRMs were never asked
+    finally:
+        store.close()
+
+    through = Runner(
+        load_config(world.config_path),
+        environ=world.environ,
+        policy=RetryPolicy(attempts=6, sleep=lambda s: None),
+        allow_mass_change=True,
+    ).execute("run", REVISIT + dt.timedelta(days=1))
+    assert through.exit_code == 0, through.errors
+    assert through.tasks["targets"]["sf_out"]["created"] == {"nurture-revisit": 1}
+    assert through.tasks["targets"]["vt_out"]["created"] == {"nurture-revisit": 1}
+    assert len(world.sf_tasks()) == 1 and len(world.vt_tasks()) == 1
+
+
+def test_a_person_merge_keeps_the_task_made_before_it_and_creates_none_again(world: World) -> None:
+    """The idempotency key hashes the person key, and a merge retires one of the two keys: the task made for
+    the retired key must still count for the surviving one (its ledger row follows the person)."""
+    [vt_lead] = [r for r in world.vt.store.all("Leads") if r.get("email") == EMAIL]
+    # a private address on the vtiger lead: two people until sales corrects it; pick one whose person key
+    # sorts first, so that it is the vtiger person's key that survives the merge, not the task holder's
+    private = next(
+        f"nora.{n}@home.example"
+        for n in range(100)
+        if mint_key(f"email:nora.{n}@home.example", set()) < mint_key(f"email:{EMAIL}", set())
+    )
+    world.vt.store.update(vt_lead["id"], {"email": private})
+    assert world.run(AS_OF).exit_code == 0
+    made = world.run(REVISIT)
+    assert made.exit_code == 0, made.errors
+    assert made.tasks["targets"]["sf_out"]["created"] == {"nurture-revisit": 1}
+    assert made.tasks["targets"]["vt_out"]["created"] == {}  # the revisit date is on the Salesforce person
+    [sf_task] = world.sf_tasks()
+    keys_before = _person_keys(world)
+    assert len(keys_before) == 2
+    holder = sf_task_person(world, sf_task)
+
+    world.vt.store.update(vt_lead["id"], {"email": EMAIL})  # one person now: the vtiger key survives
+    merged = world.run(REVISIT + dt.timedelta(days=1))
+    assert merged.exit_code == 0, merged.errors
+    [survivor] = _person_keys(world)
+    assert survivor == min(keys_before) and survivor != holder
+    assert merged.tasks["targets"]["sf_out"]["created"] == {}
+    assert [t["Id"] for t in world.sf_tasks()] == [sf_task["Id"]]
+    # the merged person now has a vtiger record too: one task there, the first in that CRM
+    assert merged.tasks["targets"]["vt_out"]["created"] == {"nurture-revisit": 1}
+    assert len(world.vt_tasks()) == 1
+    again = world.run(REVISIT + dt.timedelta(days=2))
+    assert again.exit_code == 0, again.errors
+    assert len(world.sf_tasks()) == 1 and len(world.vt_tasks()) == 1
+
+
+def _person_keys(world: World) -> list[str]:
+    """The keys of the people holding Nora's records."""
+    store = StateStore(load_config(world.config_path).state_path())
+    try:
+        return sorted(
+            {
+                r["person_key"]
+                for r in store.db.execute(
+                    "SELECT person_key FROM identity WHERE merge_key LIKE 'email:nora%'"
+                )
+            }
+        )
+    finally:
+        store.close()
+
+
+def sf_task_person(world: World, sf_task: dict[str, Any]) -> str:
+    """The person key the task's ledger row was written for (before the merge: the Salesforce person)."""
+    store = StateStore(load_config(world.config_path).state_path())
+    try:
+        [row] = [r for r in ledger.rows(store) if r["record_id"] == sf_task["Id"]]
+        return str(row["person_key"])
+    finally:
+        store.close()

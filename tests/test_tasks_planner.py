@@ -138,13 +138,20 @@ def test_a_person_the_target_holds_no_record_of_gets_no_task_there() -> None:
     assert plan.count() == 0
 
 
-def sync(store: StateStore, crm: FakeCrm, as_of: dt.date = AS_OF, dry_run: bool = False) -> Summary:
+def sync(
+    store: StateStore,
+    crm: FakeCrm,
+    as_of: dt.date = AS_OF,
+    dry_run: bool = False,
+    people: dict[str, Person] = PEOPLE,
+) -> Summary:
     summary = Summary(mode="plan" if dry_run else "run", as_of=as_of.isoformat())
     run_id = 0 if dry_run else store.begin_run("run", as_of, dt.datetime.now(dt.UTC))
     ctx = RunContext(as_of=as_of, started_at=dt.datetime.now(dt.UTC), dry_run=dry_run)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(ledger, "latest_transitions", lambda _store: LATEST)
-        sync_tasks(config(), store, [crm], PEOPLE, DECISIONS, ctx, summary, run_id, Counter(), set())  # type: ignore[list-item]
+        decisions = {k: DECISIONS.get(k, decide("nurture")) for k in people}
+        sync_tasks(config(), store, [crm], people, decisions, ctx, summary, run_id, Counter(), set())  # type: ignore[list-item]
     return summary
 
 
@@ -225,3 +232,68 @@ def test_plan_lists_what_it_would_create_and_writes_nothing(tmp_path: Path) -> N
     assert "task_changes" not in summary.to_json() and summary.to_json(detail=True)["task_changes"]
     assert crm.created_calls == 0 and crm.lookups == []
     assert ledger.rows(store) == []
+
+
+def merged(keep: str, retired: str) -> dict[str, Person]:
+    """PEOPLE after a merge: `retired`'s records (and values) now belong to the person `keep`."""
+    gone = PEOPLE[retired]
+    survivor = Person(key=keep, refs=[*gone.refs], values=dict(gone.values))
+    return {k: p for k, p in PEOPLE.items() if k != retired} | {keep: survivor}
+
+
+def test_a_merge_keeps_a_task_made_for_the_retired_person_key(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "s.sqlite")
+    crm = FakeCrm()
+    sync(store, crm)
+    assert crm.created_calls == 4
+    with store.transaction():  # as the pipeline does with each alias the resolution reports
+        store.rename_person("P1", "P0")
+        ledger.rename_person(store, "P1", "P0")
+    after = sync(store, crm, people=merged("P0", "P1"))
+    assert after.tasks["targets"]["crm_out"]["created"] == {}
+    assert after.tasks["targets"]["crm_out"]["already_done"] == 4
+    assert crm.created_calls == 4
+    [row] = [r for r in ledger.rows(store) if r["task"] == "revisit"]
+    assert row["person_key"] == "P0" and row["key"] == idempotency_key(
+        "revisit", "P1", row["occurrence"] or ""
+    )
+
+
+def test_a_refused_task_follows_its_person_through_a_merge_and_is_retried_once(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "s.sqlite")
+    crm = FakeCrm()
+    crm.refuse["revisit"] = "Subject: too long for a validation rule"
+    sync(store, crm)
+    with store.transaction():
+        store.rename_person("P1", "P0")
+        ledger.rename_person(store, "P1", "P0")
+    [kept] = store.rejected("write", "crm_out")
+    assert kept["item"].startswith(
+        "P0/revisit/"
+    )  # `connector rejected` and incremental runs name the survivor
+    crm.refuse.clear()
+    after = sync(store, crm, people=merged("P0", "P1"))
+    assert after.tasks["targets"]["crm_out"]["created"] == {"revisit": 1}
+    assert crm.created_calls == 4
+    assert store.rejected("write", "crm_out") == []
+    assert [r["status"] for r in ledger.rows(store) if r["task"] == "revisit"] == ["done"]
+
+
+def test_two_people_who_each_had_the_occurrence_merge_into_one_without_a_new_task(tmp_path: Path) -> None:
+    """Both had the same revisit date: one got the task, the other's was refused. Merged, the refused one is
+    not retried (the person has the task) and nothing new is created."""
+    twin = person("P0", first_name="Ann", nurture_until=PEOPLE["P1"].get("nurture_until"))
+    store = StateStore(tmp_path / "s.sqlite")
+    crm = FakeCrm()
+    sync(store, crm, people=PEOPLE | {"P0": twin})
+    assert crm.created_calls == 5
+    [refused] = [r for r in ledger.rows(store) if r["person_key"] == "P0"]
+    with store.transaction():  # as if P0's create had been refused
+        store.db.execute("UPDATE tasks SET status='rejected' WHERE key=?", (refused["key"],))
+        crm.held.pop(str(refused["key"]))
+    with store.transaction():
+        store.rename_person("P1", "P0")
+        ledger.rename_person(store, "P1", "P0")
+    after = sync(store, crm, people=merged("P0", "P1"))
+    assert after.tasks["targets"]["crm_out"]["created"] == {}
+    assert crm.created_calls == 5

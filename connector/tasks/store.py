@@ -1,7 +1,11 @@
-"""The task ledger in the state (migration 7): one row per task occurrence and target, written as `pending`
+"""The task ledger in the state (migration 8): one row per task occurrence and target, written as `pending`
 before the CRM is asked to create it and marked `done` (with the CRM's record id) after; `rejected` keeps a
 refusal for the next run. A `pending` row found by a later run means the run stopped between the CRM call and
-this commit: the CRM is asked first whether it holds the task (by its key) before creating it again."""
+this commit: the CRM is asked first whether it holds the task (by its key) before creating it again.
+
+A row keeps the key it was created with for good, also when a merge renames its person (`rename_person`): the
+key is on the CRM's task, and the surviving person's own key for the same occurrence is a different hash, so a
+run maps an occurrence to the key already in the ledger (`keys_by_occurrence`) instead of creating it again."""
 
 from __future__ import annotations
 
@@ -34,12 +38,55 @@ def statuses(store: StateStore, target: str, keys: Iterable[str]) -> dict[str, s
 
 def unfinished(store: StateStore, target: str) -> list[NewTask]:
     """Tasks of `target` a run wrote as pending or saw refused: retried whether or not their trigger still
-    holds (the moment was seen; a refusal or a crash must not lose it)."""
+    holds (the moment was seen; a refusal or a crash must not lose it). Not one whose occurrence is done under
+    another key: two people who each had it merged, and one of them got the task."""
     rows = store.db.execute(
-        "SELECT payload FROM tasks WHERE target=? AND status IN (?, ?) ORDER BY key",
-        (target, PENDING, REJECTED),
+        "SELECT payload FROM tasks t WHERE target=? AND status IN (?, ?) AND NOT EXISTS (SELECT 1 FROM tasks d "
+        "WHERE d.target=t.target AND d.task=t.task AND d.person_key=t.person_key AND d.occurrence=t.occurrence "
+        "AND d.status=?) ORDER BY key",
+        (target, PENDING, REJECTED, DONE),
     )
     return [NewTask.from_json(json.loads(r[0])) for r in rows]
+
+
+def keys_by_occurrence(store: StateStore, target: str, items: Iterable[NewTask]) -> dict[str, str]:
+    """Key of a due task -> the key the ledger already holds for the same task, person and occurrence under
+    another key (the person was merged since: see `rename_person`); a done row is preferred."""
+    wanted = {(t.task, t.person_key, t.occurrence): t.key for t in items}
+    people = sorted({person for _, person, _ in wanted})
+    held: dict[tuple[str, str, str], tuple[str, str]] = {}
+    for start in range(0, len(people), 500):
+        chunk = people[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        cur = store.db.execute(
+            f"SELECT task, person_key, occurrence, key, status FROM tasks WHERE target=? AND person_key IN "
+            f"({marks}) ORDER BY key",
+            (target, *chunk),
+        )
+        for task, person, occurrence, key, status in cur:
+            seen = held.get((task, person, occurrence))
+            if seen is None or (status == DONE and seen[1] != DONE):
+                held[(task, person, occurrence)] = (str(key), str(status))
+    return {new: held[occ][0] for occ, new in wanted.items() if occ in held and held[occ][0] != new}
+
+
+def rename_person(store: StateStore, old: str, new: str) -> None:
+    """A merge retired the person key `old` (inside the caller's transaction, with `StateStore.rename_person`):
+    its tasks, and its refused ones kept for retry (`<person key>/<task>/<key>`), now belong to `new`. Their
+    keys stay: they are what the CRMs hold."""
+    cur = store.db.execute("SELECT key, target, payload FROM tasks WHERE person_key=?", (old,))
+    for key, target, payload in list(cur):
+        data = json.loads(payload)
+        data["person_key"] = new
+        store.db.execute(
+            "UPDATE tasks SET person_key=?, payload=? WHERE key=? AND target=?",
+            (new, json.dumps(data, sort_keys=True), key, target),
+        )
+    store.db.execute(
+        "UPDATE rejected SET item = ? || substr(item, length(?) + 1) "
+        "WHERE phase='write' AND object='task' AND substr(item, 1, length(?) + 1) = ? || '/'",
+        (new, old, old, old),
+    )
 
 
 def mark(

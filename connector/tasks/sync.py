@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -64,7 +65,9 @@ def sync_tasks(
     by_name = {w.name: w for w in writers}
     for target in sorted(set(plan.due) | {w.name for w in writers if w.takes_tasks}):
         writer = by_name[target]
-        due = {t.key: t for t in plan.due.get(target, [])}
+        listed = plan.due.get(target, [])
+        kept = ledger.keys_by_occurrence(store, target, listed)  # made before a merge, under the old key
+        due = {kept.get(t.key, t.key): replace(t, key=kept.get(t.key, t.key)) for t in listed}
         done = {k for k, s in ledger.statuses(store, target, due).items() if s == ledger.DONE}
         todo = {k: t for k, t in due.items() if k not in done}
         for old in ledger.unfinished(store, target):  # kept from an earlier run, due or not

@@ -19,7 +19,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..context import PluginEnv, RunContext
 from ..erasure_config import CrmAction
@@ -29,6 +29,9 @@ from ..plan import LabelChange, SegmentChange
 from ..plugin_config import WriterConfigBase
 from ..schema import RecordRef
 from ..tasks.model import NewTask, TaskResult
+
+if TYPE_CHECKING:
+    from ..tasks.config import TaskConfig
 
 __all__ = ["ErasureRequest", "ErasureResult", "WriteResult", "Writer", "WriterConfigBase", "expect_config"]
 
@@ -179,6 +182,12 @@ class Writer(ABC):
         if action == "leave":
             return ErasureResult()
         return ErasureResult(notes=[f"{self.name}: takes no action on erasure ({action} not supported)"])
+
+    def check_tasks(self, tasks: Sequence[TaskConfig], ctx: RunContext) -> Findings:
+        """For `connector check`, when `tasks` (the configured tasks this target gets) is not empty: confirm
+        what creating them needs (the task object and its fields, where the idempotency key goes, the
+        configured status and priority among the CRM's values) without writing. Default: nothing to check."""
+        return Findings(self.name)
 
     def task_record(self, refs: Sequence[RecordRef]) -> RecordRef | None:
         """Which of a person's records a task of this target hangs on (a Contact before a Lead), or None when

@@ -38,6 +38,7 @@ from ...findings import Findings
 from ...plan import LabelChange, Member, SegmentChange
 from ...plugin_config import WriterConfigBase
 from ...schema import RecordRef
+from ...tasks.config import TaskConfig
 from ...tasks.model import NewTask, TaskResult
 from ..base import ErasureRequest, ErasureResult, Writer, WriteResult, expect_config
 from . import erasure, online, tasks
@@ -100,6 +101,9 @@ class SalesforceWriter(Writer):
 
     def check_online(self, ctx: RunContext) -> Findings:
         return online.check(self, ctx)
+
+    def check_tasks(self, tasks: Sequence[TaskConfig], ctx: RunContext) -> Findings:
+        return online.check_tasks(self, tasks, ctx)
 
     def erase(self, request: ErasureRequest, action: CrmAction, ctx: RunContext) -> ErasureResult:
         return erasure.erase(self, request, action, ctx)

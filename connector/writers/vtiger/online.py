@@ -7,6 +7,7 @@ exists. The same lookups `plan` and `run` make before writing (`VtigerWriter.wri
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ...context import RunContext
@@ -14,7 +15,19 @@ from ...findings import Findings
 from .config import CampaignConfig
 
 if TYPE_CHECKING:
+    from ...tasks.config import TaskConfig
     from .writer import VtigerWriter
+
+# what a task is created with (vtiger/tasks.py `element`)
+TASK_FIELDS = (
+    "subject",
+    "assigned_user_id",
+    "date_start",
+    "due_date",
+    "taskstatus",
+    "parent_id",
+    "contact_id",
+)
 
 
 def check(writer: VtigerWriter, ctx: RunContext) -> Findings:
@@ -56,3 +69,48 @@ def _campaign(writer: VtigerWriter, found: Findings, segment: str, campaign: Cam
         found.ok(what, f"not there yet: created on the first add to segment {segment} (create: true)")
     else:
         found.fail(what, writer._no_campaign(campaign).partition(": ")[2] + f" (segment {segment})")
+
+
+def check_tasks(writer: VtigerWriter, tasks: Sequence[TaskConfig], ctx: RunContext) -> Findings:
+    """The Calendar module (vtiger's tasks) as a run creates tasks in it: the fields a task is created with,
+    where the idempotency key goes, and each configured status and priority among the picklist's options
+    (vtiger stores any value, but its edit form shows only the options: an info, not a failure)."""
+    from . import tasks as vt_tasks
+
+    found = Findings(writer.name)
+    writer.client.on_call = lambda _op: ctx.count_call(writer.connection.name)
+    module = vt_tasks.MODULE
+    info = found.attempt(f"task module {module}", functools.partial(writer._info, module))
+    if info is None:
+        return found
+    closed = [name for name in TASK_FIELDS if name not in info.fields or not info.fields[name].editable]
+    if closed:
+        found.fail(f"task module {module}", f"no editable {', '.join(closed)} in {module}")
+    else:
+        found.ok(f"task module {module}", f"creatable with {', '.join(TASK_FIELDS)}")
+    spec = writer.cfg.task_key_field
+    if spec is None:
+        found.ok(
+            "task key field", f"none: the key goes on the description's last line ({vt_tasks.KEY_MARK}...)"
+        )
+    else:
+        name = found.attempt(f"task key field {spec}", functools.partial(vt_tasks.key_field, writer))
+        if name is not None:
+            found.ok(f"task key field {spec}", f"{module}.{name}")
+    for kind, field, stock in (
+        ("status", "taskstatus", vt_tasks.DEFAULT_STATUS),
+        ("priority", "taskpriority", vt_tasks.DEFAULT_PRIORITY),
+    ):
+        options = info.fields[field].picklist if field in info.fields else ()
+        for task in tasks:
+            value = task.create.value_for(kind, writer.name) or stock  # type: ignore[arg-type]
+            what = f"task {task.name} {kind}"
+            if not options or value in options:
+                found.ok(what, f"'{value}' is a {field} option")
+            else:
+                found.info(
+                    what,
+                    f"'{value}' is not a {field} option ({', '.join(options)}): vtiger stores it, but its edit "
+                    "form does not show it, so the next save in the UI replaces it",
+                )
+    return found

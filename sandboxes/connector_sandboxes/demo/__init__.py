@@ -44,9 +44,16 @@ def _line(summary: Summary) -> str:
     }
     return (
         f"{summary.mode}: outcome={summary.outcome} exit={summary.exit_code} people={summary.people.get('total')} "
-        f"labels={labels} segments={seg or 'no changes'} rejected={summary.rejected['count']} "
-        f"api_calls={summary.api_calls}"
+        f"labels={labels} segments={seg or 'no changes'} tasks={_tasks(summary)} "
+        f"rejected={summary.rejected['count']} api_calls={summary.api_calls}"
     )
+
+
+def _tasks(summary: Summary) -> dict[str, int]:
+    """Follow-up tasks per CRM target: created by a run, or that a plan would create."""
+    targets = (summary.tasks or {}).get("targets", {})
+    key = "would_create" if summary.mode == "plan" else "created"
+    return {t: sum((s.get(key) or {}).values()) for t, s in sorted(targets.items())}
 
 
 def run_demo(workdir: Path, *, people: int, as_of: dt.date, seed: int) -> int:
@@ -118,6 +125,12 @@ def run_demo(workdir: Path, *, people: int, as_of: dt.date, seed: int) -> int:
         )
         click.echo(f"  vtiger 'Funnel stage': {dict(vt_labels.most_common())}")
         click.echo("  " + _same_label_in_both(sf.store, vt.store, stage_field))
+        sf_tasks, vt_tasks = sf.store.all("Task"), vt.store.all("Calendar")
+        click.echo(
+            f"  follow-up tasks (the revisit date sales set arrived): salesforce Task {len(sf_tasks)},"
+            f" vtiger Calendar {len(vt_tasks)}"
+            + (f", e.g. '{sf_tasks[0]['Subject']}' due {sf_tasks[0]['ActivityDate']}" if sf_tasks else "")
+        )
 
     store = StateStore(config.state_path())
     report = funnel_report(store, config.stage_model)

@@ -90,6 +90,14 @@ sources:
     join: email
     fields: {{email: email, score: review_score}}
 
+  - name: revisits               # sales' revisit dates: a sales decision, like a lead status
+    type: file
+    path: files/revisits.csv
+    kind: enrichment
+    join: email
+    role: sales
+    fields: {{E-mail: email, Revisit: nurture_until}}
+
 targets:
   - name: sf_out
     type: salesforce
@@ -131,6 +139,15 @@ segments:
   - name: ambassadors
     when: {{field: stage, eq: ambassador}}
     targets: [marketing_files]
+
+# a Salesforce Task and a vtiger task on the person's record when the revisit date sales set arrives
+tasks:
+  - name: nurture-revisit
+    trigger: {{nurture_until: reached}}
+    create:
+      subject: "Revisit {{{{ first_name }}}} {{{{ last_name }}}} ({{{{ company }}}})"
+      description: "Sales parked {{{{ first_name }}}} until {{{{ occurrence }}}}; stage now {{{{ label }}}}."
+      due_in_days: 3
 """
 
 

@@ -166,6 +166,13 @@ def generate(n: int, as_of: dt.date, seed: int = 7) -> list[DemoPerson]:
             p.review_score = float(rng.randint(5, 8))
         if scenario == "nurture":
             p.nurture_until = as_of + dt.timedelta(days=rng.randint(30, 200))
+            # the revisit date sales set has come for some (a follow-up task is due), or comes within the
+            # demo's fortnight for a few (few enough that the mass-change guard lets the nurture newsletter
+            # shrink); chosen by index, so the random draws (and everyone else) stay as they were
+            if i % 3 == 0:
+                p.nurture_until = as_of - dt.timedelta(days=i % 5)
+            elif i % 24 == 1:
+                p.nurture_until = as_of + dt.timedelta(days=1 + i % 13)
         if scenario in ("acquisition", "lost") or (scenario in ("suspect", "lead") and rng.random() < 0.25):
             p.competitor = rng.choice(COMPETITORS)
             window = (10, 170) if scenario in ("acquisition", "lost") and rng.random() < 0.7 else (200, 600)

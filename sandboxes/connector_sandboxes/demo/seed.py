@@ -146,12 +146,13 @@ def seed_vtiger(store: Any, people: list[DemoPerson], as_of: dt.date) -> dict[st
 
 
 def write_files(directory: Path, people: list[DemoPerson], seed: int) -> dict[str, int]:
-    """Competitor contracts (cp1252, `;`, dd-mm-yyyy), web visits (JSON Lines), reviews (XLSX); a few bad rows."""
+    """Competitor contracts (cp1252, `;`, dd-mm-yyyy), web visits (JSON Lines), reviews (XLSX), sales' revisit
+    dates (CSV); a few bad rows."""
     from openpyxl import Workbook
 
     rng = random.Random(seed + 1)
     directory.mkdir(parents=True, exist_ok=True)
-    counts = {"competitor_contracts": 0, "web_visits": 0, "reviews": 0, "malformed": 0}
+    counts = {"competitor_contracts": 0, "web_visits": 0, "reviews": 0, "revisits": 0, "malformed": 0}
 
     with (directory / "competitor_contracts.csv").open("w", encoding="cp1252", newline="") as fh:
         writer = csv.writer(fh, delimiter=";")
@@ -191,6 +192,16 @@ def write_files(directory: Path, people: list[DemoPerson], seed: int) -> dict[st
         fh.write('{"email": "half-a-line@example.test", "visits": \n')
         fh.write(json.dumps({"email": "not-a-number@example.test", "visits": "veel"}) + "\n")
         counts["malformed"] += 2
+
+    # the dates sales parked people until, kept beside the CRMs (a planning sheet): a follow-up task is due
+    # when one arrives
+    with (directory / "revisits.csv").open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["E-mail", "Revisit"])
+        for p in people:
+            if p.nurture_until is not None:
+                writer.writerow([p.email, p.nurture_until.isoformat()])
+                counts["revisits"] += 1
 
     book = Workbook()
     sheet = book.active
