@@ -10,13 +10,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from .conditions import compile_condition
 from .config import AppConfigBase, SegmentConfig
 from .engine import Decision
 from .outcome import Summary
-from .plan import LabelChange, Member, SegmentChange, Target
+from .plan import LabelChange, LazyMembers, Member, SegmentChange, Target
 from .schema import Fact, Person, RecordRef, decode_value
 from .segments import in_segment
 from .state import StateStore
@@ -45,9 +46,12 @@ class ChangePlanner:
         superseded: set[str],
         vetoes: Mapping[str, Veto] | None = None,
         affected: set[str] | None = None,
+        changed: set[str] | None = None,
     ) -> Plan:
         """`affected`: an incremental run's people (incremental.py); `people` holds those of them that still
-        exist, everyone else is as the state says and only their membership is read (whole segments)."""
+        exist, everyone else is as the state says and only their membership is read (whole segments).
+        `changed`: of those, the people whose stage or stored snapshot this run changed (None: unknown), so a
+        segment none of them is in, with no add or remove, is handed over untouched."""
         # who is in each segment does not depend on the target: evaluate every segment once
         insiders = {
             seg.name: self._insiders(seg, people, decisions, as_of, vetoes or {})
@@ -60,7 +64,7 @@ class ChangePlanner:
                 store, writer, people, decisions, superseded, summary
             )
             plan.segments[writer.name] = self._segment_changes(
-                store, writer, insiders, people, decisions, summary, affected, unchanged
+                store, writer, insiders, people, decisions, summary, affected, unchanged, changed
             )
         return plan
 
@@ -130,28 +134,54 @@ class ChangePlanner:
         summary: Summary,
         affected: set[str] | None = None,
         unchanged: dict[str, Any] | None = None,
+        changed: set[str] | None = None,
     ) -> list[SegmentChange]:
-        current = store.members(writer.name)
+        # an incremental run for a target addressing people reads only the memberships of the people it reached
+        by_people = affected is not None and not writer.source
+        current = (
+            store.members_among(writer.name, affected or ()) if by_people else store.members(writer.name)
+        )
+        counts = store.member_counts(writer.name) if by_people else {}
         out: list[SegmentChange] = []
         for segment in self.config.segments:
             if writer.name not in segment.targets:
                 continue
-            members = [self._member(people[key], writer, decisions[key]) for key in insiders[segment.name]]
+            fresh = [self._member(people[key], writer, decisions[key]) for key in insiders[segment.name]]
             before = current.get(segment.name, set())
-            if affected is not None:
-                # the others are members exactly as the state holds them (the last run wrote them all)
-                members += self._members_from_state(store, writer, sorted(before - affected), unchanged)
-            if writer.source:
-                members = [m for m in members if m.refs]  # the target system holds no record of the others
-            members.sort(key=lambda m: (m.email or "", m.person_key))
-            now_keys = {m.person_key for m in members}
-            adds = [m for m in members if m.person_key not in before]
+            members: Sequence[Member]
+            if by_people and affected is not None:
+                # the others are members exactly as the state holds them (the last run wrote them all); a
+                # target addressing people keeps every one of them, so who is in is known without describing
+                # them: their snapshots are decoded only if the writer asks for the members
+                # `before` here holds only the members this run reached, and those the state keeps no person
+                # for (the full path drops them): the others stay, counted rather than listed
+                orphans = _without_person(store, writer.name, segment.name)
+                before = before | orphans
+                now_keys = {m.person_key for m in fresh}
+                left_alone = counts.get(segment.name, 0) - len(before)
+                members = LazyMembers(
+                    left_alone + len(now_keys),
+                    partial(
+                        self._all_members, store, writer, segment.name, fresh, affected | orphans, unchanged
+                    ),
+                )
+                adds = [m for m in _in_order(fresh) if m.person_key not in before]
+            else:
+                listed = list(fresh)
+                if affected is not None:
+                    listed += self._members_from_state(store, writer, sorted(before - affected), unchanged)
+                if writer.source:
+                    listed = [m for m in listed if m.refs]  # the target system holds no record of the others
+                members = _in_order(listed)
+                now_keys = {m.person_key for m in members}
+                adds = [m for m in members if m.person_key not in before]
             removes = [
                 self._gone_member(store, key, writer, people, decisions) for key in sorted(before - now_keys)
             ]
             made = store.membership_records(writer.name, segment.name) if removes else {}
             created = {m.person_key: made[m.person_key] for m in removes if m.person_key in made}
-            out.append(SegmentChange(segment.name, members, adds, removes, created))
+            touched = changed is None or bool(adds or removes) or any(m.person_key in changed for m in fresh)
+            out.append(SegmentChange(segment.name, members, adds, removes, created, touched))
             summary.segments.setdefault(writer.name, {})[segment.name] = {
                 "members": len(members),
                 "adds": len(adds),
@@ -184,6 +214,18 @@ class ChangePlanner:
             label=self.config.stage_model.stage(decision.stage).label_for(writer.name),
             values=member_values(person.values, person.extra),
         )
+
+    def _all_members(
+        self,
+        store: StateStore,
+        writer: Target,
+        segment: str,
+        fresh: list[Member],
+        reached: set[str],
+        rows: dict[str, Any] | None,
+    ) -> list[Member]:
+        kept = [k for k in store.segment_members(writer.name, segment) if k not in reached]
+        return _in_order([*fresh, *self._members_from_state(store, writer, kept, rows)])
 
     def _members_from_state(
         self, store: StateStore, writer: Target, keys: list[str], rows: dict[str, Any] | None
@@ -247,6 +289,20 @@ class ChangePlanner:
             self.config.stage_model.stage(stage).label_for(writer.name),
             member_values(values, extra),
         )
+
+
+def _without_person(store: StateStore, target: str, segment: str) -> set[str]:
+    """Members the state holds no person row for (not described, so not kept: the full path drops them)."""
+    rows = store.db.execute(
+        "SELECT person_key FROM memberships m WHERE target=? AND segment=? AND NOT EXISTS "
+        "(SELECT 1 FROM people p WHERE p.person_key = m.person_key)",
+        (target, segment),
+    )
+    return {r[0] for r in rows}
+
+
+def _in_order(members: list[Member]) -> list[Member]:
+    return sorted(members, key=lambda m: (m.email or "", m.person_key))
 
 
 def member_values(values: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:

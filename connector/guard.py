@@ -55,9 +55,9 @@ def mass_change_breaches(config: AppConfigBase, store: StateStore, plan: Plan) -
     per_segment = {s.name: s.max_removal_share for s in config.segments}
     breaches: list[Breach] = []
     for target, changes in sorted(plan.segments.items()):
-        held = store.members(target)
+        held = store.member_counts(target)
         for change in changes:
-            before = len(held.get(change.segment, ()))
+            before = held.get(change.segment, 0)
             removes = len(change.removes)
             limit = per_segment.get(change.segment)
             limit = guard.max_segment_removal_share if limit is None else limit

@@ -111,6 +111,7 @@ class Runner:
         self._superseded: set[str] = set()
         self._vetoes: dict[str, Veto] = {}
         self._suppressed_read = 0  # records of erased people the last resolve left out
+        self._redescribed: set[str] = set()  # people whose stage or snapshot the last decide changed
         self.feed: EventFeed | None = None  # built with the writers (its labels are theirs)
         self.env = PluginEnv(
             sources=config.sources,
@@ -303,6 +304,7 @@ class Runner:
             self._superseded,
             self._vetoes,
             affected=affected,
+            changed=None if scope is None else self._redescribed,
         )
         for w in writers:
             w_labels, w_segments = plan.labels.get(w.name, []), plan.segments.get(w.name, [])
@@ -475,7 +477,12 @@ class Runner:
                 stale = [ref for ref in labels if ref not in live]
                 store.forget_labels(writer.name, stale)
                 store.clear_rejected("write", writer.name, stale)
-                for keys in store.members(writer.name).values():
+                held = (
+                    store.members(writer.name)
+                    if affected is None
+                    else store.members_among(writer.name, affected)
+                )
+                for keys in held.values():
                     still_member |= keys
             candidates = store.person_keys() if affected is None else affected
             store.remove_people(k for k in candidates if k not in people and k not in still_member)
@@ -532,6 +539,7 @@ class Runner:
         # collected and written in one statement each: a first run saves every person and every transition
         to_save: list[PersonRow] = []
         to_record: list[tuple[TransitionRow, Person, Decision]] = []
+        self._redescribed = set()
         for person in people:
             row = previous.get(person.key)
             prev = Previous(row["stage"], row["path_stage"]) if row else None
@@ -564,6 +572,8 @@ class Runner:
             # run keeps a few hundred bytes per person until the save, not the dicts
             decision_blob = encode_decision(decision.to_json())
             snapshot_blob = encode_snapshot(snapshot)
+            if row is None or changed or row["snapshot"] != snapshot_blob:
+                self._redescribed.add(person.key)  # a segment member described differently now
             if (
                 row is None
                 or changed

@@ -6,9 +6,9 @@ these and answers with a `WriteResult` (writers/base.py).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 from .schema import RecordRef
 
@@ -46,12 +46,51 @@ class Member:
     values: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
 
+class LazyMembers(Sequence[Member]):
+    """A segment's members, built on first use. An incremental run knows how many people a segment holds
+    from the state alone; describing every one of them means decoding their stored snapshots, which only a
+    writer that publishes the whole list needs, and only when something in it changed."""
+
+    def __init__(self, count: int, load: Callable[[], list[Member]]) -> None:
+        self._count = count
+        self._load: Callable[[], list[Member]] | None = load
+        self._members: list[Member] = []
+
+    def _all(self) -> list[Member]:
+        if self._load is not None:
+            self._members, self._load = self._load(), None
+        return self._members
+
+    @property
+    def loaded(self) -> bool:
+        return self._load is None
+
+    def __len__(self) -> int:
+        return self._count if self._load is not None else len(self._members)
+
+    def __iter__(self) -> Iterator[Member]:
+        return iter(self._all())
+
+    @overload
+    def __getitem__(self, index: int) -> Member: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Member]: ...
+
+    def __getitem__(self, index: int | slice) -> Member | Sequence[Member]:
+        return self._all()[index]
+
+
 @dataclass
 class SegmentChange:
     segment: str
-    members: list[Member]  # everyone in the segment now, in stable order
+    members: Sequence[Member]  # everyone in the segment now, in stable order (a list, or LazyMembers)
     adds: list[Member]
     removes: list[Member]
     # person key -> the target records connector created for that membership (from state), for the removes:
     # a writer that can tell its own records from hand-made ones deletes only these
     created: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # False when the diff step knows every member is described exactly as when this target last took the
+    # segment (no add, no remove, no member whose values or stage changed since): a writer that publishes
+    # the whole list may then leave what it published alone. True whenever it cannot tell (a full run).
+    touched: bool = True

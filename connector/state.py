@@ -583,6 +583,35 @@ class StateStore:
             out.setdefault(row[0], set()).add(row[1])
         return out
 
+    def member_counts(self, target: str) -> dict[str, int]:
+        """Members per segment of `target`, counted by SQLite (nobody's key is read)."""
+        rows = self.db.execute(
+            "SELECT segment, COUNT(*) FROM memberships WHERE target=? GROUP BY segment", (target,)
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+    def members_among(self, target: str, keys: Iterable[str]) -> dict[str, set[str]]:
+        """`members`, only for these people: segment -> which of them it holds."""
+        ordered = sorted(set(keys))
+        out: dict[str, set[str]] = {}
+        for start in range(0, len(ordered), 500):
+            chunk = ordered[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.execute(
+                f"SELECT segment, person_key FROM memberships WHERE target=? AND person_key IN ({marks})",
+                (target, *chunk),
+            ):
+                out.setdefault(row[0], set()).add(row[1])
+        return out
+
+    def segment_members(self, target: str, segment: str) -> list[str]:
+        """The person keys of one segment of `target`, in key order."""
+        rows = self.db.execute(
+            "SELECT person_key FROM memberships WHERE target=? AND segment=? ORDER BY person_key",
+            (target, segment),
+        )
+        return [r[0] for r in rows]
+
     def add_members(
         self, target: str, segment: str, keys: Iterable[str], as_of: dt.date, run_id: int
     ) -> None:

@@ -30,6 +30,7 @@ from ...schema import RecordRef
 from ..base import ErasureRequest, ErasureResult, Writer, WriteResult, expect_config
 from .config import CHANGES_STEM_SUFFIX, SegmentFilesConfig, check_segment_name, segment_file_stem
 from .history import file_date, history_header, merged_history
+from .published import Published, PublishedFiles, digest, file_digest
 from .tables import Cell, csv_text, is_formula_like, read_csv, read_xlsx, render_csv, render_xlsx
 
 log = structlog.get_logger(__name__)
@@ -39,10 +40,13 @@ class SegmentFilesWriter(Writer):
     # every segment every run: member details may change without a membership change
     publishes_snapshots = True
 
-    def __init__(self, cfg: SegmentFilesConfig, base_dir: Path) -> None:
+    def __init__(self, cfg: SegmentFilesConfig, base_dir: Path, state_dir: Path | None = None) -> None:
         self.name = cfg.name
         self.cfg = cfg
         self.base_dir = base_dir
+        # what the last runs wrote (published.py): an unchanged segment is then not rendered again
+        self.published = PublishedFiles.beside_state(state_dir, cfg.name)
+        self._config_digest = digest(cfg.model_dump_json().encode("utf-8"))
         directory = Path(cfg.directory).expanduser()
         self.directory = directory if directory.is_absolute() else base_dir / directory
         if self.directory.exists() and not self.directory.is_dir():
@@ -54,7 +58,7 @@ class SegmentFilesWriter(Writer):
         cfg = expect_config(cfg, SegmentFilesConfig)
         for name in env.segments_for(cfg.name):
             check_segment_name(name)
-        writer = cls(cfg, env.base_dir)
+        writer = cls(cfg, env.base_dir, env.state_dir)
         writer.segments = tuple(env.segments_for(cfg.name))
         return writer
 
@@ -78,25 +82,47 @@ class SegmentFilesWriter(Writer):
             return WriteResult(notes=[f"{note} (dry run: not written)"])
 
         columns = self.cfg.columns
-        content = self._render(
-            change.segment, columns, [self._cells(m) for m in sorted_members(change.members)]
-        )
         day = ctx.started_at.astimezone(dt.UTC).date()
+        keep_from = day - dt.timedelta(days=self.cfg.history_days)
         delta = [
             [day, ctx.run_id, kind, *self._cells(m)]
             for kind, group in (("added", change.adds), ("removed", change.removes))
             for m in sorted_members(group)
         ]
+        before = self.published.get(path)
+        if before is not None and before.config != self._config_digest:
+            before = None
+        unchanged = before is not None and not change.touched and not delta
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            wrote = write_if_changed(path, content)
+            # the file still holds what was published, and nobody in it changed: rendering gives the same bytes
+            if unchanged and before is not None and file_digest(path) == before.file:
+                file_sha, wrote = before.file, False
+            else:
+                self.published.drop(path)
+                self.directory.mkdir(parents=True, exist_ok=True)
+                content = self._render(
+                    change.segment, columns, [self._cells(m) for m in sorted_members(change.members)]
+                )
+                file_sha, wrote = digest(content), write_if_changed(path, content)
+            changes_sha, oldest = (before.changes, before.oldest) if before is not None else (None, None)
             # every run, not only with adds or removes: rows past the retention leave even when nothing changes
             if delta or changes_path.exists():
-                keep_from = day - dt.timedelta(days=self.cfg.history_days)
-                history = self._history(changes_path, columns, delta, keep_from)
-                write_if_changed(
-                    changes_path, self._render(f"{change.segment} changes", history_header(columns), history)
+                kept = (
+                    unchanged
+                    and before is not None
+                    and (before.oldest is None or before.oldest >= keep_from)
+                    and before.changes is not None
+                    and file_digest(changes_path) == before.changes
                 )
+                if not kept:
+                    self.published.drop(path)
+                    history = self._history(changes_path, columns, delta, keep_from)
+                    log_bytes = self._render(f"{change.segment} changes", history_header(columns), history)
+                    write_if_changed(changes_path, log_bytes)
+                    changes_sha, oldest = digest(log_bytes), _oldest_day(history)
+            else:
+                changes_sha, oldest = None, None
+            self.published.set(path, Published(file_sha, changes_sha, oldest, self._config_digest))
         except OSError as exc:
             reason = f"cannot write {shown}: {exc.strerror or exc}"
             log.error("segment_files.write.failed", target=self.name, segment=change.segment, error=reason)
@@ -210,6 +236,12 @@ class SegmentFilesWriter(Writer):
 def sorted_members(members: Iterable[Member]) -> list[Member]:
     """Stable order: by e-mail (members without one last), then person key."""
     return sorted(members, key=lambda m: (m.email is None, (m.email or "").lower(), m.person_key))
+
+
+def _oldest_day(history: Sequence[Sequence[Cell]]) -> dt.date | None:
+    """The oldest day of a change log's rows (its first column, a date once merged_history has run)."""
+    days = [row[0] for row in history if isinstance(row[0], dt.date)]
+    return min(days, default=None)
 
 
 def _cell(member: Member, column: str) -> Cell:
