@@ -271,25 +271,9 @@ class ChangePlanner:
             return self._member(people[key], writer, decisions[key])
         # the person has no records left anywhere: describe them from the last snapshot
         row = store.person(key)
-        snap = decode_snapshot(row["snapshot"]) if row else {}
-        refs = tuple(RecordRef.parse(r) for r in snap.get("refs", []))
-        if writer.source:
-            refs = tuple(r for r in refs if r.source == writer.source)
-        values = {k: decode_value(v) for k, v in snap.get("values", {}).items()}
-        extra = {k: decode_value(v) for k, v in snap.get("extra", {}).items()}
-        stage = row["stage"] if row else self.config.stage_model.default
-        return Member(
-            key,
-            refs,
-            values.get("email"),
-            values.get("first_name"),
-            values.get("last_name"),
-            values.get("company"),
-            stage,
-            self.config.stage_model.stage(stage).label_for(writer.name),
-            member_values(values, extra),
-        )
-
+        if row is None:
+            return self._member_from_snapshot(key, writer, self.config.stage_model.default, {})
+        return self._member_from_snapshot(key, writer, row["stage"], decode_snapshot(row["snapshot"]))
 
 def _without_person(store: StateStore, target: str, segment: str) -> set[str]:
     """Members the state holds no person row for (not described, so not kept: the full path drops them)."""
