@@ -112,9 +112,11 @@ def resolve(
     roles: Mapping[str, str] | None = None,
     source_priority: list[str] | None = None,
     taken: KeySet | None = None,
+    claimed: set[str] | None = None,
 ) -> Resolution:
     """`taken`: person keys a new person must not get; default the keys in `previous` (an incremental run
-    resolves a part of everyone and passes the keys of all)."""
+    resolves a part of everyone and passes the keys of all). `claimed`: previous person keys already kept or
+    retired by people resolved before these (chunked.py resolves everyone part by part); filled in here."""
     roles = roles or {}
     priority = {name: i for i, name in enumerate(source_priority or [])}
     merge_on = list(merge_on)
@@ -173,7 +175,7 @@ def resolve(
     identity: dict[str, str] = {}
     aliases: dict[str, str] = {}
     taken = set(previous.values()) if taken is None else taken
-    claimed: set[str] = set()
+    claimed = set() if claimed is None else claimed
     people: list[Person] = []
     for root in sorted(components):
         members = components[root]

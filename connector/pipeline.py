@@ -23,7 +23,7 @@ from typing import Any
 
 import structlog
 
-from . import incremental, interrupts
+from . import chunked, incremental, interrupts
 from .config import AppConfigBase
 from .context import PluginEnv, RunContext
 from .coverage import pipeline_figures, warn_if_short
@@ -281,10 +281,17 @@ class Runner:
         if not self.full_recompute and incremental.basis_holds(store, basis, ctx.as_of):
             scope = incremental.affected(store, ctx.as_of)
             log.info("run.incremental", facts=len(scope.facts), people=len(scope.people))
-        resolution = self._resolve(store, as_of=ctx.as_of, scope=scope)
-        summary.suppressed = self._suppressed_read
-        decisions = self._decide(store, resolution.people, ctx.as_of, run_id, summary, scope=scope)
-        people = {p.key: p for p in resolution.people}
+        if scope is None:  # everyone, one part at a time (bounded memory)
+            everyone, decisions = chunked.resolve_and_decide(
+                self, store, as_of=ctx.as_of, run_id=run_id, summary=summary
+            )
+        else:
+            resolution = self._resolve(store, as_of=ctx.as_of, scope=scope)
+            summary.suppressed = self._suppressed_read
+            decisions = self._decide(store, resolution.people, ctx.as_of, run_id, summary, scope=scope)
+            everyone = resolution.people
+        people = {p.key: p for p in everyone}
+        del everyone
         affected = None if scope is None else scope.people | set(people)
         if self.config.pipeline is not None:
             pairs: Any = ((decisions[k].stage, p.values) for k, p in people.items())
@@ -531,8 +538,12 @@ class Runner:
         run_id: int,
         summary: Summary,
         scope: incremental.Affected | None = None,
+        part: bool = False,
     ) -> dict[str, Decision]:
-        previous = store.people() if scope is None else store.people_of([p.key for p in people])
+        """`part`: `people` are one part of everyone (chunked.py): only their rows are read, and the totals
+        left in `summary` are theirs alone, for the caller to add up."""
+        partial = scope is not None or part
+        previous = store.people() if not partial else store.people_of([p.key for p in people])
         decisions: dict[str, Decision] = {}
         stage_counts: Counter[str] = Counter()
         moves: Counter[str] = Counter()

@@ -410,6 +410,19 @@ class StateStore:
     def identity(self) -> dict[str, str]:
         return {r[0]: r[1] for r in self.db.execute("SELECT merge_key, person_key FROM identity")}
 
+    def identity_of(self, keys: list[str]) -> dict[str, str]:
+        """The identity rows of these merge keys (merge key -> person key)."""
+        out: dict[str, str] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            out.update(
+                self.db.execute(
+                    f"SELECT merge_key, person_key FROM identity WHERE merge_key IN ({marks})", chunk
+                )
+            )
+        return out
+
     def replace_identity(self, mapping: dict[str, str]) -> None:
         current = self.identity()
         stale = [k for k in current if k not in mapping]
