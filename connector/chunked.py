@@ -123,7 +123,7 @@ def resolve_and_decide(
     environ = os.environ if runner.environ is None else runner.environ
     with store.transaction():
         incremental.drop_basis(store)  # until this run's writes are all done
-        incremental.ensure_index(store, store.all_facts())
+        _ensure_index(store)
         store.db.execute("DROP TABLE IF EXISTS temp.next_identity")
         store.db.execute(
             "CREATE TEMP TABLE next_identity (merge_key TEXT PRIMARY KEY, person_key TEXT NOT NULL)"
@@ -180,6 +180,19 @@ def resolve_and_decide(
     total = per_source.pop("\x00total", 0)
     summary.people = {"total": total, **dict(sorted(per_source.items()))}
     return people, decisions
+
+
+def _ensure_index(store: StateStore) -> None:
+    """The link-key index the parts come from. Every fact stored with a content hash was indexed as it was
+    stored (state.upsert_facts); only facts stored before the index existed (no hash) need a pass over them,
+    which decodes each one (a first run would decode everything twice for nothing)."""
+    db = store.db
+    if db.execute("SELECT 1 FROM meta WHERE key=?", (incremental.INDEX,)).fetchone() is not None:
+        return
+    if db.execute("SELECT 1 FROM facts WHERE hash IS NULL LIMIT 1").fetchone() is None:
+        db.execute("INSERT INTO meta VALUES (?, '1')", (incremental.INDEX,))
+        return
+    incremental.ensure_index(store, store.all_facts())
 
 
 def _order(fact: Fact) -> tuple[str, str, str]:
