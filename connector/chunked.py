@@ -34,7 +34,7 @@ from .diffing import superseded_refs
 from .engine import Decision
 from .erasure import drop_suppressed
 from .fact_index import link_keys
-from .identity import resolve
+from .identity import KeySet, resolve
 from .outcome import Summary
 from .schema import Fact, Person
 from .state import StateStore
@@ -128,7 +128,9 @@ def resolve_and_decide(
         store.db.execute(
             "CREATE TEMP TABLE next_identity (merge_key TEXT PRIMARY KEY, person_key TEXT NOT NULL)"
         )
-    taken = incremental.TakenKeys(store)  # the identity rows stay as they were until every part is done
+    # the identity rows stay as they were until every part is done; a first run has none to ask about
+    fresh = store.db.execute("SELECT 1 FROM identity LIMIT 1").fetchone() is None
+    taken: KeySet = set() if fresh else incremental.TakenKeys(store)
     claimed: set[str] = set()
     people: list[Person] = []
     decisions: dict[str, Decision] = {}
@@ -168,6 +170,10 @@ def resolve_and_decide(
         total = summary.people.pop("total", 0)
         per_source.update(summary.people)
         per_source["\x00total"] += total
+        for person in resolution.people:
+            # saved in the snapshot (what `explain` reads); nothing after the decision asks for it, and at
+            # a few hundred bytes a person it was the largest thing kept for everyone until the writes
+            person.provenance = {}
         people += resolution.people
     with store.transaction():
         store.db.execute("DELETE FROM identity")
