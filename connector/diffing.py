@@ -275,6 +275,7 @@ class ChangePlanner:
             return self._member_from_snapshot(key, writer, self.config.stage_model.default, {})
         return self._member_from_snapshot(key, writer, row["stage"], decode_snapshot(row["snapshot"]))
 
+
 def _without_person(store: StateStore, target: str, segment: str) -> set[str]:
     """Members the state holds no person row for (not described, so not kept: the full path drops them)."""
     rows = store.db.execute(

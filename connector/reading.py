@@ -167,7 +167,8 @@ def store_batch(
         ]
         store.clear_rejected("read", name, stale)
     store.clear_rejected("read", name, [f"{f.ref.object}:{f.ref.id}" for f in facts])
-    stats["records"] += len(facts)
+    stats["records"] += len(facts) + batch.unchanged
+    stats["unchanged"] += batch.unchanged
     if batch.cursor is not None:
         store.set_cursor(name, batch.object, batch.cursor)
 

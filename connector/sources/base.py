@@ -38,7 +38,8 @@ class Batch:
     `cursor` is the value to save for `object` once this batch (and every batch before it) is stored; None
     keeps the previous cursor. `deleted` are record ids gone from the source. `live_ids`, when not None, is
     the complete set of ids that still exist for `object` (id reconciliation): stored facts of that object
-    with other ids are deleted.
+    with other ids are deleted. `unchanged` counts records the source left out because the state already
+    holds them exactly as read (counted as read and unchanged, as if mapped and found the same).
     """
 
     object: str
@@ -46,6 +47,7 @@ class Batch:
     deleted: list[str] = field(default_factory=list)
     cursor: str | None = None
     live_ids: set[str] | None = None
+    unchanged: int = 0
 
 
 class Source(ABC):

@@ -4,6 +4,11 @@ Each file is one object, named by its path relative to the YAML file. Its cursor
 unchanged file costs one read to hash and yields nothing; a changed file is read again completely and
 reconciled by `live_ids`, so rows deleted from the file disappear from state too. The hash also covers this
 source's config: after a mapping change the same file is read again under the new mapping.
+
+Within a changed file, rows the last complete read already mapped and stored, unchanged, are not mapped again
+(known_rows.py): they count as live and as read-and-unchanged, and yield nothing. File sources report no
+unknown picklist values (a value outside `value_maps` is left out of the fact), so skipping rows changes no
+`unknown_values` count.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from ...schema import Fact
 from ..base import Batch, Source, expect_config
 from .config import FileSourceConfig
 from .formats import ROW_ERROR, detect_format, read_rows, scan_file
+from .known_rows import KnownRows, row_digest, stamp
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +50,7 @@ class FileSource(Source):
 
     chunk_rows = CHUNK_ROWS
 
-    def __init__(self, cfg: FileSourceConfig, base_dir: Path) -> None:
+    def __init__(self, cfg: FileSourceConfig, base_dir: Path, state_dir: Path | None = None) -> None:
         self.name = cfg.name
         self.cfg = cfg
         self.base_dir = base_dir
@@ -59,10 +65,14 @@ class FileSource(Source):
             id_column=cfg.id_column,
         )
         self._fingerprint = cfg.fingerprint()
+        self.known = KnownRows.beside_state(state_dir, cfg.name)
+        # ids of the rows `map` turned into facts since the last batch went out: only those are recorded as
+        # stored (a rejected row must be mapped again next time)
+        self._mapped: set[str] = set()
 
     @classmethod
     def from_config(cls, cfg: SourceConfigBase, env: PluginEnv) -> FileSource:
-        return cls(expect_config(cfg, FileSourceConfig), env.base_dir)
+        return cls(expect_config(cfg, FileSourceConfig), env.base_dir, env.state_dir)
 
     # -- reading ------------------------------------------------------------------------------------------
 
@@ -95,20 +105,31 @@ class FileSource(Source):
         paths = self.files()
         current = {self.object_name(p): p for p in paths}
         for obj, path in current.items():
-            yield from self._read_file(obj, path, cursors.get(obj))
+            yield from self._read_file(obj, path, cursors.get(obj), keep=not ctx.dry_run)
         # A file that matched before and is gone now: its rows are gone too.
         for obj in sorted(set(cursors) - set(current)):
             if cursors[obj] != GONE:
                 log.info("files.read.gone", source=self.name, file=obj)
                 yield Batch(object=obj, cursor=GONE, live_ids=set())
+                if not ctx.dry_run:
+                    self.known.drop(obj)
 
-    def _read_file(self, obj: str, path: Path, previous: str | None) -> Iterator[Batch]:
+    def _read_file(self, obj: str, path: Path, previous: str | None, *, keep: bool) -> Iterator[Batch]:
+        """`keep`: the state keeps what is read (not a plan), so the row record may change with it.
+
+        Code after each `yield` runs once the run loop has stored that batch (it asks for the next one only
+        after its transaction committed), so the rows mapped by then are in the state."""
         fmt = detect_format(path, self.cfg.format)
         scan = scan_file(path, fmt, self.cfg.encoding)
         cursor = f"{scan.sha256}/{self._fingerprint}"
         if cursor == previous:
             log.info("files.read.unchanged", source=self.name, file=obj)
             return
+        record_stamp = stamp(self._fingerprint)
+        known = self.known.load(obj, previous, record_stamp) or frozenset()
+        recorded = bytearray()  # digests of rows the state holds after this read
+        sent: dict[str, bytes] = {}  # row id -> digest of the rows in the batch out for storing
+        skipped = unchanged = 0  # rows left out: since the last batch, in the whole file
         live: set[str] = set()
         seen: Counter[str] = Counter()
         records: list[dict[str, Any]] = []
@@ -119,8 +140,6 @@ class FileSource(Source):
         for line, row in rows:
             if total == 0 and fmt != "jsonl":
                 self._check_columns(obj, row)
-            row[FILE_KEY] = obj
-            row[LINE_KEY] = line
             base = row_id_base(row, self.spec)
             if base is None:
                 # no key to know it by: named by its line so its rejection can still be kept and replaced
@@ -128,17 +147,50 @@ class FileSource(Source):
             else:
                 seen[base] += 1
                 row_id = base if seen[base] == 1 else f"{base}#{seen[base]}"
-            row[ID_KEY] = row_id
             live.add(row_id)
-            records.append(row)
             total += 1
+            digest = row_digest(row_id, row)
+            if digest in known:
+                recorded += digest
+                skipped += 1
+                unchanged += 1
+                continue
+            row[FILE_KEY] = obj
+            row[LINE_KEY] = line
+            row[ID_KEY] = row_id
+            sent[row_id] = digest
+            records.append(row)
             if len(records) >= self.chunk_rows:
-                yield Batch(object=obj, records=records)
-                records = []
+                yield from self._send(
+                    Batch(object=obj, records=records, unchanged=skipped), sent, recorded, keep
+                )
+                records, sent, skipped = [], {}, 0
         log.info(
-            "files.read.file", source=self.name, file=obj, rows=total, format=fmt, encoding=scan.encoding
+            "files.read.file",
+            source=self.name,
+            file=obj,
+            rows=total,
+            unchanged=unchanged,
+            format=fmt,
+            encoding=scan.encoding,
         )
-        yield Batch(object=obj, records=records, cursor=cursor, live_ids=live)
+        final = Batch(object=obj, records=records, cursor=cursor, live_ids=live, unchanged=skipped)
+        yield from self._send(final, sent, recorded, keep)
+        if keep:
+            self.known.save(obj, cursor, record_stamp, bytes(recorded))
+
+    def _send(self, batch: Batch, sent: dict[str, bytes], recorded: bytearray, keep: bool) -> Iterator[Batch]:
+        """Yield one batch; once stored, record the digests of its rows that mapped."""
+        if keep:
+            # from the first batch that may reach the state on, the old record no longer describes it
+            self.known.drop(batch.object)
+        self._mapped.clear()
+        yield batch
+        for row_id in self._mapped:
+            digest = sent.get(row_id)
+            if digest is not None:
+                recorded += digest
+        self._mapped.clear()
 
     def _check_columns(self, obj: str, first_row: Mapping[str, Any]) -> None:
         # A renamed or mistyped column would otherwise reject every row one by one; name it once instead.
@@ -156,7 +208,9 @@ class FileSource(Source):
     # -- mapping ------------------------------------------------------------------------------------------
 
     def map(self, obj: str, raw: dict[str, Any]) -> Fact:
-        return map_file_row(obj, raw, self.spec)
+        fact = map_file_row(obj, raw, self.spec)
+        self._mapped.add(fact.ref.id)
+        return fact
 
     def mapping_for(self, obj: str) -> ObjectMapping | None:
         return self.mapping
