@@ -143,10 +143,11 @@ def resolve_and_decide(
         facts = drop_suppressed(store, read, environ)
         runner._suppressed_read += len(read) - len(facts)
         runner._superseded |= superseded_refs(facts)
-        keys = sorted({k for f in facts for k in link_keys(f)})
+        # the identity rows of every key these records can hold (a first run has none to look up)
+        previous = {} if fresh else store.identity_of(sorted({k for f in facts for k in link_keys(f)}))
         resolution = resolve(
             facts,
-            store.identity_of(keys),
+            previous,
             as_of=as_of,
             merge_on=config.identity.merge_on,
             roles=roles,
