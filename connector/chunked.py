@@ -165,7 +165,12 @@ def resolve_and_decide(
             store.db.executemany(
                 "INSERT OR REPLACE INTO temp.next_identity VALUES (?, ?)", resolution.identity.items()
             )
-        decisions.update(runner._decide(store, resolution.people, as_of, run_id, summary, part=True))
+        decided = runner._decide(store, resolution.people, as_of, run_id, summary, part=True)
+        for decision in decided.values():
+            # the rule's trail is saved with the decision and went out with its event; the plan and the tasks
+            # read only the stage
+            decision.matched = []
+        decisions.update(decided)
         stages.update(summary.stages)
         moves.update(summary.transitions)
         total = summary.people.pop("total", 0)
