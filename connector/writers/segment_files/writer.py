@@ -224,9 +224,7 @@ class SegmentFilesWriter(Writer):
         content, index = self._render_indexed(change.segment, columns, rows)
         return content, index, False
 
-    def _patched(
-        self, change: SegmentChange, before: Published, path: Path
-    ) -> tuple[bytes, RowIndex] | None:
+    def _patched(self, change: SegmentChange, before: Published, path: Path) -> tuple[bytes, RowIndex] | None:
         assert change.redescribed is not None
         try:
             content = path.read_bytes()
