@@ -214,18 +214,19 @@ class SegmentFilesWriter(Writer):
         and the file is still what was published; else every member rendered."""
         columns = self.cfg.columns
         if self.cfg.format != "csv" or not patchable_encoding(self.cfg.encoding):
-            rows = [self._cells(m) for m in sorted_members(change.members)]
-            return self._render(change.segment, columns, rows), None, False
+            cells = [self._cells(m) for m in sorted_members(change.members)]
+            return self._render(change.segment, columns, cells), None, False
         if before is not None and change.redescribed is not None:
-            done = self._patched(change, before, path)
+            done = self._patched(change, change.redescribed, before, path)
             if done is not None:
                 return (*done, True)
         rows = ((_row_key(m), self._csv_cells(m)) for m in sorted_members(change.members))
         content, index = self._render_indexed(change.segment, columns, rows)
         return content, index, False
 
-    def _patched(self, change: SegmentChange, before: Published, path: Path) -> tuple[bytes, RowIndex] | None:
-        assert change.redescribed is not None
+    def _patched(
+        self, change: SegmentChange, redescribed: Sequence[Member], before: Published, path: Path
+    ) -> tuple[bytes, RowIndex] | None:
         try:
             content = path.read_bytes()
         except OSError:
@@ -235,7 +236,7 @@ class SegmentFilesWriter(Writer):
         index = self.rows.load(path, before.file)
         if index is None or index.content_size() != len(content):
             return None
-        fresh = [*change.adds, *change.redescribed]
+        fresh = [*change.adds, *redescribed]
         drop = {m.person_key for m in (*fresh, *change.removes)}
         out, rows = patched(
             content,
