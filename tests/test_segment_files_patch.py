@@ -21,7 +21,8 @@ from connector.diffing import ChangePlanner
 from connector.pipeline import Runner, Summary
 from connector.plan import Member, SegmentChange
 from connector.schema import RecordRef
-from connector.writers.segment_files.config import SegmentFilesConfig
+from connector.writers.segment_files import writer as files_writer_module
+from connector.writers.segment_files.config import DEFAULT_COLUMNS, SegmentFilesConfig
 from connector.writers.segment_files.writer import SegmentFilesWriter, sorted_members
 
 CLOCK = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC)
@@ -47,26 +48,35 @@ def big(project: Project) -> Project:
 
 @pytest.fixture
 def counts(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """`rows`: member rows rendered by the writer; `whole`: segment files rendered whole (by title);
-    `decoded`: stored snapshots the diff step decoded into members."""
+    """`rows`: member rows the writer rendered (segment file and change log); `whole <title>`: files rendered
+    whole; `decoded`: stored snapshots the diff step decoded into members."""
     seen: Counter[str] = Counter()
-    cells, indexed = SegmentFilesWriter._csv_cells, SegmentFilesWriter._render_indexed
+    cell, render = files_writer_module._cell, SegmentFilesWriter._render
+    indexed = getattr(SegmentFilesWriter, "_render_indexed", None)  # absent before rows could be patched
     decode = ChangePlanner._member_from_snapshot
+    width = len(DEFAULT_COLUMNS)
 
-    def spy_cells(self: SegmentFilesWriter, member: Member) -> list[str]:
-        seen["rows"] += 1
-        return cells(self, member)
+    def spy_cell(member: Member, column: str) -> Any:
+        seen["cells"] += 1
+        seen["rows"] = seen["cells"] // width
+        return cell(member, column)
+
+    def spy_render(self: SegmentFilesWriter, title: str, *args: Any) -> Any:
+        seen[f"whole {title}"] += 1
+        return render(self, title, *args)
 
     def spy_indexed(self: SegmentFilesWriter, title: str, *args: Any) -> Any:
         seen[f"whole {title}"] += 1
+        assert indexed is not None
         return indexed(self, title, *args)
 
     def spy_decode(self: ChangePlanner, key: str, *args: Any) -> Member:
         seen["decoded"] += 1
         return decode(self, key, *args)
 
-    monkeypatch.setattr(SegmentFilesWriter, "_csv_cells", spy_cells)
-    monkeypatch.setattr(SegmentFilesWriter, "_render_indexed", spy_indexed)
+    monkeypatch.setattr(files_writer_module, "_cell", spy_cell)
+    monkeypatch.setattr(SegmentFilesWriter, "_render", spy_render)
+    monkeypatch.setattr(SegmentFilesWriter, "_render_indexed", spy_indexed, raising=False)
     monkeypatch.setattr(ChangePlanner, "_member_from_snapshot", spy_decode)
     return seen
 
