@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spine_helpers import AS_OF, Project
 
+from connector.cli import cli
 from connector.context import RunContext
 from connector.diffing import ChangePlanner
+from connector.erasure import SALT_ENV
 from connector.pipeline import Runner, Summary
 from connector.plan import Member, SegmentChange
 from connector.schema import RecordRef
@@ -170,6 +173,24 @@ def test_without_its_row_index_the_writer_renders_the_file_whole(big: Project, c
     big.write("data/people.csv", people_csv(150, names={0: "Renamed", 4: "Again"}))
     run(big)
     assert counts["whole warm"] == 0 and counts["rows"] == 1
+
+
+def test_forget_leaves_no_row_index_naming_the_erased_person(
+    big: Project, counts: Counter[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SALT_ENV, "pepper")
+    run(big)
+    indexes = big.root / "state" / "cache" / "segment-files-files.rows"
+    assert "p000@bench.example" in (indexes / "warm.csv.rows.json").read_text(encoding="utf-8")
+
+    forgot = CliRunner().invoke(cli, ["forget", "-c", str(big.config_path), "p000@bench.example"])
+
+    assert forgot.exit_code == 0, forgot.output
+    assert all("p000@" not in p.read_text(encoding="utf-8") for p in indexes.glob("*.json"))
+    counts.clear()
+    big.write("data/people.csv", people_csv(150, names={4: "Renamed"}))
+    run(big)  # the file without its index is rendered whole once, and the erased person stays out
+    assert counts["whole warm"] == 1 and "p000@bench.example" not in big.segment_rows("warm")
 
 
 # ---- the writer alone: patched bytes are full-render bytes on random histories --------------------------

@@ -172,6 +172,8 @@ class SegmentFilesWriter(Writer):
     def forget_rows(self, segment: str, keys: set[str], emails: set[str]) -> int:
         """Erasure: drop every row of `segment`'s file and change log whose cells hold one of these person
         keys or e-mails (whichever `columns:` shows); returns how many rows went."""
+        # the row index names people by key and e-mail, erased ones among them: gone, the next run renders whole
+        self.rows.drop(self.path_for(segment))
         removed = 0
         for path, title in (
             (self.path_for(segment), segment),
