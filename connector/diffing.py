@@ -181,7 +181,11 @@ class ChangePlanner:
             made = store.membership_records(writer.name, segment.name) if removes else {}
             created = {m.person_key: made[m.person_key] for m in removes if m.person_key in made}
             touched = changed is None or bool(adds or removes) or any(m.person_key in changed for m in fresh)
-            out.append(SegmentChange(segment.name, members, adds, removes, created, touched))
+            redescribed: list[Member] | None = None
+            if by_people and changed is not None:
+                added = {m.person_key for m in adds}
+                redescribed = [m for m in fresh if m.person_key in changed and m.person_key not in added]
+            out.append(SegmentChange(segment.name, members, adds, removes, created, touched, redescribed))
             summary.segments.setdefault(writer.name, {})[segment.name] = {
                 "members": len(members),
                 "adds": len(adds),

@@ -94,3 +94,7 @@ class SegmentChange:
     # segment (no add, no remove, no member whose values or stage changed since): a writer that publishes
     # the whole list may then leave what it published alone. True whenever it cannot tell (a full run).
     touched: bool = True
+    # The members still in the segment whose stage or values changed since this target last took it (adds
+    # and removes aside): with `adds` and `removes`, everything that differs from what was published, so a
+    # writer may patch what it published instead of describing every member. None whenever it cannot tell.
+    redescribed: Sequence[Member] | None = None

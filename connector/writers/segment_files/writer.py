@@ -31,6 +31,7 @@ from ..base import ErasureRequest, ErasureResult, Writer, WriteResult, expect_co
 from .config import CHANGES_STEM_SUFFIX, SegmentFilesConfig, check_segment_name, segment_file_stem
 from .history import file_date, history_header, merged_history
 from .published import Published, PublishedFiles, digest, file_digest
+from .rows import RowEncoder, RowIndex, RowIndexes, RowKey, full_render, patchable_encoding, patched
 from .tables import Cell, csv_text, is_formula_like, read_csv, read_xlsx, render_csv, render_xlsx
 
 log = structlog.get_logger(__name__)
@@ -46,6 +47,9 @@ class SegmentFilesWriter(Writer):
         self.base_dir = base_dir
         # what the last runs wrote (published.py): an unchanged segment is then not rendered again
         self.published = PublishedFiles.beside_state(state_dir, cfg.name)
+        # where each member's row sits in those files (rows.py): a touched segment is patched, not re-rendered
+        where = self.published.path
+        self.rows = RowIndexes(None if where is None else where.with_name(f"{where.stem}.rows"))
         self._config_digest = digest(cfg.model_dump_json().encode("utf-8"))
         directory = Path(cfg.directory).expanduser()
         self.directory = directory if directory.is_absolute() else base_dir / directory
@@ -96,14 +100,17 @@ class SegmentFilesWriter(Writer):
         try:
             # the file still holds what was published, and nobody in it changed: rendering gives the same bytes
             if unchanged and before is not None and file_digest(path) == before.file:
-                file_sha, wrote = before.file, False
+                file_sha, wrote, patch = before.file, False, False
             else:
                 self.published.drop(path)
                 self.directory.mkdir(parents=True, exist_ok=True)
-                content = self._render(
-                    change.segment, columns, [self._cells(m) for m in sorted_members(change.members)]
-                )
+                content, rows, patch = self._segment_bytes(change, before, path)
                 file_sha, wrote = digest(content), write_if_changed(path, content)
+                if rows is None:
+                    self.rows.drop(path)
+                else:
+                    rows.file = file_sha
+                    self.rows.save(path, rows)
             changes_sha, oldest = (before.changes, before.oldest) if before is not None else (None, None)
             # every run, not only with adds or removes: rows past the retention leave even when nothing changes
             if delta or changes_path.exists():
@@ -116,10 +123,16 @@ class SegmentFilesWriter(Writer):
                 )
                 if not kept:
                     self.published.drop(path)
-                    history = self._history(changes_path, columns, delta, keep_from)
-                    log_bytes = self._render(f"{change.segment} changes", history_header(columns), history)
+                    appended = self._appended_log(changes_path, before, delta, keep_from)
+                    if appended is not None:
+                        log_bytes, oldest = appended
+                    else:
+                        history = self._history(changes_path, columns, delta, keep_from)
+                        header = history_header(columns)
+                        log_bytes = self._render(f"{change.segment} changes", header, history)
+                        oldest = _oldest_day(history)
                     write_if_changed(changes_path, log_bytes)
-                    changes_sha, oldest = digest(log_bytes), _oldest_day(history)
+                    changes_sha = digest(log_bytes)
             else:
                 changes_sha, oldest = None, None
             self.published.set(path, Published(file_sha, changes_sha, oldest, self._config_digest))
@@ -138,6 +151,7 @@ class SegmentFilesWriter(Writer):
             adds=len(change.adds),
             removes=len(change.removes),
             rewritten=wrote,
+            patched=patch,
         )
         return WriteResult(notes=[note if wrote or delta else f"{note} (unchanged)"])
 
@@ -158,6 +172,8 @@ class SegmentFilesWriter(Writer):
     def forget_rows(self, segment: str, keys: set[str], emails: set[str]) -> int:
         """Erasure: drop every row of `segment`'s file and change log whose cells hold one of these person
         keys or e-mails (whichever `columns:` shows); returns how many rows went."""
+        # the row index names people by key and e-mail, erased ones among them: gone, the next run renders whole
+        self.rows.drop(self.path_for(segment))
         removed = 0
         for path, title in (
             (self.path_for(segment), segment),
@@ -184,11 +200,92 @@ class SegmentFilesWriter(Writer):
     # -- rendering ----------------------------------------------------------------------------------------
 
     def _cells(self, member: Member) -> list[Cell]:
-        cells = [_cell(member, col) for col in self.cfg.columns]
         if self.cfg.format == "csv":
             # text now, with formulas defused here: rows read back from the change log are text already
-            return [self._csv_cell(cell) for cell in cells]
-        return cells
+            return list(self._csv_cells(member))
+        return [_cell(member, col) for col in self.cfg.columns]
+
+    def _csv_cells(self, member: Member) -> list[str]:
+        return [self._csv_cell(_cell(member, col)) for col in self.cfg.columns]
+
+    def _segment_bytes(
+        self, change: SegmentChange, before: Published | None, path: Path
+    ) -> tuple[bytes, RowIndex | None, bool]:
+        """The segment file's new bytes, its row index (CSV in a stateless encoding) and whether it was
+        patched: the rows of members added, removed or described differently, when the diff step names them
+        and the file is still what was published; else every member rendered."""
+        columns = self.cfg.columns
+        if self.cfg.format != "csv" or not patchable_encoding(self.cfg.encoding):
+            cells = [self._cells(m) for m in sorted_members(change.members)]
+            return self._render(change.segment, columns, cells), None, False
+        if before is not None and change.redescribed is not None:
+            done = self._patched(change, change.redescribed, before, path)
+            if done is not None:
+                return (*done, True)
+        rows = ((_row_key(m), self._csv_cells(m)) for m in sorted_members(change.members))
+        content, index = self._render_indexed(change.segment, columns, rows)
+        return content, index, False
+
+    def _patched(
+        self, change: SegmentChange, redescribed: Sequence[Member], before: Published, path: Path
+    ) -> tuple[bytes, RowIndex] | None:
+        try:
+            content = path.read_bytes()
+        except OSError:
+            return None
+        if digest(content) != before.file:
+            return None  # deleted or saved over by hand: rendered whole, as it was published
+        index = self.rows.load(path, before.file)
+        if index is None or index.content_size() != len(content):
+            return None
+        fresh = [*change.adds, *redescribed]
+        drop = {m.person_key for m in (*fresh, *change.removes)}
+        out, rows = patched(
+            content,
+            index,
+            self.cfg.columns,
+            drop,
+            [(_row_key(m), self._csv_cells(m)) for m in fresh],
+            self.cfg.csv_delimiter,
+            self.cfg.encoding,
+        )
+        if len(rows) != len(change.members):  # the file and the state disagree on who is in: start over
+            log.warning(
+                "segment_files.patch.mismatch",
+                target=self.name,
+                segment=change.segment,
+                rows=len(rows),
+                members=len(change.members),
+            )
+            return None
+        return out, rows
+
+    def _appended_log(
+        self, path: Path, before: Published | None, delta: Sequence[Sequence[Cell]], keep_from: dt.date
+    ) -> tuple[bytes, dt.date | None] | None:
+        """The change log with this run's rows appended, when nothing in it falls out of retention and it
+        still holds what was published (then a full merge gives the same bytes); None otherwise."""
+        if (
+            not delta
+            or before is None
+            or before.changes is None
+            or (before.oldest is not None and before.oldest < keep_from)
+            or self.cfg.format != "csv"
+            or not patchable_encoding(self.cfg.encoding)
+        ):
+            return None
+        try:
+            content = path.read_bytes()
+        except OSError:
+            return None
+        if digest(content) != before.changes:
+            return None
+        encoder = RowEncoder(self.cfg.csv_delimiter, self.cfg.encoding)
+        encoder.header(history_header(self.cfg.columns))
+        mark = self.cfg.decimal_mark
+        added = b"".join(encoder.row([csv_text(cell, mark) for cell in row]) for row in delta)
+        days = [d for d in (before.oldest, _oldest_day(delta)) if d is not None]
+        return content + added, min(days, default=None)
 
     def _csv_cell(self, cell: Cell) -> str:
         text = csv_text(cell, self.cfg.decimal_mark)
@@ -201,6 +298,12 @@ class SegmentFilesWriter(Writer):
             return render_xlsx(header, rows, title, self.cfg.escape_formulas)
         texts = ([csv_text(cell, self.cfg.decimal_mark) for cell in row] for row in rows)
         return render_csv(header, texts, self.cfg.csv_delimiter, self.cfg.encoding)
+
+    def _render_indexed(
+        self, title: str, header: Sequence[str], rows: Iterable[tuple[RowKey, Sequence[str]]]
+    ) -> tuple[bytes, RowIndex]:
+        """A CSV segment file rendered whole (the bytes `_render` gives), with its row index."""
+        return full_render(header, rows, self.cfg.csv_delimiter, self.cfg.encoding)
 
     def _history(
         self, path: Path, columns: Sequence[str], delta: Sequence[Sequence[Cell]], keep_from: dt.date
@@ -236,6 +339,10 @@ class SegmentFilesWriter(Writer):
 def sorted_members(members: Iterable[Member]) -> list[Member]:
     """Stable order: by e-mail (members without one last), then person key."""
     return sorted(members, key=lambda m: (m.email is None, (m.email or "").lower(), m.person_key))
+
+
+def _row_key(member: Member) -> RowKey:
+    return RowKey(member.person_key, None if member.email is None else member.email.lower())
 
 
 def _oldest_day(history: Sequence[Sequence[Cell]]) -> dt.date | None:
