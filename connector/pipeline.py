@@ -2,11 +2,12 @@
 
     read    every source (reading.py): map raw records to facts (a bad record is rejected with its reason and
             kept for the next run); facts and the cursor that covers them commit together
-    resolve fold all known facts into people with stable keys
+    resolve fold the facts a run reached (incremental.py; everyone a part at a time on a full run: chunked.py)
+            into people with stable keys
     decide  one stage per person by the configured rules; transitions recorded with their reason
     diff    (diffing.py) labels that differ from the last label written per record and target; segment
             members to add and remove per target
-    write   (run only) hand the differences to each writer; record what succeeded, keep what failed
+    write   (run only; writing.py) hand the differences to each writer; record what succeeded, keep what failed
             (also when the writer lost its system part way: then that target stops, exit 4)
 
 `plan` does the same inside a state transaction that is rolled back, and calls no writer.
@@ -56,9 +57,7 @@ from .outcome import (
     record_failure,
     record_state_failure,
 )
-from .plan import SegmentChange
-from .progress import progress
-from .reading import new_stats, read_source, reject_reason
+from .reading import new_stats, read_source
 from .registry import load_source, load_writer
 from .retry import RetryPolicy
 from .schema import Person, encode_value
@@ -68,7 +67,8 @@ from .state_codec import encode_decision, encode_snapshot
 from .tasks import store as task_ledger
 from .tasks.sync import sync_tasks
 from .vetoes import Veto, segment_vetoes
-from .writers.base import Writer, WriteResult
+from .writers.base import Writer
+from .writing import write_target
 
 log = structlog.get_logger(__name__)
 
@@ -349,7 +349,7 @@ class Runner:
                 if writer.name in stopped:
                     continue
                 try:
-                    self._write(
+                    write_target(
                         store,
                         writer,
                         plan,
@@ -358,6 +358,7 @@ class Runner:
                         run_id,
                         rejected_now,
                         predicted.get(writer.name, {}),
+                        self.feed,
                     )
                 except (ConfigError, BudgetExceededError, UnreachableError, OSError) as exc:
                     kind = record_failure(summary, "writer", writer.name, exc)
@@ -627,121 +628,6 @@ class Runner:
             summary.people = incremental.people_counts(store)
         return decisions
 
-    # ---- diff ---------------------------------------------------------------------------------------
-
-    # ---- write --------------------------------------------------------------------------------------
-
-    def _write(
-        self,
-        store: StateStore,
-        writer: Writer,
-        plan: Plan,
-        ctx: RunContext,
-        summary: Summary,
-        run_id: int,
-        rejected_now: Counter[str],
-        predicted: dict[str, RecordError],
-    ) -> None:
-        changes = plan.labels.get(writer.name, [])
-        segments = plan.segments.get(writer.name, [])
-        # what preflight knows the target refuses is not sent: kept rejected with the reason instead
-        to_send = [c for c in changes if str(c.ref) not in predicted]
-        # the whole plan first: a writer may carry a record's label and segment changes in one call
-        store.check_writable(len(changes) + sum(len(c.adds) + len(c.removes) for c in segments))
-        writer.begin_writes(to_send, segments, ctx)
-        if changes:
-            stats = summary.labels[writer.name]
-            with progress(f"{writer.name}: labels", total=len(to_send), unit="record") as bar:
-                result = writer.write_labels(to_send, ctx) if to_send else WriteResult()
-                bar.update(len(to_send))
-            result.failed.update(predicted)
-            done = [c for c in changes if str(c.ref) not in result.failed]
-            with store.transaction():
-                store.set_labels(writer.name, [(c.ref, c.person_key, c.new) for c in done], run_id)
-                store.clear_rejected("write", writer.name, [str(c.ref) for c in done])
-                for item, exc in result.failed.items():
-                    store.reject(
-                        "write", writer.name, item, reject_reason(exc), run_id, obj="label", code=exc.code
-                    )
-                    rejected_now[f"{writer.name}: {exc.code or 'rejected'}"] += 1
-            stats["written"] = len(done)
-            stats["failed"] = len(result.failed)
-            summary.notes.extend(result.notes)
-            log.info(
-                "writer.labels.done",
-                target=writer.name,
-                written=len(done),
-                failed=len(result.failed),
-                calls=result.calls,
-            )
-            _stop_if_unreachable(result)
-        members = sum(len(c.adds) + len(c.removes) for c in segments)
-        with progress(f"{writer.name}: segments", total=members, unit="member") as bar:
-            self._sync_segments(store, writer, segments, ctx, summary, run_id, rejected_now, bar)
-
-    def _sync_segments(
-        self,
-        store: StateStore,
-        writer: Writer,
-        segments: list[SegmentChange],
-        ctx: RunContext,
-        summary: Summary,
-        run_id: int,
-        rejected_now: Counter[str],
-        bar: Any,
-    ) -> None:
-        for change in segments:
-            # writers that publish the whole segment (files) also want unchanged segments: names and stages
-            # of members may have changed, and an empty segment still gets its (empty) file
-            if not change.adds and not change.removes and not writer.publishes_snapshots:
-                continue
-            store.check_writable(len(change.adds) + len(change.removes))
-            result = writer.sync_segment(change, ctx)
-            added = [m.person_key for m in change.adds if m.person_key not in result.failed]
-            removed = [m.person_key for m in change.removes if m.person_key not in result.failed]
-            with store.transaction():
-                store.add_members(writer.name, change.segment, added, ctx.as_of, run_id)
-                store.remove_members(writer.name, change.segment, removed)
-                store.set_membership_records(writer.name, change.segment, result.created)
-                if self.feed is not None:
-                    self.feed.segment_changed(
-                        store,
-                        writer.name,
-                        change.segment,
-                        [m for m in change.adds if m.person_key not in result.failed],
-                        [m for m in change.removes if m.person_key not in result.failed],
-                        ctx.as_of,
-                        run_id,
-                    )
-                store.clear_rejected("write", writer.name, [f"{change.segment}:{k}" for k in added + removed])
-                for item, exc in result.failed.items():
-                    store.reject(
-                        "write",
-                        writer.name,
-                        f"{change.segment}:{item}",
-                        reject_reason(exc),
-                        run_id,
-                        obj="segment",
-                        code=exc.code,
-                    )
-                    rejected_now[f"{writer.name}: {exc.code or 'rejected'}"] += 1
-            seg_stats = summary.segments[writer.name][change.segment]
-            seg_stats["added"] = len(added)
-            seg_stats["removed"] = len(removed)
-            seg_stats["failed"] = len(result.failed)
-            summary.notes.extend(result.notes)
-            log.info(
-                "writer.segment.done",
-                target=writer.name,
-                segment=change.segment,
-                added=len(added),
-                removed=len(removed),
-                failed=len(result.failed),
-                calls=result.calls,
-            )
-            bar.update(len(change.adds) + len(change.removes))
-            _stop_if_unreachable(result)
-
 
 def _plugins(sources: list[Source], writers: list[Writer]) -> list[Source | Writer]:
     return [*sources, *writers]
@@ -769,13 +655,6 @@ def _tally_rejected(store: StateStore, summary: Summary, rejected_now: Counter[s
     summary.rejected["count"] = sum(rejected_now.values())
     summary.rejected["reasons"] = dict(rejected_now.most_common(20))
     summary.rejected["pending"] = len(store.rejected())
-
-
-def _stop_if_unreachable(result: WriteResult) -> None:
-    """A writer that lost its system part way returns what it did (recorded above) and says so: from here on
-    it is the same as a writer raising `UnreachableError` (this target stops, the others go on, exit 4)."""
-    if result.unreachable:
-        raise UnreachableError(result.unreachable)
 
 
 def _labels_of(store: StateStore, target: str, keys: set[str]) -> list[str]:
