@@ -7,12 +7,12 @@ next append starts on a new line, so only that torn line is unreadable and its e
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from ..atomic_file import replace_atomically
 
 
 def append(path: Path, bodies: Sequence[str]) -> None:
@@ -38,16 +38,7 @@ def rewrite_without(path: Path, drop: Callable[[str], bool]) -> int:
     kept = [line for line in lines if not drop(line)]
     if len(kept) == len(lines):
         return 0
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), stat.S_IMODE(path.stat().st_mode))
-            fh.write("".join(kept).encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    replace_atomically(
+        path, "".join(kept).encode("utf-8"), mode=stat.S_IMODE(path.stat().st_mode), durable=True
+    )
     return len(lines) - len(kept)

@@ -14,16 +14,15 @@ org refuses with INVALID_FIELD, a picklist value the cached rows do not know).
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 import structlog
+
+from ...atomic_file import replace_atomically
 
 log = structlog.get_logger(__name__)
 
@@ -128,15 +127,9 @@ class DescribeCache:
 
     def _write(self, body: dict[str, Any]) -> None:
         # No fsync: a file lost in a crash costs one describe per object on the next run, nothing more.
-        tmp: str | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(body, fh, separators=(",", ":"), sort_keys=True)
-            os.replace(tmp, self.path)
+            text = json.dumps(body, separators=(",", ":"), sort_keys=True)
+            replace_atomically(self.path, text.encode("utf-8"))
         except OSError as exc:
             log.warning("salesforce.describe_cache.unwritable", path=str(self.path), error=type(exc).__name__)
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)

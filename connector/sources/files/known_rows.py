@@ -23,10 +23,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
 import sys
-import tempfile
 from collections.abc import Mapping
 from functools import cache
 from importlib.metadata import PackageNotFoundError
@@ -35,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+
+from ...atomic_file import replace_atomically
 
 log = structlog.get_logger(__name__)
 
@@ -123,21 +123,11 @@ class KnownRows:
             {"cursor": cursor, "stamp": record_stamp, "rows": len(digests) // DIGEST_BYTES}, sort_keys=True
         ).encode()
         body = MAGIC + header + b"\n" + digests
-        tmp: str | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(body)
-                fh.write(hashlib.sha256(body).digest())
-            os.replace(tmp, path)
-            tmp = None
+            replace_atomically(path, body + hashlib.sha256(body).digest())
         except OSError as exc:
             log.warning("files.rows.not_saved", source=self.source, file=obj, error=str(exc))
-        finally:
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
 
 
 def _parse(data: bytes) -> tuple[dict[str, Any], bytes]:

@@ -15,18 +15,17 @@ leaves an entry vouching for files that are not what this run meant.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import structlog
+
+from ...atomic_file import replace_atomically
 
 log = structlog.get_logger(__name__)
 
@@ -114,12 +113,4 @@ class PublishedFiles:
             return
         text = json.dumps({k: v.to_json() for k, v in sorted(self._entries.items())}, sort_keys=True)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        replace_atomically(self.path, text.encode("utf-8"))

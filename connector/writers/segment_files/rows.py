@@ -21,13 +21,13 @@ import contextlib
 import csv
 import itertools
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
+
+from ...atomic_file import replace_atomically
 
 log = structlog.get_logger(__name__)
 
@@ -220,15 +220,7 @@ class RowIndexes:
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(index.to_json())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        replace_atomically(path, index.to_json().encode("utf-8"))
 
     def drop(self, file: Path) -> None:
         path = self._path(file)

@@ -14,13 +14,13 @@ import csv
 import datetime as dt
 import os
 import stat
-import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import structlog
 
+from ...atomic_file import replace_atomically
 from ...context import PluginEnv, RunContext
 from ...erasure_config import CrmAction
 from ...errors import ConfigError, RecordError
@@ -379,31 +379,5 @@ def write_if_changed(path: Path, content: bytes) -> bool:
         mode = stat.S_IMODE(current.st_mode)
         if current.st_size == len(content) and path.read_bytes() == content:
             return False
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), mode)
-            fh.write(content)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_directory(path.parent)
+    replace_atomically(path, content, mode=mode, durable=True)
     return True
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable; not every platform lets a directory be opened, hence best effort.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        # some filesystems cannot fsync a directory; the rename still stands
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
