@@ -8,7 +8,7 @@ import re
 from pydantic import Field, ValidationInfo, field_validator
 
 from ..crm.transport import ca_bundle_path, https_unless_loopback
-from ..model import NAME_PATTERN, StrictModel
+from ..model import StrictModel, check_name
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
@@ -28,9 +28,7 @@ class WebhookConfig(StrictModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not NAME_PATTERN.match(value):
-            raise ValueError(f"'{value}' must match {NAME_PATTERN.pattern}")
-        return value
+        return check_name(value)
 
     @field_validator("url")
     @classmethod

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from ..conditions import Condition, field_type
-from ..model import NAME_PATTERN, StrictModel
+from ..model import StrictModel, check_name
 from ..schema import FieldType
 from .templates import check_template
 
@@ -148,9 +148,7 @@ class TaskConfig(StrictModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not NAME_PATTERN.match(value):
-            raise ValueError(f"'{value}' must match {NAME_PATTERN.pattern}")
-        return value
+        return check_name(value)
 
 
 def task_problems(
