@@ -386,10 +386,8 @@ def _delete_rows(store: StateStore, keys: set[str], refs: set[str]) -> dict[str,
     counts: dict[str, int] = {}
 
     def run(table: str, sql: str, args: Sequence[tuple[str, ...]]) -> None:
-        total = 0
-        for arg in args:
-            total += max(store.db.execute(sql, arg).rowcount, 0)
-        counts[table] = counts.get(table, 0) + total
+        total = store.db.executemany(sql, args).rowcount if args else 0  # rows deleted, summed over args
+        counts[table] = counts.get(table, 0) + max(total, 0)
 
     by_key = [(k,) for k in sorted(keys)]
     by_ref = [(r,) for r in sorted(refs)]
