@@ -21,24 +21,23 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from . import logs
 from .config import AppConfigBase, ConfigErrors, load_config
-from .erasure import forget as forget_people
-from .erasure import is_suppressed
+from .context import plugin_env
 from .errors import ConfigError, LockedError, RetriableError, StateError, UnreachableError
-from .outcome import EXIT_LOCKED, EXIT_NOT_FOUND, EXIT_PARTIAL, EXIT_STATE, EXIT_UNREACHABLE
-from .pipeline import EXIT_CONFIG, Runner, Summary
+from .outcome import EXIT_CONFIG, EXIT_LOCKED, EXIT_NOT_FOUND, EXIT_PARTIAL, EXIT_STATE, EXIT_UNREACHABLE
 from .registry import load_source, load_writer
-from .report import funnel_report, funnel_svg, funnel_text
 from .schema import normalise_email
-from .sources.base import Source
-from .state import StateStore
-from .state_codec import decode_decision, decode_snapshot
-from .writers.base import Writer
+
+if TYPE_CHECKING:  # the run's modules load with the commands that run: `validate` and `schema` stay light
+    from .pipeline import Summary
+    from .sources.base import Source
+    from .state import StateStore
+    from .writers.base import Writer
 
 
 def _as_of(value: str | None) -> dt.date:
@@ -93,21 +92,13 @@ JSON = click.option("--json", "as_json", is_flag=True, help="Print one JSON obje
 def validate(config_path: str) -> None:
     """Check the config: every error at once, each with file, line and key path (exit 2)."""
     config = _load(config_path)
-    runner = Runner(config)
+    env = plugin_env(config)
     problems: list[str] = []
     plugins: list[Source | Writer] = []
     # every plugin is built and checked even when another one fails: all problems in one round
     builds: list[Callable[[], Source | Writer]] = [
-        *(
-            functools.partial(load_source(c.type).from_config, c, runner.env)
-            for c in config.sources
-            if c.enabled
-        ),
-        *(
-            functools.partial(load_writer(c.type).from_config, c, runner.env)
-            for c in config.targets
-            if c.enabled
-        ),
+        *(functools.partial(load_source(c.type).from_config, c, env) for c in config.sources if c.enabled),
+        *(functools.partial(load_writer(c.type).from_config, c, env) for c in config.targets if c.enabled),
     ]
     for build in builds:
         try:
@@ -120,7 +111,11 @@ def validate(config_path: str) -> None:
             plugin.check()  # offline: a file source's file exists, nothing goes over the network
         except ConfigError as exc:
             problems.append(str(exc))
-    runner.close_plugins(plugins)
+    for closing in [*plugins, env]:
+        with contextlib.suppress(
+            Exception
+        ):  # nothing was opened over the network; a close cannot matter here
+            closing.close()
     if problems:
         for p in dict.fromkeys(problems):  # a source and its target share credentials: say it once
             click.echo(f"error: {config_path}: {p}", err=True)
@@ -279,6 +274,8 @@ FULL_RECOMPUTE = click.option(
 def plan(config_path: str, as_of: str | None, as_json: bool, full: bool, full_recompute: bool) -> None:
     """Dry run: read sources and show every label change and segment add/remove; write nothing."""
     config = _load(config_path)
+    from .pipeline import Runner
+
     summary = Runner(config, full_recompute=full_recompute).execute("plan", _as_of(as_of))
     _print_summary(summary, as_json, full)
     sys.exit(summary.exit_code)
@@ -331,6 +328,8 @@ def run(
     config = _load(config_path)
     started = time.monotonic()
     # SIGTERM / Ctrl-C leave as KeyboardInterrupt: connector.entry ends the process with 130
+    from .pipeline import Runner
+
     summary = Runner(config, allow_mass_change=allow_mass_change, full_recompute=full_recompute).execute(
         "run", _as_of(as_of)
     )
@@ -375,6 +374,8 @@ def _exit_7_on_state_error(command: F) -> F:
 
 
 def _open_state(config: AppConfigBase) -> StateStore:
+    from .state import StateStore
+
     path = config.state_path()
     if not path.exists():
         click.echo(f"no state at {path} yet: nothing has run with this config", err=True)
@@ -399,6 +400,9 @@ def find_person(store: StateStore, key: str) -> str | None:
 @_exit_7_on_state_error
 def explain(config_path: str, key: str, as_json: bool) -> None:
     """Why a person (person key, e-mail, external id or source:Object:Id) has their stage."""
+    from .erasure import is_suppressed
+    from .state_codec import decode_decision, decode_snapshot
+
     config = _load(config_path)
     store = _open_state(config)
     if is_suppressed(store, key, os.environ):
@@ -468,6 +472,7 @@ def report(
     config_path: str, as_json: bool, svg_path: str | None, html_path: str | None, since: str | None
 ) -> None:
     """Counts per stage, conversion between stages, time in stage and transitions, from the state."""
+    from .report import funnel_report, funnel_svg, funnel_text
     from .report_html import render_html
     from .run_history import run_history
 
@@ -522,6 +527,10 @@ def forget(config_path: str, emails: tuple[str, ...], emails_file: Any, as_json:
     wanted = list(emails) + ([line.strip() for line in emails_file if line.strip()] if emails_file else [])
     if not wanted:
         raise click.UsageError("name at least one e-mail, or --file")
+    from .erasure import forget as forget_people
+    from .pipeline import Runner
+    from .state import StateStore
+
     store = StateStore(config.state_path())
     runner = Runner(config)
     # every target, enabled or not: a disabled one may still hold files with the person's rows

@@ -8,10 +8,13 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from .plugin_config import SourceConfigBase
 from .retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from .config import AppConfigBase
 
 
 @dataclass
@@ -84,3 +87,17 @@ class PluginEnv:
         for conn in opened.values():
             if conn is not None:
                 conn.close()
+
+
+def plugin_env(
+    config: AppConfigBase, *, environ: Mapping[str, str] | None = None, policy: RetryPolicy | None = None
+) -> PluginEnv:
+    """The environment every plugin of `config` is built in (a run's, `validate`'s and `forget`'s alike)."""
+    return PluginEnv(
+        sources=config.sources,
+        base_dir=config.base_dir,
+        state_dir=config.state_path().parent,
+        policy=policy or RetryPolicy(),
+        environ=environ,
+        segment_targets={s.name: tuple(s.targets) for s in config.segments},
+    )

@@ -26,7 +26,7 @@ import structlog
 
 from . import chunked, incremental, interrupts
 from .config import AppConfigBase
-from .context import PluginEnv, RunContext
+from .context import RunContext, plugin_env
 from .coverage import pipeline_figures, warn_if_short
 from .diffing import ChangePlanner, Plan, superseded_refs
 from .engine import Decision, Previous, StageEngine
@@ -113,14 +113,7 @@ class Runner:
         self._suppressed_read = 0  # records of erased people the last resolve left out
         self._redescribed: set[str] = set()  # people whose stage or snapshot the last decide changed
         self.feed: EventFeed | None = None  # built with the writers (its labels are theirs)
-        self.env = PluginEnv(
-            sources=config.sources,
-            base_dir=config.base_dir,
-            state_dir=config.state_path().parent,
-            policy=self.policy,
-            environ=environ,
-            segment_targets={s.name: tuple(s.targets) for s in config.segments},
-        )
+        self.env = plugin_env(config, environ=environ, policy=self.policy)
 
     # ---- plugins --------------------------------------------------------------------------------------
 

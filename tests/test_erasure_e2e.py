@@ -159,9 +159,10 @@ def crm_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World
         for name, value in seeded.environ.items():
             monkeypatch.setenv(name, value)
         monkeypatch.delenv("CONNECTOR_ERASURE_SALT", raising=False)
-        # `forget` builds its writers through the CLI's Runner: the same retry policy, without real sleeps
+        # `forget` builds its writers through a Runner (imported when the command runs): the same retry
+        # policy, without real sleeps
         no_sleep = RetryPolicy(attempts=3, sleep=lambda s: None)
-        monkeypatch.setattr("connector.cli.Runner", functools.partial(Runner, policy=no_sleep))
+        monkeypatch.setattr("connector.pipeline.Runner", functools.partial(Runner, policy=no_sleep))
         config = load_config(seeded.config_path)
         runner = Runner(config, environ=seeded.environ, policy=RetryPolicy(attempts=12, sleep=lambda s: None))
         yield World(seeded, runner, tmp_path, config.state_path())

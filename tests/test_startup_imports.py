@@ -16,8 +16,14 @@ FILES_ONLY = ROOT / "config" / "connector.yaml"
 
 # what a files-only `validate` never needs: the CRMs' own code (connector.crm.transport is shared: URL and
 # certificate checks), their HTTP and auth libraries, the XLSX reader (the example reads CSV), the metrics
-# writer, the e-mail validator (no record is mapped) and the report templates
+# writer, the e-mail validator (no record is mapped) and the report templates; nor the run itself (the
+# pipeline, the state, erasure, the funnel report and the progress bars load with the commands that use them)
 NOT_NEEDED = (
+    "connector.pipeline",
+    "connector.state",
+    "connector.erasure",
+    "connector.report",
+    "tqdm",
     "connector.crm.salesforce",
     "connector.crm.vtiger",
     "connector.sources.salesforce",
