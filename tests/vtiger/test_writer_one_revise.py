@@ -33,12 +33,16 @@ def test_one_revise_carries_a_records_label_and_all_its_segment_changes(vt_sandb
     renewal = SegmentChange("renewal", [c], adds=[c], removes=[a])  # a leaves renewal, c enters
     nurture = SegmentChange("nurture", [a, b], adds=[a, b], removes=[])
     vt_sandbox.reset_calls()
+    before = sum(out.client.calls.values())
 
     out.begin_writes(labels, [renewal, nurture], run)
     # a: label, renewal out, nurture in; b: label, nurture in; c: renewal in: one revise per record
     assert vt_sandbox.calls["revise"] == 3
     assert vt_sandbox.calls["add_related"] == 3  # c to Renewal, a and b to Nurture
-    made = sum(vt_sandbox.calls.values())
+    # the calls the client made (a request retried after a dropped connection on a busy machine counts twice
+    # here and once in the sandbox): the results report these
+    made = sum(out.client.calls.values()) - before
+    assert made >= sum(vt_sandbox.calls.values())
     vt_sandbox.reset_calls()
     results = [out.write_labels(labels, run), out.sync_segment(renewal, run), out.sync_segment(nurture, run)]
     assert sum(vt_sandbox.calls.values()) == 0  # answered from what begin_writes did
