@@ -24,6 +24,7 @@ from ...atomic_file import replace_atomically
 from ...context import PluginEnv, RunContext
 from ...erasure_config import CrmAction
 from ...errors import ConfigError, RecordError
+from ...full_plan import StateMembers
 from ...plan import LabelChange, Member, SegmentChange
 from ...plugin_config import WriterConfigBase
 from ...schema import RecordRef
@@ -140,7 +141,7 @@ class SegmentFilesWriter(Writer):
             reason = f"cannot write {shown}: {exc.strerror or exc}"
             log.error("segment_files.write.failed", target=self.name, segment=change.segment, error=reason)
             failed = {
-                m.person_key: RecordError(reason, code="WRITE_FAILED") for m in change.adds + change.removes
+                m.person_key: RecordError(reason, code="WRITE_FAILED") for m in (*change.adds, *change.removes)
             }
             return WriteResult(failed=failed, notes=[f"{change.segment}: {reason}"])
         log.info(
@@ -336,8 +337,11 @@ class SegmentFilesWriter(Writer):
             return str(path)
 
 
-def sorted_members(members: Iterable[Member]) -> list[Member]:
-    """Stable order: by e-mail (members without one last), then person key."""
+def sorted_members(members: Iterable[Member]) -> Iterable[Member]:
+    """Stable order: by e-mail (members without one last), then person key. The full path's members come
+    from the state a batch at a time, sorted there (full_plan.StateMembers): walked, never gathered."""
+    if isinstance(members, StateMembers):
+        return members.ordered("files")
     return sorted(members, key=lambda m: (m.email is None, (m.email or "").lower(), m.person_key))
 
 
