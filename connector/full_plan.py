@@ -244,9 +244,7 @@ class FullPlanner:
             else:
                 # nothing prints a change line of a `run` without --full; its per-move counts are printed,
                 # so each change is counted against one shared line per move instead of a dict each
-                move = moves.setdefault(
-                    (c.old, c.new), {"target": writer.name, "from": c.old, "to": c.new}
-                )
+                move = moves.setdefault((c.old, c.new), {"target": writer.name, "from": c.old, "to": c.new})
                 summary.label_changes.append(move)
         return [c for c, _, _ in listed]
 

@@ -141,7 +141,8 @@ class SegmentFilesWriter(Writer):
             reason = f"cannot write {shown}: {exc.strerror or exc}"
             log.error("segment_files.write.failed", target=self.name, segment=change.segment, error=reason)
             failed = {
-                m.person_key: RecordError(reason, code="WRITE_FAILED") for m in (*change.adds, *change.removes)
+                m.person_key: RecordError(reason, code="WRITE_FAILED")
+                for m in (*change.adds, *change.removes)
             }
             return WriteResult(failed=failed, notes=[f"{change.segment}: {reason}"])
         log.info(
