@@ -64,6 +64,15 @@ class StateMembers(Sequence[Member]):
         return self._count
 
     def __iter__(self) -> Iterator[Member]:
+        for page in self._pages():
+            yield from self._describe(page)
+
+    def keys(self) -> Iterator[str]:
+        """The members' person keys in order, nobody described (what the state records of a write)."""
+        for page in self._pages():
+            yield from page
+
+    def _pages(self) -> Iterator[list[str]]:
         view = f"{self._target}\x00{self._segment}\x00{self._kind}\x00{self.order}"
         db = self._store.db
         if db.execute("SELECT 1 FROM temp.plan_order WHERE view=? LIMIT 1", (view,)).fetchone() is None:
@@ -81,7 +90,7 @@ class StateMembers(Sequence[Member]):
             (view, last, BATCH),
         ).fetchall():
             last = page[-1][0]
-            yield from self._describe([r[1] for r in page])
+            yield [r[1] for r in page]
 
     @overload
     def __getitem__(self, index: int) -> Member: ...
@@ -91,6 +100,13 @@ class StateMembers(Sequence[Member]):
 
     def __getitem__(self, index: int | slice) -> Member | Sequence[Member]:
         return list(self)[index]  # nothing in the run indexes members; kept whole only for a caller that does
+
+
+def member_keys(members: Sequence[Member]) -> Iterator[str]:
+    """The person keys of `members`; of `StateMembers` without describing anyone."""
+    if isinstance(members, StateMembers):
+        return members.keys()
+    return (m.person_key for m in members)
 
 
 class FullPlanner:
