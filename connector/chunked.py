@@ -24,7 +24,7 @@ import datetime as dt
 import os
 from array import array
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import structlog
@@ -39,10 +39,13 @@ from .outcome import Summary
 from .schema import Fact, Person
 from .state import StateStore
 from .tasks import store as task_ledger
-from .vetoes import segment_vetoes
+from .vetoes import Veto, segment_vetoes
 
 if TYPE_CHECKING:
     from .pipeline import Runner
+
+# a part's people, their decisions, its converted leads (never labelled) and its segment vetoes
+PartSink = Callable[[list[Person], Mapping[str, Decision], set[str], Mapping[str, Veto]], None]
 
 log = structlog.get_logger(__name__)
 
@@ -115,9 +118,16 @@ def parts(store: StateStore, size: int | None = None) -> Iterator[list[str]]:
 
 
 def resolve_and_decide(
-    runner: Runner, store: StateStore, *, as_of: dt.date, run_id: int, summary: Summary
-) -> tuple[list[Person], dict[str, Decision]]:
-    """Everyone's people and decisions, resolved and decided part by part (the full path)."""
+    runner: Runner,
+    store: StateStore,
+    *,
+    as_of: dt.date,
+    run_id: int,
+    summary: Summary,
+    each_part: PartSink,
+) -> None:
+    """Everyone resolved and decided part by part (the full path). Each part's people and decisions go to
+    `each_part` (full_plan.FullPlanner.add: the plan is made a part at a time too) and are then let go."""
     config = runner.config
     roles = {s.name: s.effective_role() for s in config.sources}
     environ = os.environ if runner.environ is None else runner.environ
@@ -132,17 +142,15 @@ def resolve_and_decide(
     fresh = store.db.execute("SELECT 1 FROM identity LIMIT 1").fetchone() is None
     taken: KeySet = set() if fresh else incremental.TakenKeys(store)
     claimed: set[str] = set()
-    people: list[Person] = []
-    decisions: dict[str, Decision] = {}
     stages: Counter[str] = Counter()
     moves: Counter[str] = Counter()
     per_source: Counter[str] = Counter()
-    runner._superseded, runner._vetoes, runner._suppressed_read = set(), {}, 0
+    runner._suppressed_read = 0
     for refs in parts(store):
         read = sorted(store.stored_facts(refs).values(), key=_order)
         facts = drop_suppressed(store, read, environ)
         runner._suppressed_read += len(read) - len(facts)
-        runner._superseded |= superseded_refs(facts)
+        superseded = superseded_refs(facts)
         # the identity rows of every key these records can hold (a first run has none to look up)
         previous = {} if fresh else store.identity_of(sorted({k for f in facts for k in link_keys(f)}))
         resolution = resolve(
@@ -155,7 +163,7 @@ def resolve_and_decide(
             taken=taken,
             claimed=claimed,
         )
-        runner._vetoes.update(segment_vetoes(facts, resolution.people, roles))
+        vetoes = segment_vetoes(facts, resolution.people, roles)
         del read, facts
         with store.transaction():
             for old, new in resolution.aliases.items():
@@ -166,21 +174,13 @@ def resolve_and_decide(
                 "INSERT OR REPLACE INTO temp.next_identity VALUES (?, ?)", resolution.identity.items()
             )
         decided = runner._decide(store, resolution.people, as_of, run_id, summary, part=True)
-        for decision in decided.values():
-            # the rule's trail is saved with the decision and went out with its event; the plan and the tasks
-            # read only the stage
-            decision.matched = []
-        decisions.update(decided)
+        each_part(resolution.people, decided, superseded, vetoes)
         stages.update(summary.stages)
         moves.update(summary.transitions)
         total = summary.people.pop("total", 0)
         per_source.update(summary.people)
         per_source["\x00total"] += total
-        for person in resolution.people:
-            # saved in the snapshot (what `explain` reads); nothing after the decision asks for it, and at
-            # a few hundred bytes a person it was the largest thing kept for everyone until the writes
-            person.provenance = {}
-        people += resolution.people
+        del resolution, decided, superseded, vetoes
     with store.transaction():
         store.db.execute("DELETE FROM identity")
         store.db.execute("INSERT INTO identity SELECT merge_key, person_key FROM temp.next_identity")
@@ -191,7 +191,6 @@ def resolve_and_decide(
     summary.transitions = dict(moves.most_common())
     total = per_source.pop("\x00total", 0)
     summary.people = {"total": total, **dict(sorted(per_source.items()))}
-    return people, decisions
 
 
 def _ensure_index(store: StateStore) -> None:

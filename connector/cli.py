@@ -330,9 +330,10 @@ def run(
     # SIGTERM / Ctrl-C leave as KeyboardInterrupt: connector.entry ends the process with 130
     from .pipeline import Runner
 
-    summary = Runner(config, allow_mass_change=allow_mass_change, full_recompute=full_recompute).execute(
-        "run", _as_of(as_of)
-    )
+    # a change-by-change listing only when it is printed (--full): a first run at scale has millions
+    summary = Runner(
+        config, allow_mass_change=allow_mass_change, full_recompute=full_recompute, list_changes=full
+    ).execute("run", _as_of(as_of))
     if metrics_file:
         from .metrics import write_metrics
 

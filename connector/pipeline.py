@@ -40,6 +40,7 @@ from .errors import (
     UnreachableError,
 )
 from .events.feed import EventFeed
+from .full_plan import FullPlanner, RunPeople
 from .guard import mass_change_breaches
 from .identity import Resolution, resolve
 from .outcome import (
@@ -65,6 +66,7 @@ from .sources.base import Source
 from .state import PersonIndex, PersonRow, StateStore, TransitionRow
 from .state_codec import encode_decision, encode_snapshot
 from .tasks import store as task_ledger
+from .tasks.planner import TaskPlan
 from .tasks.sync import sync_tasks
 from .vetoes import Veto, segment_vetoes
 from .writers.base import Writer
@@ -97,10 +99,14 @@ class Runner:
         clock: Any = None,
         allow_mass_change: bool = False,
         full_recompute: bool = False,
+        list_changes: bool = True,
     ) -> None:
         self.config = config
         # resolve and decide everyone, not only what changed (incremental.py); the next run may be incremental
         self.full_recompute = full_recompute
+        # every label change and segment add/remove in the summary, for `plan`, `--full` and the JSON listing;
+        # off for a plain `run`, which prints only the counts (at a million people a dict per change)
+        self.list_changes = list_changes
         self.horizon = incremental.Horizon(config)
         self.allow_mass_change = allow_mass_change
         self.environ = environ
@@ -274,38 +280,55 @@ class Runner:
         if not self.full_recompute and incremental.basis_holds(store, basis, ctx.as_of):
             scope = incremental.affected(store, ctx.as_of)
             log.info("run.incremental", facts=len(scope.facts), people=len(scope.people))
-        if scope is None:  # everyone, one part at a time (bounded memory)
-            everyone, decisions = chunked.resolve_and_decide(
-                self, store, as_of=ctx.as_of, run_id=run_id, summary=summary
+        full: FullPlanner | None = None
+        tasks_planned: TaskPlan | None = None
+        people: dict[str, Person] = {}
+        decisions: dict[str, Decision] = {}
+        if scope is None:  # everyone, one part at a time, planned a part at a time too (bounded memory)
+            full = FullPlanner(
+                self.planner,
+                store,
+                writers,
+                ctx.as_of,
+                list_changes=self.list_changes,
+                tasks=bool(self.config.tasks),
+                task_targets=writers,
+                pipeline=self.config.pipeline is not None,
+            )
+            chunked.resolve_and_decide(
+                self, store, as_of=ctx.as_of, run_id=run_id, summary=summary, each_part=full.add
             )
         else:
             resolution = self._resolve(store, as_of=ctx.as_of, scope=scope)
             summary.suppressed = self._suppressed_read
             decisions = self._decide(store, resolution.people, ctx.as_of, run_id, summary, scope=scope)
-            everyone = resolution.people
-        people = {p.key: p for p in everyone}
-        del everyone
+            people = {p.key: p for p in resolution.people}
+            del resolution
         affected = None if scope is None else scope.people | set(people)
         if self.config.pipeline is not None:
-            pairs: Any = ((decisions[k].stage, p.values) for k, p in people.items())
-            if scope is not None:  # the others' stages and open deals are as the state keeps them
-                pairs = incremental.pipeline_pairs(store)
+            # the full path kept the open deals of each part; an incremental run's others are as the state
+            # keeps them
+            pairs: Any = full.pipeline if full is not None else incremental.pipeline_pairs(store)
             summary.pipeline = pipeline_figures(
                 self.config.pipeline, self.config.stage_model, pairs, ctx.as_of
             )
             warn_if_short(summary.pipeline)
-        plan = self.planner.plan(
-            store,
-            writers,
-            people,
-            decisions,
-            ctx.as_of,
-            summary,
-            self._superseded,
-            self._vetoes,
-            affected=affected,
-            changed=None if scope is None else self._redescribed,
-        )
+        if full is not None:
+            plan = full.finish(summary)
+            tasks_planned = full.tasks
+        else:
+            plan = self.planner.plan(
+                store,
+                writers,
+                people,
+                decisions,
+                ctx.as_of,
+                summary,
+                self._superseded,
+                self._vetoes,
+                affected=affected,
+                changed=self._redescribed,
+            )
         for w in writers:
             w_labels, w_segments = plan.labels.get(w.name, []), plan.segments.get(w.name, [])
             summary.estimated_write_calls[w.name] = w.estimate_plan_calls(w_labels, w_segments)
@@ -365,12 +388,25 @@ class Runner:
 
         # follow-up tasks: after every label and segment write, never holding them up (tasks/sync.py)
         task_failures = sync_tasks(
-            self.config, store, writers, people, decisions, ctx, summary, run_id, rejected_now, stopped
+            self.config,
+            store,
+            writers,
+            people if full is None else RunPeople(store),
+            decisions,
+            ctx,
+            summary,
+            run_id,
+            rejected_now,
+            stopped,
+            planned=tasks_planned,
         )
         budget_stop |= "budget" in task_failures
         unreachable |= "unreachable" in task_failures
         if not ctx.dry_run:
-            self._forget_gone_records(store, writers, people, affected)
+            if full is None:
+                self._forget_gone_records(store, writers, people, affected)
+            else:
+                _forget_gone_records_sql(store, writers)
             summary.erasure_pending = retry_erasures(
                 store, [w for w in writers if w.name not in stopped], ctx, summary.notes
             )
@@ -620,6 +656,35 @@ class Runner:
         if scope is not None:
             summary.people = incremental.people_counts(store)
         return decisions
+
+
+def _forget_gone_records_sql(store: StateStore, writers: list[Writer]) -> None:
+    """`Runner._forget_gone_records` of the full path, asked of SQLite: the records and people this run
+    resolved are in temp.run_refs and temp.run_people (full_plan.py), so nobody's keys are gathered here."""
+    db = store.db
+    with store.transaction():
+        for writer in writers:
+            stale = [
+                r[0]
+                for r in db.execute(
+                    "SELECT ref FROM labels WHERE target=? AND NOT EXISTS "
+                    "(SELECT 1 FROM temp.run_refs l WHERE l.ref = labels.ref)",
+                    (writer.name,),
+                )
+            ]
+            store.forget_labels(writer.name, stale)
+            store.clear_rejected("write", writer.name, stale)
+        marks = ",".join("?" * len(writers))
+        gone = [
+            r[0]
+            for r in db.execute(
+                "SELECT person_key FROM people p WHERE NOT EXISTS (SELECT 1 FROM temp.run_people r WHERE "
+                "r.person_key = p.person_key) AND NOT EXISTS (SELECT 1 FROM memberships m WHERE "
+                f"m.person_key = p.person_key AND m.target IN ({marks}))",
+                [w.name for w in writers],
+            )
+        ]
+        store.remove_people(gone)
 
 
 def _plugins(sources: list[Source], writers: list[Writer]) -> list[Source | Writer]:

@@ -21,7 +21,7 @@ class Target(Protocol):
     label_objects: frozenset[str]  # that source's objects that carry a stage label
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a first run holds one per labelled record until the write
 class LabelChange:
     person_key: str
     ref: RecordRef
@@ -84,8 +84,9 @@ class LazyMembers(Sequence[Member]):
 @dataclass
 class SegmentChange:
     segment: str
-    members: Sequence[Member]  # everyone in the segment now, in stable order (a list, or LazyMembers)
-    adds: list[Member]
+    members: Sequence[Member]  # everyone in the segment now, in stable order (a list, LazyMembers, or
+    # full_plan.StateMembers: described from the state a batch at a time on each walk, never all at once)
+    adds: Sequence[Member]  # a list, or StateMembers on the full path (a first run adds everyone)
     removes: list[Member]
     # person key -> the target records connector created for that membership (from state), for the removes:
     # a writer that can tell its own records from hand-made ones deletes only these

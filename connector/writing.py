@@ -13,6 +13,7 @@ from .context import RunContext
 from .diffing import Plan
 from .errors import RecordError, UnreachableError
 from .events.feed import EventFeed
+from .full_plan import member_keys
 from .outcome import Summary
 from .plan import SegmentChange
 from .progress import progress
@@ -92,7 +93,7 @@ def _sync_segments(
             continue
         store.check_writable(len(change.adds) + len(change.removes))
         result = writer.sync_segment(change, ctx)
-        added = [m.person_key for m in change.adds if m.person_key not in result.failed]
+        added = [k for k in member_keys(change.adds) if k not in result.failed]
         removed = [m.person_key for m in change.removes if m.person_key not in result.failed]
         with store.transaction():
             store.add_members(writer.name, change.segment, added, ctx.as_of, run_id)

@@ -12,6 +12,7 @@ from ..conditions import compile_condition
 from ..engine import Decision
 from ..schema import Person, RecordRef
 from ..stage_model import StageModel
+from ..state import StateStore
 from .config import TaskConfig
 from .model import NewTask, idempotency_key
 from .templates import render
@@ -85,6 +86,23 @@ def plan_tasks(
                     out.unrenderable.append((writer.name, task.name, key, str(exc)))
                     continue
                 out.due.setdefault(writer.name, []).append(item)
+    return out
+
+
+def latest_transitions_of(store: StateStore, keys: Sequence[str]) -> dict[str, Transition]:
+    """`store.latest_transitions`, for these people only: the full path plans tasks a part at a time."""
+    out: dict[str, Transition] = {}
+    for start in range(0, len(keys), 500):
+        chunk = list(keys[start : start + 500])
+        marks = ",".join("?" * len(chunk))
+        cur = store.db.execute(
+            "SELECT t.person_key, t.id, t.from_stage, t.to_stage, t.at FROM transitions t JOIN (SELECT "
+            f"person_key, MAX(id) AS id FROM transitions WHERE person_key IN ({marks}) GROUP BY person_key) m "
+            "ON m.id = t.id",
+            chunk,
+        )
+        for r in cur:
+            out[str(r[0])] = (int(r[1]), r[2], str(r[3]), dt.date.fromisoformat(str(r[4])[:10]))
     return out
 
 

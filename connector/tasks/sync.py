@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -33,7 +33,7 @@ from ..state import StateStore
 from ..writers.base import Writer
 from . import store as ledger
 from .model import NewTask
-from .planner import plan_tasks
+from .planner import TaskPlan, plan_tasks
 
 log = structlog.get_logger(__name__)
 LOOKUP_BATCH = 200
@@ -43,20 +43,27 @@ def sync_tasks(
     config: AppConfigBase,
     store: StateStore,
     writers: Sequence[Writer],
-    people: Mapping[str, Person],
+    people: Mapping[str, Person] | KnownPeople,
     decisions: Mapping[str, Decision],
     ctx: RunContext,
     summary: Summary,
     run_id: int,
     rejected_now: Counter[str],
     stopped: set[str],
+    planned: TaskPlan | None = None,
 ) -> set[str]:
     """Plan (and in a run, create) the due tasks; returns the kinds of failure met ("unreachable", "budget",
-    "config"), for the run's outcome. `stopped`: targets that already failed this run (left alone)."""
+    "config"), for the run's outcome. `stopped`: targets that already failed this run (left alone).
+
+    `planned`: the due tasks, planned already a part at a time (full_plan.py); `people` then only answers who
+    this run resolved and what their values are, without holding them."""
     if not config.tasks:
         return set()
-    latest = ledger.latest_transitions(store)
-    plan = plan_tasks(config.tasks, config.stage_model, writers, people, decisions, latest, ctx.as_of)
+    plan = planned
+    if plan is None:
+        assert isinstance(people, Mapping)
+        latest = ledger.latest_transitions(store)
+        plan = plan_tasks(config.tasks, config.stage_model, writers, people, decisions, latest, ctx.as_of)
     report: dict[str, Any] = {}
     for target, task, person_key, reason in plan.unrenderable:
         log.warning("tasks.template.failed", target=target, task=task, person=person_key, reason=reason)
@@ -93,9 +100,20 @@ def _new_stats() -> dict[str, Any]:
     return {"created": {}, "found": 0, "failed": 0, "already_done": 0}
 
 
-def _listing(target: str, task: NewTask, people: Mapping[str, Person]) -> dict[str, Any]:
-    person = people.get(task.person_key)
-    values = person.values if person is not None else {}
+class KnownPeople(Protocol):
+    """The people a run resolved, kept out of memory (full_plan.RunPeople)."""
+
+    def __contains__(self, key: object) -> bool: ...
+
+    def values_of(self, key: str) -> Mapping[str, Any]: ...
+
+
+def _listing(target: str, task: NewTask, people: Mapping[str, Person] | KnownPeople) -> dict[str, Any]:
+    if isinstance(people, Mapping):
+        person = people.get(task.person_key)
+        values: Mapping[str, Any] = person.values if person is not None else {}
+    else:
+        values = people.values_of(task.person_key)
     name = " ".join(str(values[k]) for k in ("first_name", "last_name") if values.get(k)) or None
     return {
         "target": target,

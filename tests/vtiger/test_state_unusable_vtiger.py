@@ -16,7 +16,7 @@ import structlog
 from click.testing import CliRunner, Result
 
 from connector.cli import cli
-from connector.diffing import ChangePlanner
+from connector.full_plan import FullPlanner
 from connector.writers.vtiger.writer import VtigerWriter
 from connector_sandboxes.vtiger import VtigerSandbox
 
@@ -86,14 +86,14 @@ def test_state_broken_after_reading_no_crm_write(
     vt_sandbox: VtigerSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
 ) -> None:
     config = start(vt_sandbox, tmp_path)
-    planned = ChangePlanner.plan
+    planned = FullPlanner.finish  # a first run plans a part at a time (full_plan.py)
 
-    def plan_then_break(self: ChangePlanner, store: Any, *args: Any, **kwargs: Any) -> Any:
-        out = planned(self, store, *args, **kwargs)
-        BREAK[case](store.db.raw)  # the state breaks after reading and deciding, before any write
+    def plan_then_break(self: FullPlanner, *args: Any, **kwargs: Any) -> Any:
+        out = planned(self, *args, **kwargs)
+        BREAK[case](self.store.db.raw)  # the state breaks after reading and deciding, before any write
         return out
 
-    monkeypatch.setattr(ChangePlanner, "plan", plan_then_break)
+    monkeypatch.setattr(FullPlanner, "finish", plan_then_break)
     vt_sandbox.reset_calls()
     result = run(config, vt_sandbox)
     assert result.exit_code == 7, result.output
@@ -109,11 +109,11 @@ def test_state_read_only_while_recording_a_batch_stops_every_later_write(
     config = start(vt_sandbox, tmp_path)
     begin_writes = VtigerWriter.begin_writes
     store_dbs: list[Any] = []
-    planned = ChangePlanner.plan
+    planned = FullPlanner.finish
 
-    def plan_and_keep_store(self: ChangePlanner, store: Any, *args: Any, **kwargs: Any) -> Any:
-        store_dbs.append(store.db.raw)
-        return planned(self, store, *args, **kwargs)
+    def plan_and_keep_store(self: FullPlanner, *args: Any, **kwargs: Any) -> Any:
+        store_dbs.append(self.store.db.raw)
+        return planned(self, *args, **kwargs)
 
     def batch_then_read_only(self: VtigerWriter, labels: Any, segments: Any, ctx: Any) -> None:
         begin_writes(self, labels, segments, ctx)
@@ -121,7 +121,7 @@ def test_state_read_only_while_recording_a_batch_stops_every_later_write(
         # batch's record, so a full disk could no longer stop it
         BREAK["read_only"](store_dbs[0])
 
-    monkeypatch.setattr(ChangePlanner, "plan", plan_and_keep_store)
+    monkeypatch.setattr(FullPlanner, "finish", plan_and_keep_store)
     monkeypatch.setattr(VtigerWriter, "begin_writes", batch_then_read_only)
     vt_sandbox.reset_calls()
     result = run(config, vt_sandbox)

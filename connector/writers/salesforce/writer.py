@@ -382,7 +382,9 @@ class SalesforceWriter(Writer):
                 raise  # no member added in this call
             # the members added before the org went away stay added (the run records them); the removes are
             # all reported as not done (done again next run: a row already gone counts as removed)
-            self._cut_short(result, [m.person_key for m in change.adds + change.removes], answered, {}, exc)
+            self._cut_short(
+                result, [m.person_key for m in (*change.adds, *change.removes)], answered, {}, exc
+            )
         result.calls = self.client.calls - start
         log.info(
             "salesforce.campaign.synced",
@@ -459,7 +461,11 @@ class SalesforceWriter(Writer):
         return None
 
     def _add_members(
-        self, campaign: _Campaign, adds: list[Member], result: WriteResult, answered: set[str] | None = None
+        self,
+        campaign: _Campaign,
+        adds: Sequence[Member],
+        result: WriteResult,
+        answered: set[str] | None = None,
     ) -> None:
         """Insert a member row per person. The rows an insert created go into `result.created` (state keeps
         them: only those are ever deleted when not strict); a `DUPLICATE_VALUE` row is someone else's."""

@@ -12,10 +12,11 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import itertools
 import os
 import stat
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import structlog
@@ -24,6 +25,7 @@ from ...atomic_file import replace_atomically
 from ...context import PluginEnv, RunContext
 from ...erasure_config import CrmAction
 from ...errors import ConfigError, RecordError
+from ...full_plan import StateMembers
 from ...plan import LabelChange, Member, SegmentChange
 from ...plugin_config import WriterConfigBase
 from ...schema import RecordRef
@@ -88,11 +90,7 @@ class SegmentFilesWriter(Writer):
         columns = self.cfg.columns
         day = ctx.started_at.astimezone(dt.UTC).date()
         keep_from = day - dt.timedelta(days=self.cfg.history_days)
-        delta = [
-            [day, ctx.run_id, kind, *self._cells(m)]
-            for kind, group in (("added", change.adds), ("removed", change.removes))
-            for m in sorted_members(group)
-        ]
+        delta = _Delta(day, ctx.run_id, change, self._cells)
         before = self.published.get(path)
         if before is not None and before.config != self._config_digest:
             before = None
@@ -127,10 +125,13 @@ class SegmentFilesWriter(Writer):
                     if appended is not None:
                         log_bytes, oldest = appended
                     else:
-                        history = self._history(changes_path, columns, delta, keep_from)
+                        # the rows kept from the log, then this run's, walked once (a first run adds everyone)
+                        kept_rows = self._history(changes_path, columns, keep_from)
                         header = history_header(columns)
+                        history = itertools.chain(kept_rows, delta)
                         log_bytes = self._render(f"{change.segment} changes", header, history)
-                        oldest = _oldest_day(history)
+                        days = [d for d in (_oldest_day(kept_rows), delta.oldest()) if d is not None]
+                        oldest = min(days, default=None)
                     write_if_changed(changes_path, log_bytes)
                     changes_sha = digest(log_bytes)
             else:
@@ -140,7 +141,8 @@ class SegmentFilesWriter(Writer):
             reason = f"cannot write {shown}: {exc.strerror or exc}"
             log.error("segment_files.write.failed", target=self.name, segment=change.segment, error=reason)
             failed = {
-                m.person_key: RecordError(reason, code="WRITE_FAILED") for m in change.adds + change.removes
+                m.person_key: RecordError(reason, code="WRITE_FAILED")
+                for m in (*change.adds, *change.removes)
             }
             return WriteResult(failed=failed, notes=[f"{change.segment}: {reason}"])
         log.info(
@@ -261,7 +263,7 @@ class SegmentFilesWriter(Writer):
         return out, rows
 
     def _appended_log(
-        self, path: Path, before: Published | None, delta: Sequence[Sequence[Cell]], keep_from: dt.date
+        self, path: Path, before: Published | None, delta: _Delta, keep_from: dt.date
     ) -> tuple[bytes, dt.date | None] | None:
         """The change log with this run's rows appended, when nothing in it falls out of retention and it
         still holds what was published (then a full merge gives the same bytes); None otherwise."""
@@ -284,7 +286,7 @@ class SegmentFilesWriter(Writer):
         encoder.header(history_header(self.cfg.columns))
         mark = self.cfg.decimal_mark
         added = b"".join(encoder.row([csv_text(cell, mark) for cell in row]) for row in delta)
-        days = [d for d in (before.oldest, _oldest_day(delta)) if d is not None]
+        days = [d for d in (before.oldest, delta.oldest()) if d is not None]
         return content + added, min(days, default=None)
 
     def _csv_cell(self, cell: Cell) -> str:
@@ -293,7 +295,7 @@ class SegmentFilesWriter(Writer):
             return "'" + text
         return text
 
-    def _render(self, title: str, header: Sequence[str], rows: Sequence[Sequence[Cell]]) -> bytes:
+    def _render(self, title: str, header: Sequence[str], rows: Iterable[Sequence[Cell]]) -> bytes:
         if self.cfg.format == "xlsx":
             return render_xlsx(header, rows, title, self.cfg.escape_formulas)
         texts = ([csv_text(cell, self.cfg.decimal_mark) for cell in row] for row in rows)
@@ -305,9 +307,8 @@ class SegmentFilesWriter(Writer):
         """A CSV segment file rendered whole (the bytes `_render` gives), with its row index."""
         return full_render(header, rows, self.cfg.csv_delimiter, self.cfg.encoding)
 
-    def _history(
-        self, path: Path, columns: Sequence[str], delta: Sequence[Sequence[Cell]], keep_from: dt.date
-    ) -> list[list[Cell]]:
+    def _history(self, path: Path, columns: Sequence[str], keep_from: dt.date) -> list[list[Cell]]:
+        """The rows of the change log still within retention (this run's rows follow them: `_Delta`)."""
         previous: Sequence[Mapping[str, Cell]] = []
         if path.exists():
             try:
@@ -325,9 +326,9 @@ class SegmentFilesWriter(Writer):
                     moved_to=aside.name,
                     error=str(exc),
                 )
-                return merged_history(history_header(columns), [], keep_from, delta, keep_from)
+                return merged_history(history_header(columns), [], keep_from, [], keep_from)
         fallback = file_date(path) if previous else keep_from
-        return merged_history(history_header(columns), previous, fallback, delta, keep_from)
+        return merged_history(history_header(columns), previous, fallback, [], keep_from)
 
     def _shown(self, path: Path) -> str:
         try:
@@ -336,8 +337,33 @@ class SegmentFilesWriter(Writer):
             return str(path)
 
 
-def sorted_members(members: Iterable[Member]) -> list[Member]:
-    """Stable order: by e-mail (members without one last), then person key."""
+class _Delta:
+    """This run's change-log rows (added, then removed, each in file order), made as they are walked: on a
+    first run every member is an add, and the full path describes them from the state a batch at a time."""
+
+    def __init__(
+        self, day: dt.date, run_id: int | None, change: SegmentChange, cells: Callable[[Member], list[Cell]]
+    ) -> None:
+        self.day, self.run_id, self.change, self.cells = day, run_id, change, cells
+
+    def __len__(self) -> int:
+        return len(self.change.adds) + len(self.change.removes)
+
+    def __iter__(self) -> Iterator[list[Cell]]:
+        for kind, group in (("added", self.change.adds), ("removed", self.change.removes)):
+            for m in sorted_members(group):
+                yield [self.day, self.run_id, kind, *self.cells(m)]
+
+    def oldest(self) -> dt.date | None:
+        """The day of every row, when there is one (a change log's oldest day)."""
+        return self.day if len(self) else None
+
+
+def sorted_members(members: Iterable[Member]) -> Iterable[Member]:
+    """Stable order: by e-mail (members without one last), then person key. The full path's members come
+    from the state a batch at a time, sorted there (full_plan.StateMembers): walked, never gathered."""
+    if isinstance(members, StateMembers):
+        return members.ordered("files")
     return sorted(members, key=lambda m: (m.email is None, (m.email or "").lower(), m.person_key))
 
 
