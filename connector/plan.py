@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, overload
+from typing import Any, Protocol, overload, runtime_checkable
 
 from .schema import RecordRef
 
@@ -79,6 +79,14 @@ class LazyMembers(Sequence[Member]):
 
     def __getitem__(self, index: int | slice) -> Member | Sequence[Member]:
         return self._all()[index]
+
+
+@runtime_checkable
+class Reorderable(Protocol):
+    """Members that walk themselves in a named order (full_plan.StateMembers: sorted by the state, so a writer
+    never gathers them to sort): "plan" is the diff step's order, "files" the segment files'."""
+
+    def ordered(self, order: str) -> Sequence[Member]: ...
 
 
 @dataclass

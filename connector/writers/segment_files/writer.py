@@ -25,8 +25,7 @@ from ...atomic_file import replace_atomically
 from ...context import PluginEnv, RunContext
 from ...erasure_config import CrmAction
 from ...errors import ConfigError, RecordError
-from ...full_plan import StateMembers
-from ...plan import LabelChange, Member, SegmentChange
+from ...plan import LabelChange, Member, Reorderable, SegmentChange
 from ...plugin_config import WriterConfigBase
 from ...schema import RecordRef
 from ..base import ErasureRequest, ErasureResult, Writer, WriteResult, expect_config
@@ -362,7 +361,7 @@ class _Delta:
 def sorted_members(members: Iterable[Member]) -> Iterable[Member]:
     """Stable order: by e-mail (members without one last), then person key. The full path's members come
     from the state a batch at a time, sorted there (full_plan.StateMembers): walked, never gathered."""
-    if isinstance(members, StateMembers):
+    if isinstance(members, Reorderable):
         return members.ordered("files")
     return sorted(members, key=lambda m: (m.email is None, (m.email or "").lower(), m.person_key))
 
