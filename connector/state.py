@@ -31,7 +31,7 @@ from typing import IO, Any
 from .errors import LockedError, StateError
 from .fact_index import content_hash, link_keys
 from .schema import Fact, RecordRef
-from .state_codec import decode_fact, encode_decision, encode_fact, encode_snapshot, fact_json
+from .state_codec import Codec, decode_fact, decode_reason, fact_json
 from .state_guard import GuardedConnection, open_sqlite, state_error
 from .state_migrations import prepare
 
@@ -163,10 +163,15 @@ class StateStore:
         raw.row_factory = sqlite3.Row
         self.db = GuardedConnection(raw, self.path)
         try:
+            # a new state gives its free pages back at the end of each run (`finish_run`); this has to be set
+            # before the first table is made (an existing state keeps its mode, and reuses its free pages)
+            self.db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self.schema_version = prepare(self.db, self.path, SCHEMA)
+            raw.create_function("connector_reason", 1, decode_reason, deterministic=True)
+            self.codec = Codec(self.db)
         except BaseException:
             raw.close()  # a half-opened state must not keep the file open (rebuild moves it aside)
             raise
@@ -206,6 +211,7 @@ class StateStore:
             else:
                 self.db.execute(f"ROLLBACK TO sp{self._depth}")
                 self.db.execute(f"RELEASE sp{self._depth}")
+            self.codec.reload()  # a dictionary trained inside is gone with it
             raise
         self._depth -= 1
         if self._depth == 0:
@@ -224,6 +230,7 @@ class StateStore:
             self._depth -= 1
             if self.db.in_transaction:  # SQLite may have rolled back by itself (disk full, I/O error)
                 self.db.execute("ROLLBACK")
+            self.codec.reload()
 
     def check_writable(self, rows: int) -> None:
         """Prove the state can still record about `rows` rows before a CRM write it will have to record.
@@ -258,6 +265,10 @@ class StateStore:
                 "UPDATE runs SET finished_at=?, outcome=?, exit_code=?, summary=? WHERE id=?",
                 (_now(), outcome, exit_code, json.dumps(summary, default=str), run_id),
             )
+        if not self.db.in_transaction:  # (a plan's finish is rolled back with the rest)
+            # the run's passing rows (write_check's reserve, dirty_facts, rows rewritten smaller) leave free
+            # pages: a new state (auto_vacuum=INCREMENTAL) hands them back, an old one keeps them for reuse
+            self.db.execute("PRAGMA incremental_vacuum")
 
     def runs(self, limit: int = 20) -> list[sqlite3.Row]:
         return list(self.db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,)))
@@ -298,7 +309,7 @@ class StateStore:
                 f.ref.id,
                 f.kind.value,
                 f.modified_at.isoformat() if f.modified_at else None,
-                encode_fact(f),
+                self.codec.encode_fact(f),
                 content_hash(f),
             )
             for f in facts
@@ -498,8 +509,8 @@ class StateStore:
                     stage,
                     path_stage,
                     since.isoformat(),
-                    decision if isinstance(decision, bytes) else encode_decision(decision),
-                    snapshot if isinstance(snapshot, bytes) else encode_snapshot(snapshot),
+                    decision if isinstance(decision, bytes) else self.codec.encode_decision(decision),
+                    snapshot if isinstance(snapshot, bytes) else self.codec.encode_snapshot(snapshot),
                     run_id,
                     index.next_check.isoformat() if index.next_check else None,
                     "\n".join(index.sources),
@@ -537,7 +548,7 @@ class StateStore:
         cur = self.db.execute(
             "INSERT INTO transitions (person_key, from_stage, to_stage, at, run_id, rule, reason) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (key, from_stage, to_stage, at.isoformat(), run_id, rule, reason),
+            (key, from_stage, to_stage, at.isoformat(), run_id, rule, self.codec.encode_reason(reason)),
         )
         return int(cur.lastrowid or 0)
 
@@ -557,16 +568,20 @@ class StateStore:
             "INSERT INTO transitions (id, person_key, from_stage, to_stage, at, run_id, rule, reason) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (i, key, from_stage, to_stage, at.isoformat(), run_id, rule, reason)
+                (i, key, from_stage, to_stage, at.isoformat(), run_id, rule, self.codec.encode_reason(reason))
                 for i, (key, from_stage, to_stage, at, run_id, rule, reason) in zip(ids, rows, strict=True)
             ],
         )
         return ids
 
     def transitions(self, key: str | None = None) -> list[sqlite3.Row]:
+        """The stage history (all of it, or one person's) with each reason as text (state_codec.py)."""
+        columns = "id, person_key, from_stage, to_stage, at, run_id, rule, connector_reason(reason) AS reason"
         if key is None:
-            return list(self.db.execute("SELECT * FROM transitions ORDER BY id"))
-        return list(self.db.execute("SELECT * FROM transitions WHERE person_key=? ORDER BY id", (key,)))
+            return list(self.db.execute(f"SELECT {columns} FROM transitions ORDER BY id"))
+        return list(
+            self.db.execute(f"SELECT {columns} FROM transitions WHERE person_key=? ORDER BY id", (key,))
+        )
 
     # ---- labels and memberships ---------------------------------------------------------------------
 
