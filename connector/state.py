@@ -268,7 +268,8 @@ class StateStore:
         if not self.db.in_transaction:  # (a plan's finish is rolled back with the rest)
             # the run's passing rows (write_check's reserve, dirty_facts, rows rewritten smaller) leave free
             # pages: a new state (auto_vacuum=INCREMENTAL) hands them back, an old one keeps them for reuse
-            self.db.execute("PRAGMA incremental_vacuum")
+            # as a script: SQLite frees one page per step, and execute() steps a pragma once
+            self.db.executescript("PRAGMA incremental_vacuum")
 
     def runs(self, limit: int = 20) -> list[sqlite3.Row]:
         return list(self.db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,)))
