@@ -315,6 +315,11 @@ class StateStore:
             )
             for f in facts
         ]
+        # the rows zlib'd while their dictionary was being sampled take it now that it exists
+        rows = [
+            (*r[:5], self.codec.settle(self.codec.fact_kind(f), r[5]), r[6])
+            for r, f in zip(rows, facts, strict=True)
+        ]
         refs = [str(f.ref) for f in facts]
         self._unlink(refs)
         self.db.executemany(
@@ -497,6 +502,19 @@ class StateStore:
 
     def save_people(self, rows: Iterable[PersonRow]) -> None:
         """`save_person` for many people in one statement (a first run saves everyone)."""
+        encoded = [
+            (
+                key,
+                stage,
+                path_stage,
+                since,
+                decision if isinstance(decision, bytes) else self.codec.encode_decision(decision),
+                snapshot if isinstance(snapshot, bytes) else self.codec.encode_snapshot(snapshot),
+                run_id,
+                index,
+            )
+            for key, stage, path_stage, since, decision, snapshot, run_id, index in rows
+        ]
         self.db.executemany(
             "INSERT INTO people (person_key, stage, path_stage, since, decision, snapshot, updated_run, "
             "next_check, sources, pipeline) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -510,14 +528,15 @@ class StateStore:
                     stage,
                     path_stage,
                     since.isoformat(),
-                    decision if isinstance(decision, bytes) else self.codec.encode_decision(decision),
-                    snapshot if isinstance(snapshot, bytes) else self.codec.encode_snapshot(snapshot),
+                    # settled after all are encoded: the first rows of a first run were the dictionary's samples
+                    self.codec.settle("decision", decision),
+                    self.codec.settle("snapshot", snapshot),
                     run_id,
                     index.next_check.isoformat() if index.next_check else None,
                     "\n".join(index.sources),
                     json.dumps(index.pipeline, sort_keys=True) if index.pipeline else None,
                 )
-                for key, stage, path_stage, since, decision, snapshot, run_id, index in rows
+                for key, stage, path_stage, since, decision, snapshot, run_id, index in encoded
             ],
         )
 
@@ -565,12 +584,16 @@ class StateStore:
         # AUTOINCREMENT never reuses an id, even one whose row is gone: start past both
         first = max(int(row[0] or 0), int(seq[0] if seq else 0)) + 1
         ids = list(range(first, first + len(rows)))
+        reasons = [self.codec.encode_reason(row[6]) for row in rows]
+        reasons = [self.codec.settle("reason", r) for r in reasons]  # the sampled ones too
         self.db.executemany(
             "INSERT INTO transitions (id, person_key, from_stage, to_stage, at, run_id, rule, reason) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (i, key, from_stage, to_stage, at.isoformat(), run_id, rule, self.codec.encode_reason(reason))
-                for i, (key, from_stage, to_stage, at, run_id, rule, reason) in zip(ids, rows, strict=True)
+                (i, key, from_stage, to_stage, at.isoformat(), run_id, rule, reason)
+                for i, reason, (key, from_stage, to_stage, at, run_id, rule, _) in zip(
+                    ids, reasons, rows, strict=True
+                )
             ],
         )
         return ids

