@@ -23,8 +23,13 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+import structlog
+import zstandard
+
 from . import state_dictionaries as dicts
 from .schema import Fact
+
+log = structlog.get_logger(__name__)
 
 # zlib level 6 (the default) compresses these few hundred bytes as well as 9 at two thirds of the CPU
 LEVEL = 6
@@ -209,6 +214,7 @@ class Codec:
         self._current: dict[str, int] = {}
         self._samples: dict[str, list[Any]] = {}
         self._owners: dict[str, list[list[str]]] = {}
+        self._untrainable: set[str] = set()
         for dict_id, kind, content in self._db.execute("SELECT id, kind, content FROM dictionaries"):
             dicts.register(int(dict_id), bytes(content))
             self._current[str(kind)] = int(dict_id)
@@ -255,15 +261,23 @@ class Codec:
             samples = self._samples.setdefault(kind, [])
             samples.append(data)
             self._owners.setdefault(kind, []).append(owners or [])
-            if len(samples) < dicts.MIN_SAMPLES:
+            if len(samples) < dicts.MIN_SAMPLES or kind in self._untrainable:
                 return data if isinstance(data, str) else zlib.compress(raw, LEVEL)
             dict_id = self._train(kind)
+            if dict_id is None:
+                return data if isinstance(data, str) else zlib.compress(raw, LEVEL)
         return dicts.compress(dict_id, raw)
 
-    def _train(self, kind: str) -> int:
+    def _train(self, kind: str) -> int | None:
         samples = self._samples.pop(kind)
         owners = self._owners.pop(kind)
-        dict_id, content = dicts.train(kind, samples, owners if kind.startswith("fact ") else None)
+        try:
+            dict_id, content = dicts.train(kind, samples, owners if kind.startswith("fact ") else None)
+        except zstandard.ZstdError as exc:
+            # too little left after redaction to train on: this kind stays zlib until the next run tries again
+            log.info("state.dictionary.untrained", kind=kind, samples=len(samples), error=str(exc))
+            self._untrainable.add(kind)
+            return None
         dicts.register(dict_id, content)
         self._db.execute(
             "INSERT INTO dictionaries (id, kind, content, samples, created_at) VALUES (?, ?, ?, ?, "
