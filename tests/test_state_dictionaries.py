@@ -19,6 +19,7 @@ from spine_helpers import AS_OF, Project
 from structlog.testing import capture_logs
 
 from connector import state_dictionaries
+from connector.fact_index import content_hash
 from connector.pipeline import Runner
 from connector.schema import Fact, FactKind, RecordRef
 from connector.state import StateStore
@@ -180,6 +181,9 @@ def test_fact_payloads_round_trip_with_their_source_objects_dictionary(
         assert all(blob[:1] != b"\x78" for blob in stored.values())
         for fact in facts:
             assert decode_fact(stored[fact.ref.id]).to_json() == fact.to_json()
+        # the content hash is the fact's, not its encoding's
+        hashes = dict(store.db.execute("SELECT record_id, hash FROM facts"))
+        assert all(hashes[f.ref.id] == content_hash(f) for f in facts)
     finally:
         store.close()
 
@@ -331,6 +335,46 @@ def test_a_first_run_over_many_people_stores_every_row_with_a_dictionary(
     again = Runner(project.config()).execute("run", AS_OF)
     assert again.exit_code == 0 and again.transitions == {}
     assert project.query("SELECT person_key, decision, snapshot, updated_run FROM people ORDER BY 1") == rows
+
+
+def test_a_plan_keeps_no_dictionary_and_the_run_after_it_reads_everything(
+    project: Project, few_samples: None
+) -> None:
+    """A plan trains dictionaries inside its rolled-back transaction: they go with it, and the run that
+    follows in the same process must not encode with one the state does not hold."""
+    crowd = "".join(
+        f"p{i}@crowd.example;First{i};Last{i};Crowd;Working;nee;EXT-C{i}\n" for i in range(2 * FEW)
+    )
+    project.write("data/people.csv", project.root.joinpath("data/people.csv").read_text() + crowd)
+    runner = Runner(project.config())
+    assert runner.execute("plan", AS_OF).exit_code == 0
+    assert project.query("SELECT COUNT(*) FROM dictionaries") == [(0,)]
+    assert runner.execute("run", AS_OF).exit_code == 0
+    stored = {k for (k,) in project.query("SELECT id FROM dictionaries")}
+    named = {
+        state_dictionaries.frame_dict_id(bytes(blob))
+        for (blob,) in project.query("SELECT snapshot FROM people UNION ALL SELECT payload FROM facts")
+        if bytes(blob)[:1] != b"\x78"
+    }
+    assert named and named <= stored
+    assert len(_rows(project)["snapshots"]) == len(project.query("SELECT person_key FROM people"))
+
+
+def test_a_dictionary_rolled_back_is_not_encoded_with(tmp_path: Path, few_samples: None) -> None:
+    store = _store(tmp_path)
+    try:
+        people = [_person(i) for i in range(FEW)]
+        with store.dry_run():
+            _train(store, [p[0] for p in people], [p[1] for p in people])
+            assert store.db.execute("SELECT COUNT(*) FROM dictionaries").fetchone()[0] == 2
+        assert store.db.execute("SELECT COUNT(*) FROM dictionaries").fetchone()[0] == 0
+        # sampling starts over: zlib until the dictionary is trained again, and this one is kept
+        assert store.codec.encode_snapshot(people[0][0])[:1] == b"\x78"
+        with store.transaction():
+            _train(store, [p[0] for p in people], [p[1] for p in people])
+        assert store.db.execute("SELECT COUNT(*) FROM dictionaries").fetchone()[0] == 2
+    finally:
+        store.close()
 
 
 def test_a_new_state_hands_its_free_pages_back_after_a_run(project: Project) -> None:
