@@ -9,7 +9,7 @@ stored as a BLOB. Three generations stay readable side by side, and every decode
 - zstd with the dictionary of that kind of row (migration 11, state_dictionaries.py): a magicless frame
   whose header names the dictionary (its first byte, the frame descriptor, is never 0x78).
 A row is re-encoded the next time it is saved; nothing compares stored bytes across codecs to decide
-what a person is (`same_content`).
+whether a person is described differently (`same_snapshot`).
 
 The encodings are deterministic for a given dictionary (sorted keys, one level), so equal content gives
 equal bytes and a run can still tell an unchanged person by comparing what it would store with what is
@@ -177,10 +177,6 @@ def same_snapshot(stored: bytes | str | None, fresh: bytes) -> bool:
     return _same(stored, fresh, decode_snapshot)
 
 
-def same_decision(stored: bytes | str | None, fresh: bytes) -> bool:
-    return _same(stored, fresh, decode_decision)
-
-
 def _same(stored: bytes | str | None, fresh: bytes, decode: Callable[[bytes | str], Any]) -> bool:
     # equal bytes say so at once, and so do different bytes from one dictionary (its encoding is
     # deterministic); only a row another codec wrote (text, zlib, another dictionary) is decoded
@@ -257,15 +253,14 @@ class Codec:
     def _encode(self, kind: str, data: dict[str, Any] | str, owners: list[str] | None = None) -> Any:
         raw = data.encode("utf-8") if isinstance(data, str) else _text(data)
         dict_id = self._current.get(kind)
-        if dict_id is None:
+        if dict_id is None and kind not in self._untrainable:
             samples = self._samples.setdefault(kind, [])
             samples.append(data)
             self._owners.setdefault(kind, []).append(owners or [])
-            if len(samples) < dicts.MIN_SAMPLES or kind in self._untrainable:
-                return data if isinstance(data, str) else zlib.compress(raw, LEVEL)
-            dict_id = self._train(kind)
-            if dict_id is None:
-                return data if isinstance(data, str) else zlib.compress(raw, LEVEL)
+            if len(samples) >= dicts.MIN_SAMPLES:
+                dict_id = self._train(kind)
+        if dict_id is None:
+            return data if isinstance(data, str) else zlib.compress(raw, LEVEL)
         return dicts.compress(dict_id, raw)
 
     def _train(self, kind: str) -> int | None:

@@ -6,11 +6,11 @@ every row repeats. A dictionary holds them once; each row then costs little more
 
 A dictionary is trained on the first rows of its kind a state sees, but only after they are **redacted**:
 issue 12's erasure promises that nothing of a forgotten person stays in the state, and a dictionary is never
-changed once written. So a sample keeps its structure (JSON keys, punctuation) and only those string and
-number values that at least `k` distinct rows share (a stage, a rule's reason, a competitor, a date, an
-e-mail domain: nobody's own); any other value is cut to the prefix up to its last ':' (a record ref's
-source and object, a key's kind) and the suffix from its '@' (an e-mail's domain), each kept only when
-shared as well. An e-mail, a name, a record id or a person key is held by one row and never gets in.
+changed once written. So a sample keeps its punctuation, and only the JSON keys and values that at least
+`shared_threshold` people share (field names, a stage, a rule's reason, a competitor, a date, an e-mail
+domain: nobody's own); any other value is cut to the prefix up to its last ':' (a record ref's source and
+object, a key's kind) and the suffix from its '@' (an e-mail's domain), each kept only when shared as well.
+An e-mail, a name, a record id or a person key belongs to one person and never gets in.
 
 Dictionaries are named by a 32-bit id derived from their samples and written into every zstd frame, so a
 row names its own dictionary and one process can read rows of several states (their ids do not collide).
@@ -136,6 +136,8 @@ def redact(samples: list[Any], owners: list[list[str]] | None = None) -> list[by
     k = shared_threshold(len(set(group)))
     holders: dict[Any, set[int]] = {}
     for person, sample in zip(group, samples, strict=True):
+        for key in _keys(sample):
+            holders.setdefault(("k", key), set()).add(person)
         for leaf in _leaves(sample):
             holders.setdefault(_counted(leaf), set()).add(person)
             if isinstance(leaf, str):
@@ -178,6 +180,14 @@ def _counted(value: Any) -> Any:
     return ("v", type(value).__name__, value)
 
 
+def _keys(data: Any) -> list[str]:
+    if isinstance(data, dict):
+        return [*data, *(k for v in data.values() for k in _keys(v))]
+    if isinstance(data, list):
+        return [k for v in data for k in _keys(v)]
+    return []
+
+
 def _leaves(data: Any) -> list[Any]:
     if isinstance(data, dict):
         return [leaf for v in data.values() for leaf in _leaves(v)]
@@ -198,7 +208,9 @@ def _prefixes(value: str) -> list[str]:
 
 def _clean(data: Any, shared: set[Any]) -> Any:
     if isinstance(data, dict):
-        return {k: _clean(v, shared) for k, v in data.items()}
+        # keys are field names, nearly always; one that few share (a source keyed by e-mail) goes too
+        kept = {k: v for k, v in data.items() if ("k", k) in shared}
+        return {k: _clean(v, shared) for k, v in kept.items()}
     if isinstance(data, list):
         return [_clean(v, shared) for v in data]
     if isinstance(data, bool) or data is None:
