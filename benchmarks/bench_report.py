@@ -10,6 +10,7 @@ from sf_cases import DAILY_LIMIT, OBJECTS, SfRow
 from vtiger_cases import VtRow
 
 GIB_MIB = 1024.0
+STATE_LIMIT = 1000.0  # bytes per person: "under 1 KB", read strictly
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,15 @@ def targets(
         out.append(Target(name, "≤ 1 GiB", f"{worst / GIB_MIB:.2f} GiB ({worst:.0f} MiB)", met))
     else:
         out.append(Target(name, "≤ 1 GiB", "not measured in this run", "—"))
+    name = "state per person (files source, largest size, after a first and a 1 % changed run)"
+    sized = [r for r in files if r.kind in ("first run", "1 % changed")]
+    if sized:
+        largest = max(r.people for r in sized)
+        worst = max((r for r in sized if r.people == largest), key=lambda r: r.state_per_person)
+        measured = f"{worst.state_per_person:.0f} B ({largest:,} people, {worst.kind})"
+        out.append(Target(name, "< 1 KB", measured, "yes" if worst.state_per_person < STATE_LIMIT else "no"))
+    else:
+        out.append(Target(name, "< 1 KB", "not measured in this run", "—"))
     name = "Salesforce, nothing new (steady state): queries"
     steady = [r for r in sf if r.kind == "nothing new, steady state"]
     if steady:
@@ -130,14 +140,15 @@ def render(
         "recomputes every stage and segment and writes one CSV, every run (no state, no history).",
         "",
         "| people | run | n | CPU s | wall s | peak RSS MiB | naive CPU s | naive wall s | naive RSS MiB "
-        "| CPU ratio | wall ratio | transitions |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| CPU ratio | wall ratio | transitions | state B/person |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in files:
         c, n = r.connector, r.naive
         lines.append(
             f"| {r.people:,} | {r.kind} | {c.repeats} | {c.cpu:.2f} | {c.wall:.2f} | {c.rss_mib:.0f} | {n.cpu:.2f} "
-            f"| {n.wall:.2f} | {n.rss_mib:.0f} | {_ratio(c.cpu, n.cpu)} | {_ratio(c.wall, n.wall)} | {r.transitions} |"
+            f"| {n.wall:.2f} | {n.rss_mib:.0f} | {_ratio(c.cpu, n.cpu)} | {_ratio(c.wall, n.wall)} | {r.transitions} "
+            f"| {r.state_per_person:.0f} |"
         )
     lines += [
         "",

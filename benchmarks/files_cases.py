@@ -31,6 +31,8 @@ class FilesRow:
     connector: Figures
     naive: Figures
     transitions: int
+    # the state's size after the case (the database and its -wal, as the run left them), per person
+    state_per_person: float
 
 
 def _connector_bin() -> str:
@@ -41,6 +43,10 @@ def _clear_state(root: Path) -> None:
     for path in root.glob("state.sqlite*"):
         path.unlink()
     shutil.rmtree(root / "segments", ignore_errors=True)
+
+
+def _state_bytes(root: Path) -> int:
+    return sum(path.stat().st_size for path in root.glob("state.sqlite*") if not path.name.endswith(".lock"))
 
 
 def _copy_state(src: Path, dst: Path) -> None:
@@ -81,11 +87,13 @@ def run_size(
     # exit 3 would be rejected rows; these inputs hold none, so only 0 is a clean run
     samples: dict[str, tuple[list[Sample], list[Sample]]] = {kind: ([], []) for kind in KINDS}
     transitions: dict[str, int] = {}
+    state_bytes: dict[str, int] = {}
 
     def one(kind: str) -> None:
         done = measure(connector)
         samples[kind][0].append(done)
         transitions[kind] = sum(json.loads(done.stdout)["transitions"].values())
+        state_bytes[kind] = _state_bytes(root)
         samples[kind][1].append(measure(naive))  # right after, so a busier moment hurts both alike
         log(
             f"files {people:>8} {kind:<12} connector {done.cpu:7.2f} s CPU  naive {samples[kind][1][-1].cpu:6.2f} s"
@@ -108,6 +116,13 @@ def run_size(
     shutil.rmtree(snapshot)
     shutil.rmtree(changed)
     return [
-        FilesRow(people, kind, Figures.of(samples[kind][0]), Figures.of(samples[kind][1]), transitions[kind])
+        FilesRow(
+            people,
+            kind,
+            Figures.of(samples[kind][0]),
+            Figures.of(samples[kind][1]),
+            transitions[kind],
+            state_bytes[kind] / people,
+        )
         for kind in KINDS
     ]

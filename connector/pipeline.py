@@ -64,7 +64,7 @@ from .retry import RetryPolicy
 from .schema import Person, encode_value
 from .sources.base import Source
 from .state import PersonIndex, PersonRow, StateStore, TransitionRow
-from .state_codec import encode_decision, encode_snapshot
+from .state_codec import same_snapshot
 from .tasks import store as task_ledger
 from .tasks.planner import TaskPlan
 from .tasks.sync import sync_tasks
@@ -611,9 +611,9 @@ class Runner:
             since = as_of if changed or row is None else dt.date.fromisoformat(row["since"])
             # encoded once (state_codec.py): compared with the stored bytes and saved as they are, so a first
             # run keeps a few hundred bytes per person until the save, not the dicts
-            decision_blob = encode_decision(decision.to_json())
-            snapshot_blob = encode_snapshot(snapshot)
-            if row is None or changed or row["snapshot"] != snapshot_blob:
+            decision_blob = store.codec.encode_decision(decision.to_json())
+            snapshot_blob = store.codec.encode_snapshot(snapshot)
+            if row is None or changed or not same_snapshot(row["snapshot"], snapshot_blob):
                 self._redescribed.add(person.key)  # a segment member described differently now
             if (
                 row is None

@@ -31,7 +31,7 @@ from typing import IO, Any
 from .errors import LockedError, StateError
 from .fact_index import content_hash, link_keys
 from .schema import Fact, RecordRef
-from .state_codec import decode_fact, encode_decision, encode_fact, encode_snapshot, fact_json
+from .state_codec import Codec, decode_fact, decode_reason, fact_json
 from .state_guard import GuardedConnection, open_sqlite, state_error
 from .state_migrations import prepare
 
@@ -163,10 +163,15 @@ class StateStore:
         raw.row_factory = sqlite3.Row
         self.db = GuardedConnection(raw, self.path)
         try:
+            # a new state gives its free pages back at the end of each run (`finish_run`); this has to be set
+            # before the first table is made (an existing state keeps its mode, and reuses its free pages)
+            self.db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self.schema_version = prepare(self.db, self.path, SCHEMA)
+            raw.create_function("connector_reason", 1, decode_reason, deterministic=True)
+            self.codec = Codec(self.db)
         except BaseException:
             raw.close()  # a half-opened state must not keep the file open (rebuild moves it aside)
             raise
@@ -206,6 +211,7 @@ class StateStore:
             else:
                 self.db.execute(f"ROLLBACK TO sp{self._depth}")
                 self.db.execute(f"RELEASE sp{self._depth}")
+            self.codec.reload()  # a dictionary trained inside is gone with it
             raise
         self._depth -= 1
         if self._depth == 0:
@@ -224,6 +230,7 @@ class StateStore:
             self._depth -= 1
             if self.db.in_transaction:  # SQLite may have rolled back by itself (disk full, I/O error)
                 self.db.execute("ROLLBACK")
+            self.codec.reload()
 
     def check_writable(self, rows: int) -> None:
         """Prove the state can still record about `rows` rows before a CRM write it will have to record.
@@ -258,6 +265,11 @@ class StateStore:
                 "UPDATE runs SET finished_at=?, outcome=?, exit_code=?, summary=? WHERE id=?",
                 (_now(), outcome, exit_code, json.dumps(summary, default=str), run_id),
             )
+        if not self.db.in_transaction:  # (a plan's finish is rolled back with the rest)
+            # the run's passing rows (write_check's reserve, dirty_facts, rows rewritten smaller) leave free
+            # pages: a new state (auto_vacuum=INCREMENTAL) hands them back, an old one keeps them for reuse
+            # as a script: SQLite frees one page per step, and execute() steps a pragma once
+            self.db.executescript("PRAGMA incremental_vacuum")
 
     def runs(self, limit: int = 20) -> list[sqlite3.Row]:
         return list(self.db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,)))
@@ -298,10 +310,15 @@ class StateStore:
                 f.ref.id,
                 f.kind.value,
                 f.modified_at.isoformat() if f.modified_at else None,
-                encode_fact(f),
+                self.codec.encode_fact(f),
                 content_hash(f),
             )
             for f in facts
+        ]
+        # the rows zlib'd while their dictionary was being sampled take it now that it exists
+        rows = [
+            (*r[:5], self.codec.settle(self.codec.fact_kind(f), r[5]), r[6])
+            for r, f in zip(rows, facts, strict=True)
         ]
         refs = [str(f.ref) for f in facts]
         self._unlink(refs)
@@ -485,6 +502,19 @@ class StateStore:
 
     def save_people(self, rows: Iterable[PersonRow]) -> None:
         """`save_person` for many people in one statement (a first run saves everyone)."""
+        encoded = [
+            (
+                key,
+                stage,
+                path_stage,
+                since,
+                decision if isinstance(decision, bytes) else self.codec.encode_decision(decision),
+                snapshot if isinstance(snapshot, bytes) else self.codec.encode_snapshot(snapshot),
+                run_id,
+                index,
+            )
+            for key, stage, path_stage, since, decision, snapshot, run_id, index in rows
+        ]
         self.db.executemany(
             "INSERT INTO people (person_key, stage, path_stage, since, decision, snapshot, updated_run, "
             "next_check, sources, pipeline) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -498,14 +528,15 @@ class StateStore:
                     stage,
                     path_stage,
                     since.isoformat(),
-                    decision if isinstance(decision, bytes) else encode_decision(decision),
-                    snapshot if isinstance(snapshot, bytes) else encode_snapshot(snapshot),
+                    # settled after all are encoded: the first rows of a first run were the dictionary's samples
+                    self.codec.settle("decision", decision),
+                    self.codec.settle("snapshot", snapshot),
                     run_id,
                     index.next_check.isoformat() if index.next_check else None,
                     "\n".join(index.sources),
                     json.dumps(index.pipeline, sort_keys=True) if index.pipeline else None,
                 )
-                for key, stage, path_stage, since, decision, snapshot, run_id, index in rows
+                for key, stage, path_stage, since, decision, snapshot, run_id, index in encoded
             ],
         )
 
@@ -537,7 +568,7 @@ class StateStore:
         cur = self.db.execute(
             "INSERT INTO transitions (person_key, from_stage, to_stage, at, run_id, rule, reason) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (key, from_stage, to_stage, at.isoformat(), run_id, rule, reason),
+            (key, from_stage, to_stage, at.isoformat(), run_id, rule, self.codec.encode_reason(reason)),
         )
         return int(cur.lastrowid or 0)
 
@@ -553,20 +584,28 @@ class StateStore:
         # AUTOINCREMENT never reuses an id, even one whose row is gone: start past both
         first = max(int(row[0] or 0), int(seq[0] if seq else 0)) + 1
         ids = list(range(first, first + len(rows)))
+        reasons = [self.codec.encode_reason(row[6]) for row in rows]
+        reasons = [self.codec.settle("reason", r) for r in reasons]  # the sampled ones too
         self.db.executemany(
             "INSERT INTO transitions (id, person_key, from_stage, to_stage, at, run_id, rule, reason) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (i, key, from_stage, to_stage, at.isoformat(), run_id, rule, reason)
-                for i, (key, from_stage, to_stage, at, run_id, rule, reason) in zip(ids, rows, strict=True)
+                for i, reason, (key, from_stage, to_stage, at, run_id, rule, _) in zip(
+                    ids, reasons, rows, strict=True
+                )
             ],
         )
         return ids
 
     def transitions(self, key: str | None = None) -> list[sqlite3.Row]:
+        """The stage history (all of it, or one person's) with each reason as text (state_codec.py)."""
+        columns = "id, person_key, from_stage, to_stage, at, run_id, rule, connector_reason(reason) AS reason"
         if key is None:
-            return list(self.db.execute("SELECT * FROM transitions ORDER BY id"))
-        return list(self.db.execute("SELECT * FROM transitions WHERE person_key=? ORDER BY id", (key,)))
+            return list(self.db.execute(f"SELECT {columns} FROM transitions ORDER BY id"))
+        return list(
+            self.db.execute(f"SELECT {columns} FROM transitions WHERE person_key=? ORDER BY id", (key,))
+        )
 
     # ---- labels and memberships ---------------------------------------------------------------------
 

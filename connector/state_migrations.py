@@ -128,6 +128,16 @@ MIGRATIONS: dict[int, tuple[str, tuple[str, ...]]] = {
             "DELETE FROM fact_keys WHERE key = ref",
         ),
     ),
+    11: (
+        "zstd dictionaries: one per kind of row (fact payloads per source object, decisions, snapshots, "
+        "transition reasons), trained on redacted rows (no one's own values), never changed once written; "
+        "rows compressed with one name it in their frame (state_codec.py; zlib rows and text stay readable, "
+        "and transition reasons are compressed from now on)",
+        (
+            "CREATE TABLE IF NOT EXISTS dictionaries (id INTEGER PRIMARY KEY, kind TEXT NOT NULL UNIQUE, "
+            "content BLOB NOT NULL, samples INTEGER NOT NULL, created_at TEXT NOT NULL)",
+        ),
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS, default=1)
 

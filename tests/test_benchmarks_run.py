@@ -75,7 +75,10 @@ def test_tiny_run_writes_every_case_row_with_figures(tmp_path: Path) -> None:
     assert re.search(r"- git commit: [0-9a-f]{7,}", text)
 
     targets = {row["case"]: row for row in _table(text, "## Targets")}
-    assert len(targets) == 7
+    assert len(targets) == 8
+    state = targets["state per person (files source, largest size, after a first and a 1 % changed run)"]
+    assert re.fullmatch(r"\d+ B \(200 people, (first run|1 % changed)\)", state["measured"])
+    assert state["met?"] in ("yes", "no")
     assert (
         targets["100,000 people, nothing new: CPU s (files source)"]["measured"] == "not measured in this run"
     )
@@ -99,6 +102,7 @@ def test_tiny_run_writes_every_case_row_with_figures(tmp_path: Path) -> None:
             "naive wall s",
             "CPU ratio",
             "wall ratio",
+            "state B/person",
         ):
             assert _number(row[key]) > 0, (key, row)
     # the people were decided, not rejected: every one enters a stage on the first run, none on a rerun

@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 from structlog.testing import capture_logs
 
+from connector import state_dictionaries
 from connector.cli import cli
 from connector.config import load_config
 from connector.pipeline import Runner
@@ -230,7 +231,30 @@ def _output_bytes(world: World) -> dict[str, bytes]:
         if path.is_file() and path.parent.name != "files":  # files/ holds the demo's input exports
             data = path.read_bytes()
             out[str(path.relative_to(world.root))] = _inflated(data) if ".sqlite" in path.name else data
+            if path.name.endswith(".sqlite"):
+                out[str(path.relative_to(world.root))] += _zstd_rows(path)
     return out
+
+
+def _zstd_rows(path: Path) -> bytes:
+    """Every dictionary the state holds, and what every zstd frame in its rows holds (state_codec.py: a
+    magicless frame cannot be found in the file's bytes as a zlib stream can, so each row is read)."""
+    db = sqlite3.connect(path)
+    try:
+        found = [bytes(c) for (c,) in db.execute("SELECT content FROM dictionaries")]
+        for dict_id, content in db.execute("SELECT id, content FROM dictionaries"):
+            state_dictionaries.register(dict_id, bytes(content))
+        for sql in (
+            "SELECT payload FROM facts",
+            "SELECT decision FROM people UNION ALL SELECT snapshot FROM people",
+            "SELECT reason FROM transitions",
+        ):
+            for (blob,) in db.execute(sql):
+                if isinstance(blob, bytes) and blob[:1] != b"\x78":
+                    found.append(state_dictionaries.decompress(blob))
+    finally:
+        db.close()
+    return b"".join(found)
 
 
 def _inflated(data: bytes) -> bytes:
@@ -270,7 +294,10 @@ def test_forget_clears_the_crms_as_configured_and_leaves_no_trace_in_any_file(
 ) -> None:
     world = crm_world
     monkeypatch.setattr("connector.state.open_sqlite", _without_secure_delete)
+    # the demo's 120 people are enough for dictionaries (at 60 rows): the scan below reads them too
+    monkeypatch.setattr(state_dictionaries, "MIN_SAMPLES", 60)
     assert world.run() == 3
+    assert {k for (k,) in world.query("SELECT kind FROM dictionaries")} >= {"decision", "snapshot"}
     people = _erasable(world)
     sf_records = [r for p in people for r in p.sf]
     vt_records = [r for p in people for r in p.vt]

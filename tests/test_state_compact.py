@@ -18,6 +18,7 @@ from connector.cli import cli
 from connector.mappers import fields
 from connector.pipeline import Runner
 from connector.state_codec import decode_decision, decode_snapshot, fact_json
+from connector.state_migrations import SCHEMA_VERSION
 
 pytestmark = pytest.mark.reliability("State")
 
@@ -84,7 +85,7 @@ def test_a_version_9_state_is_migrated_and_reads_the_same(project: Project) -> N
     before = _plain(project)
     assert project.query("SELECT DISTINCT typeof(snapshot) FROM people") == [("text",)]
     explained = _explain(project, "bob@globex.example")  # migrates on open; rows still plain JSON
-    assert project.query("SELECT value FROM meta WHERE key='schema_version'") == [("10",)]
+    assert project.query("SELECT value FROM meta WHERE key='schema_version'") == [(str(SCHEMA_VERSION),)]
     assert _plain(project) == before
     assert project.query("SELECT COUNT(*) FROM fact_keys WHERE key = ref") == [(0,)]
 

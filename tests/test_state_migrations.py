@@ -47,7 +47,7 @@ def test_a_version_1_state_is_migrated_on_open_and_keeps_its_data(project: Proje
         cli, ["run", "-c", str(project.config_path), "--as-of", AS_OF.isoformat(), "--json"]
     )
     assert result.exit_code == 0, result.output
-    assert version(project.state_path) == str(SCHEMA_VERSION) == "10"
+    assert version(project.state_path) == str(SCHEMA_VERSION) == "11"
     names = {name for name, _ in schema(project.state_path)}
     assert {
         "labels_person",
