@@ -157,6 +157,18 @@ class FullPlanner:
         superseded: set[str],
         vetoes: Mapping[str, Veto],
     ) -> None:
+        # one transaction for the part's rows: outside one, each row of an executemany is a transaction of its
+        # own, and the temp tables' journal is written and truncated for every one (2.5 times a person)
+        with self.store.transaction():
+            self._add(people, decisions, superseded, vetoes)
+
+    def _add(
+        self,
+        people: list[Person],
+        decisions: Mapping[str, Decision],
+        superseded: set[str],
+        vetoes: Mapping[str, Veto],
+    ) -> None:
         db = self.store.db
         by_key = {p.key: p for p in people}
         db.executemany("INSERT OR IGNORE INTO temp.run_people VALUES (?)", ((k,) for k in by_key))
