@@ -11,7 +11,7 @@ import datetime as dt
 import functools
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -27,6 +27,7 @@ from ..schema import (
     FieldType,
 )
 from ..suggest import did_you_mean
+from . import email_check
 
 # A field holding another system's record id (a vtiger field with the Salesforce Contact Id) maps to
 # `xref.<source name>.<Object>`: identity resolution then merges the two records into one person.
@@ -196,15 +197,6 @@ def _short(raw: Any) -> str:
     return text if len(text) <= 40 else f"{text[:40]}…"
 
 
-@functools.cache
-def _email_validator() -> tuple[Callable[..., Any], type[Exception]]:
-    """email-validator, imported on first use: its import compiles its grammar (about 20 ms of CPU), which a
-    run that maps no address (`validate`, a config without e-mail fields) does without."""
-    from email_validator import EmailNotValidError, validate_email
-
-    return validate_email, EmailNotValidError
-
-
 def checked_email(text: str) -> str:
     """The address lower-cased (the identity key's form), or ValueError when it is not an e-mail address.
 
@@ -224,12 +216,7 @@ def checked_email(text: str) -> str:
 def _email_problem(candidate: str) -> str | None:
     """Why `candidate` is not an e-mail address, or None. Cached: a row's address is checked once as a
     mapped field and once as its join key, and the validator was a fifth of a first run's CPU."""
-    validate_email, not_valid = _email_validator()
-    try:
-        validate_email(candidate, check_deliverability=False)
-    except not_valid as exc:
-        return str(exc)
-    return None
+    return email_check.problem(candidate)
 
 
 def translate(target: str, raw: Any, value_map: Mapping[str, Any]) -> tuple[bool, Any]:
