@@ -13,9 +13,10 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from ..errors import RecordError
 from ..model import StrictModel
@@ -41,12 +42,21 @@ TRUE_WORDS = {"1", "true", "yes", "y", "ja", "j", "on", "x"}
 FALSE_WORDS = {"0", "false", "no", "n", "nee", "off", ""}
 
 
+FieldStep = tuple[str, str, Mapping[str, Any] | None, FieldType]
+
+
 def fields_for_kind(kind: FactKind) -> dict[str, FieldType]:
+    return dict(_field_types(kind))
+
+
+@functools.cache
+def _field_types(kind: FactKind) -> Mapping[str, FieldType]:
+    # built once per kind: mapping asked for a field's type per field per row
     if kind is FactKind.OPPORTUNITY:
-        return dict(OPPORTUNITY_FIELDS)
+        return MappingProxyType(dict(OPPORTUNITY_FIELDS))
     if kind is FactKind.CONTRACT:
-        return dict(CONTRACT_FIELDS)
-    return {name: f.type for name, f in PERSON_FIELDS.items()}
+        return MappingProxyType(dict(CONTRACT_FIELDS))
+    return MappingProxyType({name: f.type for name, f in PERSON_FIELDS.items()})
 
 
 class ObjectMapping(StrictModel):
@@ -57,6 +67,9 @@ class ObjectMapping(StrictModel):
     value_maps: dict[str, dict[str, Any]] = Field(default_factory=dict)  # schema field -> raw -> meaning
     constants: dict[str, Any] = Field(default_factory=dict)  # schema field -> fixed value for every record
     date_formats: list[str] = Field(default_factory=lambda: list(DEFAULT_DATE_FORMATS))
+    # worked out once at validation (a mapping is applied to every row of a file); derived from the fields
+    # alone, so two equal mappings still compare equal
+    _plan: tuple[FieldStep, ...] = PrivateAttr(default=())
 
     @field_validator("fields")
     @classmethod
@@ -91,12 +104,20 @@ class ObjectMapping(StrictModel):
                     )
         if problems:
             raise ValueError("; ".join(problems))
+        self._plan = tuple(
+            (src, target, self.value_maps.get(target), self.schema_type(target))
+            for src, target in self.fields.items()
+        )
         return self
 
     def schema_type(self, target: str) -> FieldType:
         if target.startswith(("extra.", XREF_PREFIX)):
             return FieldType.STR
-        return fields_for_kind(self.kind)[target]
+        return _field_types(self.kind)[target]
+
+    def field_plan(self) -> tuple[FieldStep, ...]:
+        """(source field, target, value map or None, schema type) per mapped field."""
+        return self._plan
 
 
 @dataclass
@@ -252,9 +273,8 @@ def map_fields(
     get = getter or (lambda record, name: record.get(name))
     for target, value in mapping.constants.items():
         _put(out, target, value)
-    for src, target in mapping.fields.items():
+    for src, target, value_map, ftype in mapping.field_plan():
         raw_value = get(raw, src)
-        value_map = mapping.value_maps.get(target)
         if value_map is not None:
             found, meaning = translate(target, raw_value, value_map)
             if not found:
@@ -262,7 +282,7 @@ def map_fields(
                 continue
             raw_value = meaning
         try:
-            value = coerce(raw_value, mapping.schema_type(target), mapping.date_formats)
+            value = coerce(raw_value, ftype, mapping.date_formats)
             if target == "email" and value is not None:
                 try:
                     value = checked_email(value)
