@@ -14,7 +14,7 @@ import functools
 from importlib import resources
 from typing import Any
 
-from pydantic import Field, PrivateAttr, ValidationInfo, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from .conditions import Condition
 from .model import NAME_PATTERN, StrictModel
@@ -66,8 +66,6 @@ class StageModel(StrictModel):
     labels: dict[str, str | dict[str, str]] = Field(default_factory=dict)
     # stage -> chance (0..1) an open deal of a person in it is won: the pipeline coverage's defaults
     probabilities: dict[str, float] = Field(default_factory=dict)
-    # name -> stage (the first of a name), built once: every decision looks its stage up by name
-    _by_name: dict[str, StageDef] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -94,11 +92,14 @@ class StageModel(StrictModel):
             )
         return self
 
-    @model_validator(mode="after")
-    def _index(self) -> StageModel:
+    @functools.cached_property
+    def _by_name(self) -> dict[str, StageDef]:
+        # built once (a cached property: pydantic serves private attributes through a slow __getattr__):
+        # every decision and label looks its stage up by name; the first of a name, as a search would find
+        by_name: dict[str, StageDef] = {}
         for stage in self.stages:
-            self._by_name.setdefault(stage.name, stage)
-        return self
+            by_name.setdefault(stage.name, stage)
+        return by_name
 
     def stage(self, name: str) -> StageDef:
         return self._by_name[name]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..errors import RecordError
 from ..model import StrictModel
@@ -67,9 +67,6 @@ class ObjectMapping(StrictModel):
     value_maps: dict[str, dict[str, Any]] = Field(default_factory=dict)  # schema field -> raw -> meaning
     constants: dict[str, Any] = Field(default_factory=dict)  # schema field -> fixed value for every record
     date_formats: list[str] = Field(default_factory=lambda: list(DEFAULT_DATE_FORMATS))
-    # worked out once at validation (a mapping is applied to every row of a file); derived from the fields
-    # alone, so two equal mappings still compare equal
-    _plan: tuple[FieldStep, ...] = PrivateAttr(default=())
 
     @field_validator("fields")
     @classmethod
@@ -104,10 +101,6 @@ class ObjectMapping(StrictModel):
                     )
         if problems:
             raise ValueError("; ".join(problems))
-        self._plan = tuple(
-            (src, target, self.value_maps.get(target), self.schema_type(target))
-            for src, target in self.fields.items()
-        )
         return self
 
     def schema_type(self, target: str) -> FieldType:
@@ -115,9 +108,15 @@ class ObjectMapping(StrictModel):
             return FieldType.STR
         return _field_types(self.kind)[target]
 
+    @functools.cached_property
     def field_plan(self) -> tuple[FieldStep, ...]:
-        """(source field, target, value map or None, schema type) per mapped field."""
-        return self._plan
+        """(source field, target, value map or None, schema type) per mapped field, worked out once: a
+        mapping is applied to every row of a file. A cached property, not a private attribute: it is read
+        per row, and pydantic serves private attributes through a slow `__getattr__` (equality ignores it)."""
+        return tuple(
+            (src, target, self.value_maps.get(target), self.schema_type(target))
+            for src, target in self.fields.items()
+        )
 
 
 @dataclass
@@ -273,7 +272,7 @@ def map_fields(
     get = getter or (lambda record, name: record.get(name))
     for target, value in mapping.constants.items():
         _put(out, target, value)
-    for src, target, value_map, ftype in mapping.field_plan():
+    for src, target, value_map, ftype in mapping.field_plan:
         raw_value = get(raw, src)
         if value_map is not None:
             found, meaning = translate(target, raw_value, value_map)
