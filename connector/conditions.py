@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Discriminator, Field, PrivateAttr, Tag, field_validator, model_validator
@@ -179,10 +180,14 @@ def parse_date_operand(value: Any, as_of: dt.date) -> dt.date:
 
 
 # ---- evaluation -------------------------------------------------------------------------------------------
-# Conditions are compiled once into plain nodes: every rule and segment is evaluated for every person on every
-# run, and reading attributes through pydantic on that path cost more than the tests themselves.
+# Conditions are compiled once into plain nodes, each carrying a closure that evaluates it: every rule and
+# segment is evaluated for every person on every run, and reading attributes through pydantic, or choosing
+# the operator again per evaluation, cost more than the tests themselves. The nodes stay plain data for the
+# code that reads a condition's shape (incremental.py's date offsets).
 
 Getter = Callable[[str], Any]
+Check = Callable[[Getter, dt.date, "list[str] | None"], bool]
+Test = Callable[[Any, dt.date], bool]
 COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "gt": lambda a, b: a > b,
     "gte": lambda a, b: a >= b,
@@ -199,18 +204,21 @@ class Leaf:
     members: frozenset[Any]
     window: tuple[int, int] | None
     text: str
+    check: Check = dataclass_field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Group:
     every: bool  # all (True) or any (False)
     children: tuple[Node, ...]
+    check: Check = dataclass_field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Negation:
     child: Node
     text: str
+    check: Check = dataclass_field(compare=False, repr=False)
 
 
 Node = Leaf | Group | Negation
@@ -219,53 +227,79 @@ Node = Leaf | Group | Negation
 def compile_condition(cond: Any) -> Node:
     if isinstance(cond, Leaf | Group | Negation):
         return cond
-    if isinstance(cond, AllCondition):
-        return Group(True, tuple(compile_condition(c) for c in cond.all))
-    if isinstance(cond, AnyCondition):
-        return Group(False, tuple(compile_condition(c) for c in cond.any))
+    if isinstance(cond, AllCondition | AnyCondition):
+        every = isinstance(cond, AllCondition)
+        parts = cond.all if isinstance(cond, AllCondition) else cond.any
+        children = tuple(compile_condition(c) for c in parts)
+        return Group(every, children, _group_check(every, tuple(c.check for c in children)))
     if isinstance(cond, NotCondition):
-        return Negation(compile_condition(cond.not_), describe(cond.not_))
+        child = compile_condition(cond.not_)
+        text = describe(cond.not_)
+        return Negation(child, text, _negation_check(child.check, text))
     assert isinstance(cond, FieldCondition)
     op = cond.operator
+    operand = getattr(cond, op)
     window = (cond.within_days.start, cond.within_days.end) if cond.within_days is not None else None
-    return Leaf(cond.field, op, getattr(cond, op), cond._members, window, describe(cond))
+    text = describe(cond)
+    check = _leaf_check(cond.field, text, _tester(op, operand, cond._members, window))
+    return Leaf(cond.field, op, operand, cond._members, window, text, check)
 
 
 def evaluate(cond: Any, get: Getter, as_of: dt.date, matched: list[str] | None = None) -> bool:
     """True when `cond` holds for the values `get` returns; appends a description of each leaf that held."""
-    return _eval(compile_condition(cond), get, as_of, matched)
+    return compile_condition(cond).check(get, as_of, matched)
 
 
-def _eval(node: Node, get: Getter, as_of: dt.date, matched: list[str] | None) -> bool:
-    if isinstance(node, Group):
-        if node.every:
-            trail: list[str] = []
-            for child in node.children:
-                if not _eval(child, get, as_of, trail):
+def _group_check(every: bool, children: tuple[Check, ...]) -> Check:
+    if every:
+
+        def all_hold(get: Getter, as_of: dt.date, matched: list[str] | None) -> bool:
+            # the leaves that held are reported only when every one of them did
+            trail: list[str] | None = [] if matched is not None else None
+            for child in children:
+                if not child(get, as_of, trail):
                     return False
-            if matched is not None:
+            if matched is not None and trail:
                 matched.extend(trail)
             return True
-        for child in node.children:
-            trail = []
-            if _eval(child, get, as_of, trail):
-                if matched is not None:
+
+        return all_hold
+
+    def any_holds(get: Getter, as_of: dt.date, matched: list[str] | None) -> bool:
+        for child in children:
+            trail: list[str] | None = [] if matched is not None else None
+            if child(get, as_of, trail):
+                if matched is not None and trail:
                     matched.extend(trail)
                 return True
         return False
-    if isinstance(node, Negation):
-        if _eval(node.child, get, as_of, None):
+
+    return any_holds
+
+
+def _negation_check(child: Check, text: str) -> Check:
+    def negated(get: Getter, as_of: dt.date, matched: list[str] | None) -> bool:
+        if child(get, as_of, None):
             return False
         if matched is not None:
-            matched.append(f"not({node.text})")
+            matched.append(f"not({text})")
         return True
-    value = get(node.field)
-    if isinstance(value, dt.datetime):
-        value = value.astimezone(dt.UTC).date() if value.tzinfo else value.date()
-    held = _test(node, value, as_of)
-    if held and matched is not None:
-        matched.append(f"{node.field}={_show(value)} ({node.text})")
-    return held
+
+    return negated
+
+
+def _leaf_check(name: str, text: str, test: Test) -> Check:
+    def leaf(get: Getter, as_of: dt.date, matched: list[str] | None) -> bool:
+        value = get(name)
+        if isinstance(value, dt.datetime):
+            value = value.astimezone(dt.UTC).date() if value.tzinfo else value.date()
+        if not test(value, as_of):
+            return False
+        if matched is not None:
+            matched.append(f"{name}={_show(value)} ({text})")
+        return True
+
+    return leaf
 
 
 def _show(value: Any) -> str:
@@ -280,41 +314,81 @@ def _norm(value: Any) -> Any:
     return value.casefold() if isinstance(value, str) else value
 
 
-def _test(leaf: Leaf, value: Any, as_of: dt.date) -> bool:
-    op = leaf.op
+def _tester(op: str, operand: Any, members: frozenset[Any], window: tuple[int, int] | None) -> Test:
+    """The test of one operator, chosen once: (value, as_of) -> held."""
     if op == "present":
-        is_present = value is not None and value != "" and value != []
-        return is_present is leaf.operand
+        return lambda value, as_of: (value is not None and value != "" and value != []) is operand
     if op == "within_days":
-        if not isinstance(value, dt.date) or leaf.window is None:
-            return False
-        delta = (value - as_of).days
-        return leaf.window[0] <= delta <= leaf.window[1]
+
+        def within(value: Any, as_of: dt.date) -> bool:
+            if not isinstance(value, dt.date) or window is None:
+                return False
+            return window[0] <= (value - as_of).days <= window[1]
+
+        return within
     if op == "contains":
-        if isinstance(value, list | tuple | set | frozenset):
-            return _norm(leaf.operand) in {_norm(v) for v in value}
-        return isinstance(value, str) and _norm(str(leaf.operand)) in _norm(value)
-    if value is None:
-        # a missing value satisfies only the negative operators
-        return op in ("ne", "not_in")
-    if isinstance(value, dt.date) and op in ("eq", "ne", "in_", "not_in"):
-        # date operands may be relative (`today+30`): resolve them against this run's as-of date
-        operands = [leaf.operand] if op in ("eq", "ne") else list(leaf.operand or [])
-        dates = {parse_date_operand(v, as_of) for v in operands}
-        return (value in dates) is (op in ("eq", "in_"))
+        wanted, wanted_text = _norm(operand), _norm(str(operand))
+
+        def contains(value: Any, as_of: dt.date) -> bool:
+            if isinstance(value, list | tuple | set | frozenset):
+                return wanted in {_norm(v) for v in value}
+            return isinstance(value, str) and wanted_text in _norm(value)
+
+        return contains
+    if op in ("eq", "ne", "in_", "not_in"):
+        return _equality(op, operand, members)
+    compare = COMPARE[op]
+
+    def ordered(value: Any, as_of: dt.date) -> bool:
+        if value is None:
+            return False  # a missing value satisfies only the negative operators
+        bound = parse_date_operand(operand, as_of) if isinstance(value, dt.date) else operand
+        try:
+            return compare(value, bound)
+        except TypeError:
+            return False
+
+    return ordered
+
+
+def _equality(op: str, operand: Any, members: frozenset[Any]) -> Test:
+    positive = op in ("eq", "in_")
+    listed = [operand] if op in ("eq", "ne") else list(operand or [])
+    single = _norm(operand)
+
+    def dates_test(value: dt.date, as_of: dt.date) -> bool:
+        # date operands may be relative (`today+30`): resolved against this run's as-of date
+        return (value in {parse_date_operand(v, as_of) for v in listed}) is positive
+
     if op == "eq":
-        return bool(_norm(value) == _norm(leaf.operand))
+
+        def equal(value: Any, as_of: dt.date) -> bool:
+            if value is None:
+                return False
+            if isinstance(value, dt.date):
+                return dates_test(value, as_of)
+            return bool(_norm(value) == single)
+
+        return equal
     if op == "ne":
-        return bool(_norm(value) != _norm(leaf.operand))
-    if op == "in_":
-        return _norm(value) in leaf.members
-    if op == "not_in":
-        return _norm(value) not in leaf.members
-    operand = parse_date_operand(leaf.operand, as_of) if isinstance(value, dt.date) else leaf.operand
-    try:
-        return COMPARE[op](value, operand)
-    except TypeError:
-        return False
+
+        def unequal(value: Any, as_of: dt.date) -> bool:
+            if value is None:
+                return True  # a missing value satisfies only the negative operators
+            if isinstance(value, dt.date):
+                return dates_test(value, as_of)
+            return bool(_norm(value) != single)
+
+        return unequal
+
+    def member(value: Any, as_of: dt.date) -> bool:
+        if value is None:
+            return not positive
+        if isinstance(value, dt.date):
+            return dates_test(value, as_of)
+        return (_norm(value) in members) is positive
+
+    return member
 
 
 def describe(cond: Any) -> str:

@@ -15,7 +15,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from .conditions import compile_condition, describe, evaluate
+from .conditions import compile_condition, describe
 from .schema import Person
 from .stage_model import StageModel
 
@@ -81,7 +81,7 @@ class StageEngine:
         matched: list[str] = []
         for rule, when in self._compiled:
             trail: list[str] = []
-            if evaluate(when, get, as_of, trail):
+            if when.check(get, as_of, trail):
                 proposed, rule_name, reentry, matched = rule.stage, rule.name, rule.reentry, trail
                 break
 

@@ -7,13 +7,21 @@ unhandled SIGTERM. So this module imports nothing of connector's until the handl
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
+
+# The cyclic garbage collector's thresholds for a command's process (Python's default is 700, 10, 10). A run
+# holds hundreds of thousands of facts, people and decisions at once, nearly all freed by reference counting;
+# at the default the collector walked them over and over: about a fifth of a first run's CPU at 100,000
+# people (measured: 29.8 s -> 22.3 s user CPU). Cycles are still collected, after 20,000 allocations.
+COLLECTOR_THRESHOLDS = (20_000, 20, 20)
 
 
 def main() -> None:
     from . import interrupts
 
+    gc.set_threshold(*COLLECTOR_THRESHOLDS)
     try:
         interrupts.install()  # a stop that arrived while Python started is raised from here
         from .cli import main as cli_main

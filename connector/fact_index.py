@@ -15,15 +15,25 @@ import hashlib
 import json
 
 from .identity import merge_keys
-from .schema import Fact
+from .schema import Fact, encode_value
 
-TIMES = ("modified_at", "changed_at")
+# one encoder, built once: json.dumps would build it again for every fact
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
 
 
 def content_hash(fact: Fact) -> bytes:
-    content = {k: v for k, v in fact.to_json().items() if k not in TIMES}
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+    # the form of `Fact.to_json` without its times, built directly: every fact read is hashed, and to_json
+    # would format the times only for them to be dropped (the text, and so the hash, is the same)
+    content = {
+        "ref": str(fact.ref),
+        "kind": fact.kind.value,
+        "keys": fact.keys,
+        "attach": fact.attach,
+        "member_of": fact.member_of,
+        "values": {k: encode_value(v) for k, v in fact.values.items()},
+        "extra": {k: encode_value(v) for k, v in fact.extra.items()},
+    }
+    return hashlib.blake2b(_CANONICAL(content).encode("utf-8"), digest_size=16).digest()
 
 
 def link_keys(fact: Fact) -> set[str]:

@@ -121,7 +121,8 @@ def resolve(
     priority = {name: i for i, name in enumerate(source_priority or [])}
     merge_on = list(merge_on)
     uf = _UnionFind()
-    person_facts: list[Fact] = []
+    # each person fact with its merge keys, worked out once: a component's keys are its members' keys
+    person_facts: list[tuple[Fact, list[str]]] = []
     attached: list[Fact] = []
     for fact in facts:
         if fact.deleted:
@@ -132,15 +133,17 @@ def resolve(
                 uf.find(key)
             for other in keys[1:]:
                 uf.union(keys[0], other)
-            person_facts.append(fact)
+            person_facts.append((fact, keys))
         else:
             attached.append(fact)
 
     # Which component does each key (merge or member_of) point to?
     components: dict[str, list[Fact]] = defaultdict(list)
-    for fact in person_facts:
-        keys = merge_keys(fact, merge_on) or [str(fact.ref)]
-        components[uf.find(keys[0])].append(fact)
+    component_keys: dict[str, set[str]] = defaultdict(set)
+    for fact, keys in person_facts:
+        root = uf.find(keys[0])
+        components[root].append(fact)
+        component_keys[root].update(keys)
     key_to_roots: dict[str, set[str]] = defaultdict(set)
     for root, members in components.items():
         for fact in members:
@@ -180,7 +183,7 @@ def resolve(
     for root in sorted(components):
         members = components[root]
         if members:
-            keys = sorted({k for f in members for k in (merge_keys(f, merge_on) or [str(f.ref)])})
+            keys = sorted(component_keys[root])
         else:
             found = {
                 k for f in attachments.get(root, []) for k in f.attach if k.startswith(("email:", "ext:"))
@@ -289,6 +292,8 @@ def _combine(
         return best
     if how == "min_future":
         return _min_future(values, as_of)
+    if len(values) == 1:  # most fields of most people have one candidate: nothing to rank
+        return values[0]
     best = max(values, key=lambda p: _rank(p[1], fname, roles, priority))
     return best
 

@@ -23,6 +23,9 @@ class FactKind(StrEnum):
     ENRICHMENT = "enrichment"  # signals joined onto people by a configured key
 
 
+_KINDS = {kind.value: kind for kind in FactKind}  # FactKind(text) is an enum call: slower than a dict
+
+
 class FieldType(StrEnum):
     STR = "str"
     BOOL = "bool"
@@ -210,15 +213,21 @@ class Fact:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Fact:
+        # every stored fact a run resolves is decoded here; decode_value changes only the encoded dicts
+        # ({"$date": ...}), so plain values skip the call
         return cls(
             ref=RecordRef.parse(data["ref"]),
-            kind=FactKind(data["kind"]),
+            kind=_KINDS.get(data["kind"]) or FactKind(data["kind"]),
             modified_at=dt.datetime.fromisoformat(data["modified_at"]) if data.get("modified_at") else None,
             keys=list(data.get("keys", [])),
             attach=list(data.get("attach", [])),
             member_of=list(data.get("member_of", [])),
-            values={k: decode_value(v) for k, v in data.get("values", {}).items()},
-            extra={k: decode_value(v) for k, v in data.get("extra", {}).items()},
+            values={
+                k: decode_value(v) if isinstance(v, dict) else v for k, v in data.get("values", {}).items()
+            },
+            extra={
+                k: decode_value(v) if isinstance(v, dict) else v for k, v in data.get("extra", {}).items()
+            },
             # absent from facts stored before per-field stamps: every value then dates from `modified_at`
             changed_at={k: dt.datetime.fromisoformat(v) for k, v in data.get("changed_at", {}).items()},
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from .conditions import Node, evaluate
+from .conditions import Node, compile_condition
 from .config import SegmentConfig
 from .schema import Person
 
@@ -49,6 +49,6 @@ def in_segment(
             return previous_stage
         return person.get(name)
 
-    if not evaluate(when or segment.when, get, as_of):
+    if not (when or compile_condition(segment.when)).check(get, as_of, None):
         return False
     return suppression(person, stage, segment, suppressed_stages) is None

@@ -92,8 +92,17 @@ class StageModel(StrictModel):
             )
         return self
 
+    @functools.cached_property
+    def _by_name(self) -> dict[str, StageDef]:
+        # built once (a cached property: pydantic serves private attributes through a slow __getattr__):
+        # every decision and label looks its stage up by name; the first of a name, as a search would find
+        by_name: dict[str, StageDef] = {}
+        for stage in self.stages:
+            by_name.setdefault(stage.name, stage)
+        return by_name
+
     def stage(self, name: str) -> StageDef:
-        return next(s for s in self.stages if s.name == name)
+        return self._by_name[name]
 
     def rank(self, name: str) -> int | None:
         """Position on the path, or None for a detour."""

@@ -11,8 +11,9 @@ import datetime as dt
 import functools
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -27,6 +28,7 @@ from ..schema import (
     FieldType,
 )
 from ..suggest import did_you_mean
+from . import email_check
 
 # A field holding another system's record id (a vtiger field with the Salesforce Contact Id) maps to
 # `xref.<source name>.<Object>`: identity resolution then merges the two records into one person.
@@ -40,12 +42,21 @@ TRUE_WORDS = {"1", "true", "yes", "y", "ja", "j", "on", "x"}
 FALSE_WORDS = {"0", "false", "no", "n", "nee", "off", ""}
 
 
+FieldStep = tuple[str, str, Mapping[str, Any] | None, FieldType]
+
+
 def fields_for_kind(kind: FactKind) -> dict[str, FieldType]:
+    return dict(_field_types(kind))
+
+
+@functools.cache
+def _field_types(kind: FactKind) -> Mapping[str, FieldType]:
+    # built once per kind: mapping asked for a field's type per field per row
     if kind is FactKind.OPPORTUNITY:
-        return dict(OPPORTUNITY_FIELDS)
+        return MappingProxyType(dict(OPPORTUNITY_FIELDS))
     if kind is FactKind.CONTRACT:
-        return dict(CONTRACT_FIELDS)
-    return {name: f.type for name, f in PERSON_FIELDS.items()}
+        return MappingProxyType(dict(CONTRACT_FIELDS))
+    return MappingProxyType({name: f.type for name, f in PERSON_FIELDS.items()})
 
 
 class ObjectMapping(StrictModel):
@@ -95,7 +106,17 @@ class ObjectMapping(StrictModel):
     def schema_type(self, target: str) -> FieldType:
         if target.startswith(("extra.", XREF_PREFIX)):
             return FieldType.STR
-        return fields_for_kind(self.kind)[target]
+        return _field_types(self.kind)[target]
+
+    @functools.cached_property
+    def field_plan(self) -> tuple[FieldStep, ...]:
+        """(source field, target, value map or None, schema type) per mapped field, worked out once: a
+        mapping is applied to every row of a file. A cached property, not a private attribute: it is read
+        per row, and pydantic serves private attributes through a slow `__getattr__` (equality ignores it)."""
+        return tuple(
+            (src, target, self.value_maps.get(target), self.schema_type(target))
+            for src, target in self.fields.items()
+        )
 
 
 @dataclass
@@ -196,15 +217,6 @@ def _short(raw: Any) -> str:
     return text if len(text) <= 40 else f"{text[:40]}…"
 
 
-@functools.cache
-def _email_validator() -> tuple[Callable[..., Any], type[Exception]]:
-    """email-validator, imported on first use: its import compiles its grammar (about 20 ms of CPU), which a
-    run that maps no address (`validate`, a config without e-mail fields) does without."""
-    from email_validator import EmailNotValidError, validate_email
-
-    return validate_email, EmailNotValidError
-
-
 def checked_email(text: str) -> str:
     """The address lower-cased (the identity key's form), or ValueError when it is not an e-mail address.
 
@@ -224,12 +236,7 @@ def checked_email(text: str) -> str:
 def _email_problem(candidate: str) -> str | None:
     """Why `candidate` is not an e-mail address, or None. Cached: a row's address is checked once as a
     mapped field and once as its join key, and the validator was a fifth of a first run's CPU."""
-    validate_email, not_valid = _email_validator()
-    try:
-        validate_email(candidate, check_deliverability=False)
-    except not_valid as exc:
-        return str(exc)
-    return None
+    return email_check.problem(candidate)
 
 
 def translate(target: str, raw: Any, value_map: Mapping[str, Any]) -> tuple[bool, Any]:
@@ -265,9 +272,8 @@ def map_fields(
     get = getter or (lambda record, name: record.get(name))
     for target, value in mapping.constants.items():
         _put(out, target, value)
-    for src, target in mapping.fields.items():
+    for src, target, value_map, ftype in mapping.field_plan:
         raw_value = get(raw, src)
-        value_map = mapping.value_maps.get(target)
         if value_map is not None:
             found, meaning = translate(target, raw_value, value_map)
             if not found:
@@ -275,7 +281,7 @@ def map_fields(
                 continue
             raw_value = meaning
         try:
-            value = coerce(raw_value, mapping.schema_type(target), mapping.date_formats)
+            value = coerce(raw_value, ftype, mapping.date_formats)
             if target == "email" and value is not None:
                 try:
                     value = checked_email(value)

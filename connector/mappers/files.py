@@ -84,24 +84,24 @@ def where(raw: Mapping[str, Any]) -> str:
 def map_file_row(obj: str, raw: Mapping[str, Any], spec: FileRowSpec) -> Fact:
     """Map one raw row; raise `RecordError('<file>:<line>: <reason>')` for a row that cannot be used."""
     # A rejected row comes back from state as JSON: XLSX datetimes arrive encoded ({"$dt": ...}).
-    raw = {key: decode_value(value) for key, value in raw.items()}
-    at = where(raw)
+    # decode_value changes only the encoded dicts: the plain cells of a CSV row skip the call
+    raw = {key: decode_value(value) if isinstance(value, dict) else value for key, value in raw.items()}
     if ERROR_KEY in raw:
-        raise RecordError(f"{at}: {raw[ERROR_KEY]}", code="UNREADABLE_ROW")
+        raise RecordError(f"{where(raw)}: {raw[ERROR_KEY]}", code="UNREADABLE_ROW")
     row_id = raw.get(ID_KEY)
     if not row_id:
-        raise RecordError(f"{at}: no row id and no {spec.join} value", code="MISSING_KEY")
+        raise RecordError(f"{where(raw)}: no row id and no {spec.join} value", code="MISSING_KEY")
     try:
         mapped = map_fields(raw, spec.mapping, getter=get_field)
     except RecordError as exc:
-        raise RecordError(f"{at}: {exc}", code=exc.code) from None
+        raise RecordError(f"{where(raw)}: {exc}", code=exc.code) from None
 
-    email = _email(raw, spec, at)
+    email = _email(raw, spec)
     external_id = _text(get_field(raw, spec.external_id_column)) if spec.external_id_column else None
     join = email if spec.join == "email" else external_id
     if join is None:
         column = spec.email_column if spec.join == "email" else spec.external_id_column
-        raise RecordError(f"{at}: missing {spec.join} (column {column})", code="MISSING_KEY")
+        raise RecordError(f"{where(raw)}: missing {spec.join} (column {column})", code="MISSING_KEY")
 
     ref = RecordRef(spec.source, obj, str(row_id))
     fact = Fact(ref=ref, kind=spec.kind, values=dict(mapped.values), extra=dict(mapped.extra))
@@ -118,7 +118,7 @@ def map_file_row(obj: str, raw: Mapping[str, Any], spec: FileRowSpec) -> Fact:
     return fact
 
 
-def _email(raw: Mapping[str, Any], spec: FileRowSpec, at: str) -> str | None:
+def _email(raw: Mapping[str, Any], spec: FileRowSpec) -> str | None:
     if not spec.email_column:
         return None
     text = _text(get_field(raw, spec.email_column))
@@ -127,4 +127,4 @@ def _email(raw: Mapping[str, Any], spec: FileRowSpec, at: str) -> str | None:
     try:
         return checked_email(text)
     except ValueError as exc:
-        raise RecordError(f"{at}: column {spec.email_column}: {exc}", code="BAD_VALUE") from None
+        raise RecordError(f"{where(raw)}: column {spec.email_column}: {exc}", code="BAD_VALUE") from None

@@ -14,7 +14,6 @@ unknown picklist values (a value outside `value_maps` is left out of the fact), 
 from __future__ import annotations
 
 import glob
-from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -131,7 +130,7 @@ class FileSource(Source):
         sent: dict[str, bytes] = {}  # row id -> digest of the rows in the batch out for storing
         skipped = unchanged = 0  # rows left out: since the last batch, in the whole file
         live: set[str] = set()
-        seen: Counter[str] = Counter()
+        seen: dict[str, int] = {}  # rows per id so far: a repeat is numbered
         records: list[dict[str, Any]] = []
         total = 0
         rows = read_rows(
@@ -145,8 +144,9 @@ class FileSource(Source):
                 # no key to know it by: named by its line so its rejection can still be kept and replaced
                 row_id = f"line-{line}"
             else:
-                seen[base] += 1
-                row_id = base if seen[base] == 1 else f"{base}#{seen[base]}"
+                repeat = seen.get(base, 0) + 1  # a plain dict: Counter's += calls __missing__ per new key
+                seen[base] = repeat
+                row_id = base if repeat == 1 else f"{base}#{repeat}"
             live.add(row_id)
             total += 1
             digest = row_digest(row_id, row)
