@@ -398,6 +398,7 @@ def _delete_rows(store: StateStore, keys: set[str], refs: set[str]) -> dict[str,
     run("identity", "DELETE FROM identity WHERE person_key=?", by_key)
     run("identity", "DELETE FROM identity WHERE merge_key=?", by_ref)
     run("people", "DELETE FROM people WHERE person_key=?", by_key)
+    store.drop_totals()  # the next run counts its totals again (incremental.totals)
     run("transitions", "DELETE FROM transitions WHERE person_key=?", by_key)
     run("labels", "DELETE FROM labels WHERE person_key=?", by_key)
     run("memberships", "DELETE FROM memberships WHERE person_key=?", by_key)

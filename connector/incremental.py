@@ -27,11 +27,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
 from .conditions import Group, Leaf, Negation, Node, compile_condition
 from .config import AppConfigBase
 from .fact_index import link_keys
 from .schema import Fact, Person
 from .state import PersonIndex, StateStore
+
+log = structlog.get_logger(__name__)
 
 BASIS = "incremental_basis"
 INDEX = "fact_index"
@@ -59,6 +63,8 @@ def basis_holds(store: StateStore, config_fingerprint: str, as_of: dt.date) -> b
 
 def drop_basis(store: StateStore) -> None:
     store.db.execute("DELETE FROM meta WHERE key=?", (BASIS,))
+    # the totals kept for the basis go with it: a run that stops part way leaves none (see `totals`)
+    store.drop_totals()
 
 
 def set_basis(store: StateStore, config_fingerprint: str, as_of: dt.date) -> None:
@@ -94,6 +100,10 @@ class Affected:
     people: set[str]  # person keys the closure reached (identity and state before this run)
     refs: set[str]  # every record reached, facts or not (a deleted record has none)
     identity: dict[str, str] = field(default_factory=dict)  # merge key -> person key, for the keys reached
+    # the run totals the last run left, and the part of them that the people reached made up before this run
+    # (`totals` takes the second out of the first and puts in what this run decided for them)
+    kept: Totals | None = None
+    before: Totals | None = None
 
 
 def affected(store: StateStore, as_of: dt.date) -> Affected:
@@ -148,7 +158,9 @@ def affected(store: StateStore, as_of: dt.date) -> Affected:
             db.execute(f"SELECT merge_key, person_key FROM identity WHERE merge_key IN ({marks})", chunk)
         )
     facts = sorted(loaded.values(), key=lambda f: (f.ref.source, f.ref.object, f.ref.id))
-    return Affected(facts, people, refs, identity)
+    kept = store.kept_totals()
+    before = _live_totals_of(store, people) if kept is not None else None
+    return Affected(facts, people, refs, identity, Totals.of_json(kept), before)
 
 
 def _select(store: StateStore, sql: str, values: set[str]) -> set[str]:
@@ -263,6 +275,73 @@ def person_index(horizon: Horizon, person: Person, as_of: dt.date) -> PersonInde
 LIVE = "EXISTS (SELECT 1 FROM identity i WHERE i.person_key = people.person_key)"
 
 
+@dataclass
+class Totals:
+    """People per stage, in all and per source: the totals a run reports of everyone who has records."""
+
+    stages: dict[str, int]
+    people: dict[str, int]  # "total", then per source
+
+    @classmethod
+    def of_json(cls, data: dict[str, Any] | None) -> Totals | None:
+        if data is None:
+            return None
+        return cls(dict(data["stages"]), dict(data["people"]))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stages": self.stages, "people": self.people}
+
+
+def keep_totals(store: StateStore, stages: dict[str, int], people: dict[str, int]) -> None:
+    """The totals a full run counted, kept for the incremental runs that follow it."""
+    with store.transaction():
+        store.keep_totals(Totals(stages, people).to_json())
+
+
+def totals(
+    store: StateStore, scope: Affected, stages: dict[str, int], people: dict[str, int]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """An incremental run's totals over everyone, from `stages` and `people` counted over the people it decided.
+
+    Nobody outside the people a run reached changes stage, sources or records, so the totals are the kept
+    ones, less what the reached people counted for before, plus what the decided ones count for now (a
+    reached person who was not decided again has no records left, so counts for nothing). Counting the
+    whole people table instead costs a scan of every person on every run. Without kept totals (a state from
+    before they were kept, or after an erasure) they are counted from the state, and kept from then on."""
+    kept, before = scope.kept, scope.before
+    if kept is not None and before is not None:
+        new_stages = {s: kept.stages.get(s, 0) - before.stages.get(s, 0) + stages.get(s, 0) for s in stages}
+        names = (set(kept.people) | set(people)) - {"total"}
+        per_source = {s: kept.people.get(s, 0) - before.people.get(s, 0) + people.get(s, 0) for s in names}
+        total = kept.people.get("total", 0) - before.people.get("total", 0) + people.get("total", 0)
+        counts = [*new_stages.values(), *per_source.values(), total]
+        if min(counts, default=0) >= 0:
+            result = (new_stages, {"total": total, **{s: n for s, n in sorted(per_source.items()) if n}})
+            keep_totals(store, *result)
+            return result
+        log.warning("run.totals.inconsistent", detail="kept totals counted again from the state")
+    counted = stage_counts(store)
+    result = ({s: counted.get(s, 0) for s in stages}, people_counts(store))
+    keep_totals(store, *result)
+    return result
+
+
+def _live_totals_of(store: StateStore, keys: set[str]) -> Totals:
+    """What these people count for in the totals now (those with records: see `stage_counts`)."""
+    stages: dict[str, int] = defaultdict(int)
+    people: dict[str, int] = defaultdict(int)
+    for chunk in _chunks(sorted(keys)):
+        marks = ",".join("?" * len(chunk))
+        sql = f"SELECT stage, sources FROM people WHERE person_key IN ({marks}) AND {LIVE}"
+        for stage, sources in store.db.execute(sql, chunk):
+            stages[stage] += 1
+            people["total"] += 1
+            for src in (sources or "").split("\n"):
+                if src:
+                    people[src] += 1
+    return Totals(dict(stages), dict(people))
+
+
 def stage_counts(store: StateStore) -> dict[str, int]:
     """People per stage, over everyone who still has records (a person kept only until their removal from a
     segment went through is not counted, as the full path does not)."""
@@ -284,5 +363,6 @@ def people_counts(store: StateStore) -> dict[str, int]:
 
 
 def pipeline_pairs(store: StateStore) -> list[tuple[str, dict[str, Any]]]:
+    # the partial index people_pipeline (migration 12) holds only the people with an open pipeline
     rows = store.db.execute(f"SELECT stage, pipeline FROM people WHERE pipeline IS NOT NULL AND {LIVE}")
     return [(r[0], json.loads(r[1])) for r in rows]

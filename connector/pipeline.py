@@ -298,6 +298,7 @@ class Runner:
             chunked.resolve_and_decide(
                 self, store, as_of=ctx.as_of, run_id=run_id, summary=summary, each_part=full.add
             )
+            incremental.keep_totals(store, summary.stages, summary.people)
         else:
             resolution = self._resolve(store, as_of=ctx.as_of, scope=scope)
             summary.suppressed = self._suppressed_read
@@ -644,8 +645,6 @@ class Runner:
                         store, transition_id, person.key, person.refs, t[1], decision, as_of, run_id
                     )
             store.save_people(to_save)
-        if scope is not None:  # everyone else's stage is as the state keeps it
-            stage_counts = Counter(incremental.stage_counts(store))
         summary.stages = {s: stage_counts.get(s, 0) for s in self.config.stage_model.ordered()}
         summary.transitions = dict(moves.most_common())
         per_source: Counter[str] = Counter()
@@ -653,8 +652,8 @@ class Runner:
             for src in {r.source for r in person.refs} | set(person.values.get("sources") or []):
                 per_source[src] += 1
         summary.people = {"total": len(people), **dict(sorted(per_source.items()))}
-        if scope is not None:
-            summary.people = incremental.people_counts(store)
+        if scope is not None:  # everyone else is as the state keeps them
+            summary.stages, summary.people = incremental.totals(store, scope, summary.stages, summary.people)
         return decisions
 
 

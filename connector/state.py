@@ -70,6 +70,10 @@ CREATE TABLE IF NOT EXISTS rejected (
 """
 
 
+# meta key of the run totals the last run left (incremental.py keeps them up to date)
+TOTALS = "people_totals"
+
+
 def _check_state_path(path: Path) -> None:
     """Refuse a state path SQLite would open without complaint but could not keep a state in: a folder, or a
     device such as /dev/null (reads come back empty, writes vanish, and -wal/-shm files land beside it)."""
@@ -273,6 +277,23 @@ class StateStore:
 
     def runs(self, limit: int = 20) -> list[sqlite3.Row]:
         return list(self.db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,)))
+
+    # ---- run totals kept for incremental runs (incremental.totals) --------------------------------------
+
+    def kept_totals(self) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (TOTALS,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def keep_totals(self, totals: dict[str, Any]) -> None:
+        self.db.execute(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value=excluded.value",
+            (TOTALS, json.dumps(totals, sort_keys=True)),
+        )
+
+    def drop_totals(self) -> None:
+        """Anything that changes people or identity outside a run (an erasure) calls this: the next run
+        counts its totals from the people table again."""
+        self.db.execute("DELETE FROM meta WHERE key=?", (TOTALS,))
 
     # ---- cursors ------------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spine_helpers import AS_OF, CONFIG_YAML, Project
 
+from connector import incremental
 from connector.fact_index import link_keys
 from connector.pipeline import Runner, Summary
 from connector.state import StateStore
@@ -93,6 +94,26 @@ def state(project: Project) -> dict[str, list[tuple[Any, ...]]]:
     }
 
 
+def kept_totals(project: Project) -> dict[str, Any]:
+    """The run totals the state keeps for the next incremental run (incremental.totals)."""
+    store = StateStore(project.state_path)
+    try:
+        kept = store.kept_totals()
+    finally:
+        store.close()
+    assert kept is not None
+    return {"stages": {s: n for s, n in kept["stages"].items() if n}, "people": kept["people"]}
+
+
+def counted_totals(project: Project) -> dict[str, Any]:
+    """The same totals counted over the whole people table."""
+    store = StateStore(project.state_path)
+    try:
+        return {"stages": incremental.stage_counts(store), "people": incremental.people_counts(store)}
+    finally:
+        store.close()
+
+
 def outcome(summary: Summary) -> dict[str, Any]:
     data = summary.to_json(detail=True)
     keep = (
@@ -132,6 +153,7 @@ def test_incremental_runs_match_a_full_recompute_on_random_histories(
             results.append(runner.execute("run", as_of))
         assert outcome(results[0]) == outcome(results[1])
         assert state(fast) == state(full)
+        assert kept_totals(fast) == counted_totals(fast)
         assert fast.segment_files() == full.segment_files()
         # a plan afterwards (nothing new) is the same too
         plans = [
@@ -215,3 +237,20 @@ def test_full_recompute_on_run_and_plan_takes_the_full_path(project: Project, mo
     assert calls == []
     assert CliRunner().invoke(cli, ["plan", *args]).exit_code == 0
     assert calls == [1]  # without the flag the same state is run incrementally
+
+
+def test_an_erasure_between_runs_leaves_the_next_incremental_runs_totals_right(project: Project) -> None:
+    """An erasure takes people out of the state between runs: the totals kept for incremental runs no longer
+    describe it, so the next run counts them again instead of carrying the erased people along."""
+    from click.testing import CliRunner
+
+    from connector.cli import cli
+
+    first = Runner(project.config(), clock=lambda: CLOCK).execute("run", AS_OF)
+    erased = CliRunner().invoke(cli, ["forget", "-c", str(project.config_path), "ann@acme.example"])
+    assert erased.exit_code == 0, erased.output
+    second = Runner(project.config(), clock=lambda: CLOCK).execute("run", AS_OF)
+    assert second.people["total"] == first.people["total"] - 1
+    full = Runner(project.config(), clock=lambda: CLOCK, full_recompute=True).execute("run", AS_OF)
+    assert (second.stages, second.people) == (full.stages, full.people)
+    assert kept_totals(project) == counted_totals(project)
