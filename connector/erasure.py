@@ -40,6 +40,7 @@ from .erasure_config import CrmAction
 from .errors import ConnectorError
 from .events.jsonl_file import rewrite_without
 from .schema import Fact, RecordRef, normalise_email
+from .sources.files.known_rows import KnownRows
 from .state import StateStore
 from .state_codec import decode_snapshot
 from .writers.base import ErasureRequest, ErasureResult, Writer
@@ -245,6 +246,9 @@ def forget(
             pending.append((writer.name, action, result.left, result.error))
     report.file_rows += _forget_event_lines(config, keys, shown)
 
+    # file rows recorded as stored may name facts deleted below (Batch.live_stored): gone first, so a stop
+    # part way never leaves one vouching for a deleted fact
+    KnownRows.drop_every(config.state_path().parent)
     with store.transaction():
         counts = _delete_rows(store, keys, refs)
         # a rejected read names its row by file:line or key and keeps the raw record: match the e-mail itself
@@ -399,6 +403,7 @@ def _delete_rows(store: StateStore, keys: set[str], refs: set[str]) -> dict[str,
     run("identity", "DELETE FROM identity WHERE merge_key=?", by_ref)
     run("people", "DELETE FROM people WHERE person_key=?", by_key)
     store.drop_totals()  # the next run counts its totals again (incremental.totals)
+    store.recount_facts()  # facts went outside StateStore.delete_facts
     run("transitions", "DELETE FROM transitions WHERE person_key=?", by_key)
     run("labels", "DELETE FROM labels WHERE person_key=?", by_key)
     run("memberships", "DELETE FROM memberships WHERE person_key=?", by_key)

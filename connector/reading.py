@@ -158,7 +158,7 @@ def store_batch(
             stats["deleted"] += store.delete_facts(name, obj, ids)
             store.clear_rejected("read", name, [f"{obj}:{i}" for i in ids])
     if batch.live_ids is not None:
-        gone = store.fact_ids(name, batch.object) - batch.live_ids
+        gone = gone_ids(store, name, batch, read_rejected)
         stats["deleted"] += store.delete_facts(name, batch.object, gone)
         stale = [
             r["item"]
@@ -171,6 +171,24 @@ def store_batch(
     stats["unchanged"] += batch.unchanged
     if batch.cursor is not None:
         store.set_cursor(name, batch.object, batch.cursor)
+
+
+def gone_ids(store: StateStore, source: str, batch: Batch, read_rejected: set[str]) -> set[str]:
+    """The stored records of the batch's object that its `live_ids` no longer name.
+
+    Listing every stored id of a file costs a read of all its facts; when the source vouches that every live
+    id it did not reject is stored (`live_stored`), the kept count of stored facts tells whether any is left
+    over, and only then are they listed."""
+    obj, live = batch.object, batch.live_ids or set()
+    if batch.live_stored:
+        prefix = f"{obj}:"
+        refused = [i.removeprefix(prefix) for i in read_rejected if i.startswith(prefix)]
+        refused = [i for i in refused if i in live]
+        # a refused row is stored only if an earlier read stored it
+        stored_refused = store.fact_hashes(source, obj, refused) if refused else {}
+        if store.fact_count(source, obj) == len(live) - len(refused) + len(stored_refused):
+            return set()
+    return store.fact_ids(source, obj) - live
 
 
 def drop_echoes(store: StateStore, source: str, facts: list[Fact]) -> list[Fact]:

@@ -342,7 +342,12 @@ class StateStore:
             for r, f in zip(rows, facts, strict=True)
         ]
         refs = [str(f.ref) for f in facts]
-        self._unlink(refs)
+        before = self._unlink(refs)
+        added: dict[tuple[str, str], int] = {}
+        for ref, f in {ref: f for ref, f in zip(refs, facts, strict=True)}.items():
+            if ref not in before:
+                added[(f.ref.source, f.ref.object)] = added.get((f.ref.source, f.ref.object), 0) + 1
+        self._count_facts(added)
         self.db.executemany(
             "INSERT OR IGNORE INTO fact_keys VALUES (?, ?)",
             [(key, ref) for ref, f in zip(refs, facts, strict=True) for key in link_keys(f) if key != ref],
@@ -362,18 +367,43 @@ class StateStore:
         cur = self.db.executemany(
             "DELETE FROM facts WHERE source=? AND object=? AND record_id=?", [(source, obj, i) for i in ids]
         )
-        return max(cur.rowcount, 0)
+        gone = max(cur.rowcount, 0)
+        self._count_facts({(source, obj): -gone})
+        return gone
 
-    def _unlink(self, refs: list[str]) -> None:
+    def _count_facts(self, changes: Mapping[tuple[str, str], int]) -> None:
+        """Keep `fact_counts` (migration 12) exact: every fact stored or deleted goes through here."""
+        self.db.executemany(
+            "INSERT INTO fact_counts VALUES (?, ?, ?) ON CONFLICT (source, object) DO UPDATE SET n = n + excluded.n",
+            [(source, obj, n) for (source, obj), n in changes.items() if n],
+        )
+
+    def fact_count(self, source: str, obj: str) -> int:
+        """How many facts of this source object are stored (kept count, not a scan)."""
+        row = self.db.execute(
+            "SELECT n FROM fact_counts WHERE source=? AND object=?", (source, obj)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def recount_facts(self) -> None:
+        """Count the stored facts per source object again (after facts were deleted outside `delete_facts`)."""
+        self.db.execute("DELETE FROM fact_counts")
+        self.db.execute(
+            "INSERT INTO fact_counts SELECT source, object, COUNT(*) FROM facts GROUP BY source, object"
+        )
+
+    def _unlink(self, refs: list[str]) -> set[str]:
         """Before these records are stored again or deleted: mark them dirty and take their rows out of the
         link-key index. Their old keys come from their stored facts: the index is searched by key only, and
-        keeps no row for a record's own key (that is the record itself), so it holds each link once."""
+        keeps no row for a record's own key (that is the record itself), so it holds each link once. Returns
+        the records among them that were stored."""
         old = {ref: link_keys(fact) for ref, fact in self.stored_facts(refs).items()}
         self._mark_dirty(refs, old)
         self.db.executemany(
             "DELETE FROM fact_keys WHERE key=? AND ref=?",
             [(key, ref) for ref, keys in old.items() for key in keys if key != ref],
         )
+        return set(old)
 
     def stored_facts(self, refs: Iterable[str]) -> dict[str, Fact]:
         """The stored facts of these records (`source:object:id`), by ref; records not stored are left out."""

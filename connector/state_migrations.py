@@ -138,6 +138,17 @@ MIGRATIONS: dict[int, tuple[str, tuple[str, ...]]] = {
             "content BLOB NOT NULL, samples INTEGER NOT NULL, created_at TEXT NOT NULL)",
         ),
     ),
+    12: (
+        "cost follows change: the number of stored facts per source object, kept up to date as facts are stored "
+        "and deleted, so a complete read of a file finds that nothing is gone without listing every record it "
+        "holds; and an index of the people with an open pipeline, so the run totals read only those",
+        (
+            "CREATE TABLE IF NOT EXISTS fact_counts (source TEXT NOT NULL, object TEXT NOT NULL, "
+            "n INTEGER NOT NULL, PRIMARY KEY (source, object)) WITHOUT ROWID",
+            "INSERT INTO fact_counts SELECT source, object, COUNT(*) FROM facts GROUP BY source, object",
+            "CREATE INDEX IF NOT EXISTS people_pipeline ON people (person_key) WHERE pipeline IS NOT NULL",
+        ),
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS, default=1)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from spine_helpers import AS_OF, CONFIG_YAML, Project
+from spine_helpers import AS_OF, CONFIG_YAML, PEOPLE_CSV, Project
 
 from connector import incremental
 from connector.fact_index import link_keys
@@ -114,6 +114,14 @@ def counted_totals(project: Project) -> dict[str, Any]:
         store.close()
 
 
+def kept_fact_counts(project: Project) -> list[tuple[Any, ...]]:
+    return project.query("SELECT source, object, n FROM fact_counts WHERE n > 0 ORDER BY source, object")
+
+
+def counted_fact_counts(project: Project) -> list[tuple[Any, ...]]:
+    return project.query("SELECT source, object, COUNT(*) FROM facts GROUP BY source, object ORDER BY 1, 2")
+
+
 def outcome(summary: Summary) -> dict[str, Any]:
     data = summary.to_json(detail=True)
     keep = (
@@ -154,6 +162,7 @@ def test_incremental_runs_match_a_full_recompute_on_random_histories(
         assert outcome(results[0]) == outcome(results[1])
         assert state(fast) == state(full)
         assert kept_totals(fast) == counted_totals(fast)
+        assert kept_fact_counts(fast) == counted_fact_counts(fast)
         assert fast.segment_files() == full.segment_files()
         # a plan afterwards (nothing new) is the same too
         plans = [
@@ -254,3 +263,25 @@ def test_an_erasure_between_runs_leaves_the_next_incremental_runs_totals_right(p
     full = Runner(project.config(), clock=lambda: CLOCK, full_recompute=True).execute("run", AS_OF)
     assert (second.stages, second.people) == (full.stages, full.people)
     assert kept_totals(project) == counted_totals(project)
+
+
+def test_a_row_deleted_from_a_file_after_an_erasure_leaves_the_state(project: Project) -> None:
+    """The erased person's row is still in the file: a changed file that also lost another row must not look
+    complete because the erased row is counted as stored (the kept fact count against the live rows)."""
+    from click.testing import CliRunner
+
+    from connector.cli import cli
+
+    Runner(project.config(), clock=lambda: CLOCK).execute("run", AS_OF)
+    erased = CliRunner().invoke(cli, ["forget", "-c", str(project.config_path), "ann@acme.example"])
+    assert erased.exit_code == 0, erased.output
+    assert kept_fact_counts(project) == counted_fact_counts(project)
+    rows = PEOPLE_CSV.splitlines()
+    without_bob = [r for r in rows if not r.startswith("bob@")]
+    project.write(
+        "data/people.csv", "\n".join(without_bob).replace("Initech;Disqualified", "Initech;Working") + "\n"
+    )
+    summary = Runner(project.config(), clock=lambda: CLOCK).execute("run", AS_OF)
+    assert summary.read["crm"]["deleted"] == 1
+    assert project.query("SELECT record_id FROM facts WHERE source='crm' AND record_id LIKE 'bob%'") == []
+    assert kept_fact_counts(project) == counted_fact_counts(project)

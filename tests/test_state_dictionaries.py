@@ -260,7 +260,7 @@ def test_a_version_10_state_is_migrated_and_reads_the_same(project: Project) -> 
     store = StateStore(project.state_path)  # migrates
     store.close()
     assert project.query("SELECT value FROM meta WHERE key='schema_version'") == [(str(SCHEMA_VERSION),)]
-    assert SCHEMA_VERSION == 11
+    assert SCHEMA_VERSION == 12
     assert project.query("SELECT COUNT(*) FROM dictionaries") == [(0,)]
     assert _rows(project) == before
     again = Runner(project.config()).execute("run", AS_OF)

@@ -47,7 +47,7 @@ def test_a_version_1_state_is_migrated_on_open_and_keeps_its_data(project: Proje
         cli, ["run", "-c", str(project.config_path), "--as-of", AS_OF.isoformat(), "--json"]
     )
     assert result.exit_code == 0, result.output
-    assert version(project.state_path) == str(SCHEMA_VERSION) == "11"
+    assert version(project.state_path) == str(SCHEMA_VERSION) == "12"
     names = {name for name, _ in schema(project.state_path)}
     assert {
         "labels_person",
@@ -57,7 +57,13 @@ def test_a_version_1_state_is_migrated_on_open_and_keeps_its_data(project: Proje
         "suppressions",
         "erasure_pending",
         "tasks",
+        "fact_counts",
+        "people_pipeline",
     } <= names
+    # migration 12 counted the facts the state already held, and the run kept them counted
+    assert project.query("SELECT source, object, n FROM fact_counts ORDER BY 1, 2") == project.query(
+        "SELECT source, object, COUNT(*) FROM facts GROUP BY source, object ORDER BY 1, 2"
+    )
     # every source the version-1 state had read counts as read: the run was not held for a baseline
     assert project.query("SELECT source FROM baselines ORDER BY source") == project.query(
         "SELECT DISTINCT source FROM cursors ORDER BY source"

@@ -40,6 +40,9 @@ class Batch:
     the complete set of ids that still exist for `object` (id reconciliation): stored facts of that object
     with other ids are deleted. `unchanged` counts records the source left out because the state already
     holds them exactly as read (counted as read and unchanged, as if mapped and found the same).
+    `live_stored`: every id in `live_ids` that this read did not reject is stored once this batch is (all were
+    in its batches, or left out as `unchanged`); then a count tells whether anything is gone, without listing
+    every stored id.
     """
 
     object: str
@@ -48,6 +51,7 @@ class Batch:
     cursor: str | None = None
     live_ids: set[str] | None = None
     unchanged: int = 0
+    live_stored: bool = False
 
 
 class Source(ABC):

@@ -86,6 +86,14 @@ class KnownRows:
         key = hashlib.sha256(obj.encode("utf-8", "surrogatepass")).hexdigest()[:16]
         return self.folder / f"files-{safe}-{key}.rows"
 
+    @staticmethod
+    def drop_every(state_dir: Path) -> None:
+        """Every file source's records beside this state: after an erasure deleted facts of rows they list as
+        stored (the next read of a changed file maps all its rows; `Batch.live_stored` relies on them)."""
+        for path in (Path(state_dir) / "cache").glob("files-*.rows"):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
     def load(self, obj: str, cursor: str | None, expected_stamp: str) -> frozenset[bytes] | None:
         """The digests recorded by the read that ended at `cursor` under `expected_stamp`; None: read all."""
         path = self.path(obj)

@@ -174,7 +174,10 @@ class FileSource(Source):
             format=fmt,
             encoding=scan.encoding,
         )
-        final = Batch(object=obj, records=records, cursor=cursor, live_ids=live, unchanged=skipped)
+        # every row of the file went out in a batch or was left out as stored already (known_rows.py)
+        final = Batch(
+            object=obj, records=records, cursor=cursor, live_ids=live, unchanged=skipped, live_stored=True
+        )
         yield from self._send(final, sent, recorded, keep)
         if keep:
             self.known.save(obj, cursor, record_stamp, bytes(recorded))
