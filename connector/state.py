@@ -700,8 +700,10 @@ class StateStore:
         for start in range(0, len(ordered), 500):
             chunk = ordered[start : start + 500]
             marks = ",".join("?" * len(chunk))
+            # `+target`: by the person index (migration 2); SQLite would otherwise walk every member of the
+            # target for each chunk, its primary key starting with the target
             for row in self.db.execute(
-                f"SELECT segment, person_key FROM memberships WHERE target=? AND person_key IN ({marks})",
+                f"SELECT segment, person_key FROM memberships WHERE +target=? AND person_key IN ({marks})",
                 (target, *chunk),
             ):
                 out.setdefault(row[0], set()).add(row[1])
