@@ -160,7 +160,7 @@ def test_a_file_saved_over_by_hand_is_rendered_whole_then_patched_again(
 
 def test_without_its_row_index_the_writer_renders_the_file_whole(big: Project, counts: Counter[str]) -> None:
     run(big)
-    index = big.root / "state" / "cache" / "segment-files-files.rows" / "warm.csv.rows.json"
+    index = big.root / "state" / "cache" / "segment-files-files.rows" / "warm.csv.rows"
     assert index.exists()
     index.write_text("{not json", encoding="utf-8")
     counts.clear()
@@ -175,18 +175,39 @@ def test_without_its_row_index_the_writer_renders_the_file_whole(big: Project, c
     assert counts["whole warm"] == 0 and counts["rows"] == 1
 
 
+def test_a_json_row_index_from_before_gives_way_to_the_compact_one(
+    big: Project, counts: Counter[str]
+) -> None:
+    """An index kept as JSON by an earlier connector (`<file>.rows.json`) names people: once the file has its
+    compact index it is deleted, not left behind for an erasure to miss."""
+    run(big)
+    indexes = big.root / "state" / "cache" / "segment-files-files.rows"
+    legacy = indexes / "warm.csv.rows.json"
+    legacy.write_text(
+        '{"file": "old", "header": 0, "keys": ["P1"], "emails": ["p000@bench.example"], "sizes": [1]}'
+    )
+    counts.clear()
+    big.write("data/people.csv", people_csv(150, names={0: "Renamed"}))
+
+    run(big)
+
+    assert not legacy.exists()
+    assert (indexes / "warm.csv.rows").read_bytes().startswith(b"connector segment rows")
+    assert full_render_of(big) == big.segment_files()
+
+
 def test_forget_leaves_no_row_index_naming_the_erased_person(
     big: Project, counts: Counter[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(SALT_ENV, "pepper")
     run(big)
     indexes = big.root / "state" / "cache" / "segment-files-files.rows"
-    assert "p000@bench.example" in (indexes / "warm.csv.rows.json").read_text(encoding="utf-8")
+    assert b"p000@bench.example" in (indexes / "warm.csv.rows").read_bytes()
 
     forgot = CliRunner().invoke(cli, ["forget", "-c", str(big.config_path), "p000@bench.example"])
 
     assert forgot.exit_code == 0, forgot.output
-    assert all("p000@" not in p.read_text(encoding="utf-8") for p in indexes.glob("*.json"))
+    assert all(b"p000@" not in p.read_bytes() for p in indexes.iterdir())
     counts.clear()
     big.write("data/people.csv", people_csv(150, names={4: "Renamed"}))
     run(big)  # the file without its index is rendered whole once, and the erased person stays out
