@@ -70,6 +70,9 @@ CREATE TABLE IF NOT EXISTS rejected (
 """
 
 
+# the page cache of a state connection, in KiB (see StateStore.__init__)
+CACHE_KIB = 128 * 1024
+
 # meta key of the run totals the last run left (incremental.py keeps them up to date)
 TOTALS = "people_totals"
 
@@ -172,6 +175,10 @@ class StateStore:
             self.db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
+            # SQLite's default page cache is 2 MB: at a million people every run re-reads the same btree pages
+            # with one pread each (a 300k first run: 9.9 s of system CPU, 5.0 s with this cache; a 1M 1 %
+            # run: 2.0 s, 1.5 s). It grows only as pages are read, within the 1 GiB a run may take at 1M.
+            self.db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             self.db.execute("PRAGMA foreign_keys=ON")
             self.schema_version = prepare(self.db, self.path, SCHEMA)
             raw.create_function("connector_reason", 1, decode_reason, deterministic=True)
