@@ -285,3 +285,34 @@ def test_a_row_deleted_from_a_file_after_an_erasure_leaves_the_state(project: Pr
     assert summary.read["crm"]["deleted"] == 1
     assert project.query("SELECT record_id FROM facts WHERE source='crm' AND record_id LIKE 'bob%'") == []
     assert kept_fact_counts(project) == counted_fact_counts(project)
+
+
+def test_a_refused_new_row_does_not_hide_a_row_deleted_from_the_same_file(project: Project) -> None:
+    """A file that lost one row and gained one that is refused has as many rows as facts stored: the kept
+    count must not take that for nothing gone (a refused row is never stored)."""
+    Runner(project.config(), clock=lambda: CLOCK).execute("run", AS_OF)
+    project.write(
+        "data/contracts.csv",
+        "E-mail;Provider;Einddatum\nbob@globex.example;TeleCorp;15-02-2027\nzed@newco.example;TeleCorp;99-99-2027\n",
+    )
+    summary = Runner(project.config(), clock=lambda: CLOCK).execute("run", AS_OF)
+    assert summary.read["contracts"]["rejected"] == 1
+    assert summary.read["contracts"]["deleted"] == 1  # frank's contract
+    assert [r[0] for r in project.query("SELECT record_id FROM facts WHERE source='contracts'")] == [
+        "bob@globex.example"
+    ]
+    assert kept_fact_counts(project) == counted_fact_counts(project)
+
+
+def test_a_refused_row_stored_before_is_not_taken_for_a_deleted_one(project: Project) -> None:
+    """bob's contract, stored before, is refused now (a date that is none): its stored fact stays, and frank's
+    deleted row still leaves."""
+    Runner(project.config(), clock=lambda: CLOCK).execute("run", AS_OF)
+    project.write("data/contracts.csv", "E-mail;Provider;Einddatum\nbob@globex.example;TeleCorp;99-99-2027\n")
+    summary = Runner(project.config(), clock=lambda: CLOCK).execute("run", AS_OF)
+    assert summary.read["contracts"]["rejected"] == 1
+    assert summary.read["contracts"]["deleted"] == 1
+    assert [r[0] for r in project.query("SELECT record_id FROM facts WHERE source='contracts'")] == [
+        "bob@globex.example"
+    ]
+    assert kept_fact_counts(project) == counted_fact_counts(project)
