@@ -30,7 +30,7 @@ from typing import Any
 import structlog
 
 from .conditions import Group, Leaf, Negation, Node, compile_condition
-from .config import AppConfigBase
+from .config import LOADER_KEYS, AppConfigBase
 from .fact_index import link_keys
 from .schema import Fact, Person
 from .state import PersonIndex, StateStore
@@ -46,8 +46,11 @@ CHUNK = 500
 
 
 def fingerprint(config: AppConfigBase) -> str:
-    """Any change of the config (a rule, a segment, a target, merge_on) can change anyone's outcome."""
-    text = json.dumps(config.model_dump(mode="json"), sort_keys=True, default=str)
+    """Any change of the config (a rule, a segment, a target, merge_on) can change anyone's outcome; the
+    loader's notes of where the file is and how the command line spelled it cannot (`-c x.yaml` and
+    `-c ./x.yaml` are one config, and a run after either stays incremental)."""
+    data = config.model_dump(mode="json", exclude=set(LOADER_KEYS))
+    text = json.dumps(data, sort_keys=True, default=str)
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 

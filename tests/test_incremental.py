@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from spine_helpers import AS_OF, CONFIG_YAML, PEOPLE_CSV, Project
 
 from connector import incremental
+from connector.config import load_config
 from connector.fact_index import link_keys
 from connector.pipeline import Runner, Summary
 from connector.state import StateStore
@@ -316,3 +317,21 @@ def test_a_refused_row_stored_before_is_not_taken_for_a_deleted_one(project: Pro
         "bob@globex.example"
     ]
     assert kept_fact_counts(project) == counted_fact_counts(project)
+
+
+def test_the_same_config_named_another_way_keeps_runs_incremental(project: Project, monkeypatch: Any) -> None:
+    """`-c x.yaml` from the config's folder and `-c /abs/path/x.yaml` from elsewhere are one config: only the
+    loader's own notes (the file as spelled, for messages) differ, and they decide nobody's outcome."""
+    Runner(load_config(str(project.config_path)), clock=lambda: CLOCK).execute("run", AS_OF)
+    monkeypatch.chdir(project.config_path.parent)
+    runner = Runner(load_config(f"./{project.config_path.name}"), clock=lambda: CLOCK)
+    decided: list[int] = []
+    original = runner._decide
+
+    def counting(store: Any, people: Any, *args: Any, **kwargs: Any) -> Any:
+        decided.append(len(people))
+        return original(store, people, *args, **kwargs)
+
+    runner._decide = counting  # type: ignore[method-assign]
+    runner.execute("run", AS_OF)
+    assert decided == [0]  # incremental, with nothing new: nobody decided again
