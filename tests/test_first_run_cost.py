@@ -20,7 +20,7 @@ from test_segment_files_patch import CLOCK, contents, people_csv, scratch
 from test_segment_files_patch import files_writer as patch_files_writer
 from test_segment_files_patch import people as patch_people
 
-from connector import state_codec
+from connector import chunked, state_codec
 from connector.context import RunContext
 from connector.diffing import ChangePlanner
 from connector.pipeline import Runner
@@ -153,3 +153,25 @@ def test_the_state_keeps_64_mib_of_pages_and_temp_tables_their_default(tmp_path:
     assert store.db.execute("PRAGMA cache_size").fetchone()[0] == -65536
     # a large cache for the temp tables made the full path's temp work three times slower (measured)
     assert store.db.execute("PRAGMA temp.cache_size").fetchone()[0] == -2000
+
+
+def test_the_full_path_commits_its_parts_once(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a commit per part wrote the pages each part dirtied (random person keys: all over the people,
+    # transitions and index B-trees) to the WAL again; one transaction writes a page once while it is cached
+    project.write("data/people.csv", people_csv(150))
+    monkeypatch.setattr(chunked, "PART", 20)
+    commits: list[str] = []
+    original = chunked.resolve_and_decide
+
+    def traced(runner: Any, store: StateStore, **kwargs: Any) -> None:
+        store.db.raw.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+        try:
+            original(runner, store, **kwargs)
+        finally:
+            store.db.raw.set_trace_callback(None)
+
+    monkeypatch.setattr(chunked, "resolve_and_decide", traced)
+    summary = Runner(project.config(), clock=lambda: CLOCK, list_changes=False).execute("run", AS_OF)
+    assert summary.exit_code == 0, summary.errors
+    assert summary.people["total"] >= 150
+    assert len(commits) == 2  # the set-up (index, temp tables), then every part at once
