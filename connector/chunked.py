@@ -136,7 +136,8 @@ def resolve_and_decide(
         _ensure_index(store)
         store.db.execute("DROP TABLE IF EXISTS temp.next_identity")
         store.db.execute(
-            "CREATE TEMP TABLE next_identity (merge_key TEXT PRIMARY KEY, person_key TEXT NOT NULL)"
+            # without a rowid, a scan walks it in key order: the copy into identity appends, page after page
+            "CREATE TEMP TABLE next_identity (merge_key TEXT PRIMARY KEY, person_key TEXT NOT NULL) WITHOUT ROWID"
         )
     # the identity rows stay as they were until every part is done; a first run has none to ask about
     fresh = store.db.execute("SELECT 1 FROM identity LIMIT 1").fetchone() is None
@@ -186,7 +187,9 @@ def resolve_and_decide(
             del resolution, decided, superseded, vetoes
         with store.transaction():  # a savepoint
             store.db.execute("DELETE FROM identity")
-            store.db.execute("INSERT INTO identity SELECT merge_key, person_key FROM temp.next_identity")
+            store.db.execute(
+                "INSERT INTO identity SELECT merge_key, person_key FROM temp.next_identity ORDER BY merge_key"
+            )
             store.db.execute("DROP TABLE temp.next_identity")
             incremental.clear_dirty(store)
     summary.suppressed = runner._suppressed_read
