@@ -169,7 +169,6 @@ class StateStore:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.execute("PRAGMA cache_size=-65536")  # 64 MiB, not 2: less spilled and read back (issue 10)
             self.schema_version = prepare(self.db, self.path, SCHEMA)
             raw.create_function("connector_reason", 1, decode_reason, deterministic=True)
             self.codec = Codec(self.db)

@@ -146,15 +146,6 @@ def test_a_change_log_made_in_the_files_walk_is_byte_identical(
 # ---- SQLite ---------------------------------------------------------------------------------------------
 
 
-def test_the_state_keeps_64_mib_of_pages_and_temp_tables_their_default(tmp_path: Path) -> None:
-    # with SQLite's 2 MiB a first run's inserts into its text-keyed B-trees evicted pages and read them back:
-    # 355k preads and 506k pwrites at 100k people, and system time that grew faster than the state
-    store = StateStore(tmp_path / "state.sqlite")
-    assert store.db.execute("PRAGMA cache_size").fetchone()[0] == -65536
-    # a large cache for the temp tables made the full path's temp work three times slower (measured)
-    assert store.db.execute("PRAGMA temp.cache_size").fetchone()[0] == -2000
-
-
 def test_the_full_path_commits_its_parts_once(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     # a commit per part wrote the pages each part dirtied (random person keys: all over the people,
     # transitions and index B-trees) to the WAL again; one transaction writes a page once while it is cached
