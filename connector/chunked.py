@@ -136,7 +136,8 @@ def resolve_and_decide(
         _ensure_index(store)
         store.db.execute("DROP TABLE IF EXISTS temp.next_identity")
         store.db.execute(
-            "CREATE TEMP TABLE next_identity (merge_key TEXT PRIMARY KEY, person_key TEXT NOT NULL)"
+            # without a rowid, a scan walks it in key order: the copy into identity appends, page after page
+            "CREATE TEMP TABLE next_identity (merge_key TEXT PRIMARY KEY, person_key TEXT NOT NULL) WITHOUT ROWID"
         )
     # the identity rows stay as they were until every part is done; a first run has none to ask about
     fresh = store.db.execute("SELECT 1 FROM identity LIMIT 1").fetchone() is None
@@ -146,46 +147,51 @@ def resolve_and_decide(
     moves: Counter[str] = Counter()
     per_source: Counter[str] = Counter()
     runner._suppressed_read = 0
-    for refs in parts(store):
-        read = sorted(store.stored_facts(refs).values(), key=_order)
-        facts = drop_suppressed(store, read, environ)
-        runner._suppressed_read += len(read) - len(facts)
-        superseded = superseded_refs(facts)
-        # the identity rows of every key these records can hold (a first run has none to look up)
-        previous = {} if fresh else store.identity_of(sorted({k for f in facts for k in link_keys(f)}))
-        resolution = resolve(
-            facts,
-            previous,
-            as_of=as_of,
-            merge_on=config.identity.merge_on,
-            roles=roles,
-            source_priority=config.identity.source_priority,
-            taken=taken,
-            claimed=claimed,
-        )
-        vetoes = segment_vetoes(facts, resolution.people, roles)
-        del read, facts
-        with store.transaction():
-            for old, new in resolution.aliases.items():
-                store.rename_person(old, new)
-                task_ledger.rename_person(store, old, new)
-                log.info("identity.merged", retired=old, into=new)
-            store.db.executemany(
-                "INSERT OR REPLACE INTO temp.next_identity VALUES (?, ?)", resolution.identity.items()
-            )
-        decided = runner._decide(store, resolution.people, as_of, run_id, summary, part=True)
-        each_part(resolution.people, decided, superseded, vetoes)
-        stages.update(summary.stages)
-        moves.update(summary.transitions)
-        total = summary.people.pop("total", 0)
-        per_source.update(summary.people)
-        per_source["\x00total"] += total
-        del resolution, decided, superseded, vetoes
+    # one transaction for every part: committed part by part, each part's rows dirtied pages all over the
+    # people, transitions and index B-trees (random keys) and every commit wrote them to the WAL again
     with store.transaction():
-        store.db.execute("DELETE FROM identity")
-        store.db.execute("INSERT INTO identity SELECT merge_key, person_key FROM temp.next_identity")
-        store.db.execute("DROP TABLE temp.next_identity")
-        incremental.clear_dirty(store)
+        for refs in parts(store):
+            read = sorted(store.stored_facts(refs).values(), key=_order)
+            facts = drop_suppressed(store, read, environ)
+            runner._suppressed_read += len(read) - len(facts)
+            superseded = superseded_refs(facts)
+            # the identity rows of every key these records can hold (a first run has none to look up)
+            previous = {} if fresh else store.identity_of(sorted({k for f in facts for k in link_keys(f)}))
+            resolution = resolve(
+                facts,
+                previous,
+                as_of=as_of,
+                merge_on=config.identity.merge_on,
+                roles=roles,
+                source_priority=config.identity.source_priority,
+                taken=taken,
+                claimed=claimed,
+            )
+            vetoes = segment_vetoes(facts, resolution.people, roles)
+            del read, facts
+            with store.transaction():
+                for old, new in resolution.aliases.items():
+                    store.rename_person(old, new)
+                    task_ledger.rename_person(store, old, new)
+                    log.info("identity.merged", retired=old, into=new)
+                store.db.executemany(
+                    "INSERT OR REPLACE INTO temp.next_identity VALUES (?, ?)", resolution.identity.items()
+                )
+            decided = runner._decide(store, resolution.people, as_of, run_id, summary, part=True)
+            each_part(resolution.people, decided, superseded, vetoes)
+            stages.update(summary.stages)
+            moves.update(summary.transitions)
+            total = summary.people.pop("total", 0)
+            per_source.update(summary.people)
+            per_source["\x00total"] += total
+            del resolution, decided, superseded, vetoes
+        with store.transaction():  # a savepoint
+            store.db.execute("DELETE FROM identity")
+            store.db.execute(
+                "INSERT INTO identity SELECT merge_key, person_key FROM temp.next_identity ORDER BY merge_key"
+            )
+            store.db.execute("DROP TABLE temp.next_identity")
+            incremental.clear_dirty(store)
     summary.suppressed = runner._suppressed_read
     summary.stages = {s: stages.get(s, 0) for s in config.stage_model.ordered()}
     summary.transitions = dict(moves.most_common())

@@ -50,8 +50,13 @@ def _pack(data: dict[str, Any]) -> bytes:
     return zlib.compress(_text(data), LEVEL)
 
 
+# one encoder, built once: json.dumps with any option builds a new JSONEncoder (and its C scanner) for every
+# call, which cost as much as the encoding itself on these small rows (a fact, a decision, a snapshot each)
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+
+
 def _text(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8")
+    return _ENCODE(data).encode("utf-8")
 
 
 def _inflate(stored: bytes) -> bytes:

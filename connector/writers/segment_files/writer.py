@@ -101,7 +101,7 @@ class SegmentFilesWriter(Writer):
             else:
                 self.published.drop(path)
                 self.directory.mkdir(parents=True, exist_ok=True)
-                content, rows, patch = self._segment_bytes(change, before, path)
+                content, rows, patch = self._segment_bytes(change, before, path, delta)
                 file_sha, wrote = digest(content), write_if_changed(path, content)
                 if rows is None:
                     self.rows.drop(path)
@@ -127,8 +127,7 @@ class SegmentFilesWriter(Writer):
                         # the rows kept from the log, then this run's, walked once (a first run adds everyone)
                         kept_rows = self._history(changes_path, columns, keep_from)
                         header = history_header(columns)
-                        history = itertools.chain(kept_rows, delta)
-                        log_bytes = self._render(f"{change.segment} changes", header, history)
+                        log_bytes = self._log_render(f"{change.segment} changes", header, kept_rows, delta)
                         days = [d for d in (_oldest_day(kept_rows), delta.oldest()) if d is not None]
                         oldest = min(days, default=None)
                     write_if_changed(changes_path, log_bytes)
@@ -210,7 +209,7 @@ class SegmentFilesWriter(Writer):
         return [self._csv_cell(_cell(member, col)) for col in self.cfg.columns]
 
     def _segment_bytes(
-        self, change: SegmentChange, before: Published | None, path: Path
+        self, change: SegmentChange, before: Published | None, path: Path, delta: _Delta
     ) -> tuple[bytes, RowIndex | None, bool]:
         """The segment file's new bytes, its row index (CSV in a stateless encoding) and whether it was
         patched: the rows of members added, removed or described differently, when the diff step names them
@@ -223,7 +222,13 @@ class SegmentFilesWriter(Writer):
             done = self._patched(change, change.redescribed, before, path)
             if done is not None:
                 return (*done, True)
-        rows = ((_row_key(m), self._csv_cells(m)) for m in sorted_members(change.members))
+        rows: Iterable[tuple[RowKey, list[str]]] = (
+            (_row_key(m), self._csv_cells(m)) for m in sorted_members(change.members)
+        )
+        if delta and len(change.adds) == len(change.members):
+            # everyone is an add (a first run): the change log's rows are made in this same walk; walking the
+            # adds again would describe every member a second time (the full path from the state)
+            rows = delta.logging(rows, RowEncoder(self.cfg.csv_delimiter, self.cfg.encoding), columns)
         content, index = self._render_indexed(change.segment, columns, rows)
         return content, index, False
 
@@ -283,8 +288,7 @@ class SegmentFilesWriter(Writer):
             return None
         encoder = RowEncoder(self.cfg.csv_delimiter, self.cfg.encoding)
         encoder.header(history_header(self.cfg.columns))
-        mark = self.cfg.decimal_mark
-        added = b"".join(encoder.row([csv_text(cell, mark) for cell in row]) for row in delta)
+        added = delta.encoded(encoder, self.cfg.decimal_mark)
         days = [d for d in (before.oldest, delta.oldest()) if d is not None]
         return content + added, min(days, default=None)
 
@@ -299,6 +303,20 @@ class SegmentFilesWriter(Writer):
             return render_xlsx(header, rows, title, self.cfg.escape_formulas)
         texts = ([csv_text(cell, self.cfg.decimal_mark) for cell in row] for row in rows)
         return render_csv(header, texts, self.cfg.csv_delimiter, self.cfg.encoding)
+
+    def _log_render(
+        self, title: str, header: Sequence[str], kept: Sequence[Sequence[Cell]], delta: _Delta
+    ) -> bytes:
+        """The change log rendered whole: the rows kept from it, then this run's (`_render`'s bytes)."""
+        if delta.added is None:
+            return self._render(title, header, itertools.chain(kept, delta))
+        # the adds were encoded row by row as the segment file was walked (CSV in a stateless encoding: a
+        # row's bytes depend on its own cells only, rows.py), so the rest is encoded row by row too
+        encoder = RowEncoder(self.cfg.csv_delimiter, self.cfg.encoding)
+        mark = self.cfg.decimal_mark
+        head = encoder.header(header)
+        rows = b"".join(encoder.row([csv_text(cell, mark) for cell in row]) for row in kept)
+        return head + rows + delta.encoded(encoder, mark)
 
     def _render_indexed(
         self, title: str, header: Sequence[str], rows: Iterable[tuple[RowKey, Sequence[str]]]
@@ -344,6 +362,8 @@ class _Delta:
         self, day: dt.date, run_id: int | None, change: SegmentChange, cells: Callable[[Member], list[Cell]]
     ) -> None:
         self.day, self.run_id, self.change, self.cells = day, run_id, change, cells
+        # the "added" rows as a CSV log encodes them, when `logging` made them during the segment file's walk
+        self.added: bytearray | None = None
 
     def __len__(self) -> int:
         return len(self.change.adds) + len(self.change.removes)
@@ -352,6 +372,30 @@ class _Delta:
         for kind, group in (("added", self.change.adds), ("removed", self.change.removes)):
             for m in sorted_members(group):
                 yield [self.day, self.run_id, kind, *self.cells(m)]
+
+    def logging(
+        self, rows: Iterable[tuple[RowKey, list[str]]], encoder: RowEncoder, columns: Sequence[str]
+    ) -> Iterator[tuple[RowKey, list[str]]]:
+        """`rows` (the segment file's, every member an add, in file order: the adds' own order) passed on,
+        each also encoded as its "added" log row; `added` is set once they have all been walked."""
+        encoder.header(history_header(columns))  # the encoder's state after the header: no second BOM
+        head = [csv_text(self.day, "."), csv_text(self.run_id, "."), "added"]
+        out = bytearray()
+        for key, cells in rows:
+            out += encoder.row([*head, *cells])
+            yield key, cells
+        self.added = out
+
+    def encoded(self, encoder: RowEncoder, mark: str) -> bytes:
+        """This run's rows as `encoder` (past the log's header) encodes them: the adds made during the file's
+        walk when there, else described and encoded now."""
+        if self.added is None:
+            return b"".join(encoder.row([csv_text(cell, mark) for cell in row]) for row in self)
+        removed = (
+            encoder.row([csv_text(cell, mark) for cell in (self.day, self.run_id, "removed", *self.cells(m))])
+            for m in sorted_members(self.change.removes)
+        )
+        return bytes(self.added) + b"".join(removed)
 
     def oldest(self) -> dt.date | None:
         """The day of every row, when there is one (a change log's oldest day)."""
