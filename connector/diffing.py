@@ -8,7 +8,7 @@ Nothing here writes; the run loop hands the result to the writers (or prints it,
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -191,18 +191,7 @@ class ChangePlanner:
                 "adds": len(adds),
                 "removes": len(removes),
             }
-            for change, group in (("add", adds), ("remove", removes)):
-                summary.segment_changes.extend(
-                    {
-                        "target": writer.name,
-                        "segment": segment.name,
-                        "change": change,
-                        "person": m.person_key,
-                        "email": m.email,
-                        "name": _name({"first_name": m.first_name, "last_name": m.last_name}),
-                    }
-                    for m in group
-                )
+            list_segment_changes(summary, writer.name, segment.name, adds, removes)
         return out
 
     def _member(self, person: Person, writer: Target, decision: Decision) -> Member:
@@ -288,6 +277,24 @@ def _without_person(store: StateStore, target: str, segment: str) -> set[str]:
         (target, segment),
     )
     return {r[0] for r in rows}
+
+
+def list_segment_changes(
+    summary: Summary, target: str, segment: str, adds: Iterable[Member], removes: Iterable[Member]
+) -> None:
+    """A line per add and remove, for `plan`, `--full` and the JSON listing: who it is, not only a key."""
+    for change, group in (("add", adds), ("remove", removes)):
+        summary.segment_changes.extend(
+            {
+                "target": target,
+                "segment": segment,
+                "change": change,
+                "person": m.person_key,
+                "email": m.email,
+                "name": _name({"first_name": m.first_name, "last_name": m.last_name}),
+            }
+            for m in group
+        )
 
 
 def _in_order(members: list[Member]) -> list[Member]:

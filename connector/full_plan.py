@@ -16,7 +16,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, overload
 
-from .diffing import ChangePlanner, Plan, _name
+from .diffing import ChangePlanner, Plan, _name, list_segment_changes
 from .engine import Decision
 from .outcome import Summary
 from .plan import LabelChange, Member, SegmentChange, Target
@@ -157,8 +157,9 @@ class FullPlanner:
         superseded: set[str],
         vetoes: Mapping[str, Veto],
     ) -> None:
-        # one transaction for the part's rows: outside one, each row of an executemany is a transaction of its
-        # own, and the temp tables' journal is written and truncated for every one (2.5 times a person)
+        # the part's rows as one unit (a savepoint inside the full path's transaction): outside any transaction
+        # each row of an executemany is a transaction of its own, and the temp tables' journal is written and
+        # truncated for every one (2.5 times a person)
         with self.store.transaction():
             self._add(people, decisions, superseded, vetoes)
 
@@ -315,20 +316,8 @@ class FullPlanner:
                 "adds": new,
                 "removes": len(removes),
             }
-            if not self.list_changes:
-                continue  # printed only by `plan`, `--full` and the JSON listing
-            for change, group in (("add", adds), ("remove", removes)):
-                summary.segment_changes.extend(
-                    {
-                        "target": writer.name,
-                        "segment": segment.name,
-                        "change": change,
-                        "person": m.person_key,
-                        "email": m.email,
-                        "name": _name({"first_name": m.first_name, "last_name": m.last_name}),
-                    }
-                    for m in group
-                )
+            if self.list_changes:  # printed only by `plan`, `--full` and the JSON listing
+                list_segment_changes(summary, writer.name, segment.name, adds, removes)
         return out
 
     def _describer(self, writer: Target) -> Callable[[list[str]], list[Member]]:
