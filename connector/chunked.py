@@ -51,6 +51,9 @@ log = structlog.get_logger(__name__)
 
 PART = 5000  # records per part: small enough to stay flat in memory, big enough for few SQL round trips
 PERSON = "\x00person:"  # a previous person key's node name (no merge key or record key starts so)
+# secondary indexes a first run builds once over the filled tables (CREATE INDEX sorts the keys) instead of
+# growing them a row at a time in random key order, each B-tree larger than the page cache at a million people
+BULK_INDEXES = ("people_next_check", "people_pipeline", "transitions_person")
 
 
 def parts(store: StateStore, size: int | None = None) -> Iterator[list[str]]:
@@ -150,6 +153,7 @@ def resolve_and_decide(
     # one transaction for every part: committed part by part, each part's rows dirtied pages all over the
     # people, transitions and index B-trees (random keys) and every commit wrote them to the WAL again
     with store.transaction():
+        rebuild = _drop_bulk_indexes(store) if fresh else []
         for refs in parts(store):
             read = sorted(store.stored_facts(refs).values(), key=_order)
             facts = drop_suppressed(store, read, environ)
@@ -191,12 +195,32 @@ def resolve_and_decide(
                 "INSERT INTO identity SELECT merge_key, person_key FROM temp.next_identity ORDER BY merge_key"
             )
             store.db.execute("DROP TABLE temp.next_identity")
+            for sql in rebuild:  # as they were, in this same transaction: a run stopped midway keeps them
+                store.db.execute(sql)
             incremental.clear_dirty(store)
     summary.suppressed = runner._suppressed_read
     summary.stages = {s: stages.get(s, 0) for s in config.stage_model.ordered()}
     summary.transitions = dict(moves.most_common())
     total = per_source.pop("\x00total", 0)
     summary.people = {"total": total, **dict(sorted(per_source.items()))}
+
+
+def _drop_bulk_indexes(store: StateStore) -> list[str]:
+    """Drop `BULK_INDEXES` when nobody is stored yet (a first run), returning the statements that create them
+    again as the schema holds them. With people stored (`--full-recompute`) every part updates rows the
+    indexes already hold, so they stay. Nothing the parts run reads through these indexes: a first run has no
+    previous identity, so no merge renames anyone's transitions."""
+    db = store.db
+    if db.execute("SELECT 1 FROM people LIMIT 1").fetchone() is not None:
+        return []
+    marks = ",".join("?" * len(BULK_INDEXES))
+    rows = db.execute(
+        f"SELECT name, sql FROM sqlite_master WHERE type='index' AND name IN ({marks}) ORDER BY name",
+        BULK_INDEXES,
+    ).fetchall()
+    for name, _ in rows:
+        db.execute(f'DROP INDEX "{name}"')
+    return [sql for _, sql in rows]
 
 
 def _ensure_index(store: StateStore) -> None:

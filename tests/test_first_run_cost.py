@@ -186,3 +186,90 @@ def test_the_new_identity_rows_are_copied_in_key_order(
     summary = Runner(project.config(), clock=lambda: CLOCK, list_changes=False).execute("run", AS_OF)
     assert summary.exit_code == 0, summary.errors
     assert len(seen) == 1 and seen[0].endswith("WITHOUT ROWID")
+
+
+# the secondary indexes on people and transitions a first run builds once, over the filled tables
+BULK = ("people_next_check", "people_pipeline", "transitions_person")
+
+
+def _index_sql(path: Path) -> dict[str, str]:
+    db = StateStore(path).db
+    marks = ",".join("?" * len(BULK))
+    rows = db.execute(f"SELECT name, sql FROM sqlite_master WHERE name IN ({marks})", BULK)
+    return {name: sql for name, sql in rows}
+
+
+def _traced_run(project: Project, monkeypatch: pytest.MonkeyPatch, *args: str) -> list[str]:
+    """The statements the full path sent, in order, of a run of `project` (`args`: e.g. --full-recompute)."""
+    sent: list[str] = []
+    original = chunked.resolve_and_decide
+
+    def traced(runner: Any, store: StateStore, **kwargs: Any) -> None:
+        store.db.raw.set_trace_callback(sent.append)
+        try:
+            original(runner, store, **kwargs)
+        finally:
+            store.db.raw.set_trace_callback(None)
+
+    monkeypatch.setattr(chunked, "resolve_and_decide", traced)
+    full = "--full-recompute" in args
+    summary = Runner(project.config(), clock=lambda: CLOCK, list_changes=False, full_recompute=full).execute(
+        "run", AS_OF
+    )
+    monkeypatch.undo()
+    assert summary.exit_code == 0, summary.errors
+    return sent
+
+
+def test_a_first_run_builds_the_people_and_transitions_indexes_once_filled(
+    project: Project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # each person's rows went into these B-trees in random key order (larger than the page cache at a million
+    # people: most of a 1M first run's system time); CREATE INDEX over the filled table sorts the keys once
+    project.write("data/people.csv", people_csv(150))
+    monkeypatch.setattr(chunked, "PART", 20)
+    sent = _traced_run(project, monkeypatch)
+    last_person = max(i for i, sql in enumerate(sent) if sql.startswith("INSERT INTO people"))
+    last_transition = max(i for i, sql in enumerate(sent) if sql.startswith("INSERT INTO transitions"))
+    for name in BULK:
+        created = [i for i, sql in enumerate(sent) if sql.startswith(f"CREATE INDEX {name} ")]
+        assert len(created) == 1, name
+        assert created[0] > max(last_person, last_transition), name
+    # and the schema holds them exactly as a new state's does
+    assert _index_sql(project.state_path) == _index_sql(tmp_path / "new.sqlite")
+
+
+def test_a_full_recompute_of_a_stored_state_keeps_its_indexes(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # its parts update people the indexes already hold: nothing to gain, so nothing is dropped
+    project.write("data/people.csv", people_csv(60))
+    _traced_run(project, monkeypatch)
+    sent = _traced_run(project, monkeypatch, "--full-recompute")
+    assert not [sql for sql in sent if sql.startswith(("DROP INDEX", "CREATE INDEX")) and "temp." not in sql]
+    assert set(_index_sql(project.state_path)) == set(BULK)
+
+
+def test_a_first_run_stopped_midway_keeps_the_indexes(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the drop and the rebuild are in the parts' one transaction: a run stopped between them leaves none dropped
+    project.write("data/people.csv", people_csv(150))
+    monkeypatch.setattr(chunked, "PART", 20)
+    original = Runner._decide
+    calls = 0
+
+    def failing(self: Runner, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise KeyboardInterrupt  # as a stop midway does
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Runner, "_decide", failing)
+    with pytest.raises(KeyboardInterrupt):
+        Runner(project.config(), clock=lambda: CLOCK, list_changes=False).execute("run", AS_OF)
+    monkeypatch.undo()
+    assert calls == 3
+    assert set(_index_sql(project.state_path)) == set(BULK)
+    assert StateStore(project.state_path).db.execute("SELECT COUNT(*) FROM people").fetchone()[0] == 0
