@@ -52,8 +52,10 @@ log = structlog.get_logger(__name__)
 PART = 5000  # records per part: small enough to stay flat in memory, big enough for few SQL round trips
 PERSON = "\x00person:"  # a previous person key's node name (no merge key or record key starts so)
 # secondary indexes a first run builds once over the filled tables (CREATE INDEX sorts the keys) instead of
-# growing them a row at a time in random key order, each B-tree larger than the page cache at a million people
-BULK_INDEXES = ("people_next_check", "people_pipeline", "transitions_person")
+# growing them a row at a time in random key order, each B-tree larger than the page cache at a million people.
+# Not transitions_person: the follow-up tasks planner reads each part's latest transitions through it
+# (tasks/planner.latest_transitions_of); without it every part would scan every transition stored so far.
+BULK_INDEXES = ("people_next_check", "people_pipeline")
 
 
 def parts(store: StateStore, size: int | None = None) -> Iterator[list[str]]:
@@ -208,8 +210,8 @@ def resolve_and_decide(
 def _drop_bulk_indexes(store: StateStore) -> list[str]:
     """Drop `BULK_INDEXES` when nobody is stored yet (a first run), returning the statements that create them
     again as the schema holds them. With people stored (`--full-recompute`) every part updates rows the
-    indexes already hold, so they stay. Nothing the parts run reads through these indexes: a first run has no
-    previous identity, so no merge renames anyone's transitions."""
+    indexes already hold, so they stay. Nothing the parts run reads through these indexes (they serve the
+    incremental path: who is due a check, whose deals are open)."""
     db = store.db
     if db.execute("SELECT 1 FROM people LIMIT 1").fetchone() is not None:
         return []

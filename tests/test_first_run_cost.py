@@ -188,8 +188,8 @@ def test_the_new_identity_rows_are_copied_in_key_order(
     assert len(seen) == 1 and seen[0].endswith("WITHOUT ROWID")
 
 
-# the secondary indexes on people and transitions a first run builds once, over the filled tables
-BULK = ("people_next_check", "people_pipeline", "transitions_person")
+# the secondary indexes on people a first run builds once, over the filled table
+BULK = ("people_next_check", "people_pipeline")
 
 
 def _index_sql(path: Path) -> dict[str, str]:
@@ -221,7 +221,7 @@ def _traced_run(project: Project, monkeypatch: pytest.MonkeyPatch, *args: str) -
     return sent
 
 
-def test_a_first_run_builds_the_people_and_transitions_indexes_once_filled(
+def test_a_first_run_builds_the_people_indexes_once_filled(
     project: Project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # each person's rows went into these B-trees in random key order (larger than the page cache at a million
