@@ -131,7 +131,9 @@ def test_a_run_with_nothing_new_above_the_bulk_threshold_makes_one_query_per_obj
 def test_the_run_right_after_a_writing_run_reads_its_own_writes_in_one_query_per_object(org: Org) -> None:
     first, _, _ = org.run(15 * 60)
     written = org.world.sf.store
-    labelled = {obj: sum(1 for r in written.all(obj) if r.get("Funnel_Stage__c")) for obj in ("Lead", "Contact")}
+    labelled = {
+        obj: sum(1 for r in written.all(obj) if r.get("Funnel_Stage__c")) for obj in ("Lead", "Contact")
+    }
     assert min(labelled.values()) > THRESHOLD, labelled  # each object's writes alone are above the threshold
     assert int(first.labels["sf_out"]["written"]) == sum(labelled.values())
 

@@ -83,10 +83,11 @@ class OwnWrites:
         not say when it was read): none are counted."""
         if read_started is None:
             return 0
+        since = _parse(run_stamp(read_started))  # to the millisecond, as the entries are kept
         total = 0
         for entry in self._read().get(obj, []):
             at = _parse(str(entry.get("at")))
-            if at is not None and at >= read_started:
+            if at is not None and since is not None and at >= since:
                 total += int(entry.get("n") or 0)
         return total
 
@@ -99,7 +100,11 @@ class OwnWrites:
         except (OSError, ValueError) as exc:
             log.warning("salesforce.own_writes.unreadable", path=str(self.path), error=type(exc).__name__)
             return {}
-        if not isinstance(body, dict) or body.get("format") != FORMAT or not isinstance(body.get("writes"), dict):
+        if (
+            not isinstance(body, dict)
+            or body.get("format") != FORMAT
+            or not isinstance(body.get("writes"), dict)
+        ):
             return {}
         return {
             str(obj): [e for e in entries if isinstance(e, dict)]
