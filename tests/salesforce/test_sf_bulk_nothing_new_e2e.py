@@ -5,7 +5,9 @@ At 40,000 people a writing run's own label writes (tens of thousands of Leads an
 the next read, and a run within a minute of it leaves them in its cursor's overlap window: the run after that
 reads them again whatever changed. It used to ask a REST page first, learn from its `totalSize` that the read
 was above the threshold, and start a Bulk job as well: two queries per object. The cursor now counts what its
-window holds and goes to Bulk at once. A low `bulk_threshold` makes 120 people behave like 40,000.
+window holds and goes to Bulk at once. The run right after the writing run did the same for the writes
+themselves (news to its cursor); the writer now counts them (`crm.salesforce.own_writes`) and that read goes to
+Bulk at once too. A low `bulk_threshold` makes 120 people behave like 40,000.
 """
 
 from __future__ import annotations
