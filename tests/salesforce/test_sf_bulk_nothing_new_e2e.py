@@ -5,7 +5,9 @@ At 40,000 people a writing run's own label writes (tens of thousands of Leads an
 the next read, and a run within a minute of it leaves them in its cursor's overlap window: the run after that
 reads them again whatever changed. It used to ask a REST page first, learn from its `totalSize` that the read
 was above the threshold, and start a Bulk job as well: two queries per object. The cursor now counts what its
-window holds and goes to Bulk at once. A low `bulk_threshold` makes 120 people behave like 40,000.
+window holds and goes to Bulk at once. The run right after the writing run did the same for the writes
+themselves (news to its cursor); the writer now counts them (`crm.salesforce.own_writes`) and that read goes to
+Bulk at once too. A low `bulk_threshold` makes 120 people behave like 40,000.
 """
 
 from __future__ import annotations
@@ -126,3 +128,19 @@ def test_a_run_with_nothing_new_above_the_bulk_threshold_makes_one_query_per_obj
     _, queried, calls = org.run(15 * 60)
     assert {obj: queried[obj] for obj in OBJECTS} == dict.fromkeys(OBJECTS, 1), (queried, calls)
     assert calls["bulk2.query"] == 0 and calls["queryAll"] == len(OBJECTS)
+
+
+def test_the_run_right_after_a_writing_run_reads_its_own_writes_in_one_query_per_object(org: Org) -> None:
+    first, _, _ = org.run(15 * 60)
+    written = org.world.sf.store
+    labelled = {
+        obj: sum(1 for r in written.all(obj) if r.get("Funnel_Stage__c")) for obj in ("Lead", "Contact")
+    }
+    assert min(labelled.values()) > THRESHOLD, labelled  # each object's writes alone are above the threshold
+    assert int(first.labels["sf_out"]["written"]) == sum(labelled.values())
+
+    # 30 s later: the writes are news to the cursors (saved before them), yet the writer said how many it made
+    after_write, queried, calls = org.run(30)
+    assert after_write.labels.get("sf_out", {}).get("written", 0) == 0
+    assert {obj: queried[obj] for obj in OBJECTS} == dict.fromkeys(OBJECTS, 1), (queried, calls)
+    assert calls["bulk2.query"] >= 2  # Lead and Contact went to Bulk at once, without a REST page first

@@ -1,5 +1,5 @@
 """The run's one connection to a Salesforce org: secrets from the environment, one logged-in client, the
-describe cache and the API budget.
+describe cache, the count of connector's own writes (`own_writes`) and the API budget.
 
 A run opens it once per salesforce source and hands it to that source and to every salesforce target writing
 back to it: one login, one connection pool, one reading of the org's daily API usage. Each user binds it for
@@ -20,6 +20,7 @@ from .auth import SalesforceSecrets, check_secrets
 from .budget import ApiBudget
 from .client import SalesforceClient
 from .describe_cache import DescribeCache, cache_path
+from .own_writes import OwnWrites, writes_path
 from .settings import SalesforceSettings
 
 # how the org refuses a query naming a field or object it no longer has: a cached describe may be stale
@@ -45,10 +46,18 @@ class SalesforceConnection:
 
     system: ClassVar[str] = "salesforce"
 
-    def __init__(self, name: str, settings: SalesforceSettings, client: SalesforceClient) -> None:
+    def __init__(
+        self,
+        name: str,
+        settings: SalesforceSettings,
+        client: SalesforceClient,
+        own_writes: OwnWrites | None = None,
+    ) -> None:
         self.name = name
         self.settings = settings
         self.client = client
+        # what the targets wrote through this connection, for the source's next read (None: no state dir)
+        self.own_writes = own_writes
 
     @classmethod
     def open(
@@ -73,7 +82,8 @@ class SalesforceConnection:
             budget=ApiBudget(),
             describe_cache=open_describe_cache(name, settings, describe_cache_hours, state_dir),
         )
-        return cls(name, settings, client)
+        own_writes = OwnWrites(writes_path(Path(state_dir), name)) if state_dir is not None else None
+        return cls(name, settings, client, own_writes)
 
     def bind(self, ctx: RunContext, *, counted_as: str, budget_share: float | None) -> None:
         """The calls from here on are `counted_as`'s (a source or a target name) and stop before they cross

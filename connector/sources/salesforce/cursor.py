@@ -28,6 +28,10 @@ cursor's own estimate of that read's size before it is asked: after a burst of c
 labels read back within a minute of it) tens of thousands of records may sit in the window, and the next read
 then goes to Bulk API 2.0 at once instead of asking a REST page first only to learn it (see `read_path`).
 
+`read_in` is the start of the run whose read saved the cursor. Records connector's own targets wrote since
+then come back in the next read too, and the cursor has never seen them: the writer counts them by run (see
+`crm.salesforce.own_writes`), and the read adds those of runs started at or after `read_in` to `rereads`.
+
 `reconciled` is when the object's ids were last reconciled (see `reconcile`): purged records and records
 that left the YAML's `where` filter never come back through the cursor.
 """
@@ -72,12 +76,13 @@ class Cursor:
     reconciled: dt.datetime | None = None
     settled: dt.datetime | None = None  # every record stamped at or before it has been read
     rereads: int = 0  # records the next read returns again (loaded: the last read's; see `dump`)
+    read_in: dt.datetime | None = None  # the start of the run whose read saved it (None: not recorded)
     # this read's records that `seen` no longer holds (capped by `dump`, or still in their second), by stamp
     _dropped: Counter[dt.datetime] = field(default_factory=Counter, repr=False, compare=False)
 
     @classmethod
     def parse(cls, text: str | None) -> Cursor:
-        """From a stored cursor: JSON `{"ts", "seen", "set", "rec", "re"}`, or a bare ISO timestamp."""
+        """From a stored cursor: JSON `{"ts", "seen", "set", "rec", "re", "run"}`, or a bare ISO timestamp."""
         if not text:
             return cls()
         if text.lstrip().startswith("{"):
@@ -89,6 +94,7 @@ class Cursor:
                 reconciled=_parse(data["rec"]) if data.get("rec") else None,
                 settled=_parse(data["set"]) if data.get("set") else None,
                 rereads=int(data.get("re") or 0),
+                read_in=_parse(data["run"]) if data.get("run") else None,
             )
         return cls(_parse(text))
 
@@ -153,4 +159,6 @@ class Cursor:
             data["rec"] = _iso(self.reconciled)
         if self.rereads:
             data["re"] = self.rereads
+        if self.read_in is not None:
+            data["run"] = _iso(self.read_in)
         return json.dumps(data, separators=(",", ":"))

@@ -8,8 +8,9 @@ one leaves the REST cursor and goes through a Bulk API 2.0 query job streamed by
 `bulk_page_size` (one call each). The first page then costs the call the COUNT() used to.
 
 When the caller already knows the read holds more than `bulk_threshold` rows (`estimate`: the incremental
-cursor counts the records its last read left in the overlap window, which the next read returns again), no REST
-page is asked: the read goes to Bulk at once, one query for the object rather than a page and a job.
+cursor counts the records its last read left in the overlap window, which the next read returns again, and
+the records connector's own targets wrote since), no REST page is asked: the read goes to Bulk at once, one
+query for the object rather than a page and a job.
 
 Reads that are bounded by construction (an IN list of at most `ID_CHUNK` ids, the picklist rows, the one-row
 check of a `where`) and the contact-role changes (read in SystemModstamp order, which Bulk cannot give) stay

@@ -66,6 +66,7 @@ class SalesforceSource(Source):
                 overlap=overlap,
                 condition=condition,
                 enrich=enrich,
+                own_writes=connection.own_writes,
             )
 
         opportunity = cfg.objects.get("Opportunity")

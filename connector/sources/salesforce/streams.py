@@ -4,8 +4,9 @@ A read is a REST `queryAll` of what changed, paged by `nextRecordsUrl` (ordered 
 cursor after every page); when its first page announces more rows than the threshold (`totalSize`, deleted
 rows included), `read_path` turns it into a Bulk API 2.0 `queryAll` job streamed by locator instead (Bulk cannot
 ORDER BY, so its cursor comes with the last page). When the cursor already counts more records in its overlap
-window than the threshold (they come back whatever changed), the read goes to Bulk without the REST page. A run
-with nothing new thus costs one query per object.
+window than the threshold (they come back whatever changed), or the targets wrote more records of the object
+since the cursor's read (their stamps moved: see `crm.salesforce.own_writes`), the read goes to Bulk without
+the REST page. A run with nothing new thus costs one query per object, right after a writing run too.
 Deleted rows (`IsDeleted = true`) go to `Batch.deleted`.
 
 The window is `SystemModstamp <= run start` (whole seconds) and, after the first read, the cursor's lower
@@ -24,6 +25,7 @@ import structlog
 from ...context import RunContext
 from ...crm.salesforce import soql
 from ...crm.salesforce.client import SalesforceClient, SalesforceRequestError
+from ...crm.salesforce.own_writes import OwnWrites
 from ...mappers.salesforce import parse_sf_datetime, truthy
 from ..base import Batch
 from .cursor import Cursor
@@ -59,6 +61,7 @@ class IncrementalStream:
         overlap: dt.timedelta,
         condition: str | None = None,
         enrich: Enrich | None = None,
+        own_writes: OwnWrites | None = None,
     ) -> None:
         self.name = name
         self.obj = obj
@@ -69,6 +72,7 @@ class IncrementalStream:
         self.overlap = overlap
         self.condition = condition  # the YAML `where`, ANDed to every read
         self.enrich = enrich
+        self.own_writes = own_writes  # what connector's targets wrote to the org, by run
 
     def where(self, cursor: Cursor, ctx: RunContext) -> str:
         upper = floor_second(ctx.started_at)
@@ -93,8 +97,9 @@ class IncrementalStream:
             fields,
             lambda on_total: self.rest_pages(fields, cursor, ctx, on_total),
             include_deleted=True,
-            estimate=cursor.rereads,
+            estimate=self.estimate(cursor),
         )
+        cursor.read_in = ctx.started_at
         path, pages = opened.path, opened.pages
         log.info(
             "salesforce.read.start", source=self.name, object=self.obj, changed=path.rows, bulk=path.bulk
@@ -128,6 +133,15 @@ class IncrementalStream:
             previous.cursor = cursor.dump(self.overlap)
             yield previous
         log.info("salesforce.read.done", source=self.name, object=self.obj, records=total)
+
+    def estimate(self, cursor: Cursor) -> int:
+        """Records this read returns at least, known before asking: those the last read left in the overlap
+        window, and those connector's own targets wrote since that read (a record both read near the window's
+        end and then written counts twice). An estimate too high costs one Bulk job for a read a REST page
+        would have held; too low, the REST page whose `totalSize` then sends the read to Bulk anyway: the read
+        returns the same records either way."""
+        written = self.own_writes.since(self.obj, cursor.read_in) if self.own_writes is not None else 0
+        return cursor.rereads + written
 
     def rest_pages(
         self, fields: str, cursor: Cursor, ctx: RunContext, on_total: Callable[[int], None] | None = None

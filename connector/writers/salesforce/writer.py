@@ -210,6 +210,7 @@ class SalesforceWriter(Writer):
             # the labels written before the org went away stay written: the run loop records them (and
             # stops this target as unreachable); the rest are written by the next run
             self._cut_short(result, [str(c.ref) for c in changes], answered, failed, exc)
+            self._note_written(by_object, answered, failed, ctx)
             result.calls = self.client.calls - start
             return result
         object_of = {str(c.ref): c.ref.object for c in changes}
@@ -227,8 +228,24 @@ class SalesforceWriter(Writer):
                 changed=len(items),
                 failed=sum(1 for c in items if str(c.ref) in failed),
             )
+        self._note_written(by_object, answered, failed, ctx)
         result.calls = self.client.calls - start
         return result
+
+    def _note_written(
+        self,
+        by_object: dict[str, list[LabelChange]],
+        answered: set[str],
+        failed: dict[str, RecordError],
+        ctx: RunContext,
+    ) -> None:
+        """Tell the source's next read how many records of each object this run wrote: their SystemModstamp
+        moved, so that read returns them (see `own_writes`)."""
+        if self.connection.own_writes is None:
+            return
+        for obj, items in by_object.items():
+            written = sum(1 for c in items if str(c.ref) in answered and str(c.ref) not in failed)
+            self.connection.own_writes.add(obj, written, ctx.started_at)
 
     def _cut_short(
         self,
