@@ -8,6 +8,7 @@ import datetime as dt
 import hashlib
 import json
 from decimal import Decimal
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -37,18 +38,25 @@ plain = st.one_of(
 )
 values = st.one_of(plain, st.lists(plain, max_size=3), st.dictionaries(names, plain, max_size=2))
 keys = st.lists(st.text(alphabet="abc:@.", min_size=1, max_size=10), max_size=3)
-facts = st.builds(
-    Fact,
-    ref=st.builds(RecordRef, names, names, st.text(alphabet="ab:1é", min_size=1, max_size=6)),
-    kind=st.sampled_from(list(FactKind)),
-    modified_at=st.none() | stamps,
-    keys=keys,
-    attach=keys,
-    member_of=keys,
-    values=st.dictionaries(names, values, max_size=4),
-    extra=st.dictionaries(names, values, max_size=3),
-    changed_at=st.dictionaries(names, stamps, max_size=2),
-)
+
+
+def facts_of(value: st.SearchStrategy[Any]) -> st.SearchStrategy[Fact]:
+    """Facts whose values and extras are drawn from `value`."""
+    return st.builds(
+        Fact,
+        ref=st.builds(RecordRef, names, names, st.text(alphabet="ab:1é", min_size=1, max_size=6)),
+        kind=st.sampled_from(list(FactKind)),
+        modified_at=st.none() | stamps,
+        keys=keys,
+        attach=keys,
+        member_of=keys,
+        values=st.dictionaries(names, value, max_size=4),
+        extra=st.dictionaries(names, value, max_size=3),
+        changed_at=st.dictionaries(names, stamps, max_size=2),
+    )
+
+
+facts = facts_of(values)
 
 
 @settings(max_examples=500, deadline=None)
@@ -76,18 +84,7 @@ def test_times_are_not_content() -> None:
 json_plain = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.text(max_size=12), st.dates(), stamps
 )
-json_facts = st.builds(
-    Fact,
-    ref=st.builds(RecordRef, names, names, st.text(alphabet="ab:1é", min_size=1, max_size=6)),
-    kind=st.sampled_from(list(FactKind)),
-    modified_at=st.none() | stamps,
-    keys=keys,
-    attach=keys,
-    member_of=keys,
-    values=st.dictionaries(names, json_plain, max_size=4),
-    extra=st.dictionaries(names, json_plain, max_size=3),
-    changed_at=st.dictionaries(names, stamps, max_size=2),
-)
+json_facts = facts_of(json_plain)
 
 
 @settings(max_examples=300, deadline=None)

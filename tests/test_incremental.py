@@ -173,10 +173,8 @@ def test_incremental_runs_match_a_full_recompute_on_random_histories(
         assert outcome(plans[0]) == outcome(plans[1])
 
 
-def test_a_run_with_nothing_new_decides_nobody(project: Project) -> None:
-    first = Runner(project.config(), clock=lambda: CLOCK).execute("run", AS_OF)
-    assert first.people["total"] == 6
-    runner = Runner(project.config(), clock=lambda: CLOCK)
+def count_decided(runner: Runner) -> list[int]:
+    """How many people each of the runner's decide steps is handed, filled as it runs."""
     decided: list[int] = []
     original = runner._decide
 
@@ -185,6 +183,14 @@ def test_a_run_with_nothing_new_decides_nobody(project: Project) -> None:
         return original(store, people, *args, **kwargs)
 
     runner._decide = counting  # type: ignore[method-assign]
+    return decided
+
+
+def test_a_run_with_nothing_new_decides_nobody(project: Project) -> None:
+    first = Runner(project.config(), clock=lambda: CLOCK).execute("run", AS_OF)
+    assert first.people["total"] == 6
+    runner = Runner(project.config(), clock=lambda: CLOCK)
+    decided = count_decided(runner)
     second = runner.execute("run", AS_OF)
     assert decided == [0]
     assert second.people == first.people
@@ -325,13 +331,6 @@ def test_the_same_config_named_another_way_keeps_runs_incremental(project: Proje
     Runner(load_config(str(project.config_path)), clock=lambda: CLOCK).execute("run", AS_OF)
     monkeypatch.chdir(project.config_path.parent)
     runner = Runner(load_config(f"./{project.config_path.name}"), clock=lambda: CLOCK)
-    decided: list[int] = []
-    original = runner._decide
-
-    def counting(store: Any, people: Any, *args: Any, **kwargs: Any) -> Any:
-        decided.append(len(people))
-        return original(store, people, *args, **kwargs)
-
-    runner._decide = counting  # type: ignore[method-assign]
+    decided = count_decided(runner)
     runner.execute("run", AS_OF)
     assert decided == [0]  # incremental, with nothing new: nobody decided again

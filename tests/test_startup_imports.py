@@ -4,14 +4,8 @@ saves is measured, not asserted (benchmarks/README.md); the module set is what a
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
+from process_probe import ROOT, at_exit
 
-from waiting import HANG_GUARD
-
-ROOT = Path(__file__).resolve().parent.parent
 FILES_ONLY = ROOT / "config" / "connector.yaml"
 
 # what a files-only `validate` never needs: the CRMs' own code (connector.crm.transport is shared: URL and
@@ -43,24 +37,9 @@ NOT_NEEDED = (
 
 def modules_after(*args: str) -> set[str]:
     """The modules imported by the time `connector <args>` exits, in a fresh interpreter."""
-    probe = (
-        "import atexit, json, sys\n"
-        "atexit.register(lambda: print(json.dumps(sorted(sys.modules)), file=sys.stderr))\n"
-        f"sys.argv = ['connector', *{list(args)!r}]\n"
-        "from connector.entry import main\n"
-        "main()\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        timeout=HANG_GUARD,
-        check=False,
-        cwd=ROOT,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "ok (" in done.stdout, done.stdout
-    return set(json.loads(done.stderr.strip().splitlines()[-1]))
+    modules, printed = at_exit("sorted(sys.modules)", *args)
+    assert "ok (" in printed, printed
+    return set(modules)
 
 
 def test_validate_of_a_files_only_config_loads_no_crm_code() -> None:

@@ -1,4 +1,4 @@
-"""Small builders shared by the Salesforce unit tests (request shapes with `responses`)."""
+"""Small builders shared by the Salesforce tests (request shapes with `responses`; a clock the test sets)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,17 @@ from connector.retry import RetryPolicy
 from connector.sources.salesforce.config import SalesforceSourceConfig
 from connector_sandboxes.salesforce import SalesforceSandbox
 from connector_sandboxes.salesforce.objects import FieldDef
+
+
+class Clock:
+    """A clock the test sets and moves (the org's, or the run's): `clock.at += timedelta(...)`."""
+
+    def __init__(self, at: dt.datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> dt.datetime:
+        return self.at
+
 
 LOGIN = "https://login.example.test"
 INSTANCE = "https://org.example.test"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sf_fakes import Clock
 
 from connector.config import load_config
 from connector.outcome import Summary
@@ -61,16 +62,6 @@ targets:
     source: sf_prod
     label_field: {{Lead: Funnel_Stage__c}}
 """
-
-
-class Clock:
-    """A clock the test sets (the org's, or the run's)."""
-
-    def __init__(self, at: dt.datetime) -> None:
-        self.at = at
-
-    def __call__(self) -> dt.datetime:
-        return self.at
 
 
 @dataclass

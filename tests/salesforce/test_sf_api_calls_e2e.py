@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sf_fakes import Clock
 
 from connector.config import load_config
 from connector.outcome import Summary
@@ -28,14 +29,6 @@ AS_OF = dt.date(2026, 11, 23)
 START = dt.datetime(2026, 11, 23, 9, 0, 0, tzinfo=dt.UTC)
 STREAMS = 5  # Lead, Contact, Opportunity, Contract, OpportunityContactRole
 QUERY_KINDS = ("query", "queryAll", "queryMore")
-
-
-class Clock:
-    def __init__(self, at: dt.datetime) -> None:
-        self.at = at
-
-    def __call__(self) -> dt.datetime:
-        return self.at
 
 
 @dataclass

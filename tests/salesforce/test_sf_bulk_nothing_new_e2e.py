@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sf_fakes import Clock
 
 from connector.config import load_config
 from connector.outcome import Summary
@@ -66,14 +67,6 @@ targets:
     source: sf_prod
     label_field: {{Lead: Funnel_Stage__c, Contact: Funnel_Stage__c}}
 """.replace("THRESHOLD", str(THRESHOLD))  # its braces are for str.format (seeded_world: the org's address)
-
-
-class Clock:
-    def __init__(self, at: dt.datetime) -> None:
-        self.at = at
-
-    def __call__(self) -> dt.datetime:
-        return self.at
 
 
 @dataclass
