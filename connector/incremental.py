@@ -339,9 +339,7 @@ def _live_totals_of(store: StateStore, keys: set[str]) -> Totals:
         for stage, sources in store.db.execute(sql, chunk):
             stages[stage] += 1
             people["total"] += 1
-            for src in (sources or "").split("\n"):
-                if src:
-                    people[src] += 1
+            _count_sources(people, sources, 1)
     return Totals(dict(stages), dict(people))
 
 
@@ -359,10 +357,15 @@ def people_counts(store: StateStore) -> dict[str, int]:
     rows = store.db.execute(f"SELECT sources, COUNT(*) FROM people WHERE {LIVE} GROUP BY sources")
     for sources, n in rows:
         total += n
-        for src in (sources or "").split("\n"):
-            if src:
-                per_source[src] += n
+        _count_sources(per_source, sources, n)
     return {"total": total, **dict(sorted(per_source.items()))}
+
+
+def _count_sources(counts: dict[str, int], sources: str | None, n: int) -> None:
+    """Add `n` people to each source of a people row's `sources` (one name a line)."""
+    for src in (sources or "").split("\n"):
+        if src:
+            counts[src] += n
 
 
 def pipeline_pairs(store: StateStore) -> list[tuple[str, dict[str, Any]]]:
